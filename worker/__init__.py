@@ -1,0 +1,1 @@
+"""nmbrs-sync: keeps RegiTijd and RegiCRM in step with Nmbrs."""

@@ -1,0 +1,1 @@
+"""Thin adapters at the edge: Nmbrs SOAP, PostgreSQL, Kafka."""

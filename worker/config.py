@@ -1,0 +1,166 @@
+"""Configuration: one pydantic Settings model, read once at start and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MASK = "********"
+
+
+class Topics(BaseModel):
+    """Kafka topic names. Overridable one by one, e.g. TOPICS__EMPLOYEE_CHANGES=acme.employees."""
+
+    sync_requests: str = Field("nmbrs-sync.sync-requests", description="Commands that start a poll (sync-now).")
+    employee_changes: str = Field("nmbrs-sync.employee-changes", description="Employee change events.")
+    company_changes: str = Field("nmbrs-sync.company-changes", description="Company change events.")
+    reference_changes: str = Field(
+        "nmbrs-sync.reference-changes", description="Department/function/CAO change events."
+    )
+    plan: str = Field("nmbrs-sync.plan", description="Would-be change events of a dry run.")
+    decisions_needed: str = Field("nmbrs-sync.decisions-needed", description="Needs-decision events.")
+    decisions: str = Field("nmbrs-sync.decisions", description="Human decisions posted by any frontend.")
+    followup_commands: str = Field("nmbrs-sync.followup-commands", description="Commands for locally owned data.")
+    outcomes: str = Field("nmbrs-sync.outcomes", description="Outcome of every handled event or command.")
+    status: str = Field("nmbrs-sync.status", description="Compacted per-step status (green/red with counts).")
+    dead_letter: str = Field("nmbrs-sync.dead-letter", description="Malformed events with the reason.")
+
+
+class Settings(BaseSettings):
+    """Everything the worker needs to know, from environment variables or an optional `.env` file."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_nested_delimiter="__", extra="ignore", validate_default=True
+    )
+
+    # Kafka
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Comma-separated host:port list.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How to talk to the brokers."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism when the protocol is SASL_*."
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (secret).")
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle to verify the brokers (SSL/SASL_SSL).")
+    kafka_ssl_certfile: Path | None = Field(None, description="Client certificate for mutual TLS.")
+    kafka_ssl_keyfile: Path | None = Field(None, description="Client key for mutual TLS.")
+    kafka_app_id: str = Field("nmbrs-sync", description="Consumer group / faust application id.")
+    kafka_topic_partitions: int = Field(
+        4, ge=1, le=256, description="Partitions of every topic we create (per-record order needs keys)."
+    )
+    kafka_replication_factor: int = Field(1, ge=1, description="Replication factor of topics we create.")
+    topics: Topics = Field(default_factory=Topics, description="Topic names.")
+
+    # PostgreSQL
+    database_url: SecretStr = Field(
+        SecretStr("postgresql://nmbrs_sync:nmbrs_sync@127.0.0.1:54329/nmbrs_sync"),
+        description="PostgreSQL DSN (postgresql://user:password@host:port/db); the password is secret.",
+    )
+    database_pool_max: int = Field(5, ge=1, le=100, description="Largest asyncpg pool size.")
+
+    # Nmbrs
+    nmbrs_base_url: str = Field(
+        "http://127.0.0.1:8089/soap/v3/",
+        description="SOAP v3 base: https://api.nmbrs.nl/soap/v3/, https://api-sandbox.nmbrs.nl/soap/v3/ "
+        "or the local sandbox.",
+    )
+    nmbrs_username: str = Field("sandbox@example.nl", description="Nmbrs login e-mail of the API user.")
+    nmbrs_token: SecretStr = Field(SecretStr("sandbox-token"), description="Nmbrs API token (secret).")
+    nmbrs_domain: str = Field("sandbox", description="Nmbrs subdomain only, e.g. 'acme' for acme.nmbrs.nl.")
+    nmbrs_read_bsn: bool = Field(
+        True, description="Read BSNs (only to hash them); false uses PersonalInfoWithoutBSN calls."
+    )
+    nmbrs_bsn_hash_key: SecretStr = Field(
+        SecretStr("local-development-only-key"),
+        description="HMAC key for BSN hashes (secret); change it in production.",
+    )
+    nmbrs_rate_limit_per_s: float = Field(150.0, gt=0, description="Client-side SOAP call rate limit.")
+    nmbrs_max_concurrency: int = Field(8, ge=1, le=64, description="SOAP calls in flight at most.")
+    nmbrs_timeout_s: float = Field(120.0, gt=0, description="Timeout of one SOAP call (bulk calls are slow).")
+    nmbrs_max_retries: int = Field(4, ge=0, le=20, description="Retries of a retryable SOAP failure.")
+
+    # Poller
+    poll_interval_s: float = Field(300.0, gt=0, description="Seconds between two change polls.")
+    full_reconciliation_interval_s: float = Field(
+        86400.0, gt=0, description="Seconds between two full reconciliations (snapshot reads)."
+    )
+    breaker_max_share: float = Field(
+        0.10, gt=0, le=1, description="Share of employees a poll may remove/end/move before it is held."
+    )
+
+    # Worker
+    web_port: int = Field(6066, ge=0, le=65535, description="Port of the worker's health/status page.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _bootstrap_has_ports(cls, value: str) -> str:
+        for server in value.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"'{server}' is not host:port")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_is_postgres(cls, value: SecretStr) -> SecretStr:
+        if urlsplit(value.get_secret_value()).scheme not in ("postgresql", "postgres"):
+            raise ValueError("must start with postgresql://")
+        return value
+
+    @field_validator("nmbrs_base_url")
+    @classmethod
+    def _base_url_is_http(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must be an http(s) URL")
+        return value if value.endswith("/") else value + "/"
+
+    @model_validator(mode="after")
+    def _sasl_is_complete(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                "kafka_security_protocol SASL_* needs KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME "
+                "and KAFKA_SASL_PASSWORD"
+            )
+        return self
+
+    def masked(self) -> dict[str, Any]:
+        """The effective configuration with every secret masked, for printing."""
+        shown = self.model_dump(mode="json")
+        for name, value in self:
+            if isinstance(value, SecretStr):
+                shown[name] = MASK
+        shown["database_url"] = _mask_password(self.database_url.get_secret_value())
+        return shown
+
+
+def _mask_password(dsn: str) -> str:
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = f"{parts.username}:{MASK}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class ConfigurationError(Exception):
+    """Raised at start when the configuration is invalid; the message names each bad setting."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings once; turn pydantic's error into one that names the environment variables."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        lines = []
+        for problem in error.errors():
+            name = "__".join(str(part) for part in problem["loc"]).upper() or "configuration"
+            lines.append(f"{name}: {problem['msg']}")
+        raise ConfigurationError("invalid configuration:\n  " + "\n  ".join(lines)) from None

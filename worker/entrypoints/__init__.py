@@ -1,0 +1,1 @@
+"""Entrypoints: CLI, worker agents, sandbox."""
