@@ -15,7 +15,9 @@ MASK = "********"
 class Topics(BaseModel):
     """Kafka topic names. Overridable one by one, e.g. TOPICS__EMPLOYEE_CHANGES=acme.employees."""
 
-    sync_requests: str = Field("nmbrs-sync.sync-requests", description="Commands that start a poll (sync-now).")
+    sync_requests: str = Field(
+        "nmbrs-sync.sync-requests", description="Commands that start a poll (sync-now)."
+    )
     employee_changes: str = Field("nmbrs-sync.employee-changes", description="Employee change events.")
     company_changes: str = Field("nmbrs-sync.company-changes", description="Company change events.")
     reference_changes: str = Field(
@@ -24,7 +26,9 @@ class Topics(BaseModel):
     plan: str = Field("nmbrs-sync.plan", description="Would-be change events of a dry run.")
     decisions_needed: str = Field("nmbrs-sync.decisions-needed", description="Needs-decision events.")
     decisions: str = Field("nmbrs-sync.decisions", description="Human decisions posted by any frontend.")
-    followup_commands: str = Field("nmbrs-sync.followup-commands", description="Commands for locally owned data.")
+    followup_commands: str = Field(
+        "nmbrs-sync.followup-commands", description="Commands for locally owned data."
+    )
     outcomes: str = Field("nmbrs-sync.outcomes", description="Outcome of every handled event or command.")
     status: str = Field("nmbrs-sync.status", description="Compacted per-step status (green/red with counts).")
     dead_letter: str = Field("nmbrs-sync.dead-letter", description="Malformed events with the reason.")
@@ -95,7 +99,8 @@ class Settings(BaseSettings):
     )
 
     # Worker
-    web_port: int = Field(6066, ge=0, le=65535, description="Port of the worker's health/status page.")
+    # Not WEB_PORT: faust reads that environment variable itself and it would override ours.
+    status_port: int = Field(6066, ge=0, le=65535, description="Port of the worker's status page (0 = off).")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
 
     @field_validator("kafka_bootstrap_servers")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -58,7 +58,7 @@ class SchedulePeriod(Record):
     parttime_percentage: Decimal | None = None
 
 
-class Gender(str, Enum):
+class Gender(StrEnum):
     UNDEFINED = "undefined"
     MALE = "male"
     FEMALE = "female"

@@ -1,0 +1,63 @@
+"""Shared fixtures. Integration fixtures talk to the real Kafka and PostgreSQL started by `./dev test`."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+
+from worker.adapters.migrations import migrate
+from worker.config import Settings, Topics
+
+
+def test_database_url() -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        pytest.fail("TEST_DATABASE_URL is not set: run the integration tests through ./dev test")
+    return url
+
+
+def unique_topics(prefix: str) -> Topics:
+    """Topic names of their own, so tests never see each other's messages."""
+    return Topics(**{name: f"{prefix}.{name}" for name in Topics.model_fields})
+
+
+@pytest.fixture
+def run_id() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def integration_settings(run_id: str) -> Iterator[Settings]:
+    yield Settings(
+        kafka_app_id=f"test-{run_id}",
+        topics=unique_topics(f"test-{run_id}"),
+        database_url=test_database_url(),
+        kafka_topic_partitions=2,
+        status_port=0,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@pytest.fixture(scope="session")
+async def migrated_database() -> AsyncIterator[str]:
+    """The test database, emptied and migrated once per session."""
+    url = test_database_url()
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        await migrate(connection)
+    finally:
+        await connection.close()
+    yield url
+
+
+@pytest.fixture
+async def pool(migrated_database: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(migrated_database, min_size=1, max_size=4)
+    assert pool is not None
+    yield pool
+    await pool.close()

@@ -1,0 +1,169 @@
+"""End to end through the real broker and database: a worker process consumes, writes once, publishes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from worker.adapters.kafka import client_kwargs, ensure_topics
+from worker.config import Settings
+from worker.domain.events import SyncRequested
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        KAFKA_APP_ID=settings.kafka_app_id,
+        KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
+        KAFKA_TOPIC_PARTITIONS=str(settings.kafka_topic_partitions),
+        DATABASE_URL=settings.database_url.get_secret_value(),
+        STATUS_PORT="0",
+        LOG_LEVEL="INFO",
+    )
+    for name, topic in settings.topics.model_dump().items():
+        env[f"TOPICS__{name.upper()}"] = topic
+    return env
+
+
+@pytest.fixture
+async def worker(
+    integration_settings: Settings, migrated_database: str, tmp_path: Path
+) -> AsyncIterator[Settings]:
+    """A real `nmbrs-sync worker` process on topics of its own; stopped with SIGTERM afterwards."""
+    settings = integration_settings
+    await ensure_topics(settings)
+    log_path = tmp_path / "worker.log"
+    with log_path.open("w") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "worker.entrypoints.cli",
+            "worker",
+            cwd=REPO,
+            env=worker_env(settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield settings
+        finally:
+            process.terminate()
+            try:
+                async with asyncio.timeout(30):
+                    await process.wait()
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+    if process.returncode not in (0, -15):
+        print(log_path.read_text()[-5000:])
+
+
+@pytest.fixture
+async def producer(integration_settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
+    producer = AIOKafkaProducer(**client_kwargs(integration_settings), acks="all")
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+async def read_topic(settings: Settings, topic: str, count: int, timeout_s: float = 60.0) -> list[dict]:
+    """Read `count` JSON messages from the start of `topic`, failing after `timeout_s`."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        **client_kwargs(settings),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    found: list[dict] = []
+    try:
+        async with asyncio.timeout(timeout_s):
+            while len(found) < count:
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    found.extend(json.loads(record.value) for record in records)
+    except TimeoutError:
+        pytest.fail(f"only {len(found)} of {count} messages arrived on {topic} within {timeout_s} s: {found}")
+    finally:
+        await consumer.stop()
+    return found
+
+
+def sync_request(requested_by: str = "test") -> SyncRequested:
+    return SyncRequested(
+        event_id=uuid.uuid4(), full=True, requested_by=requested_by, requested_at=datetime.now(UTC)
+    )
+
+
+async def rows_for(url: str, request_id: uuid.UUID) -> int:
+    connection = await asyncpg.connect(url)
+    try:
+        return int(
+            await connection.fetchval("SELECT count(*) FROM sync_requests WHERE request_id = $1", request_id)
+        )
+    finally:
+        await connection.close()
+
+
+async def test_event_delivered_twice_has_exactly_one_effect_and_one_outcome_id(
+    worker: Settings, producer: AIOKafkaProducer, migrated_database: str
+) -> None:
+    request = sync_request()
+    payload = request.model_dump_json().encode()
+    await producer.send_and_wait(worker.topics.sync_requests, payload, key=b"sync")
+    await producer.send_and_wait(worker.topics.sync_requests, payload, key=b"sync")
+
+    outcomes = await read_topic(worker, worker.topics.outcomes, count=2)
+
+    assert await rows_for(migrated_database, request.event_id) == 1
+    assert {o["causation_id"] for o in outcomes} == {str(request.event_id)}
+    assert {o["kind"] for o in outcomes} == {"accepted"}
+    # The redelivery re-publishes the stored outcome with the same id, so consumers can deduplicate it.
+    assert len({o["outcome_id"] for o in outcomes}) == 1
+
+
+async def test_malformed_event_is_dead_lettered_and_the_agent_goes_on(
+    worker: Settings, producer: AIOKafkaProducer, migrated_database: str
+) -> None:
+    await producer.send_and_wait(
+        worker.topics.sync_requests, b'{"event_type": "sync_requested", "full": 1}', key=b"sync"
+    )
+    await producer.send_and_wait(worker.topics.sync_requests, b"\xff\xfe not json", key=b"sync")
+    valid = sync_request("after-the-bad-ones")
+    await producer.send_and_wait(worker.topics.sync_requests, valid.model_dump_json().encode(), key=b"sync")
+
+    letters = await read_topic(worker, worker.topics.dead_letter, count=2)
+    outcomes = await read_topic(worker, worker.topics.outcomes, count=1)
+
+    assert all(letter["reason"].startswith("malformed message") for letter in letters)
+    assert "event_id" in letters[0]["reason"] and "requested_by" in letters[0]["reason"]
+    assert letters[1]["value_encoding"] == "base64"
+    assert outcomes[0]["causation_id"] == str(valid.event_id)
+    assert await rows_for(migrated_database, valid.event_id) == 1
+
+
+def test_worker_module_runs_as_a_script() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "worker.entrypoints.cli", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0 and "sync-now" in result.stdout

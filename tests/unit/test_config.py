@@ -1,0 +1,75 @@
+"""Configuration: read from the environment, secrets masked, bad settings named."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from worker.config import MASK, ConfigurationError, load_settings
+from worker.entrypoints.cli import main
+
+
+def test_settings_come_from_environment_including_nested_topic_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "k1:9092,k2:9092")
+    monkeypatch.setenv("TOPICS__OUTCOMES", "acme.outcomes")
+    monkeypatch.setenv("POLL_INTERVAL_S", "60")
+    settings = load_settings(_env_file=None)
+    assert settings.kafka_bootstrap_servers == "k1:9092,k2:9092"
+    assert settings.topics.outcomes == "acme.outcomes"
+    assert settings.poll_interval_s == 60
+
+
+def test_masked_configuration_hides_every_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NMBRS_TOKEN", "tok-very-secret")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app:pg-very-secret@db.example:5432/regi")
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("KAFKA_SASL_MECHANISM", "PLAIN")
+    monkeypatch.setenv("KAFKA_SASL_USERNAME", "svc")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "sasl-very-secret")
+    shown = json.dumps(load_settings(_env_file=None).masked())
+    for secret in ("tok-very-secret", "pg-very-secret", "sasl-very-secret", "local-development-only-key"):
+        assert secret not in shown
+    assert "postgresql://app:" + MASK + "@db.example:5432/regi" in shown
+
+
+def test_config_command_prints_masked_configuration(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("NMBRS_TOKEN", "tok-very-secret")
+    assert main(["config"]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out)["nmbrs_token"] == MASK
+    assert "tok-very-secret" not in out
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("KAFKA_BOOTSTRAP_SERVERS", "no-port-here", "KAFKA_BOOTSTRAP_SERVERS"),
+        ("DATABASE_URL", "mysql://x@y/z", "DATABASE_URL"),
+        ("POLL_INTERVAL_S", "-5", "POLL_INTERVAL_S"),
+        ("NMBRS_BASE_URL", "ftp://nmbrs", "NMBRS_BASE_URL"),
+        ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL", "KAFKA_SASL_MECHANISM"),
+    ],
+)
+def test_invalid_configuration_fails_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, named: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError, match=named):
+        load_settings(_env_file=None)
+
+
+def test_cli_exits_2_with_the_setting_name_on_bad_configuration(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KAFKA_TOPIC_PARTITIONS", "0")
+    assert main(["config"]) == 2
+    assert "KAFKA_TOPIC_PARTITIONS" in capsys.readouterr().err
+
+
+def test_base_url_gets_a_trailing_slash() -> None:
+    assert load_settings(_env_file=None, nmbrs_base_url="https://api.nmbrs.nl/soap/v3").nmbrs_base_url == (
+        "https://api.nmbrs.nl/soap/v3/"
+    )

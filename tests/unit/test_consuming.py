@@ -1,0 +1,134 @@
+"""The consumer shell: malformed input is dead-lettered, infrastructure errors retried, bugs kept."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+
+from worker.domain.events import Message, Outcome, OutcomeKind, SyncRequested, outcome_for
+from worker.entrypoints import consuming
+from worker.entrypoints.consuming import ConsumerContext, RawMessage, consume_one
+from worker.entrypoints.consuming import backoff_delay as real_backoff_delay
+
+
+class RecordingSink:
+    def __init__(self, failures: int = 0) -> None:
+        self.published: list[tuple[str, str, Message]] = []
+        self.failures = failures
+
+    async def publish(self, topic: str, key: str, message: Message) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OSError("broker connection reset")
+        self.published.append((topic, key, message))
+
+
+@pytest.fixture(autouse=True)
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(consuming, "backoff_delay", lambda attempt, cap: 0.0)
+
+
+def context(sink: RecordingSink) -> ConsumerContext:
+    return ConsumerContext(name="test", sink=sink, outcomes_topic="out", dead_letter_topic="dlq")
+
+
+def raw(value: bytes | None, key: bytes | None = b"sync") -> RawMessage:
+    return RawMessage(topic="in", partition=1, offset=42, key=key, value=value)
+
+
+def valid_request() -> SyncRequested:
+    return SyncRequested(event_id=uuid.uuid4(), requested_by="hr", requested_at=datetime.now(UTC))
+
+
+def accepted(request: SyncRequested) -> list[Outcome]:
+    return [outcome_for(request.event_id, OutcomeKind.ACCEPTED, "sync-request", datetime.now(UTC))]
+
+
+async def test_outcomes_of_a_handled_message_are_published_keyed_by_subject() -> None:
+    sink = RecordingSink()
+    request = valid_request()
+
+    async def handle(message: SyncRequested) -> list[Outcome]:
+        return accepted(message)
+
+    await consume_one(
+        raw(request.model_dump_json().encode()), context(sink), SyncRequested.model_validate_json, handle
+    )
+    assert [(topic, key) for topic, key, _ in sink.published] == [("out", "sync-request")]
+
+
+async def test_malformed_message_goes_to_dead_letter_with_field_names_and_original_bytes() -> None:
+    sink = RecordingSink()
+
+    async def handle(message: SyncRequested) -> list[Outcome]:
+        raise AssertionError("must not be called")
+
+    await consume_one(raw(b'{"requested_by": ""}'), context(sink), SyncRequested.model_validate_json, handle)
+    ((topic, key, letter),) = sink.published
+    assert topic == "dlq" and key == "sync"
+    assert "event_id" in letter.reason and "requested_by" in letter.reason  # type: ignore[attr-defined]
+    assert letter.value == '{"requested_by": ""}' and letter.offset == 42  # type: ignore[attr-defined]
+
+
+async def test_binary_garbage_is_kept_base64_encoded_in_the_dead_letter() -> None:
+    sink = RecordingSink()
+    await consume_one(raw(b"\xff\x00\xfe"), context(sink), SyncRequested.model_validate_json, None)  # type: ignore[arg-type]
+    ((_, _, letter),) = sink.published
+    assert letter.value_encoding == "base64" and letter.value == "/wD+"  # type: ignore[attr-defined]
+
+
+async def test_infrastructure_errors_are_retried_until_the_handler_succeeds() -> None:
+    sink = RecordingSink()
+    request = valid_request()
+    calls = 0
+
+    async def flaky(message: SyncRequested) -> list[Outcome]:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise asyncpg.CannotConnectNowError("database starting up")
+        return accepted(message)
+
+    outcomes = await consume_one(
+        raw(request.model_dump_json().encode()), context(sink), SyncRequested.model_validate_json, flaky
+    )
+    assert calls == 3 and len(outcomes) == 1 and sink.published[0][0] == "out"
+
+
+async def test_a_handler_bug_dead_letters_the_message_with_the_error_instead_of_dropping_it() -> None:
+    sink = RecordingSink()
+    request = valid_request()
+
+    async def buggy(message: SyncRequested) -> list[Outcome]:
+        raise KeyError("company_id")
+
+    outcomes = await consume_one(
+        raw(request.model_dump_json().encode()), context(sink), SyncRequested.model_validate_json, buggy
+    )
+    ((topic, _, letter),) = sink.published
+    assert outcomes == [] and topic == "dlq"
+    assert letter.reason == "handler failed: KeyError: 'company_id'"  # type: ignore[attr-defined]
+
+
+async def test_outcome_publish_is_retried_when_the_broker_is_briefly_away() -> None:
+    sink = RecordingSink(failures=2)
+    request = valid_request()
+
+    async def handle(message: SyncRequested) -> list[Outcome]:
+        return accepted(message)
+
+    await consume_one(
+        raw(request.model_dump_json().encode()), context(sink), SyncRequested.model_validate_json, handle
+    )
+    assert len(sink.published) == 1
+
+
+def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
+    for attempt in range(12):
+        samples = [real_backoff_delay(attempt, 5.0) for _ in range(200)]
+        ceiling = min(5.0, 0.1 * 2**attempt)
+        assert all(0 <= delay <= ceiling for delay in samples)
+        assert max(samples) > ceiling / 2  # jitter spreads over the whole window

@@ -1,0 +1,27 @@
+"""Migration files: named and numbered without gaps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from worker.adapters.migrations import MigrationError, load_migrations
+
+
+def test_shipped_migrations_are_numbered_from_one_without_gaps() -> None:
+    versions = [m.version for m in load_migrations()]
+    assert versions == list(range(1, len(versions) + 1)) and versions
+
+
+def test_a_gap_in_the_numbering_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "0001_first.sql").write_text("SELECT 1;")
+    (tmp_path / "0003_third.sql").write_text("SELECT 1;")
+    with pytest.raises(MigrationError, match="0002"):
+        load_migrations(tmp_path)
+
+
+def test_a_badly_named_file_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "1_First.sql").write_text("SELECT 1;")
+    with pytest.raises(MigrationError, match="NNNN_lower_case_name"):
+        load_migrations(tmp_path)

@@ -1,0 +1,140 @@
+"""Kafka adapter (aiokafka): connection settings, explicit topic creation, readiness, a plain producer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from worker.config import Settings
+from worker.domain.events import Message
+
+log = logging.getLogger(__name__)
+
+
+def client_kwargs(settings: Settings) -> dict[str, Any]:
+    """aiokafka connection arguments: bootstrap servers plus TLS/SASL when configured."""
+    kwargs: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        kwargs["ssl_context"] = ssl_context(settings)
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        assert settings.kafka_sasl_password is not None  # enforced by Settings
+        kwargs["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        kwargs["sasl_plain_username"] = settings.kafka_sasl_username
+        kwargs["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
+    return kwargs
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
+    if settings.kafka_ssl_certfile:
+        context.load_cert_chain(settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile)
+    return context
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    compacted: bool = False
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    """Every topic the product owns. Status is compacted: the latest status per step is what counts."""
+    topics = settings.topics
+    partitions = settings.kafka_topic_partitions
+    specs = [TopicSpec(name, partitions) for name in topics.model_dump().values() if name != topics.status]
+    specs.append(TopicSpec(topics.status, 1, compacted=True))
+    return specs
+
+
+async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> list[str]:
+    """Create missing topics with their partition counts; return the names created now.
+
+    An existing topic with another partition count is an error: faust tables and per-key order both
+    depend on the count, so it must not differ silently.
+    """
+    specs = topic_specs(settings) if specs is None else specs
+    admin = AIOKafkaAdminClient(**client_kwargs(settings))
+    await admin.start()
+    try:
+        existing = {
+            meta["topic"]: len(meta["partitions"])
+            for meta in await admin.describe_topics([s.name for s in specs])
+            if meta["error_code"] == 0
+        }
+        wrong = [
+            f"{s.name} has {existing[s.name]} partitions, configured {s.partitions}"
+            for s in specs
+            if s.name in existing and existing[s.name] != s.partitions
+        ]
+        if wrong:
+            raise RuntimeError("topic partition counts differ from the configuration: " + "; ".join(wrong))
+        missing = [s for s in specs if s.name not in existing]
+        if missing:
+            await admin.create_topics(
+                [
+                    NewTopic(
+                        s.name,
+                        num_partitions=s.partitions,
+                        replication_factor=settings.kafka_replication_factor,
+                        topic_configs={"cleanup.policy": "compact"} if s.compacted else {},
+                    )
+                    for s in missing
+                ]
+            )
+            log.info("created topics: %s", ", ".join(s.name for s in missing))
+        return [s.name for s in missing]
+    finally:
+        await admin.close()
+
+
+async def wait_until_ready(settings: Settings, timeout_s: float) -> None:
+    """Return once the cluster answers an admin request; raise TimeoutError after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        admin = AIOKafkaAdminClient(**client_kwargs(settings), request_timeout_ms=5000)
+        try:
+            await admin.start()
+            await admin.list_topics()
+            return
+        except (KafkaError, OSError) as error:
+            last_error = error
+            await asyncio.sleep(0.5)
+        finally:
+            await admin.close()
+    raise TimeoutError(f"Kafka at {settings.kafka_bootstrap_servers} not ready: {last_error!r}")
+
+
+class KafkaPublisher:
+    """Publishes envelopes and waits for the broker's acknowledgement (acks=all, idempotent producer)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._producer = AIOKafkaProducer(**client_kwargs(settings), acks="all", enable_idempotence=True)
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def publish(self, topic: str, key: str, message: Message) -> None:
+        await self._producer.send_and_wait(topic, message.model_dump_json().encode(), key=key.encode())
+
+    async def __aenter__(self) -> KafkaPublisher:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

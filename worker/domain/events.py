@@ -1,0 +1,96 @@
+"""Event and command envelopes on Kafka: frozen pydantic models, the product's public contract.
+
+Facts are past tense (`...Requested`, outcomes); commands are imperative and live on their own topics.
+Unknown fields are ignored so additive changes never break consumers; `schema_version` marks breaking ones.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+# Outcome ids derive from the event they answer, so a re-published outcome keeps its id and
+# consumers can deduplicate it.
+OUTCOME_NAMESPACE = uuid.UUID("6f1c3f0e-5a43-4a8e-9d7b-2f1f3c1d8a10")
+
+
+class Message(BaseModel):
+    """Base of everything on a topic."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    schema_version: int = Field(SCHEMA_VERSION, description="Bumped only for breaking changes.")
+
+
+class SyncRequested(Message):
+    """Command to poll Nmbrs now (the old 'Synchroniseren' button). Key: 'sync'."""
+
+    event_type: Literal["sync_requested"] = "sync_requested"
+    event_id: uuid.UUID = Field(description="Unique id; consumers deduplicate on it.")
+    full: bool = Field(False, description="Full reconciliation: publish every record as a snapshot read.")
+    dry_run: bool = Field(False, description="Publish would-be events to the plan topic only.")
+    requested_by: str = Field(min_length=1, description="Who asked: a user name or 'schedule'.")
+    requested_at: AwareDatetime
+
+
+class OutcomeKind(StrEnum):
+    ACCEPTED = "accepted"
+    APPLIED = "applied"
+    AUTO_LINKED = "auto_linked"
+    BLOCKED = "blocked"
+    NEEDS_DECISION = "needs_decision"
+    DRIFT = "drift"
+    REJECTED = "rejected"
+
+
+class Outcome(Message):
+    """What happened to one handled event or command. Key: the subject's key."""
+
+    event_type: Literal["outcome"] = "outcome"
+    outcome_id: uuid.UUID = Field(description="uuid5 of the causing event id and kind; stable on re-publish.")
+    causation_id: uuid.UUID = Field(description="Id of the event or command this answers.")
+    kind: OutcomeKind
+    subject: str = Field(description="What it is about, e.g. 'sync-request', 'employee:123'.")
+    reason: str | None = Field(None, description="Why, in words a human understands.")
+    details: dict[str, Any] = Field(default_factory=dict)
+    occurred_at: AwareDatetime
+
+
+def outcome_for(
+    causation_id: uuid.UUID,
+    kind: OutcomeKind,
+    subject: str,
+    occurred_at: datetime,
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> Outcome:
+    """Build the outcome of an event; its id is the same every time for the same cause and kind."""
+    return Outcome(
+        outcome_id=uuid.uuid5(OUTCOME_NAMESPACE, f"{causation_id}:{kind.value}:{subject}"),
+        causation_id=causation_id,
+        kind=kind,
+        subject=subject,
+        reason=reason,
+        details=details or {},
+        occurred_at=occurred_at,
+    )
+
+
+class DeadLetter(Message):
+    """A message a consumer could not handle, with the reason and the original bytes. Key: original key."""
+
+    event_type: Literal["dead_letter"] = "dead_letter"
+    consumer: str = Field(description="The agent that gave up on it.")
+    topic: str
+    partition: int
+    offset: int
+    key: str | None = Field(None, description="Original key (UTF-8, or base64 when not text).")
+    value: str = Field(description="Original value (UTF-8, or base64 when not text).")
+    value_encoding: Literal["utf-8", "base64"] = "utf-8"
+    reason: str = Field(description="Why it was rejected, e.g. the validation errors.")
+    failed_at: AwareDatetime

@@ -1,0 +1,548 @@
+"""Leave (verlof) and overtime: pure entitlement, expiry, FIFO deduction and balance calculation.
+
+Rules (docs/domain.md, "Leave"; issue "Leave and hours"):
+
+* Entitlement per calendar year, computed per employed day and summed::
+
+      statutory = sum_d 4 x hours_per_week(d) / days_in_year
+      extra     = sum_d cao_extra_hours_fulltime x hours_per_week(d) / cao_fulltime_hours_per_week
+                  / days_in_year
+
+  Each component is rounded once, at the end, to 2 decimals (half up); 366 days in a leap year.
+  Consecutive days with the same hours are summed exactly first (sum of hours x days), so the year
+  total is one exact division followed by one rounding.
+* Statutory leave of year Y expires on 1 July Y+1; extra-statutory leave on 1 January Y+6.
+* Leave taken is deducted first-in-first-out: oldest non-expired statutory, then oldest non-expired
+  extra-statutory.
+* Balance = non-expired remaining entitlement + adjustments - leave taken that found no entitlement.
+  Overtime balance = overtime worked - overtime paid out. Negative balances are shown, never clipped.
+
+Everything here is pure: no I/O, no clock (the as-of date is an input), Decimal arithmetic only.
+"""
+
+from __future__ import annotations
+
+import calendar
+import itertools
+from collections.abc import Iterable, Sequence
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# A schedule cannot exceed the hours in a week; anything above is a typo in the input file.
+HOURS_IN_A_WEEK = Decimal(168)
+# Expiry of year Y's extra leave is 1 January Y+6, which must still be a valid `date`.
+MAX_YEAR = 9990
+
+STATUTORY_WEEKS = Decimal(4)
+_CENT = Decimal("0.01")
+_SHOWN = Decimal("0.0001")
+# Exact numerators (hours x days) divided once; 50 digits make the single division's own rounding
+# irrelevant to the final 2-decimal half-up rounding.
+_PRECISION = 50
+
+NonNegativeHours = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
+SignedHours = Annotated[Decimal, Field(allow_inf_nan=False)]
+
+
+class LeaveComponent(StrEnum):
+    STATUTORY = "statutory"  # wettelijk
+    EXTRA = "extra"  # bovenwettelijk
+
+
+# --------------------------------------------------------------------------------------------------
+# Input models (the JSON input of `nmbrs-sync leave calc --input FILE`): frozen, unknown keys rejected
+# because they come from a hand-written file and a typo must not be silently ignored.
+# --------------------------------------------------------------------------------------------------
+
+
+class LeaveInputModel(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EmploymentPeriod(LeaveInputModel):
+    """A period of service (in dienst), as nmbrs_records.EmploymentPeriod. `end` is the last employed
+    day (inclusive); None = still employed. Overlapping periods count each day once."""
+
+    start: date
+    end: date | None = None
+
+    @model_validator(mode="after")
+    def _end_not_before_start(self) -> EmploymentPeriod:
+        if self.end is not None and self.end < self.start:
+            raise ValueError(f"employment end {self.end} is before its start {self.start}")
+        return self
+
+    def covers(self, day: date) -> bool:
+        return self.start <= day and (self.end is None or day <= self.end)
+
+
+class HoursPeriod(LeaveInputModel):
+    """Contractual hours per week from `start` to `end` (inclusive; None = open).
+
+    When periods overlap, the one that started latest wins from its start (a schedule is valid until
+    the next one begins). If that later period ends while an earlier, longer one is still open, the
+    earlier one applies again (e.g. a temporary reduction of hours)."""
+
+    start: date
+    end: date | None = None
+    hours_per_week: Annotated[Decimal, Field(ge=0, le=HOURS_IN_A_WEEK, allow_inf_nan=False)]
+
+    @model_validator(mode="after")
+    def _end_not_before_start(self) -> HoursPeriod:
+        if self.end is not None and self.end < self.start:
+            raise ValueError(f"hours period end {self.end} is before its start {self.start}")
+        return self
+
+    def covers(self, day: date) -> bool:
+        return self.start <= day and (self.end is None or day <= self.end)
+
+
+class CaoLeave(LeaveInputModel):
+    """Extra-statutory leave of a CAO: hours per year at full time, and what full time is."""
+
+    name: str | None = None
+    extra_hours_fulltime: NonNegativeHours = Decimal(0)
+    fulltime_hours_per_week: Annotated[Decimal, Field(gt=0, le=HOURS_IN_A_WEEK, allow_inf_nan=False)] = (
+        Decimal(40)
+    )
+
+
+class LeaveAdjustment(LeaveInputModel):
+    """A manual leave adjustment (aanpassing verlof); negative hours subtract."""
+
+    booked_on: date
+    hours: SignedHours
+    reason: str | None = None
+
+
+class LeaveTaken(LeaveInputModel):
+    taken_on: date
+    hours: NonNegativeHours
+
+
+class OvertimeEntry(LeaveInputModel):
+    on: date
+    hours: NonNegativeHours
+
+
+class OvertimePayout(LeaveInputModel):
+    """Overtime hours paid out (uitbetaling overuren)."""
+
+    on: date
+    hours: NonNegativeHours
+
+
+class LeaveInput(LeaveInputModel):
+    """Everything needed to calculate one employee's leave and overtime on `as_of`.
+
+    `years` only selects which years are reported in `LeaveResult.years` (e.g. a future year as a
+    forecast); the balance always uses every year from the first employment up to `as_of`.
+    """
+
+    employee_id: int | None = None
+    as_of: date
+    employments: tuple[EmploymentPeriod, ...] = ()
+    hours_periods: tuple[HoursPeriod, ...] = ()
+    cao: CaoLeave = CaoLeave()
+    adjustments: tuple[LeaveAdjustment, ...] = ()
+    leave_taken: tuple[LeaveTaken, ...] = ()
+    overtime_worked: tuple[OvertimeEntry, ...] = ()
+    overtime_paid_out: tuple[OvertimePayout, ...] = ()
+    years: tuple[Annotated[int, Field(ge=1, le=MAX_YEAR)], ...] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LeaveInput:
+        if self.as_of.year > MAX_YEAR:
+            raise ValueError(f"as_of year must be at most {MAX_YEAR}")
+        starts = [p.start for p in self.hours_periods]
+        duplicates = sorted({s for s in starts if starts.count(s) > 1})
+        if duplicates:
+            # Two schedules starting the same day: which one applies is undecidable, so refuse.
+            raise ValueError(f"several hours periods start on {', '.join(map(str, duplicates))}")
+        return self
+
+
+# --------------------------------------------------------------------------------------------------
+# Output models: frozen, JSON-serialisable with model_dump_json() (Decimals become strings).
+# --------------------------------------------------------------------------------------------------
+
+
+class LeaveOutputModel(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EntitlementSegment(LeaveOutputModel):
+    """Consecutive employed days of one year under one hours period. `end` is inclusive.
+    Earned hours are shown to 4 decimals; the year total is computed from the exact sum."""
+
+    start: date
+    end: date
+    days: int
+    hours_per_week: Decimal
+    statutory_earned: Decimal
+    extra_earned: Decimal
+    note: str | None = None
+
+
+class YearEntitlement(LeaveOutputModel):
+    year: int
+    days_in_year: int
+    employed_days: int
+    statutory: Decimal
+    extra: Decimal
+    statutory_expires_on: date
+    extra_expires_on: date
+    segments: tuple[EntitlementSegment, ...]
+
+
+class AllocationPart(LeaveOutputModel):
+    year: int
+    component: LeaveComponent
+    hours: Decimal
+
+
+class TakenAllocation(LeaveOutputModel):
+    """Where one booking of leave taken was deducted from; `unallocated` found no entitlement."""
+
+    taken_on: date
+    hours: Decimal
+    parts: tuple[AllocationPart, ...]
+    unallocated: Decimal
+
+
+class YearReport(LeaveOutputModel):
+    """One calendar year on `as_of`: entitlement, what was taken from it, what expired, adjustments."""
+
+    year: int
+    entitlement: YearEntitlement
+    statutory_taken: Decimal
+    extra_taken: Decimal
+    statutory_remaining: Decimal
+    extra_remaining: Decimal
+    statutory_expired: bool
+    extra_expired: bool
+    statutory_expired_hours: Decimal = Field(description="Remaining statutory hours lost at expiry.")
+    extra_expired_hours: Decimal = Field(description="Remaining extra-statutory hours lost at expiry.")
+    adjustments: tuple[LeaveAdjustment, ...]
+    adjustments_total: Decimal
+
+
+class LeaveBalance(LeaveOutputModel):
+    """total = statutory + extra + adjustments - unallocated_taken (may be negative)."""
+
+    statutory: Decimal = Field(description="Non-expired statutory hours remaining.")
+    extra: Decimal = Field(description="Non-expired extra-statutory hours remaining.")
+    adjustments: Decimal = Field(description="Sum of adjustments booked up to as_of.")
+    unallocated_taken: Decimal = Field(description="Leave taken that found no non-expired entitlement.")
+    total: Decimal
+
+
+class OvertimeBalance(LeaveOutputModel):
+    worked: Decimal
+    paid_out: Decimal
+    balance: Decimal
+
+
+class LeaveResult(LeaveOutputModel):
+    employee_id: int | None
+    as_of: date
+    years: tuple[YearReport, ...]
+    allocations: tuple[TakenAllocation, ...]
+    balance: LeaveBalance
+    overtime: OvertimeBalance
+    explanation: tuple[str, ...]
+
+
+# --------------------------------------------------------------------------------------------------
+# Calculation
+# --------------------------------------------------------------------------------------------------
+
+
+def days_in_year(year: int) -> int:
+    return 366 if calendar.isleap(year) else 365
+
+
+def statutory_expires_on(year: int) -> date:
+    """Statutory leave of `year` expires on 1 July of the next year (gone from that day on)."""
+    return date(year + 1, 7, 1)
+
+
+def extra_expires_on(year: int) -> date:
+    """Extra-statutory leave of `year` expires after 5 years: on 1 January of year + 6."""
+    return date(year + 6, 1, 1)
+
+
+def _round_cents(value: Decimal) -> Decimal:
+    return value.quantize(_CENT, rounding=ROUND_HALF_UP)
+
+
+def _divide(numerator: Decimal, denominator: Decimal, quantum: Decimal) -> Decimal:
+    with localcontext() as ctx:
+        ctx.prec = _PRECISION
+        return (numerator / denominator).quantize(quantum, rounding=ROUND_HALF_UP)
+
+
+def _hours_on(day: date, hours_periods: Sequence[HoursPeriod]) -> HoursPeriod | None:
+    covering = [p for p in hours_periods if p.covers(day)]
+    return max(covering, key=lambda p: p.start) if covering else None
+
+
+def entitlement_for_year(
+    year: int,
+    employments: Sequence[EmploymentPeriod],
+    hours_periods: Sequence[HoursPeriod],
+    cao: CaoLeave | None = None,
+) -> YearEntitlement:
+    """Statutory and extra-statutory entitlement earned in calendar `year`, with one explanation
+    segment per run of consecutive employed days under the same hours period.
+
+    Employed days not covered by any hours period earn nothing (hours 0, with a note)."""
+    cao = cao or CaoLeave()
+    first, last = date(year, 1, 1), date(year, 12, 31)
+    n_days = days_in_year(year)
+
+    # The state (employed? which hours period?) only changes at these days; walk the intervals
+    # between them instead of every day. Ordinals avoid date overflow at the end of the calendar.
+    cuts = {first.toordinal(), last.toordinal() + 1}
+    for start, end in [(p.start, p.end) for p in employments] + [(p.start, p.end) for p in hours_periods]:
+        cuts.add(start.toordinal())
+        if end is not None:
+            cuts.add(end.toordinal() + 1)
+    bounds = sorted(c for c in cuts if first.toordinal() <= c <= last.toordinal() + 1)
+
+    runs: list[tuple[int, int, HoursPeriod | None]] = []  # (first ordinal, last ordinal, period)
+    for lo, hi in itertools.pairwise(bounds):
+        day = date.fromordinal(lo)
+        if not any(e.covers(day) for e in employments):
+            continue
+        period = _hours_on(day, hours_periods)
+        if runs and runs[-1][1] + 1 == lo and runs[-1][2] is period:
+            runs[-1] = (runs[-1][0], hi - 1, period)
+        else:
+            runs.append((lo, hi - 1, period))
+
+    n = Decimal(n_days)
+    hour_days = Decimal(0)  # exact sum over days of hours_per_week(d)
+    segments: list[EntitlementSegment] = []
+    for lo, hi, period in runs:
+        days = hi - lo + 1
+        hours = period.hours_per_week if period is not None else Decimal(0)
+        hour_days += hours * days
+        segments.append(
+            EntitlementSegment(
+                start=date.fromordinal(lo),
+                end=date.fromordinal(hi),
+                days=days,
+                hours_per_week=hours,
+                statutory_earned=_divide(STATUTORY_WEEKS * hours * days, n, _SHOWN),
+                extra_earned=_divide(
+                    cao.extra_hours_fulltime * hours * days, cao.fulltime_hours_per_week * n, _SHOWN
+                ),
+                note=None if period is not None else "no hours period covers these days",
+            )
+        )
+    return YearEntitlement(
+        year=year,
+        days_in_year=n_days,
+        employed_days=sum(s.days for s in segments),
+        statutory=_divide(STATUTORY_WEEKS * hour_days, n, _CENT),
+        extra=_divide(cao.extra_hours_fulltime * hour_days, cao.fulltime_hours_per_week * n, _CENT),
+        statutory_expires_on=statutory_expires_on(year),
+        extra_expires_on=extra_expires_on(year),
+        segments=tuple(segments),
+    )
+
+
+def _employed_years(employments: Sequence[EmploymentPeriod], up_to: int) -> list[int]:
+    years: set[int] = set()
+    for e in employments:
+        end_year = min(e.end.year if e.end is not None else up_to, up_to)
+        years.update(range(e.start.year, end_year + 1))
+    return sorted(years)
+
+
+def _total(values: Iterable[Decimal]) -> Decimal:
+    return sum(values, Decimal(0))
+
+
+def leave_balance(data: LeaveInput) -> LeaveResult:
+    """Leave and overtime of one employee on `data.as_of` (inclusive), fully explained.
+
+    Choices where the issue is silent:
+
+    * The entitlement of a year is available in full from 1 January of that year (computed from the
+      known employment and hours periods), so leave may be taken ahead of accrual within the year.
+    * Only bookings dated on or before `as_of` count (leave taken, adjustments, overtime, payouts).
+    * Leave taken is processed in date order (input order breaks ties). Each booking is deducted only
+      from entitlements of years <= the year of the taken date that are not expired on the taken
+      date: oldest statutory first, then oldest extra-statutory. It never borrows from a later year.
+    * Leave taken beyond all such entitlement is recorded as `unallocated` on its booking and lowers
+      the balance, which then goes negative; it is not re-allocated to later years.
+    * Adjustments count for the year they are booked in (reported there) and are added to the balance
+      as they are: they do not expire and leave taken is not deducted from them.
+    * Expired remainders are reported per year and component (`*_expired_hours`).
+    """
+    as_of = data.as_of
+    balance_years = _employed_years(data.employments, as_of.year)
+    adjustments = [a for a in data.adjustments if a.booked_on <= as_of]
+    balance_years = sorted(set(balance_years) | {a.booked_on.year for a in adjustments})
+    report_years = sorted(data.years) if data.years is not None else balance_years
+
+    entitlements = {
+        y: entitlement_for_year(y, data.employments, data.hours_periods, data.cao)
+        for y in sorted(set(balance_years) | set(report_years))
+    }
+    remaining: dict[tuple[int, LeaveComponent], Decimal] = {}
+    for y in balance_years:
+        remaining[(y, LeaveComponent.STATUTORY)] = entitlements[y].statutory
+        remaining[(y, LeaveComponent.EXTRA)] = entitlements[y].extra
+
+    def expires_on(year: int, component: LeaveComponent) -> date:
+        if component is LeaveComponent.STATUTORY:
+            return statutory_expires_on(year)
+        return extra_expires_on(year)
+
+    fifo_order = [(y, c) for c in LeaveComponent for y in balance_years]
+    taken = sorted(
+        (t for t in data.leave_taken if t.taken_on <= as_of), key=lambda t: t.taken_on
+    )  # sorted() is stable: input order breaks ties
+    allocations: list[TakenAllocation] = []
+    taken_from: dict[tuple[int, LeaveComponent], Decimal] = dict.fromkeys(remaining, Decimal(0))
+    for booking in taken:
+        left = booking.hours
+        parts: list[AllocationPart] = []
+        for key in fifo_order:
+            year, component = key
+            if left <= 0:
+                break
+            if year > booking.taken_on.year or booking.taken_on >= expires_on(year, component):
+                continue
+            used = min(left, remaining[key])
+            if used <= 0:
+                continue
+            remaining[key] -= used
+            taken_from[key] += used
+            left -= used
+            parts.append(AllocationPart(year=year, component=component, hours=used))
+        allocations.append(
+            TakenAllocation(
+                taken_on=booking.taken_on, hours=booking.hours, parts=tuple(parts), unallocated=left
+            )
+        )
+
+    def expired(year: int, component: LeaveComponent) -> bool:
+        return as_of >= expires_on(year, component)
+
+    reports: list[YearReport] = []
+    for y in report_years:
+        ent = entitlements[y]
+        stat_key, extra_key = (y, LeaveComponent.STATUTORY), (y, LeaveComponent.EXTRA)
+        stat_left = remaining.get(stat_key, ent.statutory)
+        extra_left = remaining.get(extra_key, ent.extra)
+        year_adjustments = tuple(a for a in adjustments if a.booked_on.year == y)
+        reports.append(
+            YearReport(
+                year=y,
+                entitlement=ent,
+                statutory_taken=taken_from.get(stat_key, Decimal(0)),
+                extra_taken=taken_from.get(extra_key, Decimal(0)),
+                statutory_remaining=stat_left,
+                extra_remaining=extra_left,
+                statutory_expired=expired(*stat_key),
+                extra_expired=expired(*extra_key),
+                statutory_expired_hours=stat_left if expired(*stat_key) else Decimal(0),
+                extra_expired_hours=extra_left if expired(*extra_key) else Decimal(0),
+                adjustments=year_adjustments,
+                adjustments_total=_total(a.hours for a in year_adjustments),
+            )
+        )
+
+    def live(component: LeaveComponent) -> Decimal:
+        return _total(v for (y, c), v in remaining.items() if c is component and not expired(y, c))
+
+    unallocated = _total(a.unallocated for a in allocations)
+    adjustments_total = _total(a.hours for a in adjustments)
+    statutory_live, extra_live = live(LeaveComponent.STATUTORY), live(LeaveComponent.EXTRA)
+    balance = LeaveBalance(
+        statutory=statutory_live,
+        extra=extra_live,
+        adjustments=adjustments_total,
+        unallocated_taken=unallocated,
+        total=statutory_live + extra_live + adjustments_total - unallocated,
+    )
+    worked = _total(o.hours for o in data.overtime_worked if o.on <= as_of)
+    paid = _total(p.hours for p in data.overtime_paid_out if p.on <= as_of)
+    overtime = OvertimeBalance(worked=worked, paid_out=paid, balance=worked - paid)
+
+    return LeaveResult(
+        employee_id=data.employee_id,
+        as_of=as_of,
+        years=tuple(reports),
+        allocations=tuple(allocations),
+        balance=balance,
+        overtime=overtime,
+        explanation=tuple(_explain(data.cao, reports, allocations, balance, overtime, as_of)),
+    )
+
+
+def _explain(
+    cao: CaoLeave,
+    reports: Sequence[YearReport],
+    allocations: Sequence[TakenAllocation],
+    balance: LeaveBalance,
+    overtime: OvertimeBalance,
+    as_of: date,
+) -> list[str]:
+    lines: list[str] = []
+    for r in reports:
+        e = r.entitlement
+        lines.append(f"{e.year}: {e.employed_days} of {e.days_in_year} days employed")
+        for s in e.segments:
+            line = (
+                f"  {s.start}..{s.end}: {s.days} days x {s.hours_per_week} h/week -> statutory "
+                f"4 x {s.hours_per_week} x {s.days} / {e.days_in_year} = {s.statutory_earned}"
+            )
+            if cao.extra_hours_fulltime:
+                line += (
+                    f", extra {cao.extra_hours_fulltime} x {s.hours_per_week} / "
+                    f"{cao.fulltime_hours_per_week} x {s.days} / {e.days_in_year} = {s.extra_earned}"
+                )
+            if s.note:
+                line += f" ({s.note})"
+            lines.append(line)
+        lines.append(
+            f"  statutory {e.statutory} h (expires {e.statutory_expires_on}), taken "
+            f"{r.statutory_taken}, remaining {r.statutory_remaining}"
+            + (f", expired {r.statutory_expired_hours}" if r.statutory_expired else "")
+        )
+        lines.append(
+            f"  extra {e.extra} h (expires {e.extra_expires_on}), taken {r.extra_taken}, "
+            f"remaining {r.extra_remaining}"
+            + (f", expired {r.extra_expired_hours}" if r.extra_expired else "")
+        )
+        for a in r.adjustments:
+            reason = f" ({a.reason})" if a.reason else ""
+            lines.append(f"  adjustment {a.booked_on}: {a.hours:+} h{reason}")
+    for alloc in allocations:
+        used = ", ".join(f"{p.hours} from {p.year} {p.component.value}" for p in alloc.parts) or "nothing"
+        line = f"taken {alloc.taken_on}: {alloc.hours} h <- {used}"
+        if alloc.unallocated:
+            line += f"; {alloc.unallocated} h without entitlement"
+        lines.append(line)
+    lines.append(
+        f"balance on {as_of}: statutory {balance.statutory} + extra {balance.extra} + adjustments "
+        f"{balance.adjustments} - taken without entitlement {balance.unallocated_taken} = {balance.total}"
+    )
+    lines.append(
+        f"overtime on {as_of}: worked {overtime.worked} - paid out {overtime.paid_out} = {overtime.balance}"
+    )
+    return lines
+
+
+def leave_input_json_schema() -> dict[str, Any]:
+    """JSON Schema of the `leave calc` input file (written to schemas/ by the integrator)."""
+    return LeaveInput.model_json_schema()

@@ -1,0 +1,130 @@
+"""The `nmbrs-sync` command line: operate the worker, inspect configuration, post commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from worker.config import ConfigurationError, Settings, load_settings
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def cmd_config(_args: argparse.Namespace, settings: Settings) -> int:
+    print(json.dumps(settings.masked(), indent=2))
+    return 0
+
+
+async def _migrate(settings: Settings) -> list[int]:
+    import asyncpg
+
+    from worker.adapters.migrations import current_version, migrate
+
+    connection = await asyncpg.connect(settings.database_url.get_secret_value())
+    try:
+        applied = await migrate(connection)
+        print(
+            f"database at migration {await current_version(connection):04d}"
+            + (f" (applied now: {', '.join(f'{v:04d}' for v in applied)})" if applied else " (up to date)")
+        )
+        return applied
+    finally:
+        await connection.close()
+
+
+def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
+    asyncio.run(_migrate(settings))
+    return 0
+
+
+def cmd_topics(_args: argparse.Namespace, settings: Settings) -> int:
+    from worker.adapters.kafka import ensure_topics
+
+    created = asyncio.run(ensure_topics(settings))
+    print(f"topics ready ({len(created)} created now)")
+    return 0
+
+
+def cmd_kafka_ready(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.adapters.kafka import wait_until_ready
+
+    asyncio.run(wait_until_ready(settings, args.timeout))
+    return 0
+
+
+def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
+    from worker.adapters.kafka import ensure_topics
+    from worker.entrypoints.worker_app import run_worker
+
+    # Migrations and topics first, so the agents never meet a missing table or an auto-created topic.
+    asyncio.run(_migrate(settings))
+    asyncio.run(ensure_topics(settings))
+    run_worker(settings)
+    return 0
+
+
+def cmd_sync_now(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.adapters.kafka import KafkaPublisher
+    from worker.domain.events import SyncRequested
+
+    request = SyncRequested(
+        event_id=uuid.uuid4(),
+        full=args.full,
+        dry_run=args.dry_run,
+        requested_by=args.requested_by,
+        requested_at=datetime.now(UTC),
+    )
+
+    async def post() -> None:
+        async with KafkaPublisher(settings) as publisher:
+            await publisher.publish(settings.topics.sync_requests, "sync", request)
+
+    asyncio.run(post())
+    print(f"sync requested: {request.event_id}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nmbrs-sync", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("config", help="print the effective configuration, secrets masked").set_defaults(
+        func=cmd_config
+    )
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    topics = sub.add_parser("topics", help="manage Kafka topics")
+    topics.add_argument("action", choices=["ensure"], help="create missing topics with configured partitions")
+    topics.set_defaults(func=cmd_topics)
+    ready = sub.add_parser("kafka-ready", help="wait until Kafka answers")
+    ready.add_argument("--timeout", type=float, default=60.0, help="seconds to wait")
+    ready.set_defaults(func=cmd_kafka_ready)
+    sub.add_parser("worker", help="run the worker (migrates and creates topics first)").set_defaults(
+        func=cmd_worker
+    )
+    sync_now = sub.add_parser("sync-now", help="ask the worker to poll Nmbrs now ('Synchroniseren')")
+    sync_now.add_argument("--full", action="store_true", help="full reconciliation: re-publish every record")
+    sync_now.add_argument("--dry-run", action="store_true", help="publish the plan only, change nothing")
+    sync_now.add_argument("--requested-by", default="cli", help="who asks (shown in outcomes)")
+    sync_now.set_defaults(func=cmd_sync_now)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigurationError as error:
+        print(f"nmbrs-sync: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    command: Command = args.func
+    return command(args, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

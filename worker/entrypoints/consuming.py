@@ -1,0 +1,168 @@
+"""The shell around every consumer: parse, handle with retries, publish outcomes, dead-letter the rest.
+
+Failure policy (never log and carry on):
+- a value that does not parse goes to the dead-letter topic with the validation errors;
+- infrastructure errors (database or broker unreachable) are retried with capped backoff for as long as
+  it takes, holding the partition so per-record order is kept;
+- any other handler error is a bug for this message: it goes to the dead-letter topic with the error, and
+  the agent goes on with the next message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol, TypeVar
+
+import asyncpg
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+
+from worker.domain.events import DeadLetter, Message, Outcome
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=Message)
+T = TypeVar("T")
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    KafkaError,
+)
+
+
+class EventSink(Protocol):
+    """Where outcomes and dead letters go; `publish` returns once the broker acknowledged."""
+
+    async def publish(self, topic: str, key: str, message: Message) -> None: ...
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    """A consumed record, independent of the Kafka client that read it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True)
+class ConsumerContext:
+    """What every consumer needs besides its handler."""
+
+    name: str
+    sink: EventSink
+    outcomes_topic: str
+    dead_letter_topic: str
+    max_backoff_s: float = 30.0
+
+
+def backoff_delay(attempt: int, cap_s: float) -> float:
+    """Exponential backoff with full jitter: spreads retries of many workers after a shared outage."""
+    return random.uniform(0, min(cap_s, 0.1 * 2**attempt))
+
+
+async def with_retries(operation: Callable[[], Awaitable[T]], what: str, cap_s: float) -> T:
+    """Run `operation` until it succeeds, retrying infrastructure errors only."""
+    attempt = 0
+    while True:
+        try:
+            return await operation()
+        except TRANSIENT_ERRORS as error:
+            delay = backoff_delay(attempt, cap_s)
+            log.warning(
+                "%s failed (%s: %s); retry %d in %.2f s",
+                what,
+                type(error).__name__,
+                error,
+                attempt + 1,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            attempt += 1
+
+
+def _as_text(data: bytes | None) -> tuple[str, str]:
+    if data is None:
+        return "", "utf-8"
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return base64.b64encode(data).decode("ascii"), "base64"
+
+
+def dead_letter_for(raw: RawMessage, consumer: str, reason: str, failed_at: datetime) -> DeadLetter:
+    value, encoding = _as_text(raw.value)
+    key, _ = _as_text(raw.key)
+    return DeadLetter(
+        consumer=consumer,
+        topic=raw.topic,
+        partition=raw.partition,
+        offset=raw.offset,
+        key=key or None,
+        value=value,
+        value_encoding=encoding,  # type: ignore[arg-type]
+        reason=reason,
+        failed_at=failed_at,
+    )
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    problems = [
+        f"{'.'.join(str(p) for p in problem['loc']) or 'value'}: {problem['msg']}"
+        for problem in error.errors()
+    ]
+    return "malformed message: " + "; ".join(problems)
+
+
+async def consume_one(
+    raw: RawMessage,
+    context: ConsumerContext,
+    parse: Callable[[bytes], M],
+    handle: Callable[[M], Awaitable[list[Outcome]]],
+) -> list[Outcome]:
+    """Handle one consumed record completely; returns the outcomes published (empty if dead-lettered)."""
+    reason: str | None = None
+    outcomes: list[Outcome] = []
+    try:
+        message = parse(raw.value or b"")
+    except ValidationError as error:
+        reason = describe_validation_error(error)
+    else:
+        try:
+            outcomes = await with_retries(
+                lambda: handle(message), f"{context.name} offset {raw.offset}", context.max_backoff_s
+            )
+        except Exception as error:  # a bug for this message: keep it, with the reason, and go on
+            log.exception("%s could not handle %s[%d]@%d", context.name, raw.topic, raw.partition, raw.offset)
+            reason = f"handler failed: {type(error).__name__}: {error}"
+    if reason is not None:
+        letter = dead_letter_for(raw, context.name, reason, datetime.now(UTC))
+        log.warning("dead-lettered %s[%d]@%d: %s", raw.topic, raw.partition, raw.offset, reason)
+        await with_retries(
+            lambda: context.sink.publish(context.dead_letter_topic, letter.key or "", letter),
+            "dead-letter publish",
+            context.max_backoff_s,
+        )
+        return []
+    for outcome in outcomes:
+        await with_retries(
+            lambda o=outcome: context.sink.publish(context.outcomes_topic, o.subject, o),  # type: ignore[misc]
+            "outcome publish",
+            context.max_backoff_s,
+        )
+    return outcomes

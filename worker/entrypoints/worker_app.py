@@ -1,0 +1,135 @@
+"""Composition root of the worker: builds the faust app, its agents and their dependencies by hand."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import asyncpg
+import faust
+from aiohttp import web
+
+from worker.adapters.kafka import KafkaPublisher, ssl_context
+from worker.adapters.postgres import create_pool
+from worker.config import Settings
+from worker.domain.events import SyncRequested
+from worker.entrypoints import sync_requests
+from worker.entrypoints.consuming import ConsumerContext, RawMessage, consume_one
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Resources:
+    """Connections opened in the worker's own event loop on first use and closed at shutdown."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._pool: asyncpg.Pool | None = None
+        self._publisher: KafkaPublisher | None = None
+        self.handled = 0
+
+    async def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            self._pool = await create_pool(self.settings)
+        return self._pool
+
+    async def publisher(self) -> KafkaPublisher:
+        if self._publisher is None:
+            publisher = KafkaPublisher(self.settings)
+            await publisher.start()
+            self._publisher = publisher
+        return self._publisher
+
+    async def close(self) -> None:
+        if self._publisher is not None:
+            await self._publisher.stop()
+        if self._pool is not None:
+            await self._pool.close()
+
+
+def broker_credentials(settings: Settings) -> Any:
+    protocol = settings.kafka_security_protocol
+    if protocol == "SSL":
+        return ssl_context(settings)
+    if protocol.startswith("SASL_"):
+        assert settings.kafka_sasl_password is not None
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password.get_secret_value(),
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=ssl_context(settings) if protocol == "SASL_SSL" else None,
+        )
+    return None
+
+
+def raw_message(event: faust.EventT) -> RawMessage:
+    message = event.message
+    return RawMessage(message.topic, message.partition, message.offset, message.key, message.value)
+
+
+def build_app(settings: Settings) -> tuple[faust.App, Resources]:
+    """The faust app with every agent at concurrency 1 (faust issue #606: >1 can commit past a message)."""
+    app = faust.App(
+        settings.kafka_app_id,
+        broker="kafka://" + settings.kafka_bootstrap_servers.replace(",", ";"),
+        broker_credentials=broker_credentials(settings),
+        store="memory://",
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=settings.kafka_topic_partitions,
+        topic_replication_factor=settings.kafka_replication_factor,
+        # Our topics are created by `nmbrs-sync topics ensure` with explicit partition counts.
+        topic_allow_declare=False,
+        # No faust leader topic: the one-poll-at-a-time guarantee comes from a PostgreSQL advisory lock.
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+        web_enabled=settings.status_port != 0,
+        web_port=settings.status_port or 6066,
+        web_bind="127.0.0.1",
+    )
+    resources = Resources(settings)
+
+    async def context(name: str) -> ConsumerContext:
+        return ConsumerContext(
+            name=name,
+            sink=await resources.publisher(),
+            outcomes_topic=settings.topics.outcomes,
+            dead_letter_topic=settings.topics.dead_letter,
+        )
+
+    sync_topic = app.topic(settings.topics.sync_requests, partitions=settings.kafka_topic_partitions)
+
+    @app.agent(sync_topic, name="sync-requests", concurrency=1)
+    async def sync_request_agent(stream: faust.StreamT[bytes]) -> None:
+        ctx = await context(sync_requests.CONSUMER)
+        pool = await resources.pool()
+        handle = partial(sync_requests.handle_sync_requested, pool=pool, now=utc_now)
+        async for event in stream.events():
+            await consume_one(raw_message(event), ctx, SyncRequested.model_validate_json, handle)
+            resources.handled += 1
+
+    @app.page("/status/")
+    async def status(_view: Any, _request: Any) -> web.Response:
+        return web.json_response({"app_id": settings.kafka_app_id, "handled": resources.handled, "ok": True})
+
+    @app.on_before_shutdown.connect
+    async def close_resources(_app: faust.App, **_kwargs: Any) -> None:
+        await resources.close()
+
+    return app, resources
+
+
+def run_worker(settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT; faust drains the agents and commits offsets on the way out."""
+    app, _resources = build_app(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
+    worker.execute_from_commandline()
