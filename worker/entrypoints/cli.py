@@ -10,6 +10,7 @@ import sys
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from worker.config import ConfigurationError, Settings, load_settings
 
@@ -90,6 +91,42 @@ def cmd_sync_now(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_schemas(args: argparse.Namespace, _settings: Settings) -> int:
+    from worker import contracts
+
+    directory = Path(args.dir)
+    if args.action == "check":
+        problems = contracts.drift(directory)
+        for problem in problems:
+            print(f"schema drift: {problem}", file=sys.stderr)
+        return 1 if problems else 0
+    for name in contracts.write(directory):
+        print(f"wrote {directory / name}")
+    return 0
+
+
+def cmd_leave_calc(args: argparse.Namespace, _settings: Settings) -> int:
+    from pydantic import ValidationError
+
+    from worker.domain.leave import LeaveInput, leave_balance
+
+    try:
+        data = LeaveInput.model_validate_json(Path(args.input).read_bytes())
+    except OSError as error:
+        print(f"nmbrs-sync: cannot read {args.input}: {error.strerror}", file=sys.stderr)
+        return 2
+    except ValidationError as error:
+        print(
+            f"nmbrs-sync: {args.input} is not a valid leave input (schemas/leave-calc-input.schema.json):",
+            file=sys.stderr,
+        )
+        for problem in error.errors():
+            print(f"  {'.'.join(str(p) for p in problem['loc'])}: {problem['msg']}", file=sys.stderr)
+        return 2
+    print(leave_balance(data).model_dump_json(indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nmbrs-sync", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -111,6 +148,17 @@ def build_parser() -> argparse.ArgumentParser:
     sync_now.add_argument("--dry-run", action="store_true", help="publish the plan only, change nothing")
     sync_now.add_argument("--requested-by", default="cli", help="who asks (shown in outcomes)")
     sync_now.set_defaults(func=cmd_sync_now)
+    schemas = sub.add_parser("schemas", help="write or check the JSON Schemas of every contract in schemas/")
+    schemas.add_argument("action", choices=["write", "check"])
+    schemas.add_argument("--dir", default="schemas", help="target directory (default: schemas)")
+    schemas.set_defaults(func=cmd_schemas)
+    leave = sub.add_parser("leave", help="leave (verlof) calculations")
+    leave_sub = leave.add_subparsers(dest="leave_command", required=True)
+    calc = leave_sub.add_parser("calc", help="calculate entitlement and balances from a JSON input file")
+    calc.add_argument(
+        "--input", required=True, help="JSON file (schema: schemas/leave-calc-input.schema.json)"
+    )
+    calc.set_defaults(func=cmd_leave_calc)
     return parser
 
 
