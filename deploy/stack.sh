@@ -130,7 +130,8 @@ ensure_postgres_installed() {
   id postgres >/dev/null 2>&1 || die "the 'postgres' system user is missing (Debian's postgresql package creates it)"
 }
 
-as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+# runs from / because the caller's directory may be closed to the postgres user
+as_postgres() { if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 
 pg_up() {
   ensure_postgres_installed
