@@ -1,0 +1,229 @@
+"""Change detection and the mass-change breaker, without I/O."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+from pydantic import ValidationError
+
+from worker.domain.changes import (
+    BreakerPolicy,
+    ChangeSource,
+    EmployeeChanged,
+    Entity,
+    Op,
+    SnapshotEntry,
+    diff,
+    evaluate_breaker,
+    fingerprint,
+    record_key,
+    reference_records,
+)
+from worker.domain.nmbrs_records import CodeRef, ContractPeriod, EmploymentPeriod, NmbrsEmployee
+
+NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+
+
+def employee(employee_id: int = 1, company_id: int = 10, **changes: object) -> NmbrsEmployee:
+    base: dict[str, object] = {
+        "employee_id": employee_id,
+        "company_id": company_id,
+        "first_name": "Anna",
+        "prefix": "van der",
+        "last_name": "Berg",
+        "function": CodeRef(id=5, code="DEV", description="Ontwikkelaar"),
+        "department": CodeRef(id=7, code="IT", description="ICT"),
+        "employments": (EmploymentPeriod(employment_id=1, start=date(2020, 1, 1)),),
+        "contracts": (ContractPeriod(contract_id=1, start=date(2020, 1, 1), hours_per_week=Decimal("32")),),
+    }
+    base.update(changes)
+    return NmbrsEmployee.model_validate(base)
+
+
+def source(full: bool = False) -> ChangeSource:
+    return ChangeSource(poll_id=uuid.uuid4(), fetched_at=NOW, full=full)
+
+
+def current(*employees: NmbrsEmployee) -> dict[str, tuple[NmbrsEmployee, int | None]]:
+    return {record_key(Entity.EMPLOYEE, e.employee_id): (e, e.company_id) for e in employees}
+
+
+def snapshot_of(*employees: NmbrsEmployee, version: int = 1) -> dict[str, SnapshotEntry]:
+    return {
+        record_key(Entity.EMPLOYEE, e.employee_id): SnapshotEntry(
+            entity=Entity.EMPLOYEE,
+            key=record_key(Entity.EMPLOYEE, e.employee_id),
+            company_id=e.company_id,
+            fingerprint=fingerprint(e),
+            version=version,
+            record=e.model_dump(mode="json"),
+        )
+        for e in employees
+    }
+
+
+def always(_entry: SnapshotEntry) -> bool:
+    return True
+
+
+def test_first_poll_plans_a_create_per_record() -> None:
+    planned = diff(Entity.EMPLOYEE, {}, current(employee(1), employee(2)), source(), always, NOW)
+    assert [(p.event.key, p.event.op, p.event.version) for p in planned] == [
+        ("employee:1", Op.CREATE, 1),
+        ("employee:2", Op.CREATE, 1),
+    ]
+    assert isinstance(planned[0].event, EmployeeChanged) and planned[0].event.before is None
+
+
+def test_unchanged_records_plan_nothing() -> None:
+    records = (employee(1), employee(2))
+    assert diff(Entity.EMPLOYEE, snapshot_of(*records), current(*records), source(), always, NOW) == []
+
+
+def test_an_edit_plans_one_update_naming_exactly_the_changed_fields() -> None:
+    old = employee(1)
+    new = employee(1, function=CodeRef(id=6, code="LEAD", description="Teamleider"), email_work="a@x.nl")
+    (change,) = diff(Entity.EMPLOYEE, snapshot_of(old), current(new), source(), always, NOW)
+    assert change.event.op is Op.UPDATE
+    assert change.event.changed_fields == ("email_work", "function")
+    assert change.event.before == old and change.event.after == new
+    assert change.event.version == 2 and change.snapshot.version == 2
+
+
+def test_a_missing_record_is_removed_only_when_its_fetch_was_complete() -> None:
+    previous = snapshot_of(employee(1, company_id=10), employee(2, company_id=20))
+    planned = diff(Entity.EMPLOYEE, previous, {}, source(), lambda entry: entry.company_id == 10, NOW)
+    assert [(p.event.key, p.event.op) for p in planned] == [("employee:1", Op.DELETE)]
+    assert planned[0].snapshot.deleted
+
+
+def test_an_employee_moving_company_is_an_update_of_company_id_not_a_removal() -> None:
+    planned = diff(
+        Entity.EMPLOYEE,
+        snapshot_of(employee(1, company_id=10)),
+        current(employee(1, company_id=20)),
+        source(),
+        always,
+        NOW,
+    )
+    assert [(p.event.op, p.event.changed_fields) for p in planned] == [(Op.UPDATE, ("company_id",))]
+
+
+def test_full_reconciliation_reads_unchanged_records_with_a_fresh_event_id_each_time() -> None:
+    record = employee(1)
+    first = diff(Entity.EMPLOYEE, snapshot_of(record), current(record), source(full=True), always, NOW)
+    second = diff(Entity.EMPLOYEE, snapshot_of(record), current(record), source(full=True), always, NOW)
+    assert [p.event.op for p in first] == [Op.READ]
+    assert first[0].event.version == 1 and first[0].event.after == record
+    assert first[0].event.event_id != second[0].event.event_id
+
+
+def test_repeating_a_poll_after_a_crash_gives_the_same_event_ids() -> None:
+    old, new = employee(1), employee(1, last_name="Bergh")
+    first = diff(Entity.EMPLOYEE, snapshot_of(old), current(new), source(), always, NOW)
+    again = diff(Entity.EMPLOYEE, snapshot_of(old), current(new), source(), always, NOW)
+    assert first[0].event.event_id == again[0].event.event_id
+
+
+def test_a_rehire_after_removal_gets_a_new_version_and_event_id() -> None:
+    record = employee(1)
+    removed = diff(Entity.EMPLOYEE, snapshot_of(record), {}, source(), always, NOW)[0]
+    tombstones = {removed.snapshot.key: removed.snapshot}
+    (back,) = diff(Entity.EMPLOYEE, tombstones, current(record), source(), always, NOW)
+    assert back.event.op is Op.CREATE and back.event.version == 3
+    assert back.event.event_id != removed.event.event_id
+
+
+def test_fingerprint_ignores_nothing_but_field_order() -> None:
+    assert fingerprint(employee(1)) == fingerprint(NmbrsEmployee.model_validate(employee(1).model_dump()))
+    assert fingerprint(employee(1)) != fingerprint(employee(1, nickname="Annie"))
+
+
+@pytest.mark.parametrize(
+    ("op", "before", "after", "fields"),
+    [
+        ("c", employee(1), employee(1), ()),
+        ("d", None, None, ()),
+        ("u", employee(1), employee(1), ()),
+        ("r", None, None, ()),
+    ],
+)
+def test_event_shape_is_enforced_per_op(
+    op: str, before: object, after: object, fields: tuple[str, ...]
+) -> None:
+    with pytest.raises(ValidationError):
+        EmployeeChanged(
+            event_id=uuid.uuid4(),
+            entity=Entity.EMPLOYEE,
+            key="employee:1",
+            op=Op(op),
+            version=1,
+            before=before,
+            after=after,
+            changed_fields=fields,
+            source=source(),
+            ts=NOW,
+        )
+
+
+def test_reference_records_collect_departments_functions_and_caos_in_use() -> None:
+    found = reference_records(
+        [employee(1), employee(2, department=CodeRef(id=8, code="HR", description="P&O"))]
+    )
+    assert sorted(found) == ["department:7", "department:8", "function:5"]
+    assert found["department:8"].description == "P&O"
+
+
+# --- breaker ---------------------------------------------------------------------------------------
+
+
+def leaver_changes(count: int) -> list[EmployeeChanged]:
+    events = []
+    for i in range(count):
+        ended = employee(
+            i,
+            employments=(EmploymentPeriod(employment_id=1, start=date(2020, 1, 1), end=date(2026, 12, 31)),),
+        )
+        (planned,) = diff(Entity.EMPLOYEE, snapshot_of(employee(i)), current(ended), source(), always, NOW)
+        assert isinstance(planned.event, EmployeeChanged)
+        events.append(planned.event)
+    return events
+
+
+def test_breaker_holds_a_poll_that_ends_more_than_the_allowed_share() -> None:
+    verdict = evaluate_breaker(100, 100, leaver_changes(11), BreakerPolicy(max_share=0.10))
+    assert verdict.tripped
+    assert verdict.reasons == ("11 of 100 employees removed or ended (more than 10%)",)
+    assert verdict.counts["ended"] == 11
+
+
+def test_breaker_lets_normal_turnover_through() -> None:
+    assert not evaluate_breaker(100, 100, leaver_changes(10), BreakerPolicy(max_share=0.10)).tripped
+
+
+def test_breaker_ignores_small_absolute_numbers_in_small_companies() -> None:
+    assert not evaluate_breaker(10, 10, leaver_changes(3), BreakerPolicy(max_share=0.10, min_count=5)).tripped
+
+
+def test_breaker_holds_when_the_fetched_head_count_drops_sharply() -> None:
+    verdict = evaluate_breaker(1000, 700, [], BreakerPolicy())
+    assert verdict.tripped and "300 of 1000 employees fewer employees fetched" in verdict.reasons[0]
+
+
+def test_breaker_holds_mass_company_moves() -> None:
+    moves = [
+        diff(
+            Entity.EMPLOYEE,
+            snapshot_of(employee(i, company_id=10)),
+            current(employee(i, company_id=20)),
+            source(),
+            always,
+            NOW,
+        )[0].event
+        for i in range(20)
+    ]
+    verdict = evaluate_breaker(100, 100, moves, BreakerPolicy())
+    assert verdict.tripped and verdict.counts["moved"] == 20
