@@ -13,7 +13,7 @@ from worker.adapters.migrations import migrate
 from worker.config import Settings, Topics
 
 
-def test_database_url() -> str:
+def database_url_for_tests() -> str:
     url = os.environ.get("TEST_DATABASE_URL")
     if not url:
         pytest.fail("TEST_DATABASE_URL is not set: run the integration tests through ./dev test")
@@ -35,7 +35,7 @@ def integration_settings(run_id: str) -> Iterator[Settings]:
     yield Settings(
         kafka_app_id=f"test-{run_id}",
         topics=unique_topics(f"test-{run_id}"),
-        database_url=test_database_url(),
+        database_url=database_url_for_tests(),
         kafka_topic_partitions=2,
         status_port=0,
         _env_file=None,  # type: ignore[call-arg]
@@ -45,7 +45,7 @@ def integration_settings(run_id: str) -> Iterator[Settings]:
 @pytest.fixture(scope="session")
 async def migrated_database() -> AsyncIterator[str]:
     """The test database, emptied and migrated once per session."""
-    url = test_database_url()
+    url = database_url_for_tests()
     connection = await asyncpg.connect(url)
     try:
         await connection.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")

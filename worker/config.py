@@ -90,6 +90,7 @@ class Settings(BaseSettings):
     nmbrs_max_retries: int = Field(4, ge=0, le=20, description="Retries of a retryable SOAP failure.")
 
     # Poller
+    poll_enabled: bool = Field(True, description="Run the poll loop in this worker (off: consume only).")
     poll_interval_s: float = Field(300.0, gt=0, description="Seconds between two change polls.")
     full_reconciliation_interval_s: float = Field(
         86400.0, gt=0, description="Seconds between two full reconciliations (snapshot reads)."

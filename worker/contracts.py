@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Union
 
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, TypeAdapter
 
 from worker.config import Topics
-from worker.domain.events import DeadLetter, Outcome, SyncRequested
+from worker.domain.changes import CompanyChanged, EmployeeChanged, ReferenceChanged
+from worker.domain.events import DeadLetter, Outcome, PollReport, SyncRequested
 from worker.domain.leave import LeaveInput
 
 
@@ -25,30 +26,71 @@ class TopicContract:
 
     topic_field: str  # attribute of Topics; the name itself is configurable
     key: str  # what the key is, in words, and its canonical string form
-    value: type[BaseModel]
+    values: tuple[type[BaseModel], ...]  # several: told apart by their `event_type`
     producer: str
     consumers: tuple[str, ...] = field(default=())
+
+    def value_schema(self) -> dict[str, Any]:
+        if len(self.values) == 1:
+            return self.values[0].model_json_schema(mode="serialization")
+        union = Annotated[Union[self.values], Field(discriminator="event_type")]  # noqa: UP007
+        return TypeAdapter(union).json_schema(mode="serialization")
 
 
 TOPIC_CONTRACTS: tuple[TopicContract, ...] = (
     TopicContract(
         "sync_requests",
         "the constant 'sync' (one partition keeps requests in order)",
-        SyncRequested,
+        (SyncRequested,),
         producer="nmbrs-sync sync-now, the schedule, any frontend",
         consumers=("worker: sync-requests agent",),
     ),
     TopicContract(
+        "employee_changes",
+        "'employee:<Nmbrs employee id>': one employee's events stay in order",
+        (EmployeeChanged,),
+        producer="worker: poller",
+        consumers=("worker: reconciler",),
+    ),
+    TopicContract(
+        "company_changes",
+        "'company:<Nmbrs company id>'",
+        (CompanyChanged,),
+        producer="worker: poller",
+        consumers=("worker: reconciler",),
+    ),
+    TopicContract(
+        "reference_changes",
+        "'department:<id>', 'function:<id>' or 'labour_agreement:<id>'",
+        (ReferenceChanged,),
+        producer="worker: poller",
+        consumers=("worker: reconciler",),
+    ),
+    TopicContract(
+        "plan",
+        "as on the change topics",
+        (EmployeeChanged, CompanyChanged, ReferenceChanged),
+        producer="worker: poller in dry-run mode",
+        consumers=("operators reviewing a plan",),
+    ),
+    TopicContract(
         "outcomes",
         "the subject: 'sync-request', 'employee:<nmbrs id>', 'company:<nmbrs id>'",
-        Outcome,
+        (Outcome,),
         producer="worker (every agent)",
         consumers=("ops dashboards", "HR frontends", "nmbrs-sync status"),
     ),
     TopicContract(
+        "status",
+        "'poll' for the latest poll report (compacted: the latest per key is the status)",
+        (PollReport,),
+        producer="worker: poller",
+        consumers=("ops dashboards", "nmbrs-sync status"),
+    ),
+    TopicContract(
         "dead_letter",
         "the key of the rejected message",
-        DeadLetter,
+        (DeadLetter,),
         producer="worker (every agent)",
         consumers=("operators",),
     ),
@@ -67,7 +109,7 @@ def generated_files() -> dict[str, str]:
     catalogue: list[dict[str, Any]] = []
     for contract in TOPIC_CONTRACTS:
         value_file = f"{contract.topic_field.replace('_', '-')}.value.schema.json"
-        files[value_file] = _dump(contract.value.model_json_schema(mode="serialization"))
+        files[value_file] = _dump(contract.value_schema())
         catalogue.append(
             {
                 "topic": getattr(defaults, contract.topic_field),

@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
-from worker.adapters.kafka import client_kwargs, ensure_topics
+from worker.adapters.kafka import ensure_topics
 from worker.config import Settings
 from worker.domain.events import SyncRequested
 
 pytestmark = pytest.mark.integration
 
+TopicReader = Callable[..., Awaitable[list[dict[str, Any]]]]
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -33,6 +34,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
         KAFKA_TOPIC_PARTITIONS=str(settings.kafka_topic_partitions),
         DATABASE_URL=settings.database_url.get_secret_value(),
         STATUS_PORT="0",
+        POLL_ENABLED="false",
         LOG_LEVEL="INFO",
     )
     for name, topic in settings.topics.model_dump().items():
@@ -73,38 +75,6 @@ async def worker(
         print(log_path.read_text()[-5000:])
 
 
-@pytest.fixture
-async def producer(integration_settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(**client_kwargs(integration_settings), acks="all")
-    await producer.start()
-    yield producer
-    await producer.stop()
-
-
-async def read_topic(settings: Settings, topic: str, count: int, timeout_s: float = 60.0) -> list[dict]:
-    """Read `count` JSON messages from the start of `topic`, failing after `timeout_s`."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        **client_kwargs(settings),
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    await consumer.start()
-    found: list[dict] = []
-    try:
-        async with asyncio.timeout(timeout_s):
-            while len(found) < count:
-                batch = await consumer.getmany(timeout_ms=500)
-                for records in batch.values():
-                    found.extend(json.loads(record.value) for record in records)
-    except TimeoutError:
-        pytest.fail(f"only {len(found)} of {count} messages arrived on {topic} within {timeout_s} s: {found}")
-    finally:
-        await consumer.stop()
-    return found
-
-
 def sync_request(requested_by: str = "test") -> SyncRequested:
     return SyncRequested(
         event_id=uuid.uuid4(), full=True, requested_by=requested_by, requested_at=datetime.now(UTC)
@@ -122,14 +92,14 @@ async def rows_for(url: str, request_id: uuid.UUID) -> int:
 
 
 async def test_event_delivered_twice_has_exactly_one_effect_and_one_outcome_id(
-    worker: Settings, producer: AIOKafkaProducer, migrated_database: str
+    worker: Settings, producer: AIOKafkaProducer, migrated_database: str, read_topic: TopicReader
 ) -> None:
     request = sync_request()
     payload = request.model_dump_json().encode()
     await producer.send_and_wait(worker.topics.sync_requests, payload, key=b"sync")
     await producer.send_and_wait(worker.topics.sync_requests, payload, key=b"sync")
 
-    outcomes = await read_topic(worker, worker.topics.outcomes, count=2)
+    outcomes = await read_topic(worker.topics.outcomes, count=2)
 
     assert await rows_for(migrated_database, request.event_id) == 1
     assert {o["causation_id"] for o in outcomes} == {str(request.event_id)}
@@ -139,7 +109,7 @@ async def test_event_delivered_twice_has_exactly_one_effect_and_one_outcome_id(
 
 
 async def test_malformed_event_is_dead_lettered_and_the_agent_goes_on(
-    worker: Settings, producer: AIOKafkaProducer, migrated_database: str
+    worker: Settings, producer: AIOKafkaProducer, migrated_database: str, read_topic: TopicReader
 ) -> None:
     await producer.send_and_wait(
         worker.topics.sync_requests, b'{"event_type": "sync_requested", "full": 1}', key=b"sync"
@@ -148,8 +118,8 @@ async def test_malformed_event_is_dead_lettered_and_the_agent_goes_on(
     valid = sync_request("after-the-bad-ones")
     await producer.send_and_wait(worker.topics.sync_requests, valid.model_dump_json().encode(), key=b"sync")
 
-    letters = await read_topic(worker, worker.topics.dead_letter, count=2)
-    outcomes = await read_topic(worker, worker.topics.outcomes, count=1)
+    letters = await read_topic(worker.topics.dead_letter, count=2)
+    outcomes = await read_topic(worker.topics.outcomes, count=1)
 
     assert all(letter["reason"].startswith("malformed message") for letter in letters)
     assert "event_id" in letters[0]["reason"] and "requested_by" in letters[0]["reason"]

@@ -132,6 +132,14 @@ class KafkaPublisher:
     async def publish(self, topic: str, key: str, message: Message) -> None:
         await self._producer.send_and_wait(topic, message.model_dump_json().encode(), key=key.encode())
 
+    async def publish_many(self, items: list[tuple[str, str, Message]]) -> None:
+        """Send everything, then wait for every acknowledgement (batched, unlike one-by-one waits)."""
+        futures = [
+            await self._producer.send(topic, message.model_dump_json().encode(), key=key.encode())
+            for topic, key, message in items
+        ]
+        await asyncio.gather(*futures)
+
     async def __aenter__(self) -> KafkaPublisher:
         await self.start()
         return self

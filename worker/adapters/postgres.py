@@ -7,10 +7,13 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import asyncpg
 
 from worker.config import Settings
+from worker.domain.changes import SnapshotEntry
 from worker.domain.events import Outcome, SyncRequested
 
 
@@ -79,11 +82,13 @@ async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
 
 async def insert_sync_request(connection: asyncpg.Connection, request: SyncRequested) -> None:
     await connection.execute(
-        """INSERT INTO sync_requests (request_id, full_sync, dry_run, requested_by, requested_at)
-           VALUES ($1, $2, $3, $4, $5)""",
+        """INSERT INTO sync_requests
+               (request_id, full_sync, dry_run, release_hold, requested_by, requested_at)
+           VALUES ($1, $2, $3, $4, $5, $6)""",
         request.event_id,
         request.full,
         request.dry_run,
+        request.release_hold,
         request.requested_by,
         request.requested_at,
     )
@@ -107,3 +112,133 @@ async def run_once(
         outcomes = await effect(connection)
         await inbox.record_outcomes(connection, event_id, outcomes)
     return outcomes
+
+
+# --- poller state ------------------------------------------------------------------------------------
+
+POLL_LOCK_ID = 7_366_002  # one poll at a time across every worker replica
+
+
+@dataclass(frozen=True)
+class PendingRequest:
+    request_id: uuid.UUID
+    full: bool
+    dry_run: bool
+    release_hold: bool
+
+
+class PollStore:
+    """Snapshots, poll runs and the poll lock."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @asynccontextmanager
+    async def poll_lock(self) -> AsyncIterator[bool]:
+        """Yields True while this process holds the poll lock, False when another replica has it."""
+        async with self.pool.acquire() as connection:
+            held = await connection.fetchval("SELECT pg_try_advisory_lock($1)", POLL_LOCK_ID)
+            try:
+                yield bool(held)
+            finally:
+                if held:
+                    await connection.execute("SELECT pg_advisory_unlock($1)", POLL_LOCK_ID)
+
+    async def load_snapshot(self) -> dict[str, SnapshotEntry]:
+        rows = await self.pool.fetch(
+            "SELECT key, entity, company_id, fingerprint, version, deleted, record FROM nmbrs_snapshots"
+        )
+        return {
+            row["key"]: SnapshotEntry(
+                key=row["key"],
+                entity=row["entity"],
+                company_id=row["company_id"],
+                fingerprint=row["fingerprint"],
+                version=row["version"],
+                deleted=row["deleted"],
+                record=json.loads(row["record"]),
+            )
+            for row in rows
+        }
+
+    async def advance(
+        self, entries: list[SnapshotEntry], poll_id: uuid.UUID, summary: dict[str, Any]
+    ) -> None:
+        """Store the new snapshot and close the poll run in one transaction (after the broker acked)."""
+        async with transaction(self.pool) as connection:
+            await connection.executemany(
+                """INSERT INTO nmbrs_snapshots
+                       (key, entity, company_id, fingerprint, version, deleted, record, updated_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, now())
+                   ON CONFLICT (key) DO UPDATE SET entity = EXCLUDED.entity, company_id = EXCLUDED.company_id,
+                       fingerprint = EXCLUDED.fingerprint, version = EXCLUDED.version,
+                       deleted = EXCLUDED.deleted, record = EXCLUDED.record, updated_at = now()""",
+                [
+                    (
+                        e.key,
+                        e.entity.value,
+                        e.company_id,
+                        e.fingerprint,
+                        e.version,
+                        e.deleted,
+                        json.dumps(e.record),
+                    )
+                    for e in entries
+                ],
+            )
+            await self._finish(connection, poll_id, "published", summary)
+
+    async def start_run(
+        self,
+        poll_id: uuid.UUID,
+        request_id: uuid.UUID | None,
+        full: bool,
+        dry_run: bool,
+        started_at: datetime,
+    ) -> None:
+        await self.pool.execute(
+            """INSERT INTO poll_runs (poll_id, request_id, full_sync, dry_run, started_at, status)
+               VALUES ($1, $2, $3, $4, $5, 'running')""",
+            poll_id,
+            request_id,
+            full,
+            dry_run,
+            started_at,
+        )
+
+    async def finish_run(self, poll_id: uuid.UUID, status: str, summary: dict[str, Any]) -> None:
+        await self._finish(self.pool, poll_id, status, summary)
+
+    @staticmethod
+    async def _finish(executor: Any, poll_id: uuid.UUID, status: str, summary: dict[str, Any]) -> None:
+        await executor.execute(
+            "UPDATE poll_runs SET status = $2, summary = $3::jsonb, finished_at = now() WHERE poll_id = $1",
+            poll_id,
+            status,
+            json.dumps(summary),
+        )
+
+    async def last_full_poll_at(self) -> datetime | None:
+        value = await self.pool.fetchval(
+            "SELECT max(started_at) FROM poll_runs WHERE full_sync AND status = 'published'"
+        )
+        return value  # type: ignore[no-any-return]
+
+    async def claim_pending_request(self) -> PendingRequest | None:
+        """Take the oldest pending sync request (other replicas skip it)."""
+        row = await self.pool.fetchrow(
+            """UPDATE sync_requests SET status = 'running'
+               WHERE request_id = (SELECT request_id FROM sync_requests WHERE status = 'pending'
+                                   ORDER BY requested_at FOR UPDATE SKIP LOCKED LIMIT 1)
+               RETURNING request_id, full_sync, dry_run, release_hold"""
+        )
+        if row is None:
+            return None
+        return PendingRequest(row["request_id"], row["full_sync"], row["dry_run"], row["release_hold"])
+
+    async def close_request(self, request_id: uuid.UUID, ok: bool) -> None:
+        await self.pool.execute(
+            "UPDATE sync_requests SET status = $2 WHERE request_id = $1",
+            request_id,
+            "done" if ok else "failed",
+        )

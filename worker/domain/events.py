@@ -34,6 +34,9 @@ class SyncRequested(Message):
     event_id: uuid.UUID = Field(description="Unique id; consumers deduplicate on it.")
     full: bool = Field(False, description="Full reconciliation: publish every record as a snapshot read.")
     dry_run: bool = Field(False, description="Publish would-be events to the plan topic only.")
+    release_hold: bool = Field(
+        False, description="Publish even if the mass-change breaker trips (after a human checked the hold)."
+    )
     requested_by: str = Field(min_length=1, description="Who asked: a user name or 'schedule'.")
     requested_at: AwareDatetime
 
@@ -94,3 +97,38 @@ class DeadLetter(Message):
     value_encoding: Literal["utf-8", "base64"] = "utf-8"
     reason: str = Field(description="Why it was rejected, e.g. the validation errors.")
     failed_at: AwareDatetime
+
+
+class CompanyFetch(BaseModel):
+    """How fetching one company went."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    company_id: int
+    name: str
+    ok: bool
+    employees: int = 0
+    soap_calls: int = 0
+    error: str | None = Field(None, description="Why the fetch failed; its records stay untouched.")
+
+
+class PollReport(Message):
+    """The result of one poll, on the compacted status topic under key 'poll' (latest wins)."""
+
+    event_type: Literal["poll_report"] = "poll_report"
+    poll_id: uuid.UUID
+    request_id: uuid.UUID | None = None
+    full: bool
+    dry_run: bool
+    result: Literal["published", "held", "planned", "failed", "skipped"]
+    status: Literal["green", "red"]
+    reasons: tuple[str, ...] = ()
+    changes: dict[str, int] = Field(default_factory=dict, description="Planned events by 'entity:op'.")
+    breaker_counts: dict[str, int] = Field(default_factory=dict)
+    companies: tuple[CompanyFetch, ...] = ()
+    soap_calls: int = 0
+    started_at: AwareDatetime
+    finished_at: AwareDatetime
+    fetch_s: float = 0.0
+    diff_s: float = 0.0
+    publish_s: float = 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 from functools import partial
@@ -12,11 +13,13 @@ import faust
 from aiohttp import web
 
 from worker.adapters.kafka import KafkaPublisher, ssl_context
-from worker.adapters.postgres import create_pool
+from worker.adapters.nmbrs.client import NmbrsClient
+from worker.adapters.postgres import PollStore, create_pool
 from worker.config import Settings
 from worker.domain.events import SyncRequested
 from worker.entrypoints import sync_requests
 from worker.entrypoints.consuming import ConsumerContext, RawMessage, consume_one
+from worker.entrypoints.poller import Poller, run_poll_loop
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +35,15 @@ class Resources:
         self.settings = settings
         self._pool: asyncpg.Pool | None = None
         self._publisher: KafkaPublisher | None = None
+        self._nmbrs: NmbrsClient | None = None
         self.handled = 0
+        # Set when a sync request was recorded, so the poll loop starts at once instead of at its next tick.
+        self.poll_wanted = asyncio.Event()
+
+    def nmbrs(self) -> NmbrsClient:
+        if self._nmbrs is None:
+            self._nmbrs = NmbrsClient.from_settings(self.settings)
+        return self._nmbrs
 
     async def pool(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -47,6 +58,8 @@ class Resources:
         return self._publisher
 
     async def close(self) -> None:
+        if self._nmbrs is not None:
+            await self._nmbrs.close()
         if self._publisher is not None:
             await self._publisher.stop()
         if self._pool is not None:
@@ -116,6 +129,15 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
         async for event in stream.events():
             await consume_one(raw_message(event), ctx, SyncRequested.model_validate_json, handle)
             resources.handled += 1
+            resources.poll_wanted.set()
+
+    if settings.poll_enabled:
+
+        @app.task
+        async def polling() -> None:
+            store = PollStore(await resources.pool())
+            poller = Poller(resources.nmbrs(), store, await resources.publisher(), settings, utc_now)
+            await run_poll_loop(poller, store, settings, resources.poll_wanted)
 
     @app.page("/status/")
     async def status(_view: Any, _request: Any) -> web.Response:

@@ -1,0 +1,230 @@
+"""The poller against the Nmbrs sandbox over HTTP, the real broker and the real database."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import pytest
+
+from worker.adapters.kafka import KafkaPublisher
+from worker.adapters.nmbrs.client import NmbrsClient
+from worker.adapters.postgres import PollStore
+from worker.config import Settings
+from worker.domain.changes import SnapshotEntry
+from worker.entrypoints.poller import Poller, PollOptions
+
+pytestmark = pytest.mark.integration
+
+TopicReader = Callable[..., Awaitable[list[dict[str, Any]]]]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@pytest.fixture
+def poller(
+    nmbrs: NmbrsClient, clean_poller_state: asyncpg.Pool, publisher: KafkaPublisher, kafka_topics: Settings
+) -> Poller:
+    return Poller(nmbrs, PollStore(clean_poller_state), publisher, kafka_topics, utc_now)
+
+
+async def first_poll(poller: Poller) -> int:
+    report = await poller.poll()
+    assert report.result == "published", report.reasons
+    return report.changes["employee:c"]
+
+
+async def test_first_poll_emits_a_create_per_employee_company_and_reference(
+    poller: Poller, kafka_topics: Settings, read_topic: TopicReader, sandbox: Any
+) -> None:
+    report = await poller.poll()
+    dataset = await sandbox.admin("GET", "dataset")
+
+    assert report.result == "published" and report.status == "green"
+    employees = await read_topic(kafka_topics.topics.employee_changes, report.changes["employee:c"])
+    companies = await read_topic(kafka_topics.topics.company_changes, 3)
+    assert {e["op"] for e in employees} == {"c"} and {c["op"] for c in companies} == {"c"}
+    assert len({e["key"] for e in employees}) == len(employees) == len(dataset["employees"])
+    assert all(e["key"] == f"employee:{e['after']['employee_id']}" for e in employees)
+    assert report.changes["department:c"] >= 1 and report.changes["function:c"] >= 1
+    # Companies with one CAO cost a fixed number of bulk calls, whatever their head count.
+    single_cao = [c for c in report.companies if c.company_id in (2, 3)]
+    assert len({c.soap_calls for c in single_cao}) == 1 and single_cao[0].soap_calls <= 12
+    # BSNs never leave the adapter: only a 64-hex-digit HMAC travels.
+    hashes = [e["after"]["bsn_hash"] for e in employees]
+    assert all(h is None or len(h) == 64 for h in hashes)
+    bsns = {e["bsn"] for e in dataset["employees"]}
+    assert not any(bsn in str(e) for e in employees for bsn in bsns)
+
+
+async def test_an_unchanged_second_poll_publishes_nothing(
+    poller: Poller, kafka_topics: Settings, read_topic: TopicReader
+) -> None:
+    created = await first_poll(poller)
+    report = await poller.poll()
+    assert report.result == "published" and report.changes == {}
+    assert len(await read_topic(kafka_topics.topics.employee_changes, None)) == created
+
+
+async def test_an_edit_in_nmbrs_emits_exactly_one_update_with_the_changed_fields(
+    poller: Poller, sandbox: Any, kafka_topics: Settings, read_topic: TopicReader
+) -> None:
+    created = await first_poll(poller)
+    await sandbox.admin(
+        "PATCH", "employees/100001", {"department": {"id": 99, "code": 99, "description": "Klantenservice"}}
+    )
+    report = await poller.poll()
+
+    assert report.changes == {"employee:u": 1, "department:c": 1}
+    events = await read_topic(kafka_topics.topics.employee_changes, created + 1)
+    (update,) = [e for e in events if e["op"] == "u"]
+    assert update["key"] == "employee:100001"
+    assert update["changed_fields"] == ["department"]
+    assert update["after"]["department"]["description"] == "Klantenservice"
+    assert update["before"]["department"]["description"] != "Klantenservice"
+
+
+async def test_a_leaver_is_an_update_with_an_employment_end_not_a_removal(
+    poller: Poller, sandbox: Any, kafka_topics: Settings, read_topic: TopicReader
+) -> None:
+    created = await first_poll(poller)
+    await sandbox.admin("PATCH", "employees/100001", {"end": "2026-12-31"})
+    report = await poller.poll()
+
+    assert report.changes == {"employee:u": 1}
+    events = await read_topic(kafka_topics.topics.employee_changes, created + 1)
+    (update,) = [e for e in events if e["op"] != "c"]
+    assert update["op"] == "u" and "employments" in update["changed_fields"]
+    assert update["after"]["employments"][-1]["end"] == "2026-12-31"
+
+
+async def test_a_company_whose_fetch_fails_produces_no_removals_and_turns_red(
+    poller: Poller, sandbox: Any, kafka_topics: Settings, read_topic: TopicReader
+) -> None:
+    created = await first_poll(poller)
+    await sandbox.admin(
+        "POST",
+        "faults",
+        {"operation": "Contract_GetAll_AllEmployeesByCompany", "company_id": 2, "code": 2004},
+    )
+    await sandbox.admin("PATCH", "employees/100001", {"personal_info": {"last_name": "Bergen"}})
+    report = await poller.poll()
+
+    assert report.result == "published" and report.status == "red"
+    assert [c.company_id for c in report.companies if not c.ok] == [2]
+    assert "company 2" in report.reasons[0] and "2004" in report.reasons[0]
+    # Company 1 still synced; nobody of company 2 was removed.
+    assert report.changes == {"employee:u": 1}
+    events = await read_topic(kafka_topics.topics.employee_changes, created + 1)
+    assert not [e for e in events if e["op"] == "d"]
+
+
+async def test_the_breaker_holds_a_mass_removal_until_released(
+    poller: Poller,
+    sandbox: Any,
+    kafka_topics: Settings,
+    read_topic: TopicReader,
+    clean_poller_state: asyncpg.Pool,
+) -> None:
+    created = await first_poll(poller)
+    dataset = await sandbox.admin("GET", "dataset")
+    doomed = [e["id"] for e in dataset["employees"]][:12]
+    for employee_id in doomed:
+        await sandbox.admin("DELETE", f"employees/{employee_id}")
+
+    held = await poller.poll()
+    assert held.result == "held" and held.status == "red"
+    assert "12 of" in held.reasons[0] and held.breaker_counts["removed"] == 12
+    assert len(await read_topic(kafka_topics.topics.employee_changes, None)) == created
+    assert await clean_poller_state.fetchval("SELECT count(*) FROM nmbrs_snapshots WHERE deleted") == 0
+
+    still_held = await poller.poll()
+    assert still_held.result == "held"
+
+    released = await poller.poll(PollOptions(release_hold=True))
+    assert released.result == "published" and released.changes["employee:d"] == 12
+    removals = [
+        e for e in await read_topic(kafka_topics.topics.employee_changes, created + 12) if e["op"] == "d"
+    ]
+    assert sorted(e["key"] for e in removals) == sorted(f"employee:{i}" for i in doomed)
+
+
+class CrashingStore(PollStore):
+    """Crashes once after the events were published, before the snapshot is stored."""
+
+    crashed = False
+
+    async def advance(
+        self, entries: list[SnapshotEntry], poll_id: uuid.UUID, summary: dict[str, Any]
+    ) -> None:
+        if not self.crashed:
+            self.crashed = True
+            raise ConnectionResetError("worker killed between publish and snapshot commit")
+        await super().advance(entries, poll_id, summary)
+
+
+async def test_a_crash_between_publish_and_snapshot_commit_loses_nothing_and_repeats_the_same_ids(
+    nmbrs: NmbrsClient,
+    clean_poller_state: asyncpg.Pool,
+    publisher: KafkaPublisher,
+    kafka_topics: Settings,
+    read_topic: TopicReader,
+) -> None:
+    poller = Poller(nmbrs, CrashingStore(clean_poller_state), publisher, kafka_topics, utc_now)
+    crashed = await poller.poll()
+    assert crashed.result == "failed" and "killed" in crashed.reasons[0]
+    first_count = len(await read_topic(kafka_topics.topics.employee_changes, None))
+    assert first_count > 0
+
+    repeated = await poller.poll()
+    assert repeated.result == "published" and repeated.changes["employee:c"] == first_count
+
+    events = await read_topic(kafka_topics.topics.employee_changes, 2 * first_count)
+    # Every event was published twice with the same id: consumers deduplicate the repeat.
+    assert set(Counter(e["event_id"] for e in events).values()) == {2}
+    assert (await poller.poll()).changes == {}
+
+
+async def test_a_dry_run_publishes_the_plan_only_and_leaves_the_snapshot_alone(
+    poller: Poller, kafka_topics: Settings, read_topic: TopicReader, clean_poller_state: asyncpg.Pool
+) -> None:
+    plan = await poller.poll(PollOptions(dry_run=True))
+    assert plan.result == "planned"
+    planned = await read_topic(kafka_topics.topics.plan, sum(plan.changes.values()))
+    assert {e["event_type"] for e in planned} == {"employee_changed", "company_changed", "reference_changed"}
+    assert await read_topic(kafka_topics.topics.employee_changes, None) == []
+    assert await clean_poller_state.fetchval("SELECT count(*) FROM nmbrs_snapshots") == 0
+    assert (await poller.poll()).changes == plan.changes
+
+
+async def test_full_reconciliation_reads_every_record_again(
+    poller: Poller, kafka_topics: Settings, read_topic: TopicReader
+) -> None:
+    created = await first_poll(poller)
+    report = await poller.poll(PollOptions(full=True))
+    assert report.changes["employee:r"] == created
+    reads = [e for e in await read_topic(kafka_topics.topics.employee_changes, 2 * created) if e["op"] == "r"]
+    assert len(reads) == created and all(e["source"]["full"] for e in reads)
+
+
+async def test_every_poll_reports_on_the_status_topic(
+    poller: Poller, kafka_topics: Settings, read_topic: TopicReader
+) -> None:
+    await first_poll(poller)
+    (report,) = await read_topic(kafka_topics.topics.status, 1)
+    assert report["key"] == "poll" and report["result"] == "published"
+    assert report["soap_calls"] > 0 and len(report["companies"]) == 3
+
+
+async def test_only_one_poll_runs_at_a_time(poller: Poller, clean_poller_state: asyncpg.Pool) -> None:
+    store = PollStore(clean_poller_state)
+    async with store.poll_lock() as held:
+        assert held
+        skipped = await poller.poll()
+    assert skipped.result == "skipped"

@@ -1,0 +1,333 @@
+"""The poller: Nmbrs snapshots become change events on Kafka; the snapshot advances only after the acks.
+
+One poll: take the poll lock, list companies, fetch each company, diff against the stored snapshot,
+check the mass-change breaker, publish (or hold, or publish to the plan topic for a dry run), and only
+then store the new snapshot. A company whose fetch failed keeps its records untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from worker.adapters.nmbrs import NmbrsPort
+from worker.adapters.nmbrs.errors import NmbrsError
+from worker.adapters.postgres import PollStore
+from worker.config import Settings
+from worker.domain.changes import (
+    BreakerPolicy,
+    BreakerVerdict,
+    ChangeSource,
+    Entity,
+    PlannedChange,
+    SnapshotEntry,
+    diff,
+    evaluate_breaker,
+    record_key,
+    reference_records,
+)
+from worker.domain.events import CompanyFetch, Message, PollReport
+from worker.domain.nmbrs_records import CompanySnapshot, NmbrsCompany, Record
+
+log = logging.getLogger(__name__)
+
+# Nmbrs dates are Dutch local dates: 'today' for history resolution is today in Amsterdam.
+NMBRS_TIMEZONE = ZoneInfo("Europe/Amsterdam")
+COMPANY_FETCH_CONCURRENCY = 4
+
+
+class ChangePublisher(Protocol):
+    async def publish_many(self, items: list[tuple[str, str, Message]]) -> None:
+        """Publish all and return once the broker acknowledged every one."""
+        ...
+
+
+@dataclass(frozen=True)
+class PollOptions:
+    full: bool = False
+    dry_run: bool = False
+    release_hold: bool = False
+    request_id: uuid.UUID | None = None
+
+
+class Poller:
+    """Runs polls. Dependencies are explicit; `now` is injectable for tests."""
+
+    def __init__(
+        self,
+        nmbrs: NmbrsPort,
+        store: PollStore,
+        publisher: ChangePublisher,
+        settings: Settings,
+        now: Callable[[], datetime],
+    ) -> None:
+        self.nmbrs = nmbrs
+        self.store = store
+        self.publisher = publisher
+        self.settings = settings
+        self.now = now
+        self.policy = BreakerPolicy(max_share=settings.breaker_max_share)
+
+    def _topic(self, entity: Entity, dry_run: bool) -> str:
+        topics = self.settings.topics
+        if dry_run:
+            return topics.plan
+        if entity is Entity.EMPLOYEE:
+            return topics.employee_changes
+        if entity is Entity.COMPANY:
+            return topics.company_changes
+        return topics.reference_changes
+
+    async def poll(self, options: PollOptions = PollOptions()) -> PollReport:
+        poll_id = uuid.uuid4()
+        started = self.now()
+        async with self.store.poll_lock() as held:
+            if not held:
+                log.info("poll %s skipped: another poll is running", poll_id)
+                return self._report(
+                    poll_id, options, "skipped", started, reasons=("another poll is running",)
+                )
+            await self.store.start_run(poll_id, options.request_id, options.full, options.dry_run, started)
+            try:
+                report = await self._poll_locked(poll_id, options, started)
+            except Exception as error:
+                # Nothing was published or stored; the next poll starts from the same snapshot.
+                log.exception("poll %s failed", poll_id)
+                report = self._report(
+                    poll_id, options, "failed", started, reasons=(f"{type(error).__name__}: {error}",)
+                )
+                await self.store.finish_run(poll_id, "failed", report.model_dump(mode="json"))
+        await self._publish_report(report)
+        return report
+
+    async def _poll_locked(self, poll_id: uuid.UUID, options: PollOptions, started: datetime) -> PollReport:
+        clock = time.perf_counter()
+        as_of = started.astimezone(NMBRS_TIMEZONE).date()
+        companies = await self.nmbrs.list_companies()
+        snapshots, fetches = await self._fetch_all(companies, as_of)
+        fetch_s = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        previous = await self.store.load_snapshot()
+        planned = self._plan(poll_id, options, previous, companies, snapshots)
+        fetched_ok = {s.company.company_id for s in snapshots}
+        verdict = self._breaker(previous, snapshots, fetched_ok, planned)
+        diff_s = time.perf_counter() - clock
+
+        changes = Counter(f"{p.event.entity.value}:{p.event.op.value}" for p in planned)
+        failed = [f for f in fetches if not f.ok]
+        reasons = tuple(f"company {f.company_id} ({f.name}) not fetched: {f.error}" for f in failed)
+        common: dict[str, Any] = {
+            "changes": dict(changes),
+            "breaker_counts": verdict.counts,
+            "companies": tuple(fetches),
+            "soap_calls": sum(f.soap_calls for f in fetches),
+            "fetch_s": round(fetch_s, 3),
+            "diff_s": round(diff_s, 3),
+        }
+        if verdict.tripped and not options.release_hold and not options.dry_run:
+            log.warning("poll %s held by the breaker: %s", poll_id, "; ".join(verdict.reasons))
+            report = self._report(
+                poll_id, options, "held", started, reasons=verdict.reasons + reasons, **common
+            )
+            await self.store.finish_run(poll_id, "held", report.model_dump(mode="json"))
+            return report
+
+        clock = time.perf_counter()
+        await self.publisher.publish_many(
+            [(self._topic(p.event.entity, options.dry_run), p.event.key, p.event) for p in planned]
+        )
+        publish_s = time.perf_counter() - clock
+        result = "planned" if options.dry_run else "published"
+        report = self._report(
+            poll_id, options, result, started, reasons=reasons, publish_s=round(publish_s, 3), **common
+        )
+        if options.dry_run:
+            await self.store.finish_run(poll_id, "planned", report.model_dump(mode="json"))
+        else:
+            await self.store.advance([p.snapshot for p in planned], poll_id, report.model_dump(mode="json"))
+        log.info(
+            "poll %s %s: %s in %.2f s (%d SOAP calls)",
+            poll_id,
+            result,
+            dict(changes) or "no changes",
+            fetch_s + diff_s + publish_s,
+            report.soap_calls,
+        )
+        return report
+
+    async def _fetch_all(
+        self, companies: list[NmbrsCompany], as_of: date
+    ) -> tuple[list[CompanySnapshot], list[CompanyFetch]]:
+        gate = asyncio.Semaphore(COMPANY_FETCH_CONCURRENCY)
+
+        async def fetch(company: NmbrsCompany) -> CompanySnapshot | CompanyFetch:
+            async with gate:
+                try:
+                    return await self.nmbrs.fetch_company(company, as_of)
+                except NmbrsError as error:
+                    log.warning("company %s fetch failed: %s", company.company_id, error)
+                    return CompanyFetch(
+                        company_id=company.company_id, name=company.name, ok=False, error=str(error)
+                    )
+
+        results = await asyncio.gather(*(fetch(company) for company in companies))
+        snapshots = [r for r in results if isinstance(r, CompanySnapshot)]
+        fetches = [
+            r
+            if isinstance(r, CompanyFetch)
+            else CompanyFetch(
+                company_id=r.company.company_id,
+                name=r.company.name,
+                ok=True,
+                employees=len(r.employees),
+                soap_calls=r.soap_calls,
+            )
+            for r in results
+        ]
+        return snapshots, fetches
+
+    def _plan(
+        self,
+        poll_id: uuid.UUID,
+        options: PollOptions,
+        previous: dict[str, SnapshotEntry],
+        companies: list[NmbrsCompany],
+        snapshots: list[CompanySnapshot],
+    ) -> list[PlannedChange]:
+        now = self.now()
+        source = ChangeSource(poll_id=poll_id, fetched_at=now, full=options.full)
+        fetched_ok = {s.company.company_id for s in snapshots}
+        all_ok = len(fetched_ok) == len(companies)
+        by_entity: dict[Entity, dict[str, SnapshotEntry]] = {entity: {} for entity in Entity}
+        for key, entry in previous.items():
+            by_entity[entry.entity][key] = entry
+
+        current: dict[Entity, dict[str, tuple[Record, int | None]]] = {entity: {} for entity in Entity}
+        for company in companies:
+            current[Entity.COMPANY][record_key(Entity.COMPANY, company.company_id)] = (
+                company,
+                company.company_id,
+            )
+        for snapshot in snapshots:
+            for employee in snapshot.employees:
+                current[Entity.EMPLOYEE][record_key(Entity.EMPLOYEE, employee.employee_id)] = (
+                    employee,
+                    snapshot.company.company_id,
+                )
+        references = reference_records(
+            (e for s in snapshots for e in s.employees), (a for s in snapshots for a in s.labour_agreements)
+        )
+        for key, reference in references.items():
+            current[Entity(reference.kind)][key] = (reference, None)
+
+        planned: list[PlannedChange] = []
+        # The company list itself came back, so a company missing from it is really gone.
+        planned += diff(
+            Entity.COMPANY,
+            by_entity[Entity.COMPANY],
+            current[Entity.COMPANY],
+            source,
+            lambda entry: True,
+            now,
+        )
+        for entity in (Entity.DEPARTMENT, Entity.FUNCTION, Entity.LABOUR_AGREEMENT):
+            # Reference data is shared between companies: unused only if every company was seen.
+            planned += diff(entity, by_entity[entity], current[entity], source, lambda entry: all_ok, now)
+        planned += diff(
+            Entity.EMPLOYEE,
+            by_entity[Entity.EMPLOYEE],
+            current[Entity.EMPLOYEE],
+            source,
+            lambda entry: entry.company_id in fetched_ok,
+            now,
+        )
+        return planned
+
+    def _breaker(
+        self,
+        previous: dict[str, SnapshotEntry],
+        snapshots: list[CompanySnapshot],
+        fetched_ok: set[int],
+        planned: list[PlannedChange],
+    ) -> BreakerVerdict:
+        # Counted over the companies fetched now: a failed company is already kept out of the changes.
+        previous_active = sum(
+            1
+            for e in previous.values()
+            if e.entity is Entity.EMPLOYEE and not e.deleted and e.company_id in fetched_ok
+        )
+        fetched = sum(len(s.employees) for s in snapshots)
+        return evaluate_breaker(previous_active, fetched, [p.event for p in planned], self.policy)
+
+    def _report(
+        self,
+        poll_id: uuid.UUID,
+        options: PollOptions,
+        result: str,
+        started: datetime,
+        reasons: tuple[str, ...] = (),
+        **fields: Any,
+    ) -> PollReport:
+        failed_companies = any(not c.ok for c in fields.get("companies", ()))
+        red = result in ("held", "failed") or failed_companies
+        return PollReport(
+            poll_id=poll_id,
+            request_id=options.request_id,
+            full=options.full,
+            dry_run=options.dry_run,
+            result=result,
+            status="red" if red else "green",
+            reasons=reasons,
+            started_at=started,
+            finished_at=self.now(),
+            **fields,
+        )
+
+    async def _publish_report(self, report: PollReport) -> None:
+        await self.publisher.publish_many([(self.settings.topics.status, "poll", report)])
+
+
+async def run_poll_loop(poller: Poller, store: PollStore, settings: Settings, wake: asyncio.Event) -> None:
+    """Poll on requests (sync-now) and on schedule: a change poll every `poll_interval_s`, a full
+    reconciliation when the last one is older than `full_reconciliation_interval_s`. Runs until cancelled."""
+    next_scheduled = time.monotonic()
+    failures = 0
+    while True:
+        try:
+            request = await store.claim_pending_request()
+            if request is not None:
+                report = await poller.poll(
+                    PollOptions(request.full, request.dry_run, request.release_hold, request.request_id)
+                )
+                await store.close_request(request.request_id, report.result != "failed")
+            elif time.monotonic() >= next_scheduled:
+                last_full = await store.last_full_poll_at()
+                full = last_full is None or (poller.now() - last_full).total_seconds() >= (
+                    settings.full_reconciliation_interval_s
+                )
+                await poller.poll(PollOptions(full=full))
+                next_scheduled = time.monotonic() + settings.poll_interval_s
+            else:
+                wake.clear()
+                try:
+                    await asyncio.wait_for(wake.wait(), timeout=max(next_scheduled - time.monotonic(), 0.05))
+                except TimeoutError:
+                    pass
+            failures = 0
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The database or broker is away: nothing was advanced, so waiting and retrying is safe.
+            failures += 1
+            delay = min(60.0, 2.0**failures)
+            log.exception("poll loop iteration failed; retrying in %.0f s", delay)
+            await asyncio.sleep(delay)
