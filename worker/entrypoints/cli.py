@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from worker.config import ConfigurationError, Settings, load_settings
+from worker.sandbox import cli as sandbox_cli
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -148,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync_now.add_argument("--dry-run", action="store_true", help="publish the plan only, change nothing")
     sync_now.add_argument("--requested-by", default="cli", help="who asks (shown in outcomes)")
     sync_now.set_defaults(func=cmd_sync_now)
+    sandbox_cli.register(sub)
     schemas = sub.add_parser("schemas", help="write or check the JSON Schemas of every contract in schemas/")
     schemas.add_argument("action", choices=["write", "check"])
     schemas.add_argument("--dir", default="schemas", help="target directory (default: schemas)")

@@ -1,0 +1,115 @@
+"""Benchmark: a full Nmbrs snapshot of 10,000 employees in 10 companies, fetched from the local sandbox.
+
+Run: `python bench/nmbrs_fetch.py [--companies 10] [--employees 10000] [--seed 1]`.
+The sandbox runs in its own process so its CPU time is not ours. Own processing is the time the client
+spends in its own code (building requests, parsing XML, resolving histories, building records), measured
+around those synchronous sections; waiting is the rest of the wall time (HTTP exchanges, the sandbox).
+For transparency the process CPU time is printed too: it also holds the HTTP client's work.
+Prints a human summary and, last, one JSON line of figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import sys
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from worker.adapters.nmbrs.client import NmbrsClient
+
+USERNAME, TOKEN, DOMAIN = "bench@example.nl", "bench-token", "bench"
+
+
+def _serve(companies: int, employees: int, seed: int, port_out: Connection) -> None:
+    """Child process: generate the dataset, serve it on an ephemeral loopback port, report the port."""
+    from aiohttp import web
+
+    from worker.sandbox.generate import generate
+    from worker.sandbox.server import create_app
+
+    async def main() -> None:
+        dataset = generate(companies, employees, seed)
+        runner = web.AppRunner(create_app(dataset, USERNAME, TOKEN, DOMAIN), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port_out.send((site._server.sockets[0].getsockname()[1], dataset.reference_date))  # type: ignore[union-attr]
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+async def _fetch(port: int, as_of: object) -> dict[str, float | int]:
+    client = NmbrsClient(
+        base_url=f"http://127.0.0.1:{port}/soap/v3/",
+        username=USERNAME,
+        token=TOKEN,
+        domain=DOMAIN,
+        bsn_hash_key="bench-key",
+    )
+    try:
+        await client.list_companies()  # loads the WSDLs and warms the connection pool
+        client.soap_calls, client.processing_seconds = 0, 0.0
+        wall_started, cpu_started = time.perf_counter(), time.process_time()
+        companies = await client.list_companies()
+        snapshots = await asyncio.gather(*(client.fetch_company(c, as_of) for c in companies))  # type: ignore[arg-type]
+        wall = time.perf_counter() - wall_started
+        cpu = time.process_time() - cpu_started
+        own = client.processing_seconds
+    finally:
+        await client.close()
+    employees = sum(len(s.employees) for s in snapshots)
+    return {
+        "companies": len(companies),
+        "employees": employees,
+        "soap_calls": client.soap_calls,
+        "calls_per_employee": round(client.soap_calls / max(employees, 1), 4),
+        "wall_s": round(wall, 3),
+        "waiting_s": round(wall - own, 3),
+        "own_processing_s": round(own, 3),
+        "own_share": round(own / wall, 3),
+        "process_cpu_s": round(cpu, 3),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--companies", type=int, default=10)
+    parser.add_argument("--employees", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+
+    receive, send = multiprocessing.Pipe(duplex=False)
+    server = multiprocessing.get_context("spawn").Process(
+        target=_serve, args=(args.companies, args.employees, args.seed, send), daemon=True
+    )
+    server.start()
+    try:
+        if not receive.poll(120):
+            print("sandbox did not start", file=sys.stderr)
+            return 1
+        port, as_of = receive.recv()
+        figures = asyncio.run(_fetch(port, as_of))
+    finally:
+        server.terminate()
+        server.join(10)
+
+    print(f"Fetched {figures['employees']} employees in {figures['companies']} companies from the sandbox")
+    print(f"  SOAP calls:          {figures['soap_calls']} ({figures['calls_per_employee']} per employee)")
+    print(f"  wall time:           {figures['wall_s']:.3f} s")
+    print(f"  waiting on sandbox:  {figures['waiting_s']:.3f} s")
+    own, share = figures["own_processing_s"], figures["own_share"]
+    print(f"  own processing:      {own:.3f} s ({share:.0%} of wall time)")
+    print(f"  process CPU time:    {figures['process_cpu_s']:.3f} s (own processing plus the HTTP client)")
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""Conversion of recorded Nmbrs v3 responses to records, and history resolution (no sockets)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from worker.adapters.nmbrs import convert
+from worker.adapters.nmbrs.errors import (
+    NmbrsAuthenticationError,
+    NmbrsLoginSecurityError,
+    NmbrsMalformedResponse,
+    NmbrsNoRightsError,
+    NmbrsNotFoundError,
+    NmbrsUnknownFault,
+    fault_from_string,
+)
+from worker.domain.nmbrs_records import Gender, LabourAgreementRef, NmbrsCompany
+
+DATA = Path(__file__).parents[1] / "data" / "nmbrs"
+KEY = b"test-key"
+PERSONAL = "PersonalInfo_GetAll_AllEmployeesByCompany"
+
+
+def _result(name: str, operation: str) -> convert.Element | None:
+    return convert.result_element((DATA / name).read_bytes(), operation)
+
+
+def _personal() -> dict[int, list[convert.PeriodRow[dict[str, object]]]]:
+    return convert.parse_personal_infos(_result("personal_info.xml", PERSONAL), KEY)
+
+
+def _company_data(**overrides: object) -> convert.CompanyData:
+    values: dict[str, object] = {
+        "company": NmbrsCompany(company_id=1, name="Bakkerij De Zon B.V.", period_type="Month"),
+        "current_period": "2026-11-M",
+        "labour_agreements": [LabourAgreementRef(id=5, description="CAO Bakkersbedrijf")],
+        "listed": {101: convert.Listed("7", "Anouk van der Berg"), 102: convert.Listed("8", "Chloë Öztürk")},
+        "personal": _personal(),
+        "employments": {},
+        "functions": convert.parse_functions(
+            _result("functions.xml", "Function_GetAll_AllEmployeesByCompany_V2")
+        ),
+        "departments": {},
+        "contracts": convert.parse_contracts(
+            _result("contracts_v21_item_name.xml", "Contract_GetAll_AllEmployeesByCompany")
+        ),
+        "schedules": convert.parse_schedules(
+            _result("schedules.xml", "Schedule_GetAll_AllEmployeesByCompany")
+        ),
+    }
+    values.update(overrides)
+    return convert.CompanyData(**values)  # type: ignore[arg-type]
+
+
+def test_personal_info_resolves_to_the_record_current_on_the_date() -> None:
+    rows = _personal()[101]
+    before = convert.resolve_period(rows, convert.period_of(date(2026, 5, 31), "Month"))
+    after = convert.resolve_period(rows, convert.period_of(date(2026, 6, 1), "Month"))
+    assert before is not None and after is not None
+    assert (before["prefix"], before["last_name"]) == ("de", "Vries")
+    assert (after["prefix"], after["last_name"]) == ("van der", "Berg")
+
+
+def test_a_future_hire_gets_the_earliest_record_before_the_start() -> None:
+    person = convert.resolve_period(_personal()[102], (2026, 11))
+    assert person is not None and person["last_name"] == "Öztürk"
+
+
+def test_same_period_records_resolve_to_the_one_created_last() -> None:
+    functions = convert.parse_functions(_result("functions.xml", "Function_GetAll_AllEmployeesByCompany_V2"))
+    current = convert.resolve_period(functions[101], (2026, 11))
+    earlier = convert.resolve_period(functions[101], (2026, 8))
+    assert current is not None and current.description == "Teamleider (correctie)"
+    assert earlier is not None and earlier.description == "Monteur"
+
+
+def test_nil_function_is_none() -> None:
+    functions = convert.parse_functions(_result("functions.xml", "Function_GetAll_AllEmployeesByCompany_V2"))
+    assert convert.resolve_period(functions[102], (2027, 1)) is None
+
+
+def test_bsn_is_hashed_with_hmac_over_nine_digits_and_not_kept() -> None:
+    person = convert.resolve_period(_personal()[101], (2026, 11))
+    assert person is not None
+    expected = hmac.new(KEY, b"123456782", hashlib.sha256).hexdigest()
+    assert person["bsn_hash"] == expected
+    assert "123456782" not in repr(_personal()) and "12345678 2" not in repr(_personal())
+
+
+def test_bsn_hash_pads_to_nine_digits_and_ignores_unknown_bsns() -> None:
+    assert convert.bsn_hash("11222333", KEY) == convert.bsn_hash("011222333", KEY)
+    assert convert.bsn_hash("000000000", KEY) is None
+    assert convert.bsn_hash("", KEY) is None
+    assert convert.bsn_hash("111222333", KEY) != convert.bsn_hash("111222333", b"other-key")
+
+
+def test_without_bsn_mode_hashes_nothing() -> None:
+    rows = convert.parse_personal_infos(_result("personal_info.xml", PERSONAL), None)
+    assert all(row.value["bsn_hash"] is None for employee in rows.values() for row in employee)
+
+
+def test_names_are_nfc_and_gender_case_insensitive() -> None:
+    person = convert.resolve_period(_personal()[102], (2027, 1))
+    assert person is not None
+    assert person["first_name"] == "Chloë" and len(person["first_name"]) == 5
+    assert person["gender"] is Gender.FEMALE
+    assert person["birthday"] is None
+
+
+def test_contracts_accept_the_v21_item_name_and_keep_the_newest_duplicate() -> None:
+    contracts = convert.parse_contracts(
+        _result("contracts_v21_item_name.xml", "Contract_GetAll_AllEmployeesByCompany")
+    )
+    employee = convert.build_employee(_company_data(contracts=contracts), 101, date(2026, 11, 1))
+    assert [c.contract_id for c in employee.contracts] == [21, 22]
+    assert employee.contracts[0].hours_per_week == Decimal("36.00")
+    assert employee.contracts[0].end == date(2020, 12, 31) and not employee.contracts[0].indefinite
+    assert employee.contracts[1].indefinite and employee.contracts[1].end is None
+
+
+def test_contract_without_hours_takes_the_schedule_valid_on_the_date() -> None:
+    data = _company_data()
+    # The open contract has no HoursPerWeek: the two-week rota from 2026-03 gives (32 + 23.5) / 2.
+    assert convert.build_employee(data, 101, date(2026, 11, 1)).contracts[1].hours_per_week == Decimal(
+        "27.75"
+    )
+    assert convert.build_employee(data, 101, date(2025, 6, 1)).contracts[1].hours_per_week == Decimal("40.00")
+
+
+def test_schedules_average_a_two_week_rota_and_ignore_unknown_fields() -> None:
+    schedules = convert.parse_schedules(_result("schedules.xml", "Schedule_GetAll_AllEmployeesByCompany"))
+    periods = sorted((row.period for row in schedules[101]), key=lambda s: s.start)
+    assert [p.hours_per_week for p in periods] == [Decimal("40.00"), Decimal("27.75")]
+    assert periods[1].parttime_percentage == Decimal("69.38")
+
+
+def test_one_company_cao_applies_to_every_employee_without_per_employee_calls() -> None:
+    snapshot = convert.build_snapshot(_company_data(), date(2026, 11, 1), datetime.now(UTC), 9)
+    assert {e.labour_agreement.id for e in snapshot.employees if e.labour_agreement} == {5}
+    assert len(snapshot.employees) == 2 and snapshot.soap_calls == 9
+
+
+def test_two_company_caos_use_the_per_employee_answers() -> None:
+    agreements = [LabourAgreementRef(id=5, description="A"), LabourAgreementRef(id=6, description="B")]
+    per_employee = {101: LabourAgreementRef(id=6, description="B"), 102: None}
+    data = _company_data(labour_agreements=agreements, employee_labour_agreements=per_employee)
+    employees = {
+        e.employee_id: e
+        for e in convert.build_snapshot(data, date(2026, 11, 1), datetime.now(UTC), 0).employees
+    }
+    assert employees[101].labour_agreement == per_employee[101]
+    assert employees[102].labour_agreement is None
+
+
+def test_snapshot_employee_is_fully_normalised() -> None:
+    snapshot = convert.build_snapshot(_company_data(), date(2026, 11, 1), datetime.now(UTC), 9)
+    anouk = snapshot.employees[0]
+    assert (anouk.employee_id, anouk.number, anouk.first_name, anouk.prefix) == (101, "7", "Anouk", "van der")
+    assert anouk.phone_mobile == "06-12345678" and anouk.email_work == "anouk.vanderberg@example.nl"
+    assert anouk.function is not None and anouk.function.code == "7"
+    assert "123456782" not in snapshot.model_dump_json()
+
+
+def test_fault_envelopes_become_typed_errors() -> None:
+    with pytest.raises(NmbrsAuthenticationError) as error:
+        _result("fault_1001_soap11.xml", "List_GetAll")
+    assert error.value.code == 1001 and not error.value.retryable
+    with pytest.raises(NmbrsNoRightsError):
+        _result("fault_2004_soap12.xml", "Contract_GetAll_AllEmployeesByCompany")
+    assert convert.fault_string((DATA / "fault_1001_soap11.xml").read_bytes()) is not None
+    assert convert.fault_string(b"<html>Service Unavailable</html>") is None
+
+
+@pytest.mark.parametrize(
+    ("faultstring", "expected", "retryable"),
+    [
+        ("---> 1002: Unauthorized Access", NmbrsNoRightsError, False),
+        ("---> 2003: No rights to this employee", NmbrsNoRightsError, False),
+        ("---> 1006: Generic Login Security Failure", NmbrsLoginSecurityError, True),
+        ("---> 2046: Not found", NmbrsNotFoundError, False),
+        ("---> 9999: Unknown", NmbrsUnknownFault, False),
+        (
+            "Server was unable to process request. ---> Invalid combination email/password",
+            NmbrsAuthenticationError,
+            False,
+        ),
+        ("Object reference not set to an instance of an object.", NmbrsUnknownFault, False),
+    ],
+)
+def test_fault_codes_map_to_classes(faultstring: str, expected: type, retryable: bool) -> None:
+    error = fault_from_string(faultstring, operation="List_GetAll")
+    assert type(error) is expected and error.retryable is retryable
+    assert "List_GetAll" in str(error)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        (DATA / "schedules.xml").read_bytes()[:900],  # truncated
+        b"",
+        b"<html><body>Bad gateway</body></html>",
+        b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"/>',
+    ],
+)
+def test_malformed_bodies_raise_malformed(body: bytes) -> None:
+    with pytest.raises(NmbrsMalformedResponse):
+        convert.result_element(body, "Schedule_GetAll_AllEmployeesByCompany")
+
+
+def test_answer_to_another_operation_is_malformed() -> None:
+    with pytest.raises(NmbrsMalformedResponse):
+        _result("schedules.xml", "Contract_GetAll_AllEmployeesByCompany")
+
+
+def test_periods() -> None:
+    assert convert.period_of(date(2026, 11, 15), "Month") == (2026, 11)
+    assert convert.period_of(date(2026, 1, 29), "Week4") == (2026, 2)
+    assert convert.period_of(date(2026, 12, 31), "Week4") == (2026, 13)
+    assert convert.parse_period("2026-11-M") == (2026, 11)
+    assert convert.parse_period("garbage") is None

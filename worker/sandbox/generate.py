@@ -1,0 +1,432 @@
+"""Deterministic generator of realistic Dutch sandbox datasets, from 60 employees to 10,000+.
+
+The same (companies, employees, seed, reference_date, two_cao_companies) always gives the same dataset.
+Every dataset of 10 or more employees contains the hard cases: tussenvoegsels, diacritics, a human with
+two employments (same BSN), part-timers incl. a two-week rota, a leaver, a future hire, near-identical
+names, and contracts without HoursPerWeek (so the schedule fallback is exercised).
+"""
+
+from __future__ import annotations
+
+import random
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from worker.sandbox.dataset import (
+    Assignment,
+    Company,
+    Contract,
+    Dataset,
+    Employee,
+    EmployeeType,
+    Employment,
+    LabourAgreement,
+    LabourAgreementAssignment,
+    PersonalInfo,
+    Schedule,
+)
+
+# A fixed default keeps `generate-dataset` reproducible from day to day; pass another date to move 'today'.
+DEFAULT_REFERENCE_DATE = date(2026, 11, 1)
+
+FIRST_NAMES_FEMALE = (
+    "Emma", "Julia", "Sophie", "Anna", "Tess", "Zoë", "Chloë", "Noëlle", "Fenna", "Saar", "Lotte",
+    "Anouk", "Inge", "Marloes", "Ilse", "Eva", "Sanne", "Mirjam", "Rénee", "Aïcha", "Fatma", "Ingrid",
+)  # fmt: skip
+FIRST_NAMES_MALE = (
+    "Daan", "Sem", "Lucas", "Jan", "Pieter", "Thijs", "Bram", "Joël", "René", "Gijs", "Koen", "Ruud",
+    "Mehmet", "Youssef", "Sven", "Maarten", "Jeroen", "Wouter", "Stijn", "Niels", "Michiel", "Björn",
+)  # fmt: skip
+# (tussenvoegsel, achternaam)
+LAST_NAMES = (
+    ("de", "Jong"), ("", "Jansen"), ("de", "Vries"), ("van den", "Berg"), ("van", "Dijk"), ("", "Bakker"),
+    ("", "Janssen"), ("", "Visser"), ("", "Smit"), ("", "Meijer"), ("de", "Boer"), ("", "Mulder"),
+    ("de", "Groot"), ("", "Bos"), ("", "Vos"), ("", "Peters"), ("", "Hendriks"), ("van", "Leeuwen"),
+    ("", "Dekker"), ("", "Brouwer"), ("de", "Wit"), ("", "Dijkstra"), ("", "Smits"), ("de", "Graaf"),
+    ("van der", "Meer"), ("van der", "Linden"), ("", "Kok"), ("", "Jacobs"), ("de", "Haan"),
+    ("", "Vermeulen"), ("van den", "Heuvel"), ("van der", "Veen"), ("van 't", "Hek"), ("in 't", "Veld"),
+    ("ter", "Horst"), ("van", "Beek"), ("", "Öztürk"), ("", "Çelik"), ("", "Yılmaz"), ("", "Hoogeveen"),
+    ("", "Ruiz Gómez"), ("", "Müller"), ("d'", "Ancona"), ("van de", "Kerkhof"), ("", "El Idrissi"),
+)  # fmt: skip
+COMPANY_NAMES = (
+    "Bakkerij De Zon", "Van der Meer Techniek", "Zorggroep Oost-Veluwe", "Installatiebedrijf Hoekstra",
+    "Café-Restaurant 't Hoekje", "Bouwbedrijf Gebr. de Ruijter", "Kinderopvang Het Vlindertje",
+    "Transport & Logistiek Noord", "Adviesbureau Smit & Co", "Groenvoorziening Één",
+)  # fmt: skip
+FUNCTIONS = (
+    "Software-ontwikkelaar", "Projectleider", "Adviseur", "Monteur", "Administratief medewerker",
+    "Teamleider", "Verpleegkundige", "Accountmanager", "Controller", "HR-adviseur",
+    "Magazijnmedewerker", "Consultant", "Pedagogisch medewerker", "Chauffeur", "Kok",
+)  # fmt: skip
+DEPARTMENTS = (
+    "Directie", "Financiën", "ICT", "Verkoop", "Personeelszaken", "Productie", "Logistiek",
+    "Klantenservice", "Zorg", "Facilitair",
+)  # fmt: skip
+CAOS = (
+    "CAO Metaal en Techniek", "CAO VVT", "CAO Horeca", "CAO Bouw & Infra", "CAO Kinderopvang",
+    "CAO Beroepsgoederenvervoer", "CAO Sociaal Werk", "CAO Bakkersbedrijf", "CAO Groothandel",
+)  # fmt: skip
+EMPLOYEE_TYPES = ((1, "Werknemer"), (2, "DGA"), (3, "Stagiair"))
+
+
+def is_valid_bsn(bsn: str) -> bool:
+    """The BSN 11-proef: 9 digits, 9*d1 + 8*d2 + ... + 2*d8 - d9 divisible by 11 (and not all zero)."""
+    if len(bsn) != 9 or not bsn.isdigit() or bsn == "000000000":
+        return False
+    total = sum(int(digit) * weight for digit, weight in zip(bsn[:8], range(9, 1, -1), strict=True))
+    return (total - int(bsn[8])) % 11 == 0
+
+
+def _bsn(rng: random.Random, used: set[str]) -> str:
+    while True:
+        head = f"{rng.randrange(10_000_000, 100_000_000):08d}"
+        check = sum(int(digit) * weight for digit, weight in zip(head, range(9, 1, -1), strict=True)) % 11
+        bsn = head + str(check)
+        if check < 10 and bsn not in used:
+            used.add(bsn)
+            return bsn
+
+
+def _ascii(text: str) -> str:
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+
+
+def _moment(day: date, rng: random.Random) -> datetime:
+    return datetime.combine(day, time(rng.randrange(8, 18), rng.randrange(60), rng.randrange(60)))
+
+
+@dataclass
+class _Human:
+    """The person behind one or more employments."""
+
+    bsn: str
+    gender: str
+    first_name: str
+    prefix: str
+    last_name: str
+    birthday: date
+    mobile: str
+
+
+class _Generator:
+    def __init__(self, seed: int, reference_date: date) -> None:
+        self.rng = random.Random(seed)
+        self.today = reference_date
+        self.bsns: set[str] = set()
+        self.next_ids = {"employee": 100_001, "record": 1}
+        self.numbers: dict[int, int] = {}
+        self.emails: set[str] = set()
+
+    def new_id(self, kind: str) -> int:
+        value = self.next_ids[kind]
+        self.next_ids[kind] += 1
+        return value
+
+    def human(
+        self, first_name: str | None = None, prefix: str | None = None, last_name: str | None = None
+    ) -> _Human:
+        rng = self.rng
+        gender = rng.choice(("male", "female"))
+        names = FIRST_NAMES_MALE if gender == "male" else FIRST_NAMES_FEMALE
+        default_prefix, default_last = rng.choice(LAST_NAMES)
+        return _Human(
+            bsn=_bsn(rng, self.bsns),
+            gender=gender,
+            first_name=first_name or rng.choice(names),
+            prefix=default_prefix if prefix is None else prefix,
+            last_name=last_name or default_last,
+            birthday=self.today - timedelta(days=rng.randrange(18 * 365, 66 * 365)),
+            mobile=f"06-{rng.randrange(10_000_000, 100_000_000)}",
+        )
+
+    def email(self, human: _Human, company: Company) -> str:
+        local = (
+            _ascii(f"{human.first_name}.{human.prefix}{human.last_name}").replace(" ", "").replace("'", "")
+        )
+        domain = company.website.removeprefix("https://www.") if company.website else "example.nl"
+        candidate, n = f"{local}@{domain}", 2
+        while candidate in self.emails:  # two people with the same name get distinct addresses
+            candidate, n = f"{local}{n}@{domain}", n + 1
+        self.emails.add(candidate)
+        return candidate
+
+    def company(self, index: int, caos: int) -> Company:
+        rng = self.rng
+        name = COMPANY_NAMES[index % len(COMPANY_NAMES)] + (
+            f" {index // len(COMPANY_NAMES) + 1}" if index >= 10 else ""
+        )
+        slug = _ascii(name).replace(" ", "").replace("'", "").replace("&", "").replace("-", "")
+        agreements = [
+            LabourAgreement(
+                id=index * 10 + k + 1,
+                guid=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                number=rng.randrange(100, 999),
+                description=CAOS[(index + k) % len(CAOS)],
+                default=k == 0,
+            )
+            for k in range(caos)
+        ]
+        return Company(
+            id=index + 1,
+            number=index + 1,
+            name=f"{name} B.V.",
+            phone=f"0{rng.randrange(10, 80)}-{rng.randrange(1_000_000, 10_000_000)}",
+            email=f"info@{slug}.nl",
+            website=f"https://www.{slug}.nl",
+            kvk=f"{rng.randrange(10_000_000, 100_000_000)}",
+            current_period=f"{self.today.year}-{self.today.month}-M",
+            labour_agreements=agreements,
+        )
+
+    def schedule(self, start: date, kind: str) -> Schedule:
+        day = 8.0
+        if kind == "full":
+            week1 = [day] * 5 + [0.0, 0.0]
+            week2 = [0.0] * 7
+        elif kind == "rota":  # two-week rota: 4 days then 3 days, 28 hours on average
+            week1 = [day] * 4 + [0.0] * 3
+            week2 = [day] * 3 + [0.0] * 4
+        else:  # part-time: 2, 3 or 4 days
+            days = {"part2": 2, "part3": 3, "part4": 4}[kind]
+            week1 = [day] * days + [0.0] * (7 - days)
+            week2 = [0.0] * 7
+        schedule = Schedule(
+            id=self.new_id("record"), created=_moment(start, self.rng), start=start, week1=week1, week2=week2
+        )
+        schedule.parttime_percentage = round(schedule.hours_per_week() / 40 * 100, 2)
+        return schedule
+
+    def employee(
+        self,
+        company: Company,
+        human: _Human,
+        *,
+        start: date,
+        end: date | None = None,
+        schedule_kind: str | None = None,
+        employee_type: int = 1,
+    ) -> Employee:
+        rng = self.rng
+        self.numbers[company.id] = self.numbers.get(company.id, 0) + 1
+        initials = human.first_name[0] + "." + (rng.choice("ABCDEHJMPW") + "." if rng.random() < 0.3 else "")
+        info = PersonalInfo(
+            id=self.new_id("record"),
+            start_year=start.year,
+            start_period=start.month,
+            created=_moment(start - timedelta(days=rng.randrange(1, 30)), rng),
+            first_name=human.first_name,
+            initials=initials,
+            prefix=human.prefix or None,
+            last_name=human.last_name,
+            gender=human.gender,
+            birthday=human.birthday,
+            email_work=self.email(human, company),
+            email_private=_ascii(f"{human.first_name}{rng.randrange(10, 99)}@ziggo.nl"),
+            phone_mobile=human.mobile,
+        )
+        personal = [info]
+        if rng.random() < 0.1 and start < self.today - timedelta(days=400):
+            # A later personal-info record: a new work phone number.
+            moved = self.today - timedelta(days=rng.randrange(30, 300))
+            personal.append(
+                info.model_copy(
+                    update={
+                        "id": self.new_id("record"),
+                        "start_year": moved.year,
+                        "start_period": moved.month,
+                        "created": _moment(moved, rng),
+                        "phone_work": f"085-{rng.randrange(1_000_000, 10_000_000)}",
+                    }
+                )
+            )
+        kind = (
+            schedule_kind
+            or rng.choices(("full", "part2", "part3", "part4", "rota"), weights=(60, 8, 12, 14, 6))[0]
+        )
+        schedules = [self.schedule(start, kind)]
+        if rng.random() < 0.1 and start < self.today - timedelta(days=200):
+            schedules.append(self.schedule(self.today - timedelta(days=rng.randrange(10, 150)), "part4"))
+        contracts = self.contracts(start, end, rng.random() < 0.3, schedules)
+        functions = [self.assignment(FUNCTIONS, start)]
+        if rng.random() < 0.25 and start < self.today - timedelta(days=200):
+            functions.append(self.assignment(FUNCTIONS, self.today - timedelta(days=rng.randrange(10, 180))))
+        departments = [self.assignment(DEPARTMENTS, start)]
+        if rng.random() < 0.15 and start < self.today - timedelta(days=200):
+            departments.append(
+                self.assignment(DEPARTMENTS, self.today - timedelta(days=rng.randrange(10, 180)))
+            )
+        agreement = rng.choice(company.labour_agreements) if company.labour_agreements else None
+        return Employee(
+            id=self.new_id("employee"),
+            company_id=company.id,
+            number=self.numbers[company.id],
+            employee_type=employee_type,
+            bsn=human.bsn,
+            personal_info=personal,
+            employments=[
+                Employment(
+                    employment_id=self.new_id("record"),
+                    created=_moment(start - timedelta(days=rng.randrange(1, 30)), rng),
+                    start=start,
+                    end=end,
+                    initial_start=start,
+                )
+            ],
+            functions=functions,
+            departments=departments,
+            contracts=contracts,
+            schedules=schedules,
+            labour_agreements=(
+                [
+                    LabourAgreementAssignment(
+                        start_year=start.year, start_period=start.month, labour_agreement_id=agreement.id
+                    )
+                ]
+                if agreement
+                else []
+            ),
+        )
+
+    def contracts(
+        self, start: date, end: date | None, temporary_first: bool, schedules: list[Schedule]
+    ) -> list[Contract]:
+        rng = self.rng
+        # About one contract in ten leaves HoursPerWeek empty, as older v3 records may.
+        hours = None if rng.random() < 0.1 else schedules[0].hours_per_week()
+        first_end = start + timedelta(days=364)
+        if temporary_first and first_end < (end or self.today):
+            return [
+                Contract(
+                    contract_id=self.new_id("record"),
+                    created=_moment(start, rng),
+                    start=start,
+                    end=first_end,
+                    trial_end=start + timedelta(days=30),
+                    hours_per_week=hours,
+                ),
+                Contract(
+                    contract_id=self.new_id("record"),
+                    created=_moment(first_end, rng),
+                    start=first_end + timedelta(days=1),
+                    end=end,
+                    indefinite=end is None,
+                    hours_per_week=schedules[-1].hours_per_week(),
+                ),
+            ]
+        return [
+            Contract(
+                contract_id=self.new_id("record"),
+                created=_moment(start, rng),
+                start=start,
+                end=end,
+                indefinite=end is None,
+                hours_per_week=hours,
+            )
+        ]
+
+    def assignment(self, pool: tuple[str, ...], start: date) -> Assignment:
+        index = self.rng.randrange(len(pool))
+        return Assignment(
+            record_id=self.new_id("record"),
+            ref_id=index + 1,
+            code=index + 1,
+            description=pool[index],
+            start_year=start.year,
+            start_period=start.month,
+            created=_moment(start, self.rng),
+        )
+
+    def start_date(self) -> date:
+        return self.today - timedelta(days=self.rng.randrange(30, 15 * 365))
+
+
+def generate(
+    companies: int,
+    employees: int,
+    seed: int,
+    reference_date: date = DEFAULT_REFERENCE_DATE,
+    two_cao_companies: int = 0,
+) -> Dataset:
+    """A dataset of `companies` companies and `employees` employments, spread evenly over the companies.
+
+    The first `two_cao_companies` companies get two CAOs (their employees need per-employee calls).
+    """
+    if companies < 1 or employees < 0:
+        raise ValueError("at least one company and a non-negative number of employees are required")
+    gen = _Generator(seed, reference_date)
+    rng = gen.rng
+    company_list = [gen.company(index, 2 if index < two_cao_companies else 1) for index in range(companies)]
+    result: list[Employee] = []
+    humans: list[_Human] = []
+
+    def add(
+        company: Company,
+        human: _Human,
+        start: date,
+        end: date | None = None,
+        schedule_kind: str | None = None,
+        employee_type: int = 1,
+    ) -> None:
+        result.append(
+            gen.employee(
+                company, human, start=start, end=end, schedule_kind=schedule_kind, employee_type=employee_type
+            )
+        )
+        humans.append(human)
+
+    if employees >= 10:
+        # The hard cases, present in every dataset of a useful size.
+        first, second = company_list[0], company_list[min(1, companies - 1)]
+        add(first, gen.human(first_name="Jan", prefix="van der", last_name="Berg"), start=gen.start_date())
+        add(first, gen.human(first_name="Jan", prefix="van den", last_name="Berg"), start=gen.start_date())
+        add(
+            first,
+            gen.human(first_name="Chloë", prefix="", last_name="Öztürk"),
+            start=gen.start_date(),
+            schedule_kind="part3",
+        )
+        add(
+            first,
+            gen.human(first_name="Anouk", prefix="de", last_name="Vries"),
+            start=gen.start_date(),
+            schedule_kind="rota",
+        )
+        leaver_start = gen.today - timedelta(days=900)
+        add(
+            second,
+            gen.human(first_name="René", prefix="van 't", last_name="Hek"),
+            start=leaver_start,
+            end=gen.today - timedelta(days=45),
+        )
+        add(
+            second,
+            gen.human(first_name="Fenna", prefix="ter", last_name="Horst"),
+            start=gen.today + timedelta(days=21),
+        )
+        # One human, two employments (second company when there is one), sharing the BSN.
+        twice = gen.human(first_name="Joël", prefix="in 't", last_name="Veld")
+        add(first, twice, start=gen.start_date(), schedule_kind="part3")
+        add(second, twice, start=gen.start_date(), schedule_kind="part2")
+    while len(result) < employees:
+        company = company_list[len(result) % companies]
+        roll = rng.random()
+        if roll < 0.02 and humans and companies > 1:
+            # A human already employed elsewhere takes a second job.
+            human = rng.choice(humans)
+            add(company, human, start=gen.start_date(), schedule_kind=rng.choice(("part2", "part3")))
+        elif roll < 0.07:
+            start = gen.today - timedelta(days=rng.randrange(400, 3000))
+            add(company, gen.human(), start=start, end=gen.today - timedelta(days=rng.randrange(1, 360)))
+        elif roll < 0.09:
+            add(company, gen.human(), start=gen.today + timedelta(days=rng.randrange(7, 90)))
+        else:
+            kind = 1 if rng.random() < 0.95 else rng.choice((2, 3))
+            add(company, gen.human(), start=gen.start_date(), employee_type=kind)
+    return Dataset(
+        reference_date=reference_date,
+        employee_types=[EmployeeType(id=i, description=d) for i, d in EMPLOYEE_TYPES],
+        companies=company_list,
+        employees=result,
+    )
