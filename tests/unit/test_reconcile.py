@@ -1,0 +1,252 @@
+"""Reconciliation decisions and field ownership, without I/O."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from worker.domain.changes import (
+    ChangeSource,
+    CompanyChanged,
+    EmployeeChanged,
+    Entity,
+    Op,
+    ReferenceChanged,
+    ReferenceRecord,
+)
+from worker.domain.events import OutcomeKind
+from worker.domain.matching import MatchPolicy, OrganisationCandidate, PersonCandidate
+from worker.domain.nmbrs_records import (
+    CodeRef,
+    ContractPeriod,
+    EmploymentPeriod,
+    NmbrsCompany,
+    NmbrsEmployee,
+)
+from worker.domain.ownership import (
+    LOCAL_EMPLOYEE_FIELDS,
+    NMBRS_OWNED_EMPLOYEE_FIELDS,
+    detect_drift,
+    employee_values,
+)
+from worker.domain.reconcile import (
+    Apply,
+    ClearPending,
+    Deactivate,
+    Link,
+    LinkedRecord,
+    RecalculateLeave,
+    RecordState,
+    SavePending,
+    UpsertReference,
+    reconcile_company,
+    reconcile_employee,
+    reconcile_reference,
+)
+
+NOW = datetime(2026, 11, 28, 9, tzinfo=UTC)
+SOURCE = ChangeSource(poll_id=uuid.uuid4(), fetched_at=NOW)
+POLICY = MatchPolicy()
+
+
+def nmbrs_employee(**changes: object) -> NmbrsEmployee:
+    base: dict[str, object] = {
+        "employee_id": 7, "company_id": 1, "first_name": "Anna", "prefix": "van der", "last_name": "Berg",
+        "birthday": date(1980, 4, 2), "email_work": "anna@bakkerij.nl", "bsn_hash": "ab" * 32,
+        "function": CodeRef(id=5, code="5", description="Bakker"),
+        "employments": (EmploymentPeriod(employment_id=1, start=date(2020, 1, 1)),),
+        "contracts": (ContractPeriod(contract_id=1, start=date(2020, 1, 1), hours_per_week=Decimal("32")),),
+    }  # fmt: skip
+    base.update(changes)
+    return NmbrsEmployee.model_validate(base)
+
+
+def change(
+    after: NmbrsEmployee | None, op: Op = Op.UPDATE, before: NmbrsEmployee | None = None
+) -> EmployeeChanged:
+    before = before or (nmbrs_employee() if op in (Op.UPDATE, Op.DELETE) else None)
+    return EmployeeChanged(
+        event_id=uuid.uuid4(), entity=Entity.EMPLOYEE, key="employee:7", op=op, version=3, before=before,
+        after=after, changed_fields=("last_name",) if op is Op.UPDATE else (), source=SOURCE, ts=NOW,
+    )  # fmt: skip
+
+
+def linked(local: dict[str, object] | None = None, synced: dict[str, object] | None = None) -> RecordState:
+    values = employee_values(nmbrs_employee())
+    return RecordState(
+        link=LinkedRecord(
+            crm_id=11, regitijd_id=21, local=local or values, synced=synced if synced is not None else values
+        )
+    )
+
+
+def person(person_id: int, **fields: object) -> PersonCandidate:
+    return PersonCandidate.model_validate({"person_id": person_id, **fields})
+
+
+def test_linked_employee_gets_the_changed_nmbrs_fields_applied() -> None:
+    plan = reconcile_employee(change(nmbrs_employee(last_name="Bergh")), linked(), [], POLICY)
+    assert plan.situation == "linked"
+    (apply,) = [a for a in plan.actions if isinstance(a, Apply)]
+    assert apply.changed == ("last_name",) and apply.values["last_name"] == "Bergh"
+    assert [o.kind for o in plan.outcomes] == [OutcomeKind.APPLIED]
+
+
+def test_payroll_owned_field_edited_locally_is_overwritten_and_reported_as_drift() -> None:
+    synced = employee_values(nmbrs_employee())
+    local = {**synced, "function_id": 99}  # someone changed the function in RegiTijd
+    plan = reconcile_employee(
+        change(nmbrs_employee(), op=Op.READ), linked(local=local, synced=synced), [], POLICY
+    )
+    (apply,) = [a for a in plan.actions if isinstance(a, Apply)]
+    assert apply.values["function_id"] == 5
+    (drift,) = [o for o in plan.outcomes if o.kind is OutcomeKind.DRIFT]
+    assert drift.details == {"field": "function_id", "local_value": 99, "nmbrs_value": 5}
+
+
+def test_an_unchanged_linked_employee_plans_no_write() -> None:
+    plan = reconcile_employee(change(nmbrs_employee(), op=Op.READ), linked(), [], POLICY)
+    assert plan.actions == () and plan.outcomes[0].reason == "already up to date"
+
+
+def test_contract_hours_change_triggers_leave_recalculation() -> None:
+    more_hours = (ContractPeriod(contract_id=1, start=date(2020, 1, 1), hours_per_week=Decimal("36")),)
+    plan = reconcile_employee(change(nmbrs_employee(contracts=more_hours)), linked(), [], POLICY)
+    assert RecalculateLeave(fields=("contracts",)) in plan.actions
+
+
+def test_a_name_change_does_not_recalculate_leave() -> None:
+    plan = reconcile_employee(change(nmbrs_employee(last_name="Bergh")), linked(), [], POLICY)
+    assert not [a for a in plan.actions if isinstance(a, RecalculateLeave)]
+
+
+def test_a_leaver_gets_an_end_date_and_nothing_is_deleted() -> None:
+    ended = (EmploymentPeriod(employment_id=1, start=date(2020, 1, 1), end=date(2026, 12, 31)),)
+    plan = reconcile_employee(change(nmbrs_employee(employments=ended)), linked(), [], POLICY)
+    (apply,) = [a for a in plan.actions if isinstance(a, Apply)]
+    assert apply.values["employment_end"] == "2026-12-31"
+    assert not [a for a in plan.actions if isinstance(a, Deactivate)]
+
+
+def test_removal_from_nmbrs_deactivates_the_linked_employee() -> None:
+    plan = reconcile_employee(change(None, op=Op.DELETE), linked(), [], POLICY)
+    assert plan.situation == "removed" and plan.actions == (
+        Deactivate(regitijd_id=21, reason="Nmbrs employee employee:7 removed from Nmbrs"),
+    )
+
+
+def test_blocked_employee_is_ignored() -> None:
+    plan = reconcile_employee(
+        change(nmbrs_employee()), RecordState(blocked=True), [person(1, last_name="Berg")], POLICY
+    )
+    assert plan.situation == "blocked" and plan.actions == ()
+    assert plan.outcomes[0].kind is OutcomeKind.BLOCKED
+
+
+def test_second_employment_of_a_linked_human_is_linked_automatically_with_the_reason() -> None:
+    state = RecordState(linked_person_for_bsn=11)
+    candidate = person(
+        11, last_name="Berg", prefix="van der", bsn_hash="ab" * 32, linked_nmbrs_employee_ids=(6,)
+    )
+    plan = reconcile_employee(change(nmbrs_employee(), op=Op.CREATE), state, [candidate], POLICY)
+    assert plan.situation == "auto_linked"
+    link = plan.actions[0]
+    assert isinstance(link, Link) and link.crm_id == 11 and "BSN" in link.reason
+    apply = next(a for a in plan.actions if isinstance(a, Apply))
+    assert apply.regitijd_id is None and apply.crm_id == 11  # a new RegiTijd employee for the same person
+    assert plan.outcomes[0].kind is OutcomeKind.AUTO_LINKED
+
+
+def test_fuzzy_matches_ask_a_human_with_scored_candidates() -> None:
+    candidates = [
+        person(1, first_name="Anna", prefix="van der", last_name="Berg", birthday=date(1980, 4, 2)),
+        person(2, first_name="Anne", last_name="Bergen"),
+    ]
+    plan = reconcile_employee(change(nmbrs_employee(), op=Op.CREATE), RecordState(), candidates, POLICY)
+    assert plan.situation == "needs_decision"
+    (pending,) = plan.actions
+    assert isinstance(pending, SavePending) and pending.situation == "disputed" and pending.version == 3
+    assert pending.candidates[0].person_id == 1 and pending.candidates[0].comparisons
+    assert plan.outcomes[0].details["candidates"][0] == 1
+
+
+def test_no_candidate_is_an_unmatched_question() -> None:
+    plan = reconcile_employee(change(nmbrs_employee(), op=Op.CREATE), RecordState(), [], POLICY)
+    assert isinstance(plan.actions[0], SavePending) and plan.actions[0].situation == "unmatched"
+
+
+def test_a_removed_unlinked_employee_withdraws_its_question() -> None:
+    plan = reconcile_employee(change(None, op=Op.DELETE), RecordState(pending_version=2), [], POLICY)
+    assert plan.actions == (ClearPending(),)
+
+
+def test_ownership_never_lists_a_local_field_as_nmbrs_owned() -> None:
+    assert not set(NMBRS_OWNED_EMPLOYEE_FIELDS) & set(LOCAL_EMPLOYEE_FIELDS)
+    assert set(employee_values(nmbrs_employee())) == set(NMBRS_OWNED_EMPLOYEE_FIELDS)
+
+
+def test_drift_is_only_reported_for_fields_edited_since_the_last_sync() -> None:
+    synced = {"last_name": "Berg", "email_work": "a@x.nl"}
+    local = {"last_name": "Berg", "email_work": "typo@x.nl"}
+    incoming = {"last_name": "Bergh", "email_work": "a@x.nl"}
+    (drift,) = detect_drift(synced, local, incoming)
+    assert drift.field == "email_work" and drift.local_value == "typo@x.nl"
+
+
+def company_event(op: Op = Op.CREATE, **fields: object) -> CompanyChanged:
+    company = NmbrsCompany.model_validate(
+        {"company_id": 1, "name": "Bakkerij De Zon B.V.", "kvk_number": "12345678", **fields}
+    )
+    return CompanyChanged(
+        event_id=uuid.uuid4(),
+        entity=Entity.COMPANY,
+        key="company:1",
+        op=op,
+        version=1,
+        after=company,
+        source=SOURCE,
+        ts=NOW,
+    )
+
+
+def test_company_with_a_unique_kvk_match_is_linked_automatically() -> None:
+    organisation = OrganisationCandidate(organisation_id=4, name="Bakkerij de Zon", kvk_number="12345678")
+    plan = reconcile_company(company_event(), RecordState(), [organisation], POLICY)
+    assert (
+        plan.situation == "auto_linked" and isinstance(plan.actions[0], Link) and plan.actions[0].crm_id == 4
+    )
+
+
+def test_company_without_kvk_match_needs_a_decision() -> None:
+    organisation = OrganisationCandidate(organisation_id=4, name="Bakkerij de Zon")
+    plan = reconcile_company(company_event(), RecordState(), [organisation], POLICY)
+    assert plan.situation == "needs_decision"
+
+
+def test_reference_data_is_upserted_and_deactivated_when_gone() -> None:
+    record = ReferenceRecord(kind="department", id=7, code="IT", description="ICT")
+    created = ReferenceChanged(
+        event_id=uuid.uuid4(),
+        entity=Entity.DEPARTMENT,
+        key="department:7",
+        op=Op.CREATE,
+        version=1,
+        after=record,
+        source=SOURCE,
+        ts=NOW,
+    )
+    removed = ReferenceChanged(
+        event_id=uuid.uuid4(),
+        entity=Entity.DEPARTMENT,
+        key="department:7",
+        op=Op.DELETE,
+        version=2,
+        before=record,
+        source=SOURCE,
+        ts=NOW,
+    )
+    assert reconcile_reference(created).actions == (
+        UpsertReference(kind="department", nmbrs_id=7, code="IT", description="ICT", active=True),
+    )
+    assert reconcile_reference(removed).actions[0].active is False  # type: ignore[union-attr]

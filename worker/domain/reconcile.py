@@ -1,0 +1,287 @@
+"""Reconciliation decisions: what to do with one Nmbrs change, by the record's sync situation.
+
+Situations (after midPoint): linked, blocked, unlinked-certain (auto-link), unmatched/disputed (ask a
+human), removed. The result is a plan of target-store actions and outcomes; the shell executes it in one
+transaction. Pure: the caller loads the state and the candidates first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from worker.domain.changes import CompanyChanged, EmployeeChanged, Op, ReferenceChanged
+from worker.domain.events import OutcomeKind
+from worker.domain.matching import (
+    AutoLink,
+    MatchPolicy,
+    OrganisationAutoLink,
+    OrganisationCandidate,
+    PersonCandidate,
+    ScoredCandidate,
+    ScoredOrganisation,
+    decide_match,
+    decide_organisation_match,
+)
+from worker.domain.ownership import (
+    LEAVE_FIELDS,
+    FieldDrift,
+    company_values,
+    detect_drift,
+    differing_fields,
+    employee_values,
+)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+# --- state the shell loads --------------------------------------------------------------------------
+
+
+class LinkedRecord(_Frozen):
+    """The RegiCRM/RegiTijd side of a linked Nmbrs record."""
+
+    crm_id: int = Field(description="person_id or organisation_id")
+    regitijd_id: int | None = Field(description="employee_id or company_id (None: not created yet)")
+    local: dict[str, Any] = Field(description="Nmbrs-owned fields as they are now in RegiTijd/RegiCRM.")
+    synced: dict[str, Any] | None = Field(description="Nmbrs-owned fields as the sync last wrote them.")
+
+
+class RecordState(_Frozen):
+    link: LinkedRecord | None = None
+    blocked: bool = False
+    pending_version: int | None = None
+    linked_person_for_bsn: int | None = Field(
+        None, description="Person another employment of this BSN is linked to."
+    )
+
+
+# --- the plan ----------------------------------------------------------------------------------------
+
+
+class Apply(_Frozen):
+    """Write the Nmbrs-owned values (creating the RegiTijd record when `regitijd_id` is None)."""
+
+    action: Literal["apply"] = "apply"
+    crm_id: int
+    regitijd_id: int | None
+    values: dict[str, Any]
+    changed: tuple[str, ...]
+
+
+class Link(_Frozen):
+    action: Literal["link"] = "link"
+    crm_id: int
+    linked_by: str
+    reason: str
+
+
+class SavePending(_Frozen):
+    action: Literal["save_pending"] = "save_pending"
+    situation: Literal["unmatched", "disputed"]
+    version: int
+    candidates: tuple[ScoredCandidate, ...] | tuple[ScoredOrganisation, ...]
+    reason: str
+
+
+class ClearPending(_Frozen):
+    action: Literal["clear_pending"] = "clear_pending"
+
+
+class Deactivate(_Frozen):
+    action: Literal["deactivate"] = "deactivate"
+    regitijd_id: int
+    reason: str
+
+
+class RecalculateLeave(_Frozen):
+    action: Literal["recalculate_leave"] = "recalculate_leave"
+    fields: tuple[str, ...]
+
+
+class UpsertReference(_Frozen):
+    action: Literal["upsert_reference"] = "upsert_reference"
+    kind: Literal["department", "function", "labour_agreement"]
+    nmbrs_id: int
+    code: str | None
+    description: str
+    active: bool
+
+
+Action = Apply | Link | SavePending | ClearPending | Deactivate | RecalculateLeave | UpsertReference
+
+
+class PlannedOutcome(_Frozen):
+    kind: OutcomeKind
+    reason: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Plan(_Frozen):
+    situation: Literal["linked", "blocked", "auto_linked", "needs_decision", "removed", "ignored"]
+    actions: tuple[Action, ...] = ()
+    outcomes: tuple[PlannedOutcome, ...] = ()
+
+
+def _drift_outcomes(drifts: Sequence[FieldDrift]) -> tuple[PlannedOutcome, ...]:
+    return tuple(
+        PlannedOutcome(
+            kind=OutcomeKind.DRIFT,
+            reason=f"{d.field} was edited locally ({d.local_value!r}); Nmbrs owns it and its value "
+            f"{d.nmbrs_value!r} was written back",
+            details={"field": d.field, "local_value": d.local_value, "nmbrs_value": d.nmbrs_value},
+        )
+        for d in drifts
+    )
+
+
+def _apply_linked(link: LinkedRecord, values: dict[str, Any], leave_fields: frozenset[str]) -> Plan:
+    changed = differing_fields(link.local, values)
+    drifts = detect_drift(link.synced, link.local, values)
+    actions: list[Action] = []
+    if changed or link.regitijd_id is None or link.synced != values:
+        actions.append(
+            Apply(crm_id=link.crm_id, regitijd_id=link.regitijd_id, values=values, changed=changed)
+        )
+    leave_changed = tuple(sorted(set(changed) & leave_fields))
+    if leave_changed or (link.regitijd_id is None and leave_fields):
+        actions.append(RecalculateLeave(fields=leave_changed or tuple(sorted(leave_fields))))
+    applied = PlannedOutcome(
+        kind=OutcomeKind.APPLIED,
+        reason=f"Nmbrs-owned fields applied ({', '.join(changed)})" if changed else "already up to date",
+        details={"changed_fields": list(changed)},
+    )
+    return Plan(situation="linked", actions=tuple(actions), outcomes=(applied, *_drift_outcomes(drifts)))
+
+
+def _removed(state: RecordState, what: str) -> Plan:
+    actions: list[Action] = []
+    if state.pending_version is not None:
+        actions.append(ClearPending())
+    if state.link is not None and state.link.regitijd_id is not None:
+        actions.append(Deactivate(regitijd_id=state.link.regitijd_id, reason=f"{what} removed from Nmbrs"))
+    reason = f"{what} removed from Nmbrs: " + (
+        "deactivated in RegiTijd, nothing deleted" if state.link else "open question withdrawn"
+    )
+    return Plan(
+        situation="removed",
+        actions=tuple(actions),
+        outcomes=(PlannedOutcome(kind=OutcomeKind.APPLIED, reason=reason),),
+    )
+
+
+def _blocked(what: str) -> Plan:
+    return Plan(
+        situation="blocked",
+        outcomes=(
+            PlannedOutcome(kind=OutcomeKind.BLOCKED, reason=f"{what} is blocked (Blokkeren): ignored"),
+        ),
+    )
+
+
+def reconcile_employee(
+    event: EmployeeChanged, state: RecordState, candidates: Sequence[PersonCandidate], policy: MatchPolicy
+) -> Plan:
+    """Decide what one employee change means for RegiCRM/RegiTijd."""
+    if state.blocked:
+        return _blocked(f"Nmbrs employee {event.key}")
+    if event.op is Op.DELETE or event.after is None:
+        return _removed(state, f"Nmbrs employee {event.key}")
+    employee = event.after
+    values = employee_values(employee)
+    if state.link is not None:
+        return _apply_linked(state.link, values, LEAVE_FIELDS)
+    decision = decide_match(employee, candidates, policy, state.linked_person_for_bsn)
+    if isinstance(decision, AutoLink):
+        new = LinkedRecord(crm_id=decision.person_id, regitijd_id=None, local={}, synced=None)
+        applied = _apply_linked(new, values, LEAVE_FIELDS)
+        actions: list[Action] = [Link(crm_id=decision.person_id, linked_by="auto", reason=decision.reason)]
+        if state.pending_version is not None:
+            actions.append(ClearPending())
+        outcome = PlannedOutcome(
+            kind=OutcomeKind.AUTO_LINKED,
+            reason=decision.reason,
+            details={"person_id": decision.person_id, "rule": decision.rule},
+        )
+        return Plan(situation="auto_linked", actions=(*actions, *applied.actions), outcomes=(outcome,))
+    pending = SavePending(
+        situation=decision.situation,
+        version=event.version,
+        candidates=decision.candidates,
+        reason=decision.reason,
+    )
+    outcome = PlannedOutcome(
+        kind=OutcomeKind.NEEDS_DECISION,
+        reason=decision.reason,
+        details={
+            "situation": decision.situation,
+            "version": event.version,
+            "candidates": [c.person_id for c in decision.candidates],
+        },
+    )
+    return Plan(situation="needs_decision", actions=(pending,), outcomes=(outcome,))
+
+
+def reconcile_company(
+    event: CompanyChanged,
+    state: RecordState,
+    candidates: Sequence[OrganisationCandidate],
+    policy: MatchPolicy,
+) -> Plan:
+    """Companies follow the employee rules: link to a RegiCRM organisation, or ask (Koppelen/Aanmaken)."""
+    if state.blocked:
+        return _blocked(f"Nmbrs company {event.key}")
+    if event.op is Op.DELETE or event.after is None:
+        return _removed(state, f"Nmbrs company {event.key}")
+    values = company_values(event.after)
+    if state.link is not None:
+        return _apply_linked(state.link, values, frozenset())
+    decision = decide_organisation_match(event.after, candidates, policy)
+    if isinstance(decision, OrganisationAutoLink):
+        new = LinkedRecord(crm_id=decision.organisation_id, regitijd_id=None, local={}, synced=None)
+        applied = _apply_linked(new, values, frozenset())
+        link = Link(crm_id=decision.organisation_id, linked_by="auto", reason=decision.reason)
+        actions: list[Action] = [link, *([ClearPending()] if state.pending_version is not None else [])]
+        outcome = PlannedOutcome(
+            kind=OutcomeKind.AUTO_LINKED,
+            reason=decision.reason,
+            details={"organisation_id": decision.organisation_id, "rule": decision.rule},
+        )
+        return Plan(situation="auto_linked", actions=(*actions, *applied.actions), outcomes=(outcome,))
+    pending = SavePending(
+        situation=decision.situation,
+        version=event.version,
+        candidates=decision.candidates,
+        reason=decision.reason,
+    )
+    outcome = PlannedOutcome(
+        kind=OutcomeKind.NEEDS_DECISION,
+        reason=decision.reason,
+        details={
+            "situation": decision.situation,
+            "version": event.version,
+            "candidates": [c.organisation_id for c in decision.candidates],
+        },
+    )
+    return Plan(situation="needs_decision", actions=(pending,), outcomes=(outcome,))
+
+
+def reconcile_reference(event: ReferenceChanged) -> Plan:
+    """Departments, functions and CAOs are created, updated or deactivated without asking."""
+    record = event.after or event.before
+    assert record is not None  # guaranteed by the event's shape validation
+    what = f"{record.kind.replace('_', ' ')} {record.description!r}"
+    active = event.op is not Op.DELETE
+    upsert = UpsertReference(
+        kind=record.kind, nmbrs_id=record.id, code=record.code, description=record.description, active=active
+    )
+    reason = f"{what} up to date" if active else f"{what} no longer used in Nmbrs: inactive"
+    return Plan(
+        situation="linked" if active else "removed",
+        actions=(upsert,),
+        outcomes=(PlannedOutcome(kind=OutcomeKind.APPLIED, reason=reason),),
+    )
