@@ -48,6 +48,7 @@ class OutcomeKind(StrEnum):
     BLOCKED = "blocked"
     NEEDS_DECISION = "needs_decision"
     DRIFT = "drift"
+    LEAVE_RECALCULATED = "leave_recalculated"
     REJECTED = "rejected"
 
 
@@ -71,10 +72,12 @@ def outcome_for(
     occurred_at: datetime,
     reason: str | None = None,
     details: dict[str, Any] | None = None,
+    part: str = "",
 ) -> Outcome:
-    """Build the outcome of an event; its id is the same every time for the same cause and kind."""
+    """Build the outcome of an event; its id is the same every time for the same cause, kind, subject and
+    `part` (which tells apart several outcomes of one kind, e.g. a drift per field)."""
     return Outcome(
-        outcome_id=uuid.uuid5(OUTCOME_NAMESPACE, f"{causation_id}:{kind.value}:{subject}"),
+        outcome_id=uuid.uuid5(OUTCOME_NAMESPACE, f"{causation_id}:{kind.value}:{subject}:{part}"),
         causation_id=causation_id,
         kind=kind,
         subject=subject,

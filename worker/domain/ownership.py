@@ -7,6 +7,7 @@ overwrites it (Nmbrs owns it) and reports the drift, naming the field, the local
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -33,6 +34,8 @@ LOCAL_EMPLOYEE_FIELDS: tuple[str, ...] = (
 LEAVE_FIELDS = frozenset(
     {"employment_start", "employment_end", "contracts", "schedules", "labour_agreement_id"}
 )
+
+CENTS = Decimal("0.01")
 
 NMBRS_OWNED_COMPANY_FIELDS: tuple[str, ...] = ("name", "kvk_number", "email", "phone", "website")
 
@@ -62,16 +65,21 @@ def employee_values(employee: NmbrsEmployee) -> dict[str, Any]:
         employment_end=latest.end.isoformat() if latest and latest.end else None,
         contracts=[
             {"contract_id": c["contract_id"], "start": c["start"], "end": c["end"],
-             "hours_per_week": c["hours_per_week"]}
+             "hours_per_week": hours_text(c["hours_per_week"])}
             for c in sorted(data["contracts"], key=lambda c: (c["start"], c["contract_id"]))
         ],
         schedules=[
-            {"start": s["start"], "hours_per_week": s["hours_per_week"],
-             "parttime_percentage": s["parttime_percentage"]}
+            {"start": s["start"], "hours_per_week": hours_text(s["hours_per_week"]),
+             "parttime_percentage": hours_text(s["parttime_percentage"])}
             for s in sorted(data["schedules"], key=lambda s: s["start"])
         ],
     )  # fmt: skip
     return values
+
+
+def hours_text(value: Decimal | str | None) -> str | None:
+    """Hours as text with two decimals ('32.00'): the form the store keeps, so equal values compare equal."""
+    return None if value is None else str(Decimal(value).quantize(CENTS))
 
 
 def company_values(company: NmbrsCompany) -> dict[str, Any]:

@@ -153,8 +153,8 @@ class LabourAgreementState(TargetItem):
     extra_leave_hours_fulltime: Annotated[Decimal, Field(ge=0, le=2000, allow_inf_nan=False)] = Field(
         Decimal(0), description="Extra-statutory leave hours per year at full time."
     )
-    fulltime_hours_per_week: Annotated[Decimal, Field(gt=0, le=HOURS_IN_A_WEEK, allow_inf_nan=False)] = (
-        Field(Decimal(40), description="Hours per week that count as full time for this CAO.")
+    fulltime_hours_per_week: Annotated[Decimal, Field(gt=0, le=HOURS_IN_A_WEEK, allow_inf_nan=False)] = Field(
+        Decimal(40), description="Hours per week that count as full time for this CAO."
     )
 
 
@@ -212,7 +212,8 @@ class TargetFileError(Exception):
 
     def __init__(self, filename: str, problems: Sequence[Problem]) -> None:
         self.filename = filename
-        self.problems = tuple(problems)
+        # In file order, so the list reads top to bottom; problems without a line come last.
+        self.problems = tuple(sorted(problems, key=lambda p: p.line if p.line is not None else 1 << 31))
         lines = [
             f"  {filename}{'' if p.line is None else f':{p.line}'}: {p.path}: {p.message}"
             for p in self.problems
@@ -287,7 +288,9 @@ def _duplicates(kind: str, field: str, keys: Sequence[str | int]) -> Iterator[Pr
     first: dict[str | int, int] = {}
     for index, key in enumerate(keys):
         if key in first:
-            yield Problem((kind, index, field), f"duplicate {field} '{key}' (first used by {kind}[{first[key]}])")
+            yield Problem(
+                (kind, index, field), f"duplicate {field} '{key}' (first used by {kind}[{first[key]}])"
+            )
         else:
             first[key] = index
 
@@ -322,7 +325,9 @@ def parse_target_file(text: str, filename: str) -> TargetState:
         else:
             root, data = _load_yaml(text)
     except json.JSONDecodeError as error:
-        raise TargetFileError(filename, [Problem((), f"not valid JSON: {error.msg}", error.lineno)]) from None
+        raise TargetFileError(
+            filename, [Problem((), f"not valid JSON: {error.msg} (column {error.colno})", error.lineno)]
+        ) from None
     except yaml.YAMLError as error:
         raise TargetFileError(filename, [_yaml_problem(error)]) from None
 
@@ -343,7 +348,7 @@ def _load_yaml(text: str) -> tuple[yaml.Node | None, Any]:
         root = loader.get_single_node()
         return root, (None if root is None else loader.construct_document(root))
     finally:
-        loader.dispose()  # type: ignore[no-untyped-call]
+        loader.dispose()
 
 
 def _compose(text: str) -> yaml.Node | None:

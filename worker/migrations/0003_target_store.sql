@@ -34,9 +34,14 @@ CREATE TABLE crm_persons (
     postcode         text,
     organisation_id  integer     REFERENCES crm_organisations,
     created_at       timestamptz NOT NULL DEFAULT now(),
-    created_by       text        NOT NULL DEFAULT 'load'
+    created_by       text        NOT NULL DEFAULT 'load',
+    -- Case- and accent-free last name for the candidate search ('Çelik' -> 'celik'); the matcher scores.
+    match_name       text        GENERATED ALWAYS AS (lower(translate(last_name,
+        'ÀÁÂÃÄÅàáâãäåÇçÈÉÊËèéêëÌÍÎÏìíîïÑñÒÓÔÕÖØòóôõöøÙÚÛÜùúûüÝýÿŠšŽž',
+        'AAAAAAaaaaaaCcEEEEeeeeIIIIiiiiNnOOOOOOooooooUUUUuuuuYyySsZz'))) STORED
 );
-CREATE INDEX crm_persons_last_name ON crm_persons (lower(last_name));
+CREATE INDEX crm_persons_match_name ON crm_persons (match_name);
+CREATE INDEX crm_persons_birthday ON crm_persons (birthday);
 
 CREATE TABLE crm_accounts (
     account_id       serial      PRIMARY KEY,
