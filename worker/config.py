@@ -15,20 +15,14 @@ MASK = "********"
 class Topics(BaseModel):
     """Kafka topic names. Overridable one by one, e.g. TOPICS__EMPLOYEE_CHANGES=acme.employees."""
 
-    sync_requests: str = Field(
-        "nmbrs-sync.sync-requests", description="Commands that start a poll (sync-now)."
-    )
+    sync_requests: str = Field("nmbrs-sync.sync-requests", description="Commands that start a poll (sync-now).")
     employee_changes: str = Field("nmbrs-sync.employee-changes", description="Employee change events.")
     company_changes: str = Field("nmbrs-sync.company-changes", description="Company change events.")
-    reference_changes: str = Field(
-        "nmbrs-sync.reference-changes", description="Department/function/CAO change events."
-    )
+    reference_changes: str = Field("nmbrs-sync.reference-changes", description="Department/function/CAO change events.")
     plan: str = Field("nmbrs-sync.plan", description="Would-be change events of a dry run.")
     decisions_needed: str = Field("nmbrs-sync.decisions-needed", description="Needs-decision events.")
     decisions: str = Field("nmbrs-sync.decisions", description="Human decisions posted by any frontend.")
-    followup_commands: str = Field(
-        "nmbrs-sync.followup-commands", description="Commands for locally owned data."
-    )
+    followup_commands: str = Field("nmbrs-sync.followup-commands", description="Commands for locally owned data.")
     outcomes: str = Field("nmbrs-sync.outcomes", description="Outcome of every handled event or command.")
     status: str = Field("nmbrs-sync.status", description="Compacted per-step status (green/red with counts).")
     dead_letter: str = Field("nmbrs-sync.dead-letter", description="Malformed events with the reason.")
@@ -37,9 +31,7 @@ class Topics(BaseModel):
 class Settings(BaseSettings):
     """Everything the worker needs to know, from environment variables or an optional `.env` file."""
 
-    model_config = SettingsConfigDict(
-        env_file=".env", env_nested_delimiter="__", extra="ignore", validate_default=True
-    )
+    model_config = SettingsConfigDict(env_file=".env", env_nested_delimiter="__", extra="ignore", validate_default=True)
 
     # Kafka
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Comma-separated host:port list.")
@@ -133,8 +125,7 @@ class Settings(BaseSettings):
             self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
         ):
             raise ValueError(
-                "kafka_security_protocol SASL_* needs KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME "
-                "and KAFKA_SASL_PASSWORD"
+                "kafka_security_protocol SASL_* needs KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
             )
         return self
 

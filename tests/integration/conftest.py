@@ -90,9 +90,7 @@ def read_topic(integration_settings: Settings) -> TopicReader:
     """`await read_topic(topic, count)`: the first `count` JSON messages, failing after a timeout;
     `count=None` reads whatever arrives within `quiet_s` (to prove nothing was published)."""
 
-    async def read(
-        topic: str, count: int | None, timeout_s: float = 60.0, quiet_s: float = 2.0
-    ) -> list[dict]:
+    async def read(topic: str, count: int | None, timeout_s: float = 60.0, quiet_s: float = 2.0) -> list[dict]:
         consumer = AIOKafkaConsumer(
             topic,
             **client_kwargs(integration_settings),
@@ -107,9 +105,7 @@ def read_topic(integration_settings: Settings) -> TopicReader:
                 while count is None or len(found) < count:
                     batch = await consumer.getmany(timeout_ms=300)
                     for records in batch.values():
-                        found.extend(
-                            {"key": r.key.decode() if r.key else None, **json.loads(r.value)} for r in records
-                        )
+                        found.extend({"key": r.key.decode() if r.key else None, **json.loads(r.value)} for r in records)
         except TimeoutError:
             if count is not None:
                 pytest.fail(f"only {len(found)} of {count} messages arrived on {topic} within {timeout_s} s")

@@ -147,9 +147,7 @@ async def test_one_cao_needs_no_per_employee_call_and_two_caos_do(
         assert assigned[source.id].id == source.labour_agreements[-1].labour_agreement_id
 
 
-async def test_calls_do_not_grow_with_head_count(
-    make_client: Callable[..., NmbrsClient], dataset: Dataset
-) -> None:
+async def test_calls_do_not_grow_with_head_count(make_client: Callable[..., NmbrsClient], dataset: Dataset) -> None:
     client = make_client()
     small, large = (await client.list_companies())[1:3]
     first = await client.fetch_company(small, dataset.reference_date)
@@ -226,18 +224,14 @@ async def test_no_rights_for_one_call_of_one_company(
     assert (await _calls(sandbox))["by_operation"]["Contract_GetAll_AllEmployeesByCompany"] == 2
 
 
-async def test_1006_is_retried_until_it_succeeds(
-    make_client: Callable[..., NmbrsClient], sandbox: TestClient
-) -> None:
+async def test_1006_is_retried_until_it_succeeds(make_client: Callable[..., NmbrsClient], sandbox: TestClient) -> None:
     await _fault(sandbox, operation="List_GetAll", code=1006, count=2)
     client = make_client(max_retries=3)
     assert len(await client.list_companies()) == 3
     assert (await _calls(sandbox))["by_operation"]["List_GetAll"] == 3
 
 
-async def test_1006_gives_up_after_the_retries(
-    make_client: Callable[..., NmbrsClient], sandbox: TestClient
-) -> None:
+async def test_1006_gives_up_after_the_retries(make_client: Callable[..., NmbrsClient], sandbox: TestClient) -> None:
     await _fault(sandbox, operation="List_GetAll", code=1006)
     with pytest.raises(NmbrsLoginSecurityError):
         await make_client(max_retries=2).list_companies()
@@ -322,9 +316,7 @@ async def test_changes_in_nmbrs_show_up_in_the_next_snapshot(
     client = make_client()
     company2, company3 = await _company(client, 2), await _company(client, 3)
     before = {e.employee_id: e for e in (await client.fetch_company(company2, today)).employees}
-    someone = next(
-        e for e in dataset.employees_of(2) if not e.employments[0].end and e.employments[0].start < today
-    )
+    someone = next(e for e in dataset.employees_of(2) if not e.employments[0].end and e.employments[0].start < today)
 
     hire = await sandbox.post(
         "/admin/employees",
@@ -355,9 +347,7 @@ async def test_changes_in_nmbrs_show_up_in_the_next_snapshot(
     mover = next(
         e
         for e in dataset.employees_of(2)
-        if e.id not in (someone.id, leaver.id, hired_id)
-        and not e.employments[0].end
-        and e.employments[0].start < today
+        if e.id not in (someone.id, leaver.id, hired_id) and not e.employments[0].end and e.employments[0].start < today
     )
     moved = await sandbox.patch(f"/admin/employees/{mover.id}", json={"as_of": str(today), "company_id": 3})
     new_id = (await moved.json())["new_id"]
@@ -365,9 +355,7 @@ async def test_changes_in_nmbrs_show_up_in_the_next_snapshot(
     after = {e.employee_id: e for e in (await client.fetch_company(company2, today)).employees}
     assert set(after) == set(before) | {hired_id}
     assert after[hired_id].prefix == "van" and after[hired_id].contracts[0].hours_per_week == 24
-    assert (
-        after[someone.id].function is not None and after[someone.id].function.description == "Hoofd bakkerij"
-    )
+    assert after[someone.id].function is not None and after[someone.id].function.description == "Hoofd bakkerij"
     assert after[someone.id].department is not None and after[someone.id].department.code == "98"
     assert after[someone.id].schedules[-1].hours_per_week == 32
     assert after[leaver.id].employments[-1].end == end

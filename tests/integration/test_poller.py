@@ -149,9 +149,7 @@ async def test_the_breaker_holds_a_mass_removal_until_released(
 
     released = await poller.poll(PollOptions(release_hold=True))
     assert released.result == "published" and released.changes["employee:d"] == 12
-    removals = [
-        e for e in await read_topic(kafka_topics.topics.employee_changes, created + 12) if e["op"] == "d"
-    ]
+    removals = [e for e in await read_topic(kafka_topics.topics.employee_changes, created + 12) if e["op"] == "d"]
     assert sorted(e["key"] for e in removals) == sorted(f"employee:{i}" for i in doomed)
 
 
@@ -160,9 +158,7 @@ class CrashingStore(PollStore):
 
     crashed = False
 
-    async def advance(
-        self, entries: list[SnapshotEntry], poll_id: uuid.UUID, summary: dict[str, Any]
-    ) -> None:
+    async def advance(self, entries: list[SnapshotEntry], poll_id: uuid.UUID, summary: dict[str, Any]) -> None:
         if not self.crashed:
             self.crashed = True
             raise ConnectionResetError("worker killed between publish and snapshot commit")

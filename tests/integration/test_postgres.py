@@ -71,9 +71,7 @@ async def test_run_once_applies_the_effect_once_and_replays_the_same_outcomes(po
     again = await run_once(pool, Inbox("test"), command.event_id, effect)
     assert calls == 1
     assert again == first
-    assert (
-        await pool.fetchval("SELECT count(*) FROM sync_requests WHERE request_id = $1", command.event_id) == 1
-    )
+    assert await pool.fetchval("SELECT count(*) FROM sync_requests WHERE request_id = $1", command.event_id) == 1
 
 
 async def test_a_failing_effect_rolls_back_the_claim_so_a_redelivery_retries(pool: asyncpg.Pool) -> None:
@@ -85,19 +83,14 @@ async def test_a_failing_effect_rolls_back_the_claim_so_a_redelivery_retries(poo
 
     with pytest.raises(RuntimeError):
         await run_once(pool, Inbox("test"), command.event_id, failing)
-    assert (
-        await pool.fetchval("SELECT count(*) FROM processed_events WHERE event_id = $1", command.event_id)
-        == 0
-    )
+    assert await pool.fetchval("SELECT count(*) FROM processed_events WHERE event_id = $1", command.event_id) == 0
 
     async def working(connection: asyncpg.Connection) -> list[Outcome]:
         await insert_sync_request(connection, command)
         return []
 
     assert await run_once(pool, Inbox("test"), command.event_id, working) == []
-    assert (
-        await pool.fetchval("SELECT count(*) FROM sync_requests WHERE request_id = $1", command.event_id) == 1
-    )
+    assert await pool.fetchval("SELECT count(*) FROM sync_requests WHERE request_id = $1", command.event_id) == 1
 
 
 async def test_the_same_event_id_is_independent_per_consumer(pool: asyncpg.Pool) -> None:

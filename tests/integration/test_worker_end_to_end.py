@@ -43,9 +43,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
 
 
 @pytest.fixture
-async def worker(
-    integration_settings: Settings, migrated_database: str, tmp_path: Path
-) -> AsyncIterator[Settings]:
+async def worker(integration_settings: Settings, migrated_database: str, tmp_path: Path) -> AsyncIterator[Settings]:
     """A real `nmbrs-sync worker` process on topics of its own; stopped with SIGTERM afterwards."""
     settings = integration_settings
     await ensure_topics(settings)
@@ -76,17 +74,13 @@ async def worker(
 
 
 def sync_request(requested_by: str = "test") -> SyncRequested:
-    return SyncRequested(
-        event_id=uuid.uuid4(), full=True, requested_by=requested_by, requested_at=datetime.now(UTC)
-    )
+    return SyncRequested(event_id=uuid.uuid4(), full=True, requested_by=requested_by, requested_at=datetime.now(UTC))
 
 
 async def rows_for(url: str, request_id: uuid.UUID) -> int:
     connection = await asyncpg.connect(url)
     try:
-        return int(
-            await connection.fetchval("SELECT count(*) FROM sync_requests WHERE request_id = $1", request_id)
-        )
+        return int(await connection.fetchval("SELECT count(*) FROM sync_requests WHERE request_id = $1", request_id))
     finally:
         await connection.close()
 

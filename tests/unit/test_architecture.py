@@ -33,9 +33,7 @@ def test_domain_module_imports_no_io(module: Path) -> None:
             imported.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module)
-    offending = {
-        name for name in imported for lib in IO_LIBRARIES if name == lib or name.startswith(lib + ".")
-    }
+    offending = {name for name in imported for lib in IO_LIBRARIES if name == lib or name.startswith(lib + ".")}
     assert not offending, f"{module.name} imports {offending}"
 
 

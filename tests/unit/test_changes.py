@@ -151,9 +151,7 @@ def test_fingerprint_ignores_nothing_but_field_order() -> None:
         ("r", None, None, ()),
     ],
 )
-def test_event_shape_is_enforced_per_op(
-    op: str, before: object, after: object, fields: tuple[str, ...]
-) -> None:
+def test_event_shape_is_enforced_per_op(op: str, before: object, after: object, fields: tuple[str, ...]) -> None:
     with pytest.raises(ValidationError):
         EmployeeChanged(
             event_id=uuid.uuid4(),
@@ -170,9 +168,7 @@ def test_event_shape_is_enforced_per_op(
 
 
 def test_reference_records_collect_departments_functions_and_caos_in_use() -> None:
-    found = reference_records(
-        [employee(1), employee(2, department=CodeRef(id=8, code="HR", description="P&O"))]
-    )
+    found = reference_records([employee(1), employee(2, department=CodeRef(id=8, code="HR", description="P&O"))])
     assert sorted(found) == ["department:7", "department:8", "function:5"]
     assert found["department:8"].description == "P&O"
 

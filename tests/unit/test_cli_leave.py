@@ -24,9 +24,7 @@ def test_leave_calc_rejects_an_invalid_file_naming_the_field(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bad = tmp_path / "bad.json"
-    bad.write_text(
-        json.dumps({"as_of": "2026-01-01", "employments": [{"start": "2026-05-01", "end": "2026-01-01"}]})
-    )
+    bad.write_text(json.dumps({"as_of": "2026-01-01", "employments": [{"start": "2026-05-01", "end": "2026-01-01"}]}))
     assert main(["leave", "calc", "--input", str(bad)]) == 2
     assert "employments.0" in capsys.readouterr().err
 

@@ -54,9 +54,7 @@ async def test_outcomes_of_a_handled_message_are_published_keyed_by_subject() ->
     async def handle(message: SyncRequested) -> list[Outcome]:
         return accepted(message)
 
-    await consume_one(
-        raw(request.model_dump_json().encode()), context(sink), SyncRequested.model_validate_json, handle
-    )
+    await consume_one(raw(request.model_dump_json().encode()), context(sink), SyncRequested.model_validate_json, handle)
     assert [(topic, key) for topic, key, _ in sink.published] == [("out", "sync-request")]
 
 
@@ -120,9 +118,7 @@ async def test_outcome_publish_is_retried_when_the_broker_is_briefly_away() -> N
     async def handle(message: SyncRequested) -> list[Outcome]:
         return accepted(message)
 
-    await consume_one(
-        raw(request.model_dump_json().encode()), context(sink), SyncRequested.model_validate_json, handle
-    )
+    await consume_one(raw(request.model_dump_json().encode()), context(sink), SyncRequested.model_validate_json, handle)
     assert len(sink.published) == 1
 
 

@@ -39,9 +39,7 @@ def employed(start: str, end: str | None = None) -> tuple[EmploymentPeriod, ...]
 
 def hours(*periods: tuple[str, str | None, str]) -> tuple[HoursPeriod, ...]:
     return tuple(
-        HoursPeriod(
-            start=date.fromisoformat(s), end=date.fromisoformat(e) if e else None, hours_per_week=D(h)
-        )
+        HoursPeriod(start=date.fromisoformat(s), end=date.fromisoformat(e) if e else None, hours_per_week=D(h))
         for s, e, h in periods
     )
 

@@ -36,12 +36,8 @@ def day_of(year: int, index: int) -> date:
     return date(year, 1, 1) + timedelta(days=min(index, 365 if calendar.isleap(year) else 364))
 
 
-def constant(
-    start: date, end: date | None, hours: Decimal
-) -> tuple[tuple[EmploymentPeriod], tuple[HoursPeriod]]:
-    return (EmploymentPeriod(start=start, end=end),), (
-        HoursPeriod(start=start, end=end, hours_per_week=hours),
-    )
+def constant(start: date, end: date | None, hours: Decimal) -> tuple[tuple[EmploymentPeriod], tuple[HoursPeriod]]:
+    return (EmploymentPeriod(start=start, end=end),), (HoursPeriod(start=start, end=end, hours_per_week=hours),)
 
 
 @PROPERTY
@@ -95,9 +91,7 @@ def test_entitlement_is_additive_over_split_periods_up_to_rounding(
 
 @PROPERTY
 @given(year=years, low=hours_per_week, high=hours_per_week, cao=caos, a=st.integers(0, 365))
-def test_entitlement_is_monotonic_in_hours(
-    year: int, low: Decimal, high: Decimal, cao: CaoLeave, a: int
-) -> None:
+def test_entitlement_is_monotonic_in_hours(year: int, low: Decimal, high: Decimal, cao: CaoLeave, a: int) -> None:
     low, high = sorted((low, high))
     start = day_of(year, a)
     smaller = entitlement_for_year(year, *constant(start, None, low), cao)
@@ -115,9 +109,7 @@ def test_entitlement_is_monotonic_in_hours(
     b=st.integers(0, 365),
     c=st.integers(0, 365),
 )
-def test_entitlement_is_monotonic_in_days(
-    year: int, hours: Decimal, cao: CaoLeave, a: int, b: int, c: int
-) -> None:
+def test_entitlement_is_monotonic_in_days(year: int, hours: Decimal, cao: CaoLeave, a: int, b: int, c: int) -> None:
     start, shorter_end, longer_end = sorted((day_of(year, a), day_of(year, b), day_of(year, c)))
     periods = (HoursPeriod(start=start, hours_per_week=hours),)
     shorter = entitlement_for_year(year, (EmploymentPeriod(start=start, end=shorter_end),), periods, cao)
@@ -169,9 +161,7 @@ def per_day_reference(
 @given(
     year=years,
     cao=caos,
-    raw_employments=st.lists(
-        st.tuples(st.integers(-400, 400), st.one_of(st.none(), st.integers(0, 400))), max_size=3
-    ),
+    raw_employments=st.lists(st.tuples(st.integers(-400, 400), st.one_of(st.none(), st.integers(0, 400))), max_size=3),
     raw_hours=periods_in_year,
 )
 def test_entitlement_is_never_negative_and_matches_a_per_day_sum(

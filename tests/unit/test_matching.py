@@ -111,9 +111,7 @@ def test_jaro_winkler_of_identical_empty_and_disjoint_strings() -> None:
         ("  Van  Der   BERG ", None),
     ],
 )
-def test_tussenvoegsel_is_found_in_prefix_field_last_name_or_after_a_comma(
-    last_name: str, prefix: str | None
-) -> None:
+def test_tussenvoegsel_is_found_in_prefix_field_last_name_or_after_a_comma(last_name: str, prefix: str | None) -> None:
     assert split_last_name(last_name, prefix) == ("van der", "berg")
 
 
@@ -137,9 +135,7 @@ def test_common_dutch_tussenvoegsels_are_split_off(last_name: str, expected: tup
     ("regi_last_name", "regi_prefix"),
     [("Berg", "van der"), ("van der Berg", None), ("Berg, van der", None), ("Vanderberg", None)],
 )
-def test_surname_with_tussenvoegsel_anywhere_matches_exactly(
-    regi_last_name: str, regi_prefix: str | None
-) -> None:
+def test_surname_with_tussenvoegsel_anywhere_matches_exactly(regi_last_name: str, regi_prefix: str | None) -> None:
     scored = score_person(employee(), person(last_name=regi_last_name, prefix=regi_prefix))
     assert level(scored, "last_name") is Level.EXACT
 
@@ -159,9 +155,7 @@ def test_missing_tussenvoegsel_on_one_side_is_close_not_exact() -> None:
 
 
 def test_one_part_of_a_double_surname_is_close() -> None:
-    scored = score_person(
-        employee(prefix=None, last_name="Jansen-de Vries"), person(prefix="de", last_name="Vries")
-    )
+    scored = score_person(employee(prefix=None, last_name="Jansen-de Vries"), person(prefix="de", last_name="Vries"))
     assert level(scored, "last_name") is Level.CLOSE
 
 
@@ -172,9 +166,7 @@ def test_initials_come_from_first_names_or_the_initials_field() -> None:
 
 
 def test_initials_match_first_names() -> None:
-    scored = score_person(
-        employee(first_name="Jan Pieter", initials=None), person(first_name=None, initials="J.P.")
-    )
+    scored = score_person(employee(first_name="Jan Pieter", initials=None), person(first_name=None, initials="J.P."))
     comparison = next(c for c in scored.comparisons if c.field == "first_name")
     assert comparison.level is Level.CLOSE
     assert comparison.contribution > 0
@@ -207,9 +199,7 @@ def test_foreign_and_garbage_phone_numbers() -> None:
 
 
 def test_phone_in_another_format_matches_exactly() -> None:
-    scored = score_person(
-        employee(phone_mobile="+31 6 1234 5678"), person(phones=("020-1234567", "06 12 34 56 78"))
-    )
+    scored = score_person(employee(phone_mobile="+31 6 1234 5678"), person(phones=("020-1234567", "06 12 34 56 78")))
     assert level(scored, "phone") is Level.EXACT
 
 
@@ -233,9 +223,7 @@ def test_postcode_comparison_uses_normalised_form() -> None:
 def test_email_is_trimmed_and_lower_cased_and_any_address_may_agree() -> None:
     assert normalise_email("  J.Berg@Example.NL ") == "j.berg@example.nl"
     assert normalise_email("not an address") is None
-    scored = score_person(
-        employee(email_work="jp@werk.nl", email_private="JP@Home.nl"), person(emails=("jp@home.nl",))
-    )
+    scored = score_person(employee(email_work="jp@werk.nl", email_private="JP@Home.nl"), person(emails=("jp@home.nl",)))
     assert level(scored, "email") is Level.EXACT
     assert "private" in next(c.note for c in scored.comparisons if c.field == "email")
 
@@ -398,9 +386,7 @@ def test_fuzzy_auto_link_is_off_by_default_even_at_score_one() -> None:
 
 def test_definite_rule_links_when_on_and_the_margin_is_met() -> None:
     policy = MatchPolicy(auto_link_min_score=0.9)
-    decision = decide_match(
-        FULL_EMPLOYEE, [full_match(1), person(2, prefix=None, last_name="Bergman")], policy
-    )
+    decision = decide_match(FULL_EMPLOYEE, [full_match(1), person(2, prefix=None, last_name="Bergman")], policy)
     assert isinstance(decision, AutoLink)
     assert decision.person_id == 1
     assert decision.rule == "definite_score"

@@ -24,9 +24,7 @@ PROPERTY = settings(max_examples=200, deadline=None)
 word = st.text(alphabet="abcdefghijklmnoprstuvwyz", min_size=2, max_size=9).map(str.capitalize)
 given_names = st.lists(word, min_size=1, max_size=3).map(" ".join)
 prefixes = st.sampled_from(["van", "de", "van der", "van den", "ter", "in 't", "op de", "d'"])
-initials = st.lists(st.sampled_from("ABCDEHJKLMPSTW"), min_size=1, max_size=3).map(
-    lambda ls: ".".join(ls) + "."
-)
+initials = st.lists(st.sampled_from("ABCDEHJKLMPSTW"), min_size=1, max_size=3).map(lambda ls: ".".join(ls) + ".")
 birthdays = st.dates(min_value=date(1940, 1, 1), max_value=date(2008, 12, 31))
 emails = st.builds(lambda local, domain: f"{local.lower()}@{domain.lower()}.nl", word, word)
 phones = st.text(alphabet="0123456789", min_size=8, max_size=8).map(lambda digits: "06" + digits)
@@ -133,13 +131,9 @@ def test_score_is_between_zero_and_one_and_sums_the_contributions(
     prefix=st.none() | st.text(max_size=8),
     other=st.text(max_size=15),
 )
-def test_arbitrary_unicode_never_breaks_scoring(
-    first: str, last: str, prefix: str | None, other: str
-) -> None:
+def test_arbitrary_unicode_never_breaks_scoring(first: str, last: str, prefix: str | None, other: str) -> None:
     employee = NmbrsEmployee(employee_id=1, company_id=1, first_name=first, last_name=last, prefix=prefix)
-    scored = score_person(
-        employee, PersonCandidate(person_id=1, first_name=other, last_name=other, initials=other)
-    )
+    scored = score_person(employee, PersonCandidate(person_id=1, first_name=other, last_name=other, initials=other))
     assert 0.0 <= scored.score <= 1.0
     assert 0.0 <= jaro_winkler(first, other) <= 1.0
 
@@ -165,16 +159,12 @@ def test_person_built_from_the_same_data_scores_the_maximum_for_the_available_fi
 
 
 @PROPERTY
-@given(
-    employee=employees(), candidate=candidates(), share=st.booleans(), rng=st.randoms(use_true_random=False)
-)
+@given(employee=employees(), candidate=candidates(), share=st.booleans(), rng=st.randoms(use_true_random=False))
 def test_score_is_unchanged_by_diacritic_case_and_whitespace_noise(
     employee: NmbrsEmployee, candidate: PersonCandidate, share: bool, rng: random.Random
 ) -> None:
     if share:  # often compare the person with (a variant of) itself, not only strangers
-        candidate = same_data(employee, candidate.postcode).model_copy(
-            update={"person_id": candidate.person_id}
-        )
+        candidate = same_data(employee, candidate.postcode).model_copy(update={"person_id": candidate.person_id})
     noise: dict[str, Any] = {
         "first_name": noisy(candidate.first_name, rng),
         "initials": noisy(candidate.initials, rng),
@@ -182,9 +172,7 @@ def test_score_is_unchanged_by_diacritic_case_and_whitespace_noise(
         "last_name": noisy(candidate.last_name, rng),
         "emails": tuple(noisy(e, rng, diacritics=False) or "" for e in candidate.emails),
         "phones": tuple(noisy_phone(p, rng) for p in candidate.phones),
-        "postcode": (
-            f"{candidate.postcode[:4]} {candidate.postcode[4:].lower()}" if candidate.postcode else None
-        ),
+        "postcode": (f"{candidate.postcode[:4]} {candidate.postcode[4:].lower()}" if candidate.postcode else None),
     }
     plain = score_person(employee, candidate, employee_postcode=candidate.postcode)
     varied = score_person(employee, candidate.model_copy(update=noise), employee_postcode=candidate.postcode)

@@ -43,16 +43,12 @@ def _company_data(**overrides: object) -> convert.CompanyData:
         "listed": {101: convert.Listed("7", "Anouk van der Berg"), 102: convert.Listed("8", "Chloë Öztürk")},
         "personal": _personal(),
         "employments": {},
-        "functions": convert.parse_functions(
-            _result("functions.xml", "Function_GetAll_AllEmployeesByCompany_V2")
-        ),
+        "functions": convert.parse_functions(_result("functions.xml", "Function_GetAll_AllEmployeesByCompany_V2")),
         "departments": {},
         "contracts": convert.parse_contracts(
             _result("contracts_v21_item_name.xml", "Contract_GetAll_AllEmployeesByCompany")
         ),
-        "schedules": convert.parse_schedules(
-            _result("schedules.xml", "Schedule_GetAll_AllEmployeesByCompany")
-        ),
+        "schedules": convert.parse_schedules(_result("schedules.xml", "Schedule_GetAll_AllEmployeesByCompany")),
     }
     values.update(overrides)
     return convert.CompanyData(**values)  # type: ignore[arg-type]
@@ -114,9 +110,7 @@ def test_names_are_nfc_and_gender_case_insensitive() -> None:
 
 
 def test_contracts_accept_the_v21_item_name_and_keep_the_newest_duplicate() -> None:
-    contracts = convert.parse_contracts(
-        _result("contracts_v21_item_name.xml", "Contract_GetAll_AllEmployeesByCompany")
-    )
+    contracts = convert.parse_contracts(_result("contracts_v21_item_name.xml", "Contract_GetAll_AllEmployeesByCompany"))
     employee = convert.build_employee(_company_data(contracts=contracts), 101, date(2026, 11, 1))
     assert [c.contract_id for c in employee.contracts] == [21, 22]
     assert employee.contracts[0].hours_per_week == Decimal("36.00")
@@ -127,9 +121,7 @@ def test_contracts_accept_the_v21_item_name_and_keep_the_newest_duplicate() -> N
 def test_contract_without_hours_takes_the_schedule_valid_on_the_date() -> None:
     data = _company_data()
     # The open contract has no HoursPerWeek: the two-week rota from 2026-03 gives (32 + 23.5) / 2.
-    assert convert.build_employee(data, 101, date(2026, 11, 1)).contracts[1].hours_per_week == Decimal(
-        "27.75"
-    )
+    assert convert.build_employee(data, 101, date(2026, 11, 1)).contracts[1].hours_per_week == Decimal("27.75")
     assert convert.build_employee(data, 101, date(2025, 6, 1)).contracts[1].hours_per_week == Decimal("40.00")
 
 
@@ -151,8 +143,7 @@ def test_two_company_caos_use_the_per_employee_answers() -> None:
     per_employee = {101: LabourAgreementRef(id=6, description="B"), 102: None}
     data = _company_data(labour_agreements=agreements, employee_labour_agreements=per_employee)
     employees = {
-        e.employee_id: e
-        for e in convert.build_snapshot(data, date(2026, 11, 1), datetime.now(UTC), 0).employees
+        e.employee_id: e for e in convert.build_snapshot(data, date(2026, 11, 1), datetime.now(UTC), 0).employees
     }
     assert employees[101].labour_agreement == per_employee[101]
     assert employees[102].labour_agreement is None

@@ -83,9 +83,7 @@ class Wsdl:
             elements={e.get("name"): e for e in schema.findall(f"{{{XS}}}element")},
             complex_types={t.get("name"): t for t in schema.findall(f"{{{XS}}}complexType")},
             simple_types={t.get("name"): t for t in schema.findall(f"{{{XS}}}simpleType")},
-            operations=[
-                op.get("name") for op in root.find(f"{{{WSDL}}}portType").findall(f"{{{WSDL}}}operation")
-            ],
+            operations=[op.get("name") for op in root.find(f"{{{WSDL}}}portType").findall(f"{{{WSDL}}}operation")],
             soap_actions=actions,
             header_element=part.get("element").split(":")[1],
         )
@@ -144,9 +142,7 @@ class ContractChecker:
         self._seen.add((our_name, real_name))
         if our_name in self.ours.simple_types:
             values = {e.get("value") for e in self.ours.simple_types[our_name].iter(f"{{{XS}}}enumeration")}
-            real_values = {
-                e.get("value") for e in self.real.simple_types[real_name].iter(f"{{{XS}}}enumeration")
-            }
+            real_values = {e.get("value") for e in self.real.simple_types[real_name].iter(f"{{{XS}}}enumeration")}
             if not values <= real_values:
                 self.problems.append(f"{path}: enumeration values {sorted(values - real_values)} unknown")
             return
@@ -205,9 +201,7 @@ def test_the_check_catches_an_undocumented_field_and_a_wrong_type() -> None:
     ours, real = _load("EmployeeService")
     contract = ours.complex_types["EmployeeContract"][0]
     etree.SubElement(contract, f"{{{XS}}}element", name="CostCentre", type="s:string")
-    employee_id = next(
-        e for e in ours.complex_types["Employee"].iter(f"{{{XS}}}element") if e.get("name") == "Id"
-    )
+    employee_id = next(e for e in ours.complex_types["Employee"].iter(f"{{{XS}}}element") if e.get("name") == "Id")
     employee_id.set("type", "s:string")
     checker = ContractChecker(ours, real)
     checker.check("EmployeeService")

@@ -62,9 +62,7 @@ def nmbrs_employee(**changes: object) -> NmbrsEmployee:
     return NmbrsEmployee.model_validate(base)
 
 
-def change(
-    after: NmbrsEmployee | None, op: Op = Op.UPDATE, before: NmbrsEmployee | None = None
-) -> EmployeeChanged:
+def change(after: NmbrsEmployee | None, op: Op = Op.UPDATE, before: NmbrsEmployee | None = None) -> EmployeeChanged:
     before = before or (nmbrs_employee() if op in (Op.UPDATE, Op.DELETE) else None)
     return EmployeeChanged(
         event_id=uuid.uuid4(), entity=Entity.EMPLOYEE, key="employee:7", op=op, version=3, before=before,
@@ -96,9 +94,7 @@ def test_linked_employee_gets_the_changed_nmbrs_fields_applied() -> None:
 def test_payroll_owned_field_edited_locally_is_overwritten_and_reported_as_drift() -> None:
     synced = employee_values(nmbrs_employee())
     local = {**synced, "function_id": 99}  # someone changed the function in RegiTijd
-    plan = reconcile_employee(
-        change(nmbrs_employee(), op=Op.READ), linked(local=local, synced=synced), [], POLICY
-    )
+    plan = reconcile_employee(change(nmbrs_employee(), op=Op.READ), linked(local=local, synced=synced), [], POLICY)
     (apply,) = [a for a in plan.actions if isinstance(a, Apply)]
     assert apply.values["function_id"] == 5
     (drift,) = [o for o in plan.outcomes if o.kind is OutcomeKind.DRIFT]
@@ -146,9 +142,7 @@ def test_blocked_employee_is_ignored() -> None:
 
 def test_second_employment_of_a_linked_human_is_linked_automatically_with_the_reason() -> None:
     state = RecordState(linked_person_for_bsn=11)
-    candidate = person(
-        11, last_name="Berg", prefix="van der", bsn_hash="ab" * 32, linked_nmbrs_employee_ids=(6,)
-    )
+    candidate = person(11, last_name="Berg", prefix="van der", bsn_hash="ab" * 32, linked_nmbrs_employee_ids=(6,))
     plan = reconcile_employee(change(nmbrs_employee(), op=Op.CREATE), state, [candidate], POLICY)
     assert plan.situation == "auto_linked"
     link = plan.actions[0]
@@ -213,9 +207,7 @@ def company_event(op: Op = Op.CREATE, **fields: object) -> CompanyChanged:
 def test_company_with_a_unique_kvk_match_is_linked_automatically() -> None:
     organisation = OrganisationCandidate(organisation_id=4, name="Bakkerij de Zon", kvk_number="12345678")
     plan = reconcile_company(company_event(), RecordState(), [organisation], POLICY)
-    assert (
-        plan.situation == "auto_linked" and isinstance(plan.actions[0], Link) and plan.actions[0].crm_id == 4
-    )
+    assert plan.situation == "auto_linked" and isinstance(plan.actions[0], Link) and plan.actions[0].crm_id == 4
 
 
 def test_company_without_kvk_match_needs_a_decision() -> None:

@@ -115,10 +115,7 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
 
 def test_generate_dataset_subcommand_writes_the_file(tmp_path: Path) -> None:
     out = tmp_path / "data.json"
-    assert (
-        main(["generate-dataset", "--companies", "2", "--employees", "25", "--seed", "9", "--out", str(out)])
-        == 0
-    )
+    assert main(["generate-dataset", "--companies", "2", "--employees", "25", "--seed", "9", "--out", str(out)]) == 0
     assert load_dataset(out) == generate(2, 25, seed=9)
     sandbox = build_parser().parse_args(["sandbox", "--data", str(out), "--port", "0"])
     assert sandbox.host == "127.0.0.1" and callable(sandbox.func)

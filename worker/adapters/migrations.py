@@ -49,9 +49,7 @@ def load_migrations(directory: Path | None = None) -> list[Migration]:
         found.append(Migration(int(match[1]), match[2], path.read_text(encoding="utf-8")))
     for expected, migration in enumerate(found, start=1):
         if migration.version != expected:
-            raise MigrationError(
-                f"migration {expected:04d} is missing or duplicated (found {migration.version:04d})"
-            )
+            raise MigrationError(f"migration {expected:04d} is missing or duplicated (found {migration.version:04d})")
     return found
 
 

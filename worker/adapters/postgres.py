@@ -58,9 +58,7 @@ class Inbox:
             self.consumer,
             event_id,
         )
-        return Claim(
-            is_new=False, previous_outcomes=tuple(Outcome.model_validate(o) for o in json.loads(stored))
-        )
+        return Claim(is_new=False, previous_outcomes=tuple(Outcome.model_validate(o) for o in json.loads(stored)))
 
     async def record_outcomes(
         self, connection: asyncpg.Connection, event_id: uuid.UUID, outcomes: list[Outcome]
@@ -161,9 +159,7 @@ class PollStore:
             for row in rows
         }
 
-    async def advance(
-        self, entries: list[SnapshotEntry], poll_id: uuid.UUID, summary: dict[str, Any]
-    ) -> None:
+    async def advance(self, entries: list[SnapshotEntry], poll_id: uuid.UUID, summary: dict[str, Any]) -> None:
         """Store the new snapshot and close the poll run in one transaction (after the broker acked)."""
         async with transaction(self.pool) as connection:
             await connection.executemany(

@@ -38,9 +38,7 @@ class TargetStore(Protocol):
     """What the reconciler and the decision consumer need from RegiCRM/RegiTijd."""
 
     async def lock_record(self, key: str) -> None: ...
-    async def record_state(
-        self, entity: Entity, nmbrs_id: int, bsn_hash: str | None = None
-    ) -> RecordState: ...
+    async def record_state(self, entity: Entity, nmbrs_id: int, bsn_hash: str | None = None) -> RecordState: ...
     async def person_candidates(self, employee: NmbrsEmployee) -> list[PersonCandidate]: ...
     async def organisation_candidates(self, company: NmbrsCompany) -> list[OrganisationCandidate]: ...
     async def execute(
@@ -93,9 +91,7 @@ class PostgresTargetStore:
             link = LinkedRecord(
                 crm_id=link_row["crm_id"], regitijd_id=link_row["regitijd_id"], local=local, synced=synced
             )
-        return RecordState(
-            link=link, blocked=bool(blocked), pending_version=pending, linked_person_for_bsn=same_human
-        )
+        return RecordState(link=link, blocked=bool(blocked), pending_version=pending, linked_person_for_bsn=same_human)
 
     async def _local_values(
         self, entity: Entity, crm_id: int, regitijd_id: int | None
@@ -106,9 +102,7 @@ class PostgresTargetStore:
                 crm_id,
             )
             synced = (
-                await self.db.fetchval(
-                    "SELECT nmbrs_synced FROM rt_companies WHERE company_id = $1", regitijd_id
-                )
+                await self.db.fetchval("SELECT nmbrs_synced FROM rt_companies WHERE company_id = $1", regitijd_id)
                 if regitijd_id
                 else None
             )
@@ -255,9 +249,7 @@ class PostgresTargetStore:
                 )
             elif isinstance(action, Deactivate):
                 table, column = (
-                    ("rt_employees", "employee_id")
-                    if entity == "employee"
-                    else ("rt_companies", "company_id")
+                    ("rt_employees", "employee_id") if entity == "employee" else ("rt_companies", "company_id")
                 )
                 # Blue (manual) employees are never changed by the sync.
                 guard = " AND source = 'nmbrs'" if entity == "employee" else ""

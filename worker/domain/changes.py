@@ -222,9 +222,7 @@ def diff(
             )
         elif old.fingerprint != print_:
             fields = changed_fields(old.record, after_json)
-            plan(
-                Op.UPDATE, key, old.version + 1, company_id, old.record, record, fields or ("record",), print_
-            )
+            plan(Op.UPDATE, key, old.version + 1, company_id, old.record, record, fields or ("record",), print_)
         elif source.full:
             plan(Op.READ, key, old.version, company_id, None, record, (), print_)
     for key in sorted(previous.keys() - current.keys()):
@@ -306,11 +304,7 @@ def latest_employment_end(employee: NmbrsEmployee) -> date | None:
 def is_leaver(change: ChangeEvent[Any]) -> bool:
     """An update that ends employment: the latest employment had no end date and now has one."""
     before, after = change.before, change.after
-    if (
-        change.op is not Op.UPDATE
-        or not isinstance(before, NmbrsEmployee)
-        or not isinstance(after, NmbrsEmployee)
-    ):
+    if change.op is not Op.UPDATE or not isinstance(before, NmbrsEmployee) or not isinstance(after, NmbrsEmployee):
         return False
     return latest_employment_end(before) is None and latest_employment_end(after) is not None
 
@@ -349,7 +343,5 @@ def evaluate_breaker(
         (dropped, "fewer employees fetched"),
     ):
         if count >= policy.min_count and count > limit:
-            reasons.append(
-                f"{count} of {previous_active} employees {what} (more than {policy.max_share:.0%})"
-            )
+            reasons.append(f"{count} of {previous_active} employees {what} (more than {policy.max_share:.0%})")
     return BreakerVerdict(tripped=bool(reasons), reasons=tuple(reasons), counts=counts)

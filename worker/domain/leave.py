@@ -106,9 +106,7 @@ class CaoLeave(LeaveInputModel):
 
     name: str | None = None
     extra_hours_fulltime: NonNegativeHours = Decimal(0)
-    fulltime_hours_per_week: Annotated[Decimal, Field(gt=0, le=HOURS_IN_A_WEEK, allow_inf_nan=False)] = (
-        Decimal(40)
-    )
+    fulltime_hours_per_week: Annotated[Decimal, Field(gt=0, le=HOURS_IN_A_WEEK, allow_inf_nan=False)] = Decimal(40)
 
 
 class LeaveAdjustment(LeaveInputModel):
@@ -339,9 +337,7 @@ def entitlement_for_year(
                 days=days,
                 hours_per_week=hours,
                 statutory_earned=_divide(STATUTORY_WEEKS * hours * days, n, _SHOWN),
-                extra_earned=_divide(
-                    cao.extra_hours_fulltime * hours * days, cao.fulltime_hours_per_week * n, _SHOWN
-                ),
+                extra_earned=_divide(cao.extra_hours_fulltime * hours * days, cao.fulltime_hours_per_week * n, _SHOWN),
                 note=None if period is not None else "no hours period covers these days",
             )
         )
@@ -429,9 +425,7 @@ def leave_balance(data: LeaveInput) -> LeaveResult:
             left -= used
             parts.append(AllocationPart(year=year, component=component, hours=used))
         allocations.append(
-            TakenAllocation(
-                taken_on=booking.taken_on, hours=booking.hours, parts=tuple(parts), unallocated=left
-            )
+            TakenAllocation(taken_on=booking.taken_on, hours=booking.hours, parts=tuple(parts), unallocated=left)
         )
 
     def expired(year: int, component: LeaveComponent) -> bool:
@@ -521,8 +515,7 @@ def _explain(
         )
         lines.append(
             f"  extra {e.extra} h (expires {e.extra_expires_on}), taken {r.extra_taken}, "
-            f"remaining {r.extra_remaining}"
-            + (f", expired {r.extra_expired_hours}" if r.extra_expired else "")
+            f"remaining {r.extra_remaining}" + (f", expired {r.extra_expired_hours}" if r.extra_expired else "")
         )
         for a in r.adjustments:
             reason = f" ({a.reason})" if a.reason else ""
@@ -537,9 +530,7 @@ def _explain(
         f"balance on {as_of}: statutory {balance.statutory} + extra {balance.extra} + adjustments "
         f"{balance.adjustments} - taken without entitlement {balance.unallocated_taken} = {balance.total}"
     )
-    lines.append(
-        f"overtime on {as_of}: worked {overtime.worked} - paid out {overtime.paid_out} = {overtime.balance}"
-    )
+    lines.append(f"overtime on {as_of}: worked {overtime.worked} - paid out {overtime.paid_out} = {overtime.balance}")
     return lines
 
 

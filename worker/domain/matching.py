@@ -54,9 +54,7 @@ class PersonCandidate(_Frozen):
     has_login_account: bool = Field(
         False, description="The login account hangs off this person: the right one among duplicates."
     )
-    is_blue_employee: bool = Field(
-        False, description="A manual ('blue') RegiTijd employee hangs off this person."
-    )
+    is_blue_employee: bool = Field(False, description="A manual ('blue') RegiTijd employee hangs off this person.")
     linked_nmbrs_employee_ids: tuple[int, ...] = ()
     bsn_hash: str | None = Field(None, description="Set when a linked Nmbrs employment carried one.")
 
@@ -600,22 +598,14 @@ def compare_last_name(employee: NmbrsEmployee, candidate: PersonCandidate) -> Fi
     if re.sub(r"[\s']", "", n_full) == re.sub(r"[\s']", "", r_full):
         return result(Level.EXACT, f"'{n_full}' and '{r_full}' agree once spaces are ignored")
     if n_core == r_core:
-        return result(
-            Level.CLOSE, f"surname '{n_core}' agrees, tussenvoegsel differs ('{n_prefix}' vs '{r_prefix}')"
-        )
+        return result(Level.CLOSE, f"surname '{n_core}' agrees, tussenvoegsel differs ('{n_prefix}' vs '{r_prefix}')")
     similarity = jaro_winkler(n_core, r_core)
     if similarity >= CLOSE_NAME_SIMILARITY:
-        return result(
-            Level.CLOSE, f"surname '{n_core}' is close to '{r_core}' (Jaro-Winkler {similarity:.2f})"
-        )
-    shared = _surname_parts(employee.last_name, employee.prefix) & _surname_parts(
-        candidate.last_name, candidate.prefix
-    )
+        return result(Level.CLOSE, f"surname '{n_core}' is close to '{r_core}' (Jaro-Winkler {similarity:.2f})")
+    shared = _surname_parts(employee.last_name, employee.prefix) & _surname_parts(candidate.last_name, candidate.prefix)
     if shared:
         return result(Level.CLOSE, f"one part of a double surname agrees ('{sorted(shared)[0]}')")
-    return result(
-        Level.DIFFERENT, f"surname '{n_full}' differs from '{r_full}' (Jaro-Winkler {similarity:.2f})"
-    )
+    return result(Level.DIFFERENT, f"surname '{n_full}' differs from '{r_full}' (Jaro-Winkler {similarity:.2f})")
 
 
 def _given_names(text: str | None) -> str:
@@ -625,9 +615,7 @@ def _given_names(text: str | None) -> str:
 def compare_first_name(employee: NmbrsEmployee, candidate: PersonCandidate) -> FieldComparison:
     """First name, roepnaam (nickname) or initials: exact, close (one given name, a known roepnaam, a
     typo, or compatible initials when one side has only initials) or different."""
-    n_names = [
-        n for n in dict.fromkeys((_given_names(employee.first_name), _given_names(employee.nickname))) if n
-    ]
+    n_names = [n for n in dict.fromkeys((_given_names(employee.first_name), _given_names(employee.nickname))) if n]
     r_name = _given_names(candidate.first_name)
     n_initials = [
         i
@@ -641,9 +629,7 @@ def compare_first_name(employee: NmbrsEmployee, candidate: PersonCandidate) -> F
         if i
     ]
     r_initials = [
-        i
-        for i in dict.fromkeys((normalise_initials(candidate.initials), initials_of(candidate.first_name)))
-        if i
+        i for i in dict.fromkeys((normalise_initials(candidate.initials), initials_of(candidate.first_name))) if i
     ]
     shown_n = _show(
         employee.first_name,
@@ -674,9 +660,7 @@ def compare_first_name(employee: NmbrsEmployee, candidate: PersonCandidate) -> F
         side = _side(not n_initials, not r_initials)
         return result(Level.MISSING, f"no first name or initials on {side}")
     if not n_names and not r_name and n_initials[0] == r_initials[0]:
-        return result(
-            Level.EXACT, f"initials '{n_initials[0].upper()}' agree (no first names on either side)"
-        )
+        return result(Level.EXACT, f"initials '{n_initials[0].upper()}' agree (no first names on either side)")
     for a in n_initials:
         for b in r_initials:
             if _initials_compatible(a, b):
@@ -767,9 +751,7 @@ def compare_phone(employee: NmbrsEmployee, candidate: PersonCandidate) -> FieldC
     )
 
 
-def _compare_postcode(
-    weights: Mapping[str, FieldWeights], nmbrs: str | None, regi: str | None
-) -> FieldComparison:
+def _compare_postcode(weights: Mapping[str, FieldWeights], nmbrs: str | None, regi: str | None) -> FieldComparison:
     a, b = normalise_postcode(nmbrs), normalise_postcode(regi)
     if a is None or b is None:
         side = _side(a is None, b is None)
@@ -830,9 +812,7 @@ def score_person(
     if set(candidate.linked_nmbrs_employee_ids) - {employee.employee_id}:
         flags.append(FLAG_LINKED_ELSEWHERE)
     if employee.bsn_hash and candidate.bsn_hash:
-        flags.append(
-            FLAG_SAME_BSN_HASH if employee.bsn_hash == candidate.bsn_hash else FLAG_DIFFERENT_BSN_HASH
-        )
+        flags.append(FLAG_SAME_BSN_HASH if employee.bsn_hash == candidate.bsn_hash else FLAG_DIFFERENT_BSN_HASH)
     score = _total(comparisons)
     return ScoredCandidate(
         person_id=candidate.person_id,
@@ -959,9 +939,7 @@ def decide_match(
     )
 
 
-def _definite_rule_refusal(
-    top: ScoredCandidate, runner_up: ScoredCandidate | None, policy: MatchPolicy
-) -> str | None:
+def _definite_rule_refusal(top: ScoredCandidate, runner_up: ScoredCandidate | None, policy: MatchPolicy) -> str | None:
     """Why the definite rule does not link `top`, or None when it does."""
     threshold = policy.auto_link_min_score
     if threshold is None:
@@ -970,8 +948,7 @@ def _definite_rule_refusal(
         return f"below the definite threshold {threshold:.2f}"
     if runner_up is not None and round(top.score - runner_up.score, 4) < policy.auto_link_margin:
         return (
-            f"person {runner_up.person_id} ({runner_up.score:.2f}) is within the margin "
-            f"{policy.auto_link_margin:.2f}"
+            f"person {runner_up.person_id} ({runner_up.score:.2f}) is within the margin {policy.auto_link_margin:.2f}"
         )
     if FLAG_DIFFERENT_BSN_HASH in top.flags:
         return "the best candidate is linked to an employment with a different BSN hash"
@@ -1015,9 +992,7 @@ def score_organisation(
     elif kvk_n == kvk_r:
         kvk = kvk_result(Level.EXACT, f"KvK number {kvk_n} agrees: the same legal entity")
     else:
-        kvk = kvk_result(
-            Level.DIFFERENT, f"KvK numbers differ ({kvk_n} vs {kvk_r}): different legal entities"
-        )
+        kvk = kvk_result(Level.DIFFERENT, f"KvK numbers differ ({kvk_n} vs {kvk_r}): different legal entities")
 
     name_n, name_r = normalise_organisation_name(company.name), normalise_organisation_name(candidate.name)
     similarity = jaro_winkler(name_n, name_r)
@@ -1026,13 +1001,9 @@ def score_organisation(
     elif name_n == name_r:
         name = name_result(Level.EXACT, f"name '{name_n}' agrees (legal form ignored)")
     elif sorted(name_n.split()) == sorted(name_r.split()) or similarity >= CLOSE_NAME_SIMILARITY:
-        name = name_result(
-            Level.CLOSE, f"'{name_n}' and '{name_r}' are close (Jaro-Winkler {similarity:.2f})"
-        )
+        name = name_result(Level.CLOSE, f"'{name_n}' and '{name_r}' are close (Jaro-Winkler {similarity:.2f})")
     else:
-        name = name_result(
-            Level.DIFFERENT, f"'{name_n}' and '{name_r}' differ (Jaro-Winkler {similarity:.2f})"
-        )
+        name = name_result(Level.DIFFERENT, f"'{name_n}' and '{name_r}' differ (Jaro-Winkler {similarity:.2f})")
 
     mail_n, mail_r = normalise_email(company.email), normalise_email(candidate.email)
     domain = mail_n.rpartition("@")[2] if mail_n else None
@@ -1051,9 +1022,7 @@ def score_organisation(
 
     comparisons = (kvk, name, email, phone, website, postcode)
     flags = (
-        (FLAG_ORGANISATION_LINKED_ELSEWHERE,)
-        if set(candidate.linked_nmbrs_company_ids) - {company.company_id}
-        else ()
+        (FLAG_ORGANISATION_LINKED_ELSEWHERE,) if set(candidate.linked_nmbrs_company_ids) - {company.company_id} else ()
     )
     score = _total(comparisons)
     return ScoredOrganisation(

@@ -31,9 +31,7 @@ LOCAL_EMPLOYEE_FIELDS: tuple[str, ...] = (
     "characteristics", "account", "roles", "time_categories",
 )  # fmt: skip
 # A change in any of these changes the leave entitlement.
-LEAVE_FIELDS = frozenset(
-    {"employment_start", "employment_end", "contracts", "schedules", "labour_agreement_id"}
-)
+LEAVE_FIELDS = frozenset({"employment_start", "employment_end", "contracts", "schedules", "labour_agreement_id"})
 
 CENTS = Decimal("0.01")
 

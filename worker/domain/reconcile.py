@@ -55,9 +55,7 @@ class RecordState(_Frozen):
     link: LinkedRecord | None = None
     blocked: bool = False
     pending_version: int | None = None
-    linked_person_for_bsn: int | None = Field(
-        None, description="Person another employment of this BSN is linked to."
-    )
+    linked_person_for_bsn: int | None = Field(None, description="Person another employment of this BSN is linked to.")
 
 
 # --- the plan ----------------------------------------------------------------------------------------
@@ -144,9 +142,7 @@ def _apply_linked(link: LinkedRecord, values: dict[str, Any], leave_fields: froz
     drifts = detect_drift(link.synced, link.local, values)
     actions: list[Action] = []
     if changed or link.regitijd_id is None or link.synced != values:
-        actions.append(
-            Apply(crm_id=link.crm_id, regitijd_id=link.regitijd_id, values=values, changed=changed)
-        )
+        actions.append(Apply(crm_id=link.crm_id, regitijd_id=link.regitijd_id, values=values, changed=changed))
     leave_changed = tuple(sorted(set(changed) & leave_fields))
     if leave_changed or (link.regitijd_id is None and leave_fields):
         actions.append(RecalculateLeave(fields=leave_changed or tuple(sorted(leave_fields))))
@@ -177,9 +173,7 @@ def _removed(state: RecordState, what: str) -> Plan:
 def _blocked(what: str) -> Plan:
     return Plan(
         situation="blocked",
-        outcomes=(
-            PlannedOutcome(kind=OutcomeKind.BLOCKED, reason=f"{what} is blocked (Blokkeren): ignored"),
-        ),
+        outcomes=(PlannedOutcome(kind=OutcomeKind.BLOCKED, reason=f"{what} is blocked (Blokkeren): ignored"),),
     )
 
 

@@ -131,9 +131,7 @@ class BlueEmployeeState(TargetItem):
     @model_validator(mode="after")
     def _end_not_before_start(self) -> BlueEmployeeState:
         if self.employment_end is not None and self.employment_end < self.employment_start:
-            raise ValueError(
-                f"employment_end {self.employment_end} is before employment_start {self.employment_start}"
-            )
+            raise ValueError(f"employment_end {self.employment_end} is before employment_start {self.employment_start}")
         return self
 
 
@@ -214,10 +212,7 @@ class TargetFileError(Exception):
         self.filename = filename
         # In file order, so the list reads top to bottom; problems without a line come last.
         self.problems = tuple(sorted(problems, key=lambda p: p.line if p.line is not None else 1 << 31))
-        lines = [
-            f"  {filename}{'' if p.line is None else f':{p.line}'}: {p.path}: {p.message}"
-            for p in self.problems
-        ]
+        lines = [f"  {filename}{'' if p.line is None else f':{p.line}'}: {p.path}: {p.message}" for p in self.problems]
         count = len(self.problems)
         super().__init__(
             f"{filename} is not a valid target state ({count} problem{'s' if count != 1 else ''}), "
@@ -244,8 +239,7 @@ def cross_reference_problems(state: TargetState) -> list[Problem]:
             problems.append(
                 Problem(
                     ("persons", index, "account", "username"),
-                    f"username '{person.account.username}' is already used by "
-                    f"persons[{seen_usernames[username]}]",
+                    f"username '{person.account.username}' is already used by persons[{seen_usernames[username]}]",
                 )
             )
         else:
@@ -266,9 +260,7 @@ def cross_reference_problems(state: TargetState) -> list[Problem]:
             problems.append(Problem(("blue_employees", index, "person"), f"unknown person '{blue.person}'"))
         if blue.organisation not in organisations:
             problems.append(
-                Problem(
-                    ("blue_employees", index, "organisation"), f"unknown organisation '{blue.organisation}'"
-                )
+                Problem(("blue_employees", index, "organisation"), f"unknown organisation '{blue.organisation}'")
             )
         pair = (blue.person, blue.organisation)
         if pair in seen_pairs:
@@ -288,9 +280,7 @@ def _duplicates(kind: str, field: str, keys: Sequence[str | int]) -> Iterator[Pr
     first: dict[str | int, int] = {}
     for index, key in enumerate(keys):
         if key in first:
-            yield Problem(
-                (kind, index, field), f"duplicate {field} '{key}' (first used by {kind}[{first[key]}])"
-            )
+            yield Problem((kind, index, field), f"duplicate {field} '{key}' (first used by {kind}[{first[key]}])")
         else:
             first[key] = index
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from worker.config import ConfigurationError, Settings, load_settings
+from worker.entrypoints import target_cli
 from worker.sandbox import cli as sandbox_cli
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -131,9 +132,7 @@ def cmd_leave_calc(args: argparse.Namespace, _settings: Settings) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nmbrs-sync", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("config", help="print the effective configuration, secrets masked").set_defaults(
-        func=cmd_config
-    )
+    sub.add_parser("config", help="print the effective configuration, secrets masked").set_defaults(func=cmd_config)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     topics = sub.add_parser("topics", help="manage Kafka topics")
     topics.add_argument("action", choices=["ensure"], help="create missing topics with configured partitions")
@@ -141,15 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     ready = sub.add_parser("kafka-ready", help="wait until Kafka answers")
     ready.add_argument("--timeout", type=float, default=60.0, help="seconds to wait")
     ready.set_defaults(func=cmd_kafka_ready)
-    sub.add_parser("worker", help="run the worker (migrates and creates topics first)").set_defaults(
-        func=cmd_worker
-    )
+    sub.add_parser("worker", help="run the worker (migrates and creates topics first)").set_defaults(func=cmd_worker)
     sync_now = sub.add_parser("sync-now", help="ask the worker to poll Nmbrs now ('Synchroniseren')")
     sync_now.add_argument("--full", action="store_true", help="full reconciliation: re-publish every record")
     sync_now.add_argument("--dry-run", action="store_true", help="publish the plan only, change nothing")
     sync_now.add_argument("--requested-by", default="cli", help="who asks (shown in outcomes)")
     sync_now.set_defaults(func=cmd_sync_now)
     sandbox_cli.register(sub)
+    target_cli.register(sub)
     schemas = sub.add_parser("schemas", help="write or check the JSON Schemas of every contract in schemas/")
     schemas.add_argument("action", choices=["write", "check"])
     schemas.add_argument("--dir", default="schemas", help="target directory (default: schemas)")
@@ -157,9 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     leave = sub.add_parser("leave", help="leave (verlof) calculations")
     leave_sub = leave.add_subparsers(dest="leave_command", required=True)
     calc = leave_sub.add_parser("calc", help="calculate entitlement and balances from a JSON input file")
-    calc.add_argument(
-        "--input", required=True, help="JSON file (schema: schemas/leave-calc-input.schema.json)"
-    )
+    calc.add_argument("--input", required=True, help="JSON file (schema: schemas/leave-calc-input.schema.json)")
     calc.set_defaults(func=cmd_leave_calc)
     return parser
 

@@ -123,8 +123,7 @@ def dead_letter_for(raw: RawMessage, consumer: str, reason: str, failed_at: date
 
 def describe_validation_error(error: ValidationError) -> str:
     problems = [
-        f"{'.'.join(str(p) for p in problem['loc']) or 'value'}: {problem['msg']}"
-        for problem in error.errors()
+        f"{'.'.join(str(p) for p in problem['loc']) or 'value'}: {problem['msg']}" for problem in error.errors()
     ]
     return "malformed message: " + "; ".join(problems)
 

@@ -92,9 +92,7 @@ class Poller:
         async with self.store.poll_lock() as held:
             if not held:
                 log.info("poll %s skipped: another poll is running", poll_id)
-                return self._report(
-                    poll_id, options, "skipped", started, reasons=("another poll is running",)
-                )
+                return self._report(poll_id, options, "skipped", started, reasons=("another poll is running",))
             await self.store.start_run(poll_id, options.request_id, options.full, options.dry_run, started)
             try:
                 report = await self._poll_locked(poll_id, options, started)
@@ -135,9 +133,7 @@ class Poller:
         }
         if verdict.tripped and not options.release_hold and not options.dry_run:
             log.warning("poll %s held by the breaker: %s", poll_id, "; ".join(verdict.reasons))
-            report = self._report(
-                poll_id, options, "held", started, reasons=verdict.reasons + reasons, **common
-            )
+            report = self._report(poll_id, options, "held", started, reasons=verdict.reasons + reasons, **common)
             await self.store.finish_run(poll_id, "held", report.model_dump(mode="json"))
             return report
 
@@ -175,9 +171,7 @@ class Poller:
                     return await self.nmbrs.fetch_company(company, as_of)
                 except NmbrsError as error:
                     log.warning("company %s fetch failed: %s", company.company_id, error)
-                    return CompanyFetch(
-                        company_id=company.company_id, name=company.name, ok=False, error=str(error)
-                    )
+                    return CompanyFetch(company_id=company.company_id, name=company.name, ok=False, error=str(error))
 
         results = await asyncio.gather(*(fetch(company) for company in companies))
         snapshots = [r for r in results if isinstance(r, CompanySnapshot)]
@@ -261,9 +255,7 @@ class Poller:
     ) -> BreakerVerdict:
         # Counted over the companies fetched now: a failed company is already kept out of the changes.
         previous_active = sum(
-            1
-            for e in previous.values()
-            if e.entity is Entity.EMPLOYEE and not e.deleted and e.company_id in fetched_ok
+            1 for e in previous.values() if e.entity is Entity.EMPLOYEE and not e.deleted and e.company_id in fetched_ok
         )
         fetched = sum(len(s.employees) for s in snapshots)
         return evaluate_breaker(previous_active, fetched, [p.event for p in planned], self.policy)

@@ -124,9 +124,7 @@ class _Generator:
         self.next_ids[kind] += 1
         return value
 
-    def human(
-        self, first_name: str | None = None, prefix: str | None = None, last_name: str | None = None
-    ) -> _Human:
+    def human(self, first_name: str | None = None, prefix: str | None = None, last_name: str | None = None) -> _Human:
         rng = self.rng
         gender = rng.choice(("male", "female"))
         names = FIRST_NAMES_MALE if gender == "male" else FIRST_NAMES_FEMALE
@@ -142,9 +140,7 @@ class _Generator:
         )
 
     def email(self, human: _Human, company: Company) -> str:
-        local = (
-            _ascii(f"{human.first_name}.{human.prefix}{human.last_name}").replace(" ", "").replace("'", "")
-        )
+        local = _ascii(f"{human.first_name}.{human.prefix}{human.last_name}").replace(" ", "").replace("'", "")
         domain = company.website.removeprefix("https://www.") if company.website else "example.nl"
         candidate, n = f"{local}@{domain}", 2
         while candidate in self.emails:  # two people with the same name get distinct addresses
@@ -241,10 +237,7 @@ class _Generator:
                     }
                 )
             )
-        kind = (
-            schedule_kind
-            or rng.choices(("full", "part2", "part3", "part4", "rota"), weights=(60, 8, 12, 14, 6))[0]
-        )
+        kind = schedule_kind or rng.choices(("full", "part2", "part3", "part4", "rota"), weights=(60, 8, 12, 14, 6))[0]
         schedules = [self.schedule(start, kind)]
         if rng.random() < 0.1 and start < self.today - timedelta(days=200):
             schedules.append(self.schedule(self.today - timedelta(days=rng.randrange(10, 150)), "part4"))
@@ -254,9 +247,7 @@ class _Generator:
             functions.append(self.assignment(FUNCTIONS, self.today - timedelta(days=rng.randrange(10, 180))))
         departments = [self.assignment(DEPARTMENTS, start)]
         if rng.random() < 0.15 and start < self.today - timedelta(days=200):
-            departments.append(
-                self.assignment(DEPARTMENTS, self.today - timedelta(days=rng.randrange(10, 180)))
-            )
+            departments.append(self.assignment(DEPARTMENTS, self.today - timedelta(days=rng.randrange(10, 180))))
         agreement = rng.choice(company.labour_agreements) if company.labour_agreements else None
         return Employee(
             id=self.new_id("employee"),
@@ -370,9 +361,7 @@ def generate(
         employee_type: int = 1,
     ) -> None:
         result.append(
-            gen.employee(
-                company, human, start=start, end=end, schedule_kind=schedule_kind, employee_type=employee_type
-            )
+            gen.employee(company, human, start=start, end=end, schedule_kind=schedule_kind, employee_type=employee_type)
         )
         humans.append(human)
 

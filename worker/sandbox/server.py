@@ -231,9 +231,7 @@ def _current_agreement(state: SandboxState, employee: Employee) -> LabourAgreeme
     current = _period(company.current_period)
     started = [a for a in employee.labour_agreements if (a.start_year, a.start_period) <= current]
     chosen = max(started, key=lambda a: (a.start_year, a.start_period), default=None)
-    chosen = chosen or min(
-        employee.labour_agreements, key=lambda a: (a.start_year, a.start_period), default=None
-    )
+    chosen = chosen or min(employee.labour_agreements, key=lambda a: (a.start_year, a.start_period), default=None)
     if chosen is None:
         return None
     return next((a for a in company.labour_agreements if a.id == chosen.labour_agreement_id), None)
@@ -248,9 +246,7 @@ def _company_id(params: dict[str, str]) -> int:
     return int(params.get("CompanyId") or params.get("CompanyID") or 0)
 
 
-def op_list_companies(
-    state: SandboxState, params: dict[str, str], w: _Writer, result: etree._Element
-) -> None:
+def op_list_companies(state: SandboxState, params: dict[str, str], w: _Writer, result: etree._Element) -> None:
     for company in state.dataset.companies:
         item = w.el(result, "Company")
         w.put(item, "ID", company.id)
@@ -263,15 +259,11 @@ def op_list_companies(
         w.put(item, "KvkNr", company.kvk)
 
 
-def op_current_period(
-    state: SandboxState, params: dict[str, str], w: _Writer, result: etree._Element
-) -> None:
+def op_current_period(state: SandboxState, params: dict[str, str], w: _Writer, result: etree._Element) -> None:
     result.text = state.company(_company_id(params)).current_period
 
 
-def op_company_agreements(
-    state: SandboxState, params: dict[str, str], w: _Writer, result: etree._Element
-) -> None:
+def op_company_agreements(state: SandboxState, params: dict[str, str], w: _Writer, result: etree._Element) -> None:
     for agreement in state.company(_company_id(params)).labour_agreements:
         item = w.el(result, "LabourAgreement")
         w.put(item, "Id", agreement.id)
@@ -284,18 +276,14 @@ def op_company_agreements(
         w.put(cao, "Description", agreement.description)
 
 
-def op_employee_types(
-    state: SandboxState, params: dict[str, str], w: _Writer, result: etree._Element
-) -> None:
+def op_employee_types(state: SandboxState, params: dict[str, str], w: _Writer, result: etree._Element) -> None:
     for employee_type in state.dataset.employee_types:
         item = w.el(result, "EmployeeType")
         w.put(item, "Id", employee_type.id)
         w.put(item, "Description", employee_type.description)
 
 
-def op_list_by_company(
-    state: SandboxState, params: dict[str, str], w: _Writer, result: etree._Element
-) -> None:
+def op_list_by_company(state: SandboxState, params: dict[str, str], w: _Writer, result: etree._Element) -> None:
     company = state.company(_company_id(params))
     employee_type = int(params.get("EmployeeType") or 0)
     for employee in state.by_company.get(company.id, []):
@@ -412,9 +400,7 @@ def _write_schedule(w: _Writer, el: etree._Element, employee: Employee, s: Sched
     w.put(el, "CreationDate", s.created)
 
 
-def op_employee_agreement(
-    state: SandboxState, params: dict[str, str], w: _Writer, result: etree._Element
-) -> None:
+def op_employee_agreement(state: SandboxState, params: dict[str, str], w: _Writer, result: etree._Element) -> None:
     agreement = _current_agreement(state, state.employee(int(params.get("EmployeeId") or 0)))
     w.put(result, "Id", agreement.id if agreement else 0)
     w.put(result, "Guid", agreement.guid if agreement else "00000000-0000-0000-0000-000000000000")
@@ -631,9 +617,7 @@ def _new_employee(state: SandboxState, body: dict[str, Any]) -> Employee:
         functions=[_assignment(record + 3, function, start, created)],
         departments=[_assignment(record + 4, department, start, created)],
         contracts=[
-            Contract(
-                contract_id=record + 5, created=created, start=start, indefinite=True, hours_per_week=hours
-            )
+            Contract(contract_id=record + 5, created=created, start=start, indefinite=True, hours_per_week=hours)
         ],
         schedules=[_schedule(record + 6, hours, start, created)],
         labour_agreements=(
@@ -662,9 +646,7 @@ def _assignment(record_id: int, ref: dict[str, Any], start: date, created: datet
 
 def _schedule(record_id: int, hours: float, start: date, created: datetime) -> Schedule:
     week1 = [round(hours / 5, 2)] * 5 + [0.0, 0.0]
-    return Schedule(
-        id=record_id, created=created, start=start, week1=week1, parttime_percentage=hours / 40 * 100
-    )
+    return Schedule(id=record_id, created=created, start=start, week1=week1, parttime_percentage=hours / 40 * 100)
 
 
 async def admin_add_employee(request: web.Request) -> web.StreamResponse:
@@ -851,9 +833,7 @@ def create_app(
 ) -> web.Application:
     """The sandbox application; `data_path` is the file POST /admin/reload reads again."""
     app = web.Application(client_max_size=64 * 1024**2)
-    app[STATE] = SandboxState(
-        dataset=dataset, username=username, token=token, domain=domain, data_path=data_path
-    )
+    app[STATE] = SandboxState(dataset=dataset, username=username, token=token, domain=domain, data_path=data_path)
     service = "/soap/v3/{service:EmployeeService|CompanyService}.asmx"
     app.router.add_post(service, soap)
     app.router.add_get(service, wsdl)

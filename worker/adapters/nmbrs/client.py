@@ -195,9 +195,7 @@ class NmbrsClient:
         personal_op = PERSONAL_INFO if self._bsn_key is not None else PERSONAL_INFO_WITHOUT_BSN
         async with asyncio.TaskGroup() as group:
             period = group.create_task(
-                self._call(
-                    "CompanyService", "Company_GetCurrentPeriod", tally, convert.parse_text, CompanyId=cid
-                )
+                self._call("CompanyService", "Company_GetCurrentPeriod", tally, convert.parse_text, CompanyId=cid)
             )
             agreements = group.create_task(
                 self._call(
@@ -368,9 +366,7 @@ class NmbrsClient:
             raise fault_from_string(self._scrub(fault), operation=operation)
         if status == 429:
             retry_after = response.headers.get("Retry-After", "")
-            raise NmbrsThrottledError(
-                float(retry_after) if retry_after.isdigit() else None, operation=operation
-            )
+            raise NmbrsThrottledError(float(retry_after) if retry_after.isdigit() else None, operation=operation)
         if status >= 500:
             raise NmbrsServerError(status, operation=operation)
         raise NmbrsHttpError(status, operation=operation)

@@ -326,9 +326,7 @@ def _gender(text: str | None) -> Gender:
         return Gender.UNDEFINED
 
 
-def parse_personal_infos(
-    result: Element | None, bsn_key: bytes | None
-) -> dict[int, list[PeriodRow[dict[str, Any]]]]:
+def parse_personal_infos(result: Element | None, bsn_key: bytes | None) -> dict[int, list[PeriodRow[dict[str, Any]]]]:
     """Personal info histories; the BSN is hashed right here and the clear value dropped.
 
     `bsn_key` None means the answer came from PersonalInfoWithoutBSN (or BSNs must not be read).
@@ -351,9 +349,7 @@ def parse_personal_infos(
             "phone_mobile": _text(f, "TelephoneMobileWork") or _text(f, "TelephoneMobilePrivate"),
             "phone_private": _text(f, "TelephonePrivate"),
         }
-        return PeriodRow(
-            _int(f, "StartYear") or 0, _int(f, "StartPeriod") or 0, f.get("CreationDate") or "", person
-        )
+        return PeriodRow(_int(f, "StartYear") or 0, _int(f, "StartPeriod") or 0, f.get("CreationDate") or "", person)
 
     return _per_employee(result, row)
 
@@ -371,9 +367,7 @@ def parse_functions(result: Element | None) -> dict[int, list[PeriodRow[CodeRef 
         f = _fields(element)
         function = next((child for child in element if _local(child.tag) == "Function"), None)
         ref = _code_ref(_fields(function)) if function is not None and len(function) else None
-        return PeriodRow(
-            _int(f, "StartYear") or 0, _int(f, "StartPeriod") or 0, f.get("CreationDate") or "", ref
-        )
+        return PeriodRow(_int(f, "StartYear") or 0, _int(f, "StartPeriod") or 0, f.get("CreationDate") or "", ref)
 
     return _per_employee(result, row)
 
@@ -482,9 +476,7 @@ def _schedule_on(schedules: tuple[SchedulePeriod, ...], day: date) -> SchedulePe
     return valid[-1] if valid else (schedules[0] if schedules else None)
 
 
-def _with_hours(
-    contract: ContractPeriod, schedules: tuple[SchedulePeriod, ...], as_of: date
-) -> ContractPeriod:
+def _with_hours(contract: ContractPeriod, schedules: tuple[SchedulePeriod, ...], as_of: date) -> ContractPeriod:
     """v3 contracts carry HoursPerWeek; when absent take the schedule valid on `as_of` within the contract."""
     if contract.hours_per_week is not None:
         return contract
@@ -519,16 +511,12 @@ def build_employee(data: CompanyData, employee_id: int, as_of: date) -> NmbrsEmp
     person = resolve_period(data.personal.get(employee_id, []), current) or {}
     schedules = tuple(
         sorted(
-            _newest_per_key(
-                (r.period.start, r.created, r.period) for r in data.schedules.get(employee_id, [])
-            ),
+            _newest_per_key((r.period.start, r.created, r.period) for r in data.schedules.get(employee_id, [])),
             key=lambda s: s.start,
         )
     )
     contracts = sorted(
-        _newest_per_key(
-            (r.period.contract_id, r.created, r.period) for r in data.contracts.get(employee_id, [])
-        ),
+        _newest_per_key((r.period.contract_id, r.created, r.period) for r in data.contracts.get(employee_id, [])),
         key=lambda c: (c.start, c.contract_id),
     )
     if data.employee_labour_agreements is not None:

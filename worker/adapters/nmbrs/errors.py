@@ -26,9 +26,7 @@ class NmbrsFault(NmbrsError):
     """A SOAP fault from Nmbrs; `code` is the Nmbrs error code or None when the fault has none."""
 
     def __init__(self, message: str, *, code: int | None = None, operation: str | None = None) -> None:
-        super().__init__(
-            f"Nmbrs fault {code if code is not None else '(no code)'}: {message}", operation=operation
-        )
+        super().__init__(f"Nmbrs fault {code if code is not None else '(no code)'}: {message}", operation=operation)
         self.code = code
 
 
