@@ -91,6 +91,14 @@ class Settings(BaseSettings):
         0.10, gt=0, le=1, description="Share of employees a poll may remove/end/move before it is held."
     )
 
+    # Reconciler
+    auto_link_min_score: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Definite rule: link a fuzzy match at or above this score without asking (off by default).",
+    )
+
     # Worker
     # Not WEB_PORT: faust reads that environment variable itself and it would override ours.
     status_port: int = Field(6066, ge=0, le=65535, description="Port of the worker's status page (0 = off).")

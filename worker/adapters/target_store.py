@@ -116,7 +116,7 @@ class PostgresTargetStore:
         if regitijd_id is None:
             return local, None
         employee = await self.db.fetchrow(
-            """SELECT e.number, c.nmbrs_company_id, e.function_id, e.department_id, e.labour_agreement_id,
+            """SELECT e.number, e.company_id, c.nmbrs_company_id, e.function_id, e.department_id, e.labour_agreement_id,
                       e.employment_start, e.employment_end, e.nmbrs_synced
                FROM rt_employees e LEFT JOIN rt_companies c USING (company_id) WHERE e.employee_id = $1""",
             regitijd_id,
@@ -134,7 +134,10 @@ class PostgresTargetStore:
         )
         local.update(
             number=employee["number"],
-            nmbrs_company_id=employee["nmbrs_company_id"],
+            # No RegiTijd company yet (its Nmbrs company is not linked): nothing local to differ from.
+            nmbrs_company_id=employee["nmbrs_company_id"]
+            if employee["company_id"] is not None
+            else json.loads(employee["nmbrs_synced"] or "{}").get("nmbrs_company_id"),
             function_id=employee["function_id"],
             department_id=employee["department_id"],
             labour_agreement_id=employee["labour_agreement_id"],

@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from worker.domain.events import Message
 from worker.domain.nmbrs_records import NmbrsCompany, NmbrsEmployee, Record
@@ -110,6 +110,16 @@ EVENT_CLASS: dict[Entity, type[ChangeEvent[Any]]] = {
     Entity.FUNCTION: ReferenceChanged,
     Entity.LABOUR_AGREEMENT: ReferenceChanged,
 }
+
+
+_ANY_CHANGE: TypeAdapter[EmployeeChanged | CompanyChanged | ReferenceChanged] = TypeAdapter(
+    Annotated[EmployeeChanged | CompanyChanged | ReferenceChanged, Field(discriminator="event_type")]
+)
+
+
+def parse_change_event(data: bytes) -> ChangeEvent[Any]:
+    """Any change event, told apart by its `event_type` (raises pydantic.ValidationError)."""
+    return _ANY_CHANGE.validate_json(data)
 
 
 class SnapshotEntry(BaseModel):

@@ -16,8 +16,10 @@ from worker.adapters.kafka import KafkaPublisher, ssl_context
 from worker.adapters.nmbrs.client import NmbrsClient
 from worker.adapters.postgres import PollStore, create_pool
 from worker.config import Settings
+from worker.domain.changes import parse_change_event
 from worker.domain.events import SyncRequested
-from worker.entrypoints import sync_requests
+from worker.domain.matching import MatchPolicy
+from worker.entrypoints import reconciler, sync_requests
 from worker.entrypoints.consuming import ConsumerContext, RawMessage, consume_one
 from worker.entrypoints.poller import Poller, run_poll_loop
 
@@ -130,6 +132,22 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
             await consume_one(raw_message(event), ctx, SyncRequested.model_validate_json, handle)
             resources.handled += 1
             resources.poll_wanted.set()
+
+    change_topics = app.topic(
+        settings.topics.employee_changes,
+        settings.topics.company_changes,
+        settings.topics.reference_changes,
+        partitions=settings.kafka_topic_partitions,
+    )
+    policy = MatchPolicy(auto_link_min_score=settings.auto_link_min_score)
+
+    @app.agent(change_topics, name="reconciler", concurrency=1)
+    async def reconciler_agent(stream: faust.StreamT[bytes]) -> None:
+        ctx = await context(reconciler.CONSUMER)
+        handle = partial(reconciler.handle_change, pool=await resources.pool(), policy=policy, now=utc_now)
+        async for event in stream.events():
+            await consume_one(raw_message(event), ctx, parse_change_event, handle)
+            resources.handled += 1
 
     if settings.poll_enabled:
 

@@ -1,0 +1,358 @@
+"""Reconciliation scenarios against the real PostgreSQL: every situation, written through the target store."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import pytest
+
+from worker.adapters.target_store_load import load_target_state
+from worker.domain.changes import (
+    ChangeEvent,
+    ChangeSource,
+    CompanyChanged,
+    EmployeeChanged,
+    Entity,
+    Op,
+    ReferenceChanged,
+    ReferenceRecord,
+)
+from worker.domain.events import Outcome, OutcomeKind
+from worker.domain.matching import MatchPolicy
+from worker.domain.nmbrs_records import CodeRef, ContractPeriod, EmploymentPeriod, NmbrsCompany, NmbrsEmployee
+from worker.domain.target_state import parse_target_file
+from worker.entrypoints.reconciler import handle_change
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 28, 9, tzinfo=UTC)
+HASH_ANNA = "a1" * 32
+STATE = """
+organisations:
+  - {ref: org-zon, name: "Bakkerij De Zon B.V.", kvk_number: "88721495"}
+persons:
+  - ref: anna
+    first_name: Anna
+    prefix: van der
+    last_name: Berg
+    birthday: 1980-04-02
+    email_work: anna@zon.nl
+    organisation: org-zon
+    account: {username: anna, roles: [medewerker]}
+  - {ref: anna-duplicate, first_name: Anna, last_name: van der Berg, birthday: 1980-04-02, organisation: org-zon}
+  - {ref: piet, first_name: Piet, last_name: Smit, birthday: 1975-01-01, organisation: org-zon}
+blue_employees:
+  - {ref: piet-blue, person: piet, organisation: org-zon, number: "900", employment_start: 2019-01-01}
+labour_agreements:
+  - {nmbrs_id: 2, number: "CAO-2", description: Bakkerij,
+     extra_leave_hours_fulltime: "16", fulltime_hours_per_week: "38"}
+"""
+TARGET_TABLES = (
+    "audit_log, pending_decisions, sync_blocks, sync_links, rt_leave_balances, rt_employee_time_categories, "
+    "rt_time_categories, rt_leave_adjustments, rt_leave_taken, rt_overtime, rt_overtime_payouts, "
+    "rt_contract_periods, rt_schedule_periods, rt_employees, rt_companies, rt_departments, rt_functions, "
+    "rt_labour_agreements, crm_characteristics, crm_accounts, crm_persons, crm_organisations, processed_events"
+)
+
+Handle = Callable[..., Awaitable[list[Outcome]]]
+
+
+@pytest.fixture
+async def db(pool: asyncpg.Pool) -> asyncpg.Pool:
+    """An empty target store with the small starting state above."""
+    await pool.execute(f"TRUNCATE {TARGET_TABLES} RESTART IDENTITY CASCADE")
+    async with pool.acquire() as connection:
+        await load_target_state(connection, parse_target_file(STATE, "state.yaml"))
+    return pool
+
+
+@pytest.fixture
+def handle(db: asyncpg.Pool) -> Handle:
+    async def run(event: ChangeEvent[Any], policy: MatchPolicy | None = None) -> list[Outcome]:
+        return await handle_change(event, db, policy or MatchPolicy(), lambda: NOW)
+
+    return run
+
+
+def employee(employee_id: int = 101, **changes: object) -> NmbrsEmployee:
+    data: dict[str, object] = {
+        "employee_id": employee_id, "company_id": 1, "number": "17", "first_name": "Anna", "prefix": "van der",
+        "last_name": "Berg", "birthday": date(1980, 4, 2), "email_work": "anna@zon.nl", "bsn_hash": HASH_ANNA,
+        "function": CodeRef(id=5, code="5", description="Bakker"),
+        "department": CodeRef(id=7, code="7", description="Productie"),
+        "employments": (EmploymentPeriod(employment_id=1, start=date(2026, 1, 1)),),
+        "contracts": (ContractPeriod(contract_id=1, start=date(2026, 1, 1), hours_per_week=Decimal("40")),),
+    }  # fmt: skip
+    data.update(changes)
+    return NmbrsEmployee.model_validate(data)
+
+
+_versions: dict[str, int] = {}
+
+
+def event(after: NmbrsEmployee | None, op: Op = Op.CREATE, before: NmbrsEmployee | None = None) -> EmployeeChanged:
+    key = f"employee:{(after or before).employee_id}"  # type: ignore[union-attr]
+    _versions[key] = _versions.get(key, 0) + 1
+    fields = tuple(
+        sorted(k for k in NmbrsEmployee.model_fields if before and after and getattr(before, k) != getattr(after, k))
+    )  # type: ignore[union-attr]
+    return EmployeeChanged(event_id=uuid.uuid4(), entity=Entity.EMPLOYEE, key=key, op=op, version=_versions[key],
+                           before=before if op in (Op.UPDATE, Op.DELETE) else None, after=after,
+                           changed_fields=fields or (("x",) if op is Op.UPDATE else ()),
+                           source=ChangeSource(poll_id=uuid.uuid4(), fetched_at=NOW), ts=NOW)  # fmt: skip
+
+
+def company_event(op: Op = Op.CREATE, **fields: object) -> CompanyChanged:
+    company = NmbrsCompany.model_validate(
+        {"company_id": 1, "name": "Bakkerij De Zon B.V.", "kvk_number": "88721495", **fields}
+    )
+    return CompanyChanged(
+        event_id=uuid.uuid4(),
+        entity=Entity.COMPANY,
+        key="company:1",
+        op=op,
+        version=1,
+        after=company,
+        source=ChangeSource(poll_id=uuid.uuid4(), fetched_at=NOW),
+        ts=NOW,
+    )
+
+
+def kinds(outcomes: list[Outcome]) -> list[str]:
+    return [o.kind.value for o in outcomes]
+
+
+AUTO = MatchPolicy(auto_link_min_score=0.9)
+
+
+async def link_anna(handle: Handle, employee_id: int = 101) -> list[Outcome]:
+    """Link via the definite rule: the person with the login account wins among the duplicates."""
+    return await handle(event(employee(employee_id)), AUTO)
+
+
+async def test_an_unmatched_employee_becomes_a_stored_question(handle: Handle, db: asyncpg.Pool) -> None:
+    outcomes = await handle(
+        event(
+            employee(
+                102,
+                first_name="Zeger",
+                prefix=None,
+                last_name="Quist",
+                birthday=date(1990, 1, 1),
+                email_work=None,
+                bsn_hash=None,
+            )
+        )
+    )
+    assert kinds(outcomes) == ["needs_decision"]
+    row = await db.fetchrow("SELECT situation, version, candidates FROM pending_decisions WHERE nmbrs_id = 102")
+    assert row["situation"] == "unmatched" and row["version"] == outcomes[0].details["version"]
+
+
+async def test_fuzzy_matches_are_asked_with_explained_candidates_by_default(handle: Handle, db: asyncpg.Pool) -> None:
+    outcomes = await handle(event(employee()))
+    assert kinds(outcomes) == ["needs_decision"]
+    candidates = json.loads(await db.fetchval("SELECT candidates FROM pending_decisions WHERE nmbrs_id = 101"))
+    assert candidates[0]["has_login_account"] is True and candidates[0]["comparisons"]
+    anna = await db.fetchval("SELECT person_id FROM crm_persons WHERE external_ref = 'anna'")
+    assert outcomes[0].details["candidates"][0] == anna  # the card with the login account first
+    assert await db.fetchval("SELECT count(*) FROM rt_employees WHERE source = 'nmbrs'") == 0
+
+
+async def test_the_definite_rule_links_and_creates_the_regitijd_employee(handle: Handle, db: asyncpg.Pool) -> None:
+    outcomes = await link_anna(handle)
+    assert kinds(outcomes) == ["auto_linked", "leave_recalculated"]
+    row = await db.fetchrow(
+        """SELECT e.*, p.external_ref FROM rt_employees e JOIN crm_persons p USING (person_id)
+           WHERE e.nmbrs_employee_id = 101"""
+    )
+    assert row["external_ref"] == "anna" and row["source"] == "nmbrs"
+    assert row["function_id"] == 5 and row["department_id"] == 7 and row["employment_start"] == date(2026, 1, 1)
+    assert await db.fetchval(
+        "SELECT hours_per_week FROM rt_contract_periods WHERE employee_id = $1", row["employee_id"]
+    ) == Decimal("40.00")
+    leave = outcomes[1].details["after"]
+    assert leave["statutory"] == "160.00"  # full year 2026 at 40 h: 4 x 40
+
+
+async def test_second_employment_of_the_same_human_links_to_the_same_person(handle: Handle, db: asyncpg.Pool) -> None:
+    await link_anna(handle)
+    outcomes = await handle(event(employee(205, company_id=2, function=CodeRef(id=6, code="6", description="Verkoop"))))
+    assert outcomes[0].kind is OutcomeKind.AUTO_LINKED and "BSN" in (outcomes[0].reason or "")
+    persons = await db.fetch("SELECT DISTINCT person_id FROM rt_employees WHERE nmbrs_employee_id IN (101, 205)")
+    assert len(persons) == 1
+
+
+async def test_a_linked_employee_gets_nmbrs_changes_and_locally_edited_fields_are_reported_as_drift(
+    handle: Handle, db: asyncpg.Pool
+) -> None:
+    await link_anna(handle)
+    await db.execute("INSERT INTO rt_functions (nmbrs_id, code, description) VALUES (99, '99', 'Lokaal')")
+    await db.execute("UPDATE rt_employees SET function_id = 99 WHERE nmbrs_employee_id = 101")
+    outcomes = await handle(event(employee(last_name="Bergh"), op=Op.UPDATE, before=employee()))
+    assert sorted(kinds(outcomes)) == ["applied", "drift"]
+    drift = next(o for o in outcomes if o.kind is OutcomeKind.DRIFT)
+    assert drift.details["field"] == "function_id" and drift.details["local_value"] == 99
+    assert drift.details["nmbrs_value"] == 5
+    assert await db.fetchval("SELECT function_id FROM rt_employees WHERE nmbrs_employee_id = 101") == 5
+    assert await db.fetchval("SELECT last_name FROM crm_persons WHERE external_ref = 'anna'") == "Bergh"
+
+
+async def test_the_sync_never_touches_locally_owned_fields(handle: Handle, db: asyncpg.Pool) -> None:
+    await link_anna(handle)
+    employee_id = await db.fetchval("SELECT employee_id FROM rt_employees WHERE nmbrs_employee_id = 101")
+    blue = await db.fetchval("SELECT employee_id FROM rt_employees WHERE source = 'manual'")
+    await db.execute(
+        "UPDATE rt_employees SET manager_employee_id = $2, is_manager = true WHERE employee_id = $1", employee_id, blue
+    )
+    await db.execute(
+        "INSERT INTO rt_leave_adjustments (employee_id, booked_on, hours) VALUES ($1, '2026-03-01', 8)", employee_id
+    )
+    await db.execute(
+        """INSERT INTO crm_characteristics
+           VALUES ((SELECT person_id FROM crm_persons WHERE external_ref = 'anna'), 'RegiAct: Uitvoerder')"""
+    )
+    outcomes = await handle(event(employee(first_name="Annie"), op=Op.READ))
+    assert OutcomeKind.APPLIED in [o.kind for o in outcomes]
+    row = await db.fetchrow(
+        "SELECT manager_employee_id, is_manager FROM rt_employees WHERE employee_id = $1", employee_id
+    )
+    assert row["manager_employee_id"] == blue and row["is_manager"] is True
+    assert await db.fetchval("SELECT count(*) FROM rt_leave_adjustments WHERE employee_id = $1", employee_id) == 1
+    assert (
+        await db.fetchval("SELECT count(*) FROM crm_characteristics WHERE characteristic = 'RegiAct: Uitvoerder'") == 1
+    )
+    assert await db.fetchval("SELECT count(*) FROM crm_accounts WHERE username = 'anna'") == 1
+
+
+async def test_blue_employees_are_offered_flagged_and_never_changed(handle: Handle, db: asyncpg.Pool) -> None:
+    before = await db.fetchrow("SELECT * FROM rt_employees WHERE source = 'manual'")
+    piet = employee(
+        150,
+        first_name="Piet",
+        prefix=None,
+        last_name="Smit",
+        birthday=date(1975, 1, 1),
+        email_work=None,
+        bsn_hash="b2" * 32,
+    )
+    outcomes = await handle(event(piet), AUTO)
+    assert kinds(outcomes) == ["needs_decision"]  # never auto-linked to a blue employee's person
+    candidates = await db.fetchval("SELECT candidates FROM pending_decisions WHERE nmbrs_id = 150")
+    assert "blue_employee" in candidates
+    assert dict(await db.fetchrow("SELECT * FROM rt_employees WHERE source = 'manual'")) == dict(before)
+
+
+async def test_a_leaver_gets_an_end_date_and_removal_deactivates_without_deleting(
+    handle: Handle, db: asyncpg.Pool
+) -> None:
+    await link_anna(handle)
+    ended = employee(employments=(EmploymentPeriod(employment_id=1, start=date(2026, 1, 1), end=date(2026, 6, 30)),))
+    outcomes = await handle(event(ended, op=Op.UPDATE, before=employee()))
+    assert kinds(outcomes) == ["applied", "leave_recalculated"]
+    assert outcomes[1].details["after"]["statutory"] != outcomes[1].details["before"]["statutory"]
+    row = await db.fetchrow("SELECT employment_end, active FROM rt_employees WHERE nmbrs_employee_id = 101")
+    assert row["employment_end"] == date(2026, 6, 30) and row["active"] is True
+
+    await handle(event(None, op=Op.DELETE, before=ended))
+    row = await db.fetchrow("SELECT employment_end, active FROM rt_employees WHERE nmbrs_employee_id = 101")
+    assert row["active"] is False and row["employment_end"] == date(2026, 6, 30)
+
+
+async def test_a_company_move_ends_one_employment_and_links_the_new_one_to_the_same_person(
+    handle: Handle, db: asyncpg.Pool
+) -> None:
+    await link_anna(handle)
+    ended = employee(employments=(EmploymentPeriod(employment_id=1, start=date(2026, 1, 1), end=date(2026, 10, 31)),))
+    moved = employee(310, company_id=2, employments=(EmploymentPeriod(employment_id=9, start=date(2026, 11, 1)),))
+    await handle(event(ended, op=Op.UPDATE, before=employee()))
+    outcomes = await handle(event(moved))
+    assert outcomes[0].kind is OutcomeKind.AUTO_LINKED
+    rows = await db.fetch(
+        "SELECT nmbrs_employee_id, person_id, employment_end FROM rt_employees WHERE source = 'nmbrs' ORDER BY 1"
+    )
+    assert [r["nmbrs_employee_id"] for r in rows] == [101, 310] and rows[0]["person_id"] == rows[1]["person_id"]
+    assert rows[0]["employment_end"] == date(2026, 10, 31) and rows[1]["employment_end"] is None
+
+
+async def test_a_blocked_employee_is_ignored(handle: Handle, db: asyncpg.Pool) -> None:
+    await db.execute("INSERT INTO sync_blocks (entity, nmbrs_id, blocked_by) VALUES ('employee', 101, 'hr')")
+    outcomes = await handle(event(employee()), AUTO)
+    assert kinds(outcomes) == ["blocked"]
+    assert await db.fetchval("SELECT count(*) FROM sync_links") == 0
+
+
+async def test_redelivery_has_no_second_effect_and_repeats_the_same_outcomes(handle: Handle, db: asyncpg.Pool) -> None:
+    change = event(employee())
+    first = await handle(change, AUTO)
+    again = await handle(change, AUTO)
+    assert [o.outcome_id for o in again] == [o.outcome_id for o in first]
+    assert await db.fetchval("SELECT count(*) FROM rt_employees WHERE nmbrs_employee_id = 101") == 1
+    assert await db.fetchval("SELECT count(*) FROM audit_log WHERE subject = 'employee:101' AND action = 'link'") == 1
+
+
+async def test_a_newer_change_replaces_the_pending_question_with_a_new_version(
+    handle: Handle, db: asyncpg.Pool
+) -> None:
+    await handle(event(employee()))
+    first = await db.fetchval("SELECT version FROM pending_decisions WHERE nmbrs_id = 101")
+    await handle(event(employee(email_work="anna.b@zon.nl"), op=Op.UPDATE, before=employee()))
+    assert await db.fetchval("SELECT version FROM pending_decisions WHERE nmbrs_id = 101") == first + 1
+    assert await db.fetchval("SELECT count(*) FROM pending_decisions") == 1
+
+
+async def test_a_company_links_by_kvk_and_employees_synced_earlier_get_their_company(
+    handle: Handle, db: asyncpg.Pool
+) -> None:
+    await link_anna(handle)
+    assert await db.fetchval("SELECT company_id FROM rt_employees WHERE nmbrs_employee_id = 101") is None
+    outcomes = await handle(company_event())
+    assert outcomes[0].kind is OutcomeKind.AUTO_LINKED and "KvK" in (outcomes[0].reason or "")
+    company_id = await db.fetchval("SELECT company_id FROM rt_companies WHERE nmbrs_company_id = 1")
+    assert await db.fetchval("SELECT company_id FROM rt_employees WHERE nmbrs_employee_id = 101") == company_id
+
+
+async def test_reference_data_is_created_and_deactivated_automatically(handle: Handle, db: asyncpg.Pool) -> None:
+    record = ReferenceRecord(kind="department", id=8, code="8", description="Winkel")
+    source = ChangeSource(poll_id=uuid.uuid4(), fetched_at=NOW)
+    await handle(
+        ReferenceChanged(
+            event_id=uuid.uuid4(),
+            entity=Entity.DEPARTMENT,
+            key="department:8",
+            op=Op.CREATE,
+            version=1,
+            after=record,
+            source=source,
+            ts=NOW,
+        )
+    )
+    assert await db.fetchval("SELECT active FROM rt_departments WHERE nmbrs_id = 8") is True
+    await handle(
+        ReferenceChanged(
+            event_id=uuid.uuid4(),
+            entity=Entity.DEPARTMENT,
+            key="department:8",
+            op=Op.DELETE,
+            version=2,
+            before=record,
+            source=source,
+            ts=NOW,
+        )
+    )
+    assert await db.fetchval("SELECT active FROM rt_departments WHERE nmbrs_id = 8") is False
+
+
+async def test_extra_statutory_leave_comes_from_the_cao_settings(handle: Handle, db: asyncpg.Pool) -> None:
+    from worker.domain.nmbrs_records import LabourAgreementRef
+
+    outcomes = await handle(event(employee(labour_agreement=LabourAgreementRef(id=2, description="Bakkerij"))), AUTO)
+    leave = outcomes[-1].details["after"]
+    # 16 h/year at 38 h full time, working 40 h: 16 x 40 / 38 = 16.84 for the full year 2026.
+    assert leave["extra"] == "16.84" and leave["statutory"] == "160.00"
