@@ -18,6 +18,7 @@ from worker.config import Topics
 from worker.domain.changes import CompanyChanged, EmployeeChanged, ReferenceChanged
 from worker.domain.events import DeadLetter, Outcome, PollReport, SyncRequested
 from worker.domain.leave import LeaveInput
+from worker.domain.status import StepStatus
 from worker.domain.target_state import TargetState
 
 
@@ -83,8 +84,8 @@ TOPIC_CONTRACTS: tuple[TopicContract, ...] = (
     ),
     TopicContract(
         "status",
-        "'poll' for the latest poll report (compacted: the latest per key is the status)",
-        (PollReport,),
+        "'poll' for the latest poll report, 'step:<step>' per step (compacted: the latest per key counts)",
+        (PollReport, StepStatus),
         producer="worker: poller",
         consumers=("ops dashboards", "nmbrs-sync status"),
     ),

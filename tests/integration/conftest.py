@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,9 @@ from worker.config import Settings
 from worker.sandbox.dataset import load_dataset
 from worker.sandbox.server import create_app
 
-DEMO_DATA = Path(__file__).resolve().parents[2] / "worker" / "sandbox" / "data" / "demo.json"
+REPO = Path(__file__).resolve().parents[2]
+DEMO_DATA = REPO / "worker" / "sandbox" / "data" / "demo.json"
+DEMO_TARGET = REPO / "worker" / "sandbox" / "data" / "demo-target.yaml"
 
 TopicReader = Callable[..., Awaitable[list[dict[str, Any]]]]
 
@@ -114,6 +119,51 @@ def read_topic(integration_settings: Settings) -> TopicReader:
         return found
 
     return read
+
+
+def worker_env(settings: Settings, **overrides: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        KAFKA_APP_ID=settings.kafka_app_id,
+        KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
+        KAFKA_TOPIC_PARTITIONS=str(settings.kafka_topic_partitions),
+        DATABASE_URL=settings.database_url.get_secret_value(),
+        STATUS_PORT="0",
+        LOG_LEVEL="INFO",
+    )
+    for name, topic in settings.topics.model_dump().items():
+        env[f"TOPICS__{name.upper()}"] = topic
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture
+async def start_worker(migrated_database: str, tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[None]]]:
+    """`await start_worker(settings, VAR=value, ...)`: a real `nmbrs-sync worker` process on the settings'
+    topics; every process is stopped with SIGTERM at the end (and its log printed if it failed)."""
+    processes: list[tuple[asyncio.subprocess.Process, Path]] = []
+
+    async def start(settings: Settings, **env: str) -> None:
+        await ensure_topics(settings)
+        log_path = tmp_path / f"worker-{len(processes)}.log"
+        with log_path.open("w") as log:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "worker.entrypoints.cli", "worker",
+                cwd=REPO, env=worker_env(settings, **env), stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        processes.append((process, log_path))
+
+    yield start
+    for process, log_path in processes:
+        process.terminate()
+        try:
+            async with asyncio.timeout(30):
+                await process.wait()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+        if process.returncode not in (0, -15):
+            print(log_path.read_text()[-5000:])
 
 
 @pytest.fixture

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,6 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from worker.adapters.kafka import ensure_topics
 from worker.config import Settings
 from worker.domain.events import SyncRequested
 
@@ -24,53 +21,14 @@ pytestmark = pytest.mark.integration
 
 TopicReader = Callable[..., Awaitable[list[dict[str, Any]]]]
 REPO = Path(__file__).resolve().parents[2]
-
-
-def worker_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        KAFKA_APP_ID=settings.kafka_app_id,
-        KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
-        KAFKA_TOPIC_PARTITIONS=str(settings.kafka_topic_partitions),
-        DATABASE_URL=settings.database_url.get_secret_value(),
-        STATUS_PORT="0",
-        POLL_ENABLED="false",
-        LOG_LEVEL="INFO",
-    )
-    for name, topic in settings.topics.model_dump().items():
-        env[f"TOPICS__{name.upper()}"] = topic
-    return env
+WorkerStarter = Callable[..., Awaitable[None]]
 
 
 @pytest.fixture
-async def worker(integration_settings: Settings, migrated_database: str, tmp_path: Path) -> AsyncIterator[Settings]:
-    """A real `nmbrs-sync worker` process on topics of its own; stopped with SIGTERM afterwards."""
-    settings = integration_settings
-    await ensure_topics(settings)
-    log_path = tmp_path / "worker.log"
-    with log_path.open("w") as log:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "worker.entrypoints.cli",
-            "worker",
-            cwd=REPO,
-            env=worker_env(settings),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield settings
-        finally:
-            process.terminate()
-            try:
-                async with asyncio.timeout(30):
-                    await process.wait()
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-    if process.returncode not in (0, -15):
-        print(log_path.read_text()[-5000:])
+async def worker(start_worker: WorkerStarter, integration_settings: Settings) -> Settings:
+    """A worker process that only consumes (no Nmbrs polling)."""
+    await start_worker(integration_settings, POLL_ENABLED="false")
+    return integration_settings
 
 
 def sync_request(requested_by: str = "test") -> SyncRequested:

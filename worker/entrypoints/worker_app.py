@@ -14,16 +14,18 @@ from aiohttp import web
 
 from worker.adapters.kafka import KafkaPublisher, ssl_context
 from worker.adapters.nmbrs.client import NmbrsClient
-from worker.adapters.postgres import PollStore, create_pool
+from worker.adapters.postgres import PollStore, create_pool, step_statuses, store_step_statuses
 from worker.config import Settings
 from worker.domain.changes import parse_change_event
 from worker.domain.events import SyncRequested
 from worker.domain.matching import MatchPolicy
 from worker.entrypoints import reconciler, sync_requests
 from worker.entrypoints.consuming import ConsumerContext, RawMessage, consume_one
-from worker.entrypoints.poller import Poller, run_poll_loop
+from worker.entrypoints.poller import NMBRS_TIMEZONE, Poller, run_poll_loop
 
 log = logging.getLogger(__name__)
+
+STATUS_INTERVAL_S = 2.0
 
 
 def utc_now() -> datetime:
@@ -148,6 +150,22 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
         async for event in stream.events():
             await consume_one(raw_message(event), ctx, parse_change_event, handle)
             resources.handled += 1
+
+    published_status: dict[str, dict[str, Any]] = {}
+
+    @app.timer(interval=STATUS_INTERVAL_S)
+    async def publish_status() -> None:
+        # Publish a step only when it changed: the status topic is compacted, the latest per key counts.
+        at = utc_now()
+        async with (await resources.pool()).acquire() as connection:
+            statuses = await step_statuses(connection, at.astimezone(NMBRS_TIMEZONE).date(), at)
+            await store_step_statuses(connection, statuses)
+        changed = [s for s in statuses if published_status.get(s.step) != s.model_dump(exclude={"updated_at"})]
+        if changed:
+            await (await resources.publisher()).publish_many(
+                [(settings.topics.status, f"step:{s.step}", s) for s in changed]
+            )
+            published_status.update({s.step: s.model_dump(exclude={"updated_at"}) for s in changed})
 
     if settings.poll_enabled:
 

@@ -1,0 +1,94 @@
+"""End to end: Nmbrs sandbox -> poller -> Kafka -> reconciler -> PostgreSQL -> outcomes, in a worker process."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import pytest
+
+from worker.adapters.target_store_load import load_target_state
+from worker.config import Settings
+from worker.domain.target_state import parse_target_file
+
+from .conftest import DEMO_TARGET, Sandbox, worker_env
+from .test_reconciler import TARGET_TABLES
+
+pytestmark = pytest.mark.integration
+
+TopicReader = Callable[..., Awaitable[list[dict[str, Any]]]]
+
+
+async def wait_for(pool: asyncpg.Pool, sql: str, predicate: Callable[[Any], bool], timeout_s: float = 60) -> Any:
+    """Poll `sql` until its value satisfies `predicate`; fail with the last value after `timeout_s`."""
+    value = None
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not predicate(value := await pool.fetchval(sql)):  # noqa: ASYNC110 - polling the database
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        pytest.fail(f"{sql!r} gave {value!r} after {timeout_s} s")
+    return value
+
+
+@pytest.fixture
+async def demo_store(pool: asyncpg.Pool) -> asyncpg.Pool:
+    await pool.execute(f"TRUNCATE {TARGET_TABLES}, nmbrs_snapshots, poll_runs, sync_requests RESTART IDENTITY CASCADE")
+    async with pool.acquire() as connection:
+        await load_target_state(connection, parse_target_file(DEMO_TARGET.read_text(), DEMO_TARGET.name))
+    return pool
+
+
+async def test_a_change_in_nmbrs_reaches_regitijd_through_the_whole_chain(
+    start_worker: Callable[..., Awaitable[None]],
+    integration_settings: Settings,
+    sandbox: Sandbox,
+    demo_store: asyncpg.Pool,
+    read_topic: TopicReader,
+) -> None:
+    settings = integration_settings
+    await start_worker(settings, NMBRS_BASE_URL=f"{sandbox.base_url}/soap/v3/", AUTO_LINK_MIN_SCORE="0.95",
+                       POLL_INTERVAL_S="3600")  # fmt: skip
+
+    # The first poll runs at start; every Nmbrs record ends up linked, asked about, or applied.
+    (report,) = await read_topic(settings.topics.status, 1)
+    assert report["result"] == "published"
+    published = sum(report["changes"].values())
+    await wait_for(demo_store, "SELECT count(*) FROM processed_events WHERE consumer = 'reconciler'",
+                   lambda n: n == published)  # fmt: skip
+    assert await demo_store.fetchval("SELECT count(*) FROM rt_companies WHERE nmbrs_company_id IS NOT NULL") == 3
+    linked = await demo_store.fetchval("SELECT count(*) FROM sync_links WHERE entity = 'employee'")
+    pending = await demo_store.fetchval("SELECT count(*) FROM pending_decisions WHERE entity = 'employee'")
+    assert linked > 0 and pending > 0
+    assert linked + pending == report["changes"]["employee:c"]
+
+    # An edit in Nmbrs for a linked employee, then "Synchroniseren".
+    nmbrs_id = await demo_store.fetchval(
+        "SELECT min(nmbrs_id) FROM sync_links WHERE entity = 'employee' AND regitijd_id IS NOT NULL"
+    )
+    await sandbox.admin(
+        "PATCH", f"employees/{nmbrs_id}", {"department": {"id": 77, "code": 77, "description": "Planning"}}
+    )
+    before = await demo_store.fetchval("SELECT count(*) FROM processed_events WHERE consumer = 'reconciler'")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "worker.entrypoints.cli", "sync-now", env=worker_env(settings)
+    )
+    assert await process.wait() == 0
+
+    await wait_for(demo_store, f"SELECT department_id FROM rt_employees WHERE nmbrs_employee_id = {nmbrs_id}",
+                   lambda department: department == 77)  # fmt: skip
+    assert await demo_store.fetchval("SELECT description FROM rt_departments WHERE nmbrs_id = 77") == "Planning"
+    await wait_for(demo_store, "SELECT count(*) FROM processed_events WHERE consumer = 'reconciler'",
+                   lambda n: n >= before + 1)  # fmt: skip
+    outcomes = await read_topic(settings.topics.outcomes, None, quiet_s=3)
+    applied = [o for o in outcomes if o["key"] == f"employee:{nmbrs_id}" and o["kind"] == "applied"
+               and o["details"].get("changed_fields") == ["department_id"]]  # fmt: skip
+    assert applied, "the department change was applied and reported"
+
+    # The status topic tells operators what needs a human.
+    statuses = {s["key"]: s for s in await read_topic(settings.topics.status, None, quiet_s=3)}
+    assert statuses["step:employees"]["status"] == "red" and statuses["step:employees"]["counts"]["pending"] == pending
+    assert statuses["step:companies"]["status"] == "green"
