@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from worker.config import Topics
 from worker.domain.changes import CompanyChanged, EmployeeChanged, ReferenceChanged
+from worker.domain.decisions import Decision, FollowUpCommand
 from worker.domain.events import DeadLetter, Outcome, PollReport, SyncRequested
 from worker.domain.leave import LeaveInput
 from worker.domain.status import StepStatus
@@ -74,6 +75,20 @@ TOPIC_CONTRACTS: tuple[TopicContract, ...] = (
         (EmployeeChanged, CompanyChanged, ReferenceChanged),
         producer="worker: poller in dry-run mode",
         consumers=("operators reviewing a plan",),
+    ),
+    TopicContract(
+        "decisions",
+        "'<entity>:<nmbrs id>' for one record ('employee:123'), 'bulk' for a filter",
+        (Decision,),
+        producer="any HR frontend; nmbrs-sync decide",
+        consumers=("worker: decisions agent",),
+    ),
+    TopicContract(
+        "followup_commands",
+        "'rt-employee:<RegiTijd employee id>'",
+        (FollowUpCommand,),
+        producer="any HR frontend",
+        consumers=("worker: follow-ups agent",),
     ),
     TopicContract(
         "outcomes",

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from worker.adapters.kafka import KafkaPublisher, client_kwargs, ensure_topics
 from worker.adapters.nmbrs.client import NmbrsClient
+from worker.adapters.target_store_load import load_target_state
 from worker.config import Settings
+from worker.domain.changes import ChangeEvent
+from worker.domain.events import Outcome
+from worker.domain.matching import MatchPolicy
+from worker.domain.target_state import parse_target_file
+from worker.entrypoints.reconciler import handle_change
 from worker.sandbox.dataset import load_dataset
 from worker.sandbox.server import create_app
 
@@ -171,3 +178,51 @@ async def clean_poller_state(pool: asyncpg.Pool) -> asyncpg.Pool:
     """Poller tables emptied: every poller test starts as a first poll."""
     await pool.execute("TRUNCATE nmbrs_snapshots, poll_runs")
     return pool
+
+
+# --- the target store with a small starting state (reconciler and decision tests) ---
+
+RECONCILE_NOW = datetime(2026, 11, 28, 9, tzinfo=UTC)
+STATE = """
+organisations:
+  - {ref: org-zon, name: "Bakkerij De Zon B.V.", kvk_number: "88721495"}
+persons:
+  - ref: anna
+    first_name: Anna
+    prefix: van der
+    last_name: Berg
+    birthday: 1980-04-02
+    email_work: anna@zon.nl
+    organisation: org-zon
+    account: {username: anna, roles: [medewerker]}
+  - {ref: anna-duplicate, first_name: Anna, last_name: van der Berg, birthday: 1980-04-02, organisation: org-zon}
+  - {ref: piet, first_name: Piet, last_name: Smit, birthday: 1975-01-01, organisation: org-zon}
+blue_employees:
+  - {ref: piet-blue, person: piet, organisation: org-zon, number: "900", employment_start: 2019-01-01}
+labour_agreements:
+  - {nmbrs_id: 2, number: "CAO-2", description: Bakkerij,
+     extra_leave_hours_fulltime: "16", fulltime_hours_per_week: "38"}
+"""
+TARGET_TABLES = (
+    "audit_log, pending_decisions, sync_blocks, sync_links, rt_leave_balances, rt_employee_time_categories, "
+    "rt_time_categories, rt_leave_adjustments, rt_leave_taken, rt_overtime, rt_overtime_payouts, "
+    "rt_contract_periods, rt_schedule_periods, rt_employees, rt_companies, rt_departments, rt_functions, "
+    "rt_labour_agreements, crm_characteristics, crm_accounts, crm_persons, crm_organisations, processed_events"
+)
+
+
+@pytest.fixture
+async def db(pool: asyncpg.Pool) -> asyncpg.Pool:
+    """An empty target store with the small starting state above."""
+    await pool.execute(f"TRUNCATE {TARGET_TABLES} RESTART IDENTITY CASCADE")
+    async with pool.acquire() as connection:
+        await load_target_state(connection, parse_target_file(STATE, "state.yaml"))
+    return pool
+
+
+@pytest.fixture
+def handle(db: asyncpg.Pool) -> Callable[..., Awaitable[list[Outcome]]]:
+    async def run(event: ChangeEvent[Any], policy: MatchPolicy | None = None) -> list[Outcome]:
+        return await handle_change(event, db, policy or MatchPolicy(), lambda: RECONCILE_NOW)
+
+    return run

@@ -14,8 +14,7 @@ from worker.adapters.target_store_load import load_target_state
 from worker.config import Settings
 from worker.domain.target_state import parse_target_file
 
-from .conftest import DEMO_TARGET, Sandbox, worker_env
-from .test_reconciler import TARGET_TABLES
+from .conftest import DEMO_TARGET, TARGET_TABLES, Sandbox, worker_env
 
 pytestmark = pytest.mark.integration
 

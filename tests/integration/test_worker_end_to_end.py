@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import uuid
@@ -89,3 +90,18 @@ def test_worker_module_runs_as_a_script() -> None:
         check=False,
     )
     assert result.returncode == 0 and "sync-now" in result.stdout
+
+
+async def test_a_malformed_decision_is_dead_lettered_and_its_sender_gets_a_rejection(
+    worker: Settings, producer: AIOKafkaProducer, read_topic: TopicReader
+) -> None:
+    decision_id = uuid.uuid4()
+    bad = {"decision_id": str(decision_id), "action": "koppelen", "nmbrs_id": 5, "decided_by": "hr",
+           "decided_at": datetime.now(UTC).isoformat()}  # koppelen without target_id  # fmt: skip
+    await producer.send_and_wait(worker.topics.decisions, json.dumps(bad).encode(), key=b"employee:5")
+
+    (letter,) = await read_topic(worker.topics.dead_letter, 1)
+    (outcome,) = await read_topic(worker.topics.outcomes, 1)
+    assert "koppelen needs target_id" in letter["reason"]
+    assert outcome["kind"] == "rejected" and outcome["causation_id"] == str(decision_id)
+    assert "koppelen needs target_id" in outcome["reason"]

@@ -183,6 +183,8 @@ class PollStore:
                     for e in entries
                 ],
             )
+            # Overslaan hides a question until the next sync: this was it.
+            await connection.execute("UPDATE pending_decisions SET skipped = false WHERE skipped")
             await self._finish(connection, poll_id, "published", summary)
 
     async def start_run(
@@ -246,7 +248,8 @@ class PollStore:
 STEP_COUNTS_SQL = {
     "companies": """SELECT
         (SELECT count(*) FROM sync_links WHERE entity = 'company') AS linked,
-        (SELECT count(*) FROM pending_decisions WHERE entity = 'company') AS pending,
+        (SELECT count(*) FROM pending_decisions WHERE entity = 'company' AND NOT skipped) AS pending,
+        (SELECT count(*) FROM pending_decisions WHERE entity = 'company' AND skipped) AS skipped,
         (SELECT count(*) FROM sync_blocks WHERE entity = 'company') AS blocked""",
     "departments": "SELECT count(*) FILTER (WHERE active) AS active, count(*) FILTER (WHERE NOT active) AS inactive "
     "FROM rt_departments",
@@ -256,7 +259,8 @@ STEP_COUNTS_SQL = {
     "AS inactive FROM rt_labour_agreements",
     "employees": """SELECT
         (SELECT count(*) FROM sync_links WHERE entity = 'employee') AS linked,
-        (SELECT count(*) FROM pending_decisions WHERE entity = 'employee') AS pending,
+        (SELECT count(*) FROM pending_decisions WHERE entity = 'employee' AND NOT skipped) AS pending,
+        (SELECT count(*) FROM pending_decisions WHERE entity = 'employee' AND skipped) AS skipped,
         (SELECT count(*) FROM sync_blocks WHERE entity = 'employee') AS blocked,
         (SELECT count(*) FROM rt_employees WHERE source = 'manual') AS manual""",
     "contracts": """SELECT count(*) AS active_employees,

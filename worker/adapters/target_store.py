@@ -326,9 +326,12 @@ class PostgresTargetStore:
         }  # fmt: skip
         regitijd_id = action.regitijd_id
         if regitijd_id is None:
+            # An employee deactivated by an undone decision comes back, relinked, rather than twice.
             regitijd_id = await self.db.fetchval(
                 f"""INSERT INTO rt_employees (person_id, source, nmbrs_employee_id, {", ".join(columns)})
                     VALUES ($1, 'nmbrs', $2, {", ".join(f"${i + 3}" for i in range(len(columns)))})
+                    ON CONFLICT (nmbrs_employee_id) DO UPDATE SET person_id = EXCLUDED.person_id, active = true,
+                        {", ".join(f"{c} = EXCLUDED.{c}" for c in columns)}
                     RETURNING employee_id""",
                 action.crm_id,
                 nmbrs_id,

@@ -49,6 +49,8 @@ class OutcomeKind(StrEnum):
     NEEDS_DECISION = "needs_decision"
     DRIFT = "drift"
     LEAVE_RECALCULATED = "leave_recalculated"
+    FOLLOW_UP = "follow_up"
+    PREVIEW = "preview"
     REJECTED = "rejected"
 
 

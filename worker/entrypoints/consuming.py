@@ -69,6 +69,9 @@ class ConsumerContext:
     outcomes_topic: str
     dead_letter_topic: str
     max_backoff_s: float = 30.0
+    # For commands: the outcome that tells the sender its malformed command was rejected (if it can be
+    # addressed at all, i.e. its id could be read).
+    rejection_for_malformed: Callable[[bytes, str], Outcome | None] | None = None
 
 
 def backoff_delay(attempt: int, cap_s: float) -> float:
@@ -157,6 +160,13 @@ async def consume_one(
             "dead-letter publish",
             context.max_backoff_s,
         )
+        rejected = context.rejection_for_malformed and context.rejection_for_malformed(raw.value or b"", reason)
+        if rejected:
+            await with_retries(
+                lambda: context.sink.publish(context.outcomes_topic, rejected.subject, rejected),
+                "rejection publish",
+                context.max_backoff_s,
+            )
         return []
     for outcome in outcomes:
         await with_retries(

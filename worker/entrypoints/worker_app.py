@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -17,9 +18,10 @@ from worker.adapters.nmbrs.client import NmbrsClient
 from worker.adapters.postgres import PollStore, create_pool, step_statuses, store_step_statuses
 from worker.config import Settings
 from worker.domain.changes import parse_change_event
+from worker.domain.decisions import Decision, FollowUpCommand
 from worker.domain.events import SyncRequested
 from worker.domain.matching import MatchPolicy
-from worker.entrypoints import reconciler, sync_requests
+from worker.entrypoints import decisions, reconciler, sync_requests
 from worker.entrypoints.consuming import ConsumerContext, RawMessage, consume_one
 from worker.entrypoints.poller import NMBRS_TIMEZONE, Poller, run_poll_loop
 
@@ -166,6 +168,30 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
                 [(settings.topics.status, f"step:{s.step}", s) for s in changed]
             )
             published_status.update({s.step: s.model_dump(exclude={"updated_at"}) for s in changed})
+
+    @app.agent(app.topic(settings.topics.decisions, partitions=settings.kafka_topic_partitions), name="decisions",
+               concurrency=1)  # fmt: skip
+    async def decision_agent(stream: faust.StreamT[bytes]) -> None:
+        ctx = replace(
+            await context(decisions.DECISIONS),
+            rejection_for_malformed=decisions.rejection_for_malformed("decision_id", utc_now),
+        )
+        handle = partial(decisions.handle_decision, pool=await resources.pool(), policy=policy, now=utc_now)
+        async for event in stream.events():
+            await consume_one(raw_message(event), ctx, Decision.model_validate_json, handle)
+            resources.handled += 1
+
+    @app.agent(app.topic(settings.topics.followup_commands, partitions=settings.kafka_topic_partitions),
+               name="follow-ups", concurrency=1)  # fmt: skip
+    async def follow_up_agent(stream: faust.StreamT[bytes]) -> None:
+        ctx = replace(
+            await context(decisions.FOLLOW_UPS),
+            rejection_for_malformed=decisions.rejection_for_malformed("command_id", utc_now),
+        )
+        handle = partial(decisions.handle_follow_up, pool=await resources.pool(), now=utc_now)
+        async for event in stream.events():
+            await consume_one(raw_message(event), ctx, FollowUpCommand.model_validate_json, handle)
+            resources.handled += 1
 
     if settings.poll_enabled:
 

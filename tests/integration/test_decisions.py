@@ -1,0 +1,270 @@
+"""Decisions and follow-up commands against the real PostgreSQL: every action, rejection, bulk, undo."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import pytest
+
+from worker.adapters.postgres import PollStore
+from worker.domain.changes import Op
+from worker.domain.decisions import Decision, DecisionFilter, FollowUpCommand
+from worker.domain.events import Outcome, OutcomeKind
+from worker.domain.matching import MatchPolicy
+from worker.domain.nmbrs_records import ContractPeriod, EmploymentPeriod
+from worker.entrypoints.decisions import handle_decision, handle_follow_up
+
+from .test_reconciler import NOW, Handle, employee, event
+
+pytestmark = pytest.mark.integration
+
+
+def decision(action: str, nmbrs_id: int | None = 101, **fields: Any) -> Decision:
+    return Decision(decision_id=uuid.uuid4(), nmbrs_id=nmbrs_id, action=action, decided_by="hr.anja",
+                    decided_at=datetime.now(UTC), **fields)  # fmt: skip
+
+
+async def decide(db: asyncpg.Pool, choice: Decision) -> list[Outcome]:
+    return await handle_decision(choice, db, MatchPolicy(), lambda: NOW)
+
+
+async def follow_up(db: asyncpg.Pool, employee_id: int, command: str, **fields: Any) -> list[Outcome]:
+    message = FollowUpCommand(command_id=uuid.uuid4(), employee_id=employee_id, command=command, issued_by="hr",
+                              issued_at=NOW, **fields)  # fmt: skip
+    return await handle_follow_up(message, db, lambda: NOW)
+
+
+async def person(db: asyncpg.Pool, ref: str) -> int:
+    return int(await db.fetchval("SELECT person_id FROM crm_persons WHERE external_ref = $1", ref))
+
+
+async def asked(handle: Handle, employee_id: int = 101, **changes: Any) -> None:
+    outcomes = await handle(event(employee(employee_id, **changes)))
+    assert outcomes[0].kind is OutcomeKind.NEEDS_DECISION
+
+
+def kinds(outcomes: list[Outcome]) -> list[str]:
+    return [o.kind.value for o in outcomes]
+
+
+async def test_koppelen_links_to_the_chosen_person_applies_fields_and_lists_follow_up_tasks(
+    handle: Handle, db: asyncpg.Pool
+) -> None:
+    await asked(handle)
+    anna = await person(db, "anna")
+    outcomes = await decide(db, decision("koppelen", target_id=anna))
+    assert sorted(kinds(outcomes)) == ["applied", "follow_up", "leave_recalculated"]
+    row = await db.fetchrow("SELECT person_id, function_id, active FROM rt_employees WHERE nmbrs_employee_id = 101")
+    assert row["person_id"] == anna and row["function_id"] == 5 and row["active"]
+    assert await db.fetchval("SELECT count(*) FROM pending_decisions") == 0
+    tasks = next(o for o in outcomes if o.kind is OutcomeKind.FOLLOW_UP).details["tasks"]
+    assert tasks == ["manager", "time_category", "characteristics"]  # anna has an account with a role
+
+
+async def test_koppelen_also_links_the_other_open_employments_of_the_same_human(
+    handle: Handle, db: asyncpg.Pool
+) -> None:
+    await asked(handle, 101)
+    await asked(handle, 205, company_id=2)
+    anna = await person(db, "anna")
+    outcomes = await decide(db, decision("link", target_id=anna))  # English alias
+    assert any(o.kind is OutcomeKind.AUTO_LINKED and o.subject == "employee:205" for o in outcomes)
+    assert (
+        await db.fetchval("SELECT count(DISTINCT person_id) FROM rt_employees WHERE nmbrs_employee_id IN (101, 205)")
+        == 1
+    )
+    assert await db.fetchval("SELECT count(*) FROM pending_decisions") == 0
+
+
+async def test_aanmaken_creates_the_person_with_personeelslid_and_no_account(handle: Handle, db: asyncpg.Pool) -> None:
+    await asked(handle, 102, first_name="Zeger", prefix=None, last_name="Quist", birthday=date(1990, 1, 1),
+                email_work="zeger@zon.nl", bsn_hash=None)  # fmt: skip
+    outcomes = await decide(db, decision("aanmaken", 102))
+    created = (
+        outcomes[-1]
+        if outcomes[-1].kind is OutcomeKind.APPLIED
+        else next(o for o in outcomes if o.kind is OutcomeKind.APPLIED)
+    )
+    person_id = created.details["crm_id"]
+    row = await db.fetchrow(
+        "SELECT first_name, last_name, email_work, birthday FROM crm_persons WHERE person_id = $1", person_id
+    )
+    assert (row["first_name"], row["last_name"], row["email_work"]) == ("Zeger", "Quist", "zeger@zon.nl")
+    assert await db.fetchval(
+        "SELECT array_agg(characteristic) FROM crm_characteristics WHERE person_id = $1", person_id
+    ) == ["RegiPersoneel: Personeelslid"]
+    assert await db.fetchval("SELECT count(*) FROM crm_accounts WHERE person_id = $1", person_id) == 0
+    follow = next(o for o in outcomes if o.kind is OutcomeKind.FOLLOW_UP)
+    assert "account" in follow.details["tasks"]
+
+
+async def test_blokkeren_is_remembered_until_ontblokkeren_asks_again(handle: Handle, db: asyncpg.Pool) -> None:
+    await asked(handle)
+    assert kinds(await decide(db, decision("blokkeren"))) == ["applied"]
+    changed = event(employee(last_name="Bergh"), op=Op.UPDATE, before=employee())
+    assert kinds(await handle(changed)) == ["blocked"]
+    outcomes = await decide(db, decision("ontblokkeren"))
+    assert kinds(outcomes) == ["applied", "needs_decision"]
+    assert await db.fetchval("SELECT count(*) FROM pending_decisions WHERE nmbrs_id = 101") == 1
+
+
+async def test_overslaan_hides_the_question_until_the_next_poll(handle: Handle, db: asyncpg.Pool) -> None:
+    await asked(handle)
+    await decide(db, decision("overslaan"))
+    assert await db.fetchval("SELECT skipped FROM pending_decisions WHERE nmbrs_id = 101") is True
+    poll_id = uuid.uuid4()
+    store = PollStore(db)
+    await store.start_run(poll_id, None, False, False, NOW)
+    await store.advance([], poll_id, {})
+    assert await db.fetchval("SELECT skipped FROM pending_decisions WHERE nmbrs_id = 101") is False
+
+
+async def test_ongedaan_maken_reverses_a_link_and_asks_again(handle: Handle, db: asyncpg.Pool) -> None:
+    await asked(handle)
+    anna = await person(db, "anna")
+    link = decision("koppelen", target_id=anna)
+    await decide(db, link)
+    employee_id = await db.fetchval("SELECT employee_id FROM rt_employees WHERE nmbrs_employee_id = 101")
+    outcomes = await decide(db, decision("ongedaan_maken", undo_decision_id=link.decision_id))
+    assert "needs_decision" in kinds(outcomes)
+    assert await db.fetchval("SELECT active FROM rt_employees WHERE employee_id = $1", employee_id) is False
+    assert await db.fetchval("SELECT count(*) FROM sync_links WHERE entity = 'employee'") == 0
+    # Deciding again reuses the deactivated RegiTijd employee instead of creating a second one.
+    await decide(db, decision("koppelen", target_id=anna))
+    assert await db.fetch("SELECT employee_id, active FROM rt_employees WHERE nmbrs_employee_id = 101") == [
+        (employee_id, True)
+    ]
+    again = await decide(db, decision("undo", undo_decision_id=link.decision_id))
+    assert kinds(again) == ["rejected"] and "already undone" in (again[0].reason or "")
+
+
+async def test_undoing_aanmaken_deactivates_the_employee_and_keeps_the_person(handle: Handle, db: asyncpg.Pool) -> None:
+    await asked(handle, 102, first_name="Zeger", prefix=None, last_name="Quist", birthday=date(1990, 1, 1),
+                email_work=None, bsn_hash=None)  # fmt: skip
+    create = decision("aanmaken", 102)
+    outcomes = await decide(db, create)
+    person_id = next(o for o in outcomes if o.kind is OutcomeKind.APPLIED).details["crm_id"]
+    await decide(db, decision("ongedaan_maken", 102, undo_decision_id=create.decision_id))
+    assert await db.fetchval("SELECT active FROM rt_employees WHERE nmbrs_employee_id = 102") is False
+    assert await db.fetchval("SELECT count(*) FROM crm_persons WHERE person_id = $1", person_id) == 1
+
+
+@pytest.mark.parametrize(
+    ("setup", "choice", "reason"),
+    [
+        ("none", lambda anna: decision("koppelen", 999, target_id=anna), "unknown"),
+        ("asked", lambda anna: decision("koppelen", target_id=anna, version=1 + 10_000), "stale"),
+        ("asked", lambda anna: decision("koppelen", target_id=987_654), "person 987654 does not exist"),
+        ("linked", lambda anna: decision("aanmaken"), "already linked"),
+        ("asked", lambda anna: decision("ontblokkeren"), "is not blocked"),
+        ("asked", lambda anna: decision("undo", undo_decision_id=uuid.uuid4()), "unknown"),
+    ],
+)
+async def test_every_rejection_has_a_reason_a_human_understands_and_changes_nothing(
+    handle: Handle, db: asyncpg.Pool, setup: str, choice: Any, reason: str
+) -> None:
+    anna = await person(db, "anna")
+    if setup == "asked":
+        await asked(handle)
+    elif setup == "linked":
+        await asked(handle)
+        await decide(db, decision("koppelen", target_id=anna))
+    before = await db.fetchval("SELECT count(*) FROM audit_log")
+    outcomes = await decide(db, choice(anna))
+    assert kinds(outcomes) == ["rejected"] and reason in (outcomes[0].reason or "")
+    assert await db.fetchval("SELECT count(*) FROM audit_log") == before
+    assert (
+        await db.fetchval("SELECT result FROM decisions WHERE decision_id = $1", outcomes[0].causation_id) == "rejected"
+    )
+
+
+async def test_the_same_decision_twice_has_one_effect(handle: Handle, db: asyncpg.Pool) -> None:
+    await asked(handle, 102, first_name="Zeger", prefix=None, last_name="Quist", birthday=date(1990, 1, 1),
+                email_work=None, bsn_hash=None)  # fmt: skip
+    create = decision("aanmaken", 102)
+    first = await decide(db, create)
+    again = await decide(db, create)
+    assert [o.outcome_id for o in again] == [o.outcome_id for o in first]
+    assert await db.fetchval("SELECT count(*) FROM crm_persons WHERE last_name = 'Quist'") == 1
+
+
+async def test_bulk_preview_changes_nothing_and_bulk_blocks_all_pending_of_a_company(
+    handle: Handle, db: asyncpg.Pool
+) -> None:
+    for employee_id in (301, 302, 303):
+        await asked(handle, employee_id, company_id=3, first_name=f"X{employee_id}", prefix=None, last_name="Qq",
+                    birthday=date(1990, 1, 1), email_work=None, bsn_hash=None)  # fmt: skip
+    await asked(handle, 101)  # another company: untouched by the filter
+    preview = await decide(db, decision("blokkeren", None, filter=DecisionFilter(company_id=3), preview=True))
+    assert kinds(preview) == ["preview"] and preview[0].details["records"] == [
+        "employee:301",
+        "employee:302",
+        "employee:303",
+    ]
+    assert await db.fetchval("SELECT count(*) FROM sync_blocks") == 0
+    done = await decide(db, decision("block", None, filter=DecisionFilter(company_id=3)))
+    assert done[-1].details["records"] == preview[0].details["records"]
+    assert await db.fetchval("SELECT count(*) FROM sync_blocks") == 3
+    assert await db.fetchval("SELECT count(*) FROM pending_decisions") == 1
+
+
+async def test_bulk_create_only_where_no_candidate_scores_above_the_threshold(handle: Handle, db: asyncpg.Pool) -> None:
+    await asked(handle, 101)  # strong candidates (anna)
+    await asked(handle, 102, first_name="Zeger", prefix=None, last_name="Quist", birthday=date(1990, 1, 1),
+                email_work=None, bsn_hash=None)  # fmt: skip
+    outcomes = await decide(db, decision("aanmaken", None, filter=DecisionFilter(max_best_score=0.2)))
+    assert outcomes[-1].details["records"] == ["employee:102"]
+    assert await db.fetchval("SELECT nmbrs_id FROM pending_decisions") == 101
+
+
+async def test_follow_up_commands_change_local_data_and_the_next_sync_leaves_it_alone(
+    handle: Handle, db: asyncpg.Pool
+) -> None:
+    await asked(handle)
+    await decide(db, decision("koppelen", target_id=await person(db, "anna")))
+    employee_id = await db.fetchval("SELECT employee_id FROM rt_employees WHERE nmbrs_employee_id = 101")
+    blue = await db.fetchval("SELECT employee_id FROM rt_employees WHERE source = 'manual'")
+    await db.execute("INSERT INTO rt_time_categories (code, name) VALUES ('PRJ', 'Projecten')")
+
+    assert kinds(await follow_up(db, employee_id, "set_manager", manager_employee_id=blue))[0] == "applied"
+    leave = await follow_up(db, employee_id, "leave_adjustment", hours=8, on="2026-03-01", reason="jubileum")
+    assert "leave_recalculated" in kinds(leave)
+    assert (
+        kinds(await follow_up(db, employee_id, "set_characteristic", characteristic="RegiAct: Uitvoerder"))[0]
+        == "applied"
+    )
+    linked = await follow_up(db, employee_id, "link_time_category", time_category="PRJ")
+    assert kinds(linked) == ["applied"]  # no follow_up outcome: every task is done now
+    assert kinds(await follow_up(db, employee_id, "set_manager", manager_employee_id=employee_id)) == ["rejected"]
+
+    await handle(event(employee(first_name="Annie"), op=Op.READ))
+    row = await db.fetchrow("SELECT manager_employee_id FROM rt_employees WHERE employee_id = $1", employee_id)
+    assert row["manager_employee_id"] == blue
+    assert await db.fetchval("SELECT count(*) FROM rt_leave_adjustments WHERE employee_id = $1", employee_id) == 1
+    assert (
+        await db.fetchval("SELECT count(*) FROM rt_employee_time_categories WHERE employee_id = $1", employee_id) == 1
+    )
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM crm_characteristics c JOIN rt_employees e USING (person_id) "
+            "WHERE e.employee_id = $1 AND characteristic = 'RegiAct: Uitvoerder'",
+            employee_id,
+        )
+        == 1
+    )
+
+
+async def test_linking_a_time_category_without_an_active_contract_is_rejected(handle: Handle, db: asyncpg.Pool) -> None:
+    ended = (EmploymentPeriod(employment_id=1, start=date(2025, 1, 1), end=date(2025, 12, 31)),)
+    old_contract = (ContractPeriod(contract_id=1, start=date(2025, 1, 1), end=date(2025, 12, 31),
+                                   hours_per_week=Decimal("20")),)  # fmt: skip
+    await asked(handle, employments=ended, contracts=old_contract)
+    await decide(db, decision("koppelen", target_id=await person(db, "anna")))
+    employee_id = await db.fetchval("SELECT employee_id FROM rt_employees WHERE nmbrs_employee_id = 101")
+    await db.execute("INSERT INTO rt_time_categories (code, name) VALUES ('PRJ', 'Projecten')")
+    outcomes = await follow_up(db, employee_id, "link_time_category", time_category="PRJ")
+    assert kinds(outcomes) == ["rejected"] and "no active contract" in (outcomes[0].reason or "")

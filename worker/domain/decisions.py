@@ -1,0 +1,196 @@
+"""Human decisions (Koppelen / Aanmaken / Blokkeren / Overslaan, and their undo) and follow-up commands.
+
+Commands, not facts: any HR frontend posts them; the decision consumer validates each against the current
+state and either applies it or rejects it with a reason a human understands. Pure rules live here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from worker.domain.events import Message
+from worker.domain.target_state import CHARACTERISTICS
+
+
+class DecisionAction(StrEnum):
+    KOPPELEN = "koppelen"
+    AANMAKEN = "aanmaken"
+    BLOKKEREN = "blokkeren"
+    OVERSLAAN = "overslaan"
+    ONTBLOKKEREN = "ontblokkeren"
+    ONGEDAAN_MAKEN = "ongedaan_maken"
+
+
+# English names any frontend may post instead of the Dutch ones users see.
+ALIASES = {
+    "link": DecisionAction.KOPPELEN,
+    "create": DecisionAction.AANMAKEN,
+    "block": DecisionAction.BLOKKEREN,
+    "skip": DecisionAction.OVERSLAAN,
+    "unblock": DecisionAction.ONTBLOKKEREN,
+    "undo": DecisionAction.ONGEDAAN_MAKEN,
+}
+BULK_ACTIONS = frozenset({DecisionAction.AANMAKEN, DecisionAction.BLOKKEREN, DecisionAction.OVERSLAAN})
+
+
+class DecisionFilter(BaseModel):
+    """Which pending questions a bulk decision answers; every given criterion must hold."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    company_id: int | None = Field(None, description="Only records of this Nmbrs company.")
+    situation: Literal["unmatched", "disputed"] | None = None
+    max_best_score: float | None = Field(
+        None, ge=0, le=1, description="Only records whose best candidate scores at most this (e.g. 0.2)."
+    )
+
+
+class Decision(Message):
+    """One human choice, for one record (`nmbrs_id`) or, in bulk, for every pending record a filter selects.
+    Key: '<entity>:<nmbrs_id>' for one record, 'bulk' for a filter."""
+
+    event_type: Literal["decision"] = "decision"
+    decision_id: uuid.UUID = Field(description="Unique; the same decision twice has one effect.")
+    entity: Literal["employee", "company"] = "employee"
+    nmbrs_id: int | None = Field(None, description="The Nmbrs employee or company id.")
+    filter: DecisionFilter | None = Field(None, description="Bulk: answer every pending record it selects.")
+    action: DecisionAction = Field(
+        description="koppelen, aanmaken, blokkeren, overslaan, ontblokkeren, "
+        "ongedaan_maken (or link, create, block, skip, unblock, undo)"
+    )
+    target_id: int | None = Field(None, description="koppelen: the RegiCRM person or organisation id.")
+    version: int | None = Field(None, description="The pending question's version this answers.")
+    undo_decision_id: uuid.UUID | None = Field(None, description="ongedaan_maken: the decision to reverse.")
+    preview: bool = Field(False, description="Bulk: report what would happen and change nothing.")
+    decided_by: str = Field(min_length=1)
+    decided_at: AwareDatetime
+    note: str | None = None
+
+    @field_validator("action", mode="before")
+    @classmethod
+    def _accept_english_aliases(cls, value: Any) -> Any:
+        return ALIASES.get(value, value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Decision:
+        if (self.nmbrs_id is None) == (self.filter is None):
+            raise ValueError("give either nmbrs_id (one record) or filter (bulk), not both")
+        if self.filter is not None and self.action not in BULK_ACTIONS:
+            raise ValueError(f"bulk decisions can only be {', '.join(sorted(BULK_ACTIONS))}")
+        if self.action is DecisionAction.KOPPELEN and self.target_id is None:
+            raise ValueError("koppelen needs target_id: the RegiCRM person or organisation to link to")
+        if self.action is DecisionAction.ONGEDAAN_MAKEN and self.undo_decision_id is None:
+            raise ValueError("ongedaan_maken needs undo_decision_id")
+        return self
+
+    @property
+    def key(self) -> str:
+        return "bulk" if self.nmbrs_id is None else f"{self.entity}:{self.nmbrs_id}"
+
+
+class PendingQuestion(BaseModel):
+    """A stored pending decision, as the rules need it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: int
+    situation: Literal["unmatched", "disputed"]
+    skipped: bool = False
+
+
+class RecordSituation(BaseModel):
+    """What the store knows about one record when a decision arrives."""
+
+    model_config = ConfigDict(frozen=True)
+
+    known: bool = Field(description="Nmbrs sent this record at least once.")
+    pending: PendingQuestion | None = None
+    linked_to: int | None = None
+    blocked: bool = False
+
+
+def rejection(decision: Decision, situation: RecordSituation, target_exists: bool) -> str | None:
+    """Why a single-record decision cannot be applied now, in words for the person who made it; None = ok."""
+    what = f"Nmbrs {decision.entity} {decision.nmbrs_id}"
+    crm_kind = "person" if decision.entity == "employee" else "organisation"
+    action = decision.action
+    if not situation.known:
+        return f"{what} is unknown: it never came from Nmbrs"
+    if action is DecisionAction.ONTBLOKKEREN:
+        return None if situation.blocked else f"{what} is not blocked"
+    if action is DecisionAction.ONGEDAAN_MAKEN:
+        return None
+    if situation.blocked:
+        return f"{what} is blocked; unblock it (ontblokkeren) first"
+    if situation.linked_to is not None:
+        return (
+            f"{what} is already linked to {crm_kind} {situation.linked_to}; undo that decision (ongedaan_maken) first"
+        )
+    if situation.pending is None:
+        return f"{what} has no open question"
+    if decision.version is not None and decision.version != situation.pending.version:
+        return (
+            f"stale: the question for {what} was version {decision.version}, a newer Nmbrs change made it "
+            f"version {situation.pending.version}; look again and decide on the new version"
+        )
+    if action is DecisionAction.KOPPELEN and not target_exists:
+        return f"{crm_kind} {decision.target_id} does not exist in RegiCRM"
+    return None
+
+
+class FollowUpCommand(Message):
+    """A change to locally owned data (never touched by the sync). Key: 'rt-employee:<employee_id>'."""
+
+    event_type: Literal["follow_up"] = "follow_up"
+    command_id: uuid.UUID
+    employee_id: int = Field(description="The RegiTijd employee id.")
+    command: Literal[
+        "set_manager", "set_is_manager", "leave_adjustment", "overtime_payout", "set_characteristic",
+        "remove_characteristic", "link_time_category", "unlink_time_category",
+    ]  # fmt: skip
+    manager_employee_id: int | None = None
+    is_manager: bool | None = None
+    hours: float | None = Field(None, description="leave_adjustment (may be negative) or overtime_payout.")
+    on: str | None = Field(None, description="Date of the adjustment or payout (YYYY-MM-DD).")
+    characteristic: str | None = Field(None, description=f"One of: {', '.join(CHARACTERISTICS)}.")
+    time_category: str | None = Field(None, description="Code of the time-writing category.")
+    reason: str | None = None
+    issued_by: str = Field(min_length=1)
+    issued_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _has_its_argument(self) -> FollowUpCommand:
+        needs = {
+            "set_manager": "manager_employee_id", "set_is_manager": "is_manager", "leave_adjustment": "hours",
+            "overtime_payout": "hours", "set_characteristic": "characteristic",
+            "remove_characteristic": "characteristic", "link_time_category": "time_category",
+            "unlink_time_category": "time_category",
+        }  # fmt: skip
+        field = needs[self.command]
+        if getattr(self, field) is None:
+            raise ValueError(f"{self.command} needs {field}")
+        if self.command in ("leave_adjustment", "overtime_payout") and self.on is None:
+            raise ValueError(f"{self.command} needs 'on' (the date)")
+        if self.characteristic is not None and self.characteristic not in CHARACTERISTICS:
+            raise ValueError(f"unknown characteristic {self.characteristic!r}; allowed: {', '.join(CHARACTERISTICS)}")
+        if self.command == "overtime_payout" and (self.hours or 0) < 0:
+            raise ValueError("overtime_payout hours cannot be negative")
+        return self
+
+    @property
+    def key(self) -> str:
+        return f"rt-employee:{self.employee_id}"
+
+
+# Follow-up tasks shown for each new or newly linked employee ("gegevens aanvullen").
+TASKS = {
+    "manager": "no manager set (the manager approves the hours)",
+    "account": "no login account",
+    "roles": "account has no roles",
+    "time_category": "no time-writing category linked (cannot write time)",
+    "characteristics": "no characteristics for the other Regi applications besides RegiPersoneel",
+}

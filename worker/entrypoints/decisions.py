@@ -1,0 +1,571 @@
+"""The decision consumer: applies human decisions and follow-up commands, or rejects them with a reason.
+
+Each decision runs in one transaction with its inbox claim (the same decision id twice has one effect)
+and under the same per-record lock as the reconciler (a decision and a change never interleave).
+Everything a decision did is recorded in `decisions.effect`, so ongedaan_maken can reverse it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+
+from worker.adapters.leave_store import recalculate_leave
+from worker.adapters.postgres import Inbox, run_once
+from worker.adapters.target_store import PostgresTargetStore
+from worker.domain.changes import ChangeSource, CompanyChanged, EmployeeChanged, Entity, Op
+from worker.domain.decisions import (
+    TASKS,
+    Decision,
+    DecisionAction,
+    FollowUpCommand,
+    PendingQuestion,
+    RecordSituation,
+    rejection,
+)
+from worker.domain.events import Outcome, OutcomeKind, outcome_for
+from worker.domain.matching import MatchPolicy
+from worker.domain.nmbrs_records import NmbrsCompany, NmbrsEmployee
+from worker.domain.ownership import company_values, employee_values
+from worker.domain.reconcile import (
+    Apply,
+    ClearPending,
+    Link,
+    Plan,
+    RecalculateLeave,
+    reconcile_company,
+    reconcile_employee,
+)
+from worker.domain.target_state import PERSONEELSLID
+from worker.entrypoints.reconciler import NMBRS_TIMEZONE
+
+DECISIONS = "decisions"
+FOLLOW_UPS = "follow-ups"
+_RE_ASK_NAMESPACE = uuid.UUID("0b4c6a8e-7d1f-4f0a-9c52-3e6f1d2a7b94")
+
+
+class Rejected(Exception):
+    """A decision or command that cannot be applied; the message is for the person who sent it."""
+
+
+class DecisionContext:
+    """Everything one decision needs: the transaction's store, the clock, the policy and its outcomes."""
+
+    def __init__(
+        self, connection: asyncpg.Connection, decision_id: uuid.UUID, actor: str, policy: MatchPolicy, now: datetime
+    ) -> None:
+        self.db = connection
+        self.store = PostgresTargetStore(connection)
+        self.decision_id = decision_id
+        self.actor = actor
+        self.policy = policy
+        self.now = now
+        self.outcomes: list[Outcome] = []
+
+    def outcome(
+        self, kind: OutcomeKind, subject: str, reason: str, details: dict[str, Any] | None = None, part: str = ""
+    ) -> None:
+        self.outcomes.append(outcome_for(self.decision_id, kind, subject, self.now, reason, details, part))
+
+    async def recalculate(self, employee_ids: list[int], subject: str) -> None:
+        as_of = self.now.astimezone(NMBRS_TIMEZONE).date()
+        for employee_id in employee_ids:
+            before, after = await recalculate_leave(self.db, employee_id, as_of, self.decision_id)
+            self.outcome(OutcomeKind.LEAVE_RECALCULATED, subject, f"leave recalculated for RegiTijd employee "
+                         f"{employee_id}", {"employee_id": employee_id, "before": before, "after": after},
+                         part=str(employee_id))  # fmt: skip
+
+    async def announce_tasks(self, employee_id: int, subject: str) -> None:
+        tasks = await open_tasks(self.db, employee_id)
+        if tasks:
+            self.outcome(OutcomeKind.FOLLOW_UP, subject, "gegevens aanvullen: " + "; ".join(TASKS[t] for t in tasks),
+                         {"employee_id": employee_id, "tasks": tasks}, part=str(employee_id))  # fmt: skip
+
+
+async def open_tasks(connection: asyncpg.Connection, employee_id: int) -> list[str]:
+    """The follow-up tasks still open for one RegiTijd employee (keys of decisions.TASKS)."""
+    row = await connection.fetchrow(
+        """SELECT e.manager_employee_id IS NULL AS manager,
+                  a.account_id IS NULL AS account,
+                  a.account_id IS NOT NULL AND cardinality(a.roles) = 0 AS roles,
+                  NOT EXISTS (SELECT 1 FROM rt_employee_time_categories t WHERE t.employee_id = e.employee_id)
+                      AS time_category,
+                  NOT EXISTS (SELECT 1 FROM crm_characteristics c WHERE c.person_id = e.person_id
+                              AND c.characteristic <> $2) AS characteristics
+           FROM rt_employees e LEFT JOIN crm_accounts a USING (person_id) WHERE e.employee_id = $1""",
+        employee_id, PERSONEELSLID,
+    )  # fmt: skip
+    return [task for task in TASKS if row is not None and row[task]]
+
+
+# --- single-record decisions ----------------------------------------------------------------------------
+
+
+async def situation_of(
+    ctx: DecisionContext, entity: str, nmbrs_id: int
+) -> tuple[RecordSituation, dict[str, Any] | None]:
+    """The record's situation and its latest Nmbrs data (from the open question, the block or the snapshot)."""
+    pending = await ctx.db.fetchrow(
+        "SELECT version, situation, skipped, record FROM pending_decisions WHERE entity = $1 AND nmbrs_id = $2",
+        entity, nmbrs_id)  # fmt: skip
+    linked = await ctx.db.fetchval(
+        "SELECT crm_id FROM sync_links WHERE entity = $1 AND nmbrs_id = $2", entity, nmbrs_id
+    )
+    block = await ctx.db.fetchrow(
+        "SELECT record FROM sync_blocks WHERE entity = $1 AND nmbrs_id = $2", entity, nmbrs_id
+    )
+    snapshot = await ctx.db.fetchval(
+        "SELECT record FROM nmbrs_snapshots WHERE key = $1 AND NOT deleted", f"{entity}:{nmbrs_id}"
+    )
+    record_text = (pending and pending["record"]) or snapshot or (block and block["record"])
+    situation = RecordSituation(
+        known=bool(record_text or linked),
+        pending=PendingQuestion(version=pending["version"], situation=pending["situation"], skipped=pending["skipped"])
+        if pending else None,
+        linked_to=linked,
+        blocked=block is not None,
+    )  # fmt: skip
+    return situation, (json.loads(record_text) if record_text else None)
+
+
+def _model(entity: str, record: dict[str, Any]) -> NmbrsEmployee | NmbrsCompany:
+    return NmbrsEmployee.model_validate(record) if entity == "employee" else NmbrsCompany.model_validate(record)
+
+
+async def link_and_apply(
+    ctx: DecisionContext, entity: str, nmbrs_id: int, record: dict[str, Any], crm_id: int, reason: str
+) -> int | None:
+    """Link the record to `crm_id`, write its Nmbrs-owned fields, close its question; returns the RegiTijd id."""
+    model = _model(entity, record)
+    values = employee_values(model) if isinstance(model, NmbrsEmployee) else company_values(model)
+    plan = Plan(situation="linked", actions=(
+        Link(crm_id=crm_id, linked_by=ctx.actor, reason=reason), ClearPending(),
+        Apply(crm_id=crm_id, regitijd_id=None, values=values, changed=tuple(sorted(values))),
+        *([RecalculateLeave(fields=("employment_start",))] if entity == "employee" else []),
+    ))  # fmt: skip
+    recalculate = await ctx.store.execute(plan, entity, nmbrs_id, model, ctx.decision_id, ctx.actor)
+    regitijd_id: int | None = await ctx.db.fetchval(
+        "SELECT regitijd_id FROM sync_links WHERE entity = $1 AND nmbrs_id = $2", entity, nmbrs_id
+    )
+    subject = f"{entity}:{nmbrs_id}"
+    await ctx.recalculate(recalculate, subject)
+    if entity == "employee" and regitijd_id is not None:
+        await ctx.announce_tasks(regitijd_id, subject)
+    return regitijd_id
+
+
+async def link_same_human(
+    ctx: DecisionContext, record: dict[str, Any], person_id: int, nmbrs_id: int
+) -> dict[str, dict[str, Any]]:
+    """Other open employments of the same human (same BSN hash) go to the same person right away."""
+    if not record.get("bsn_hash"):
+        return {}
+    others = await ctx.db.fetch(
+        """SELECT nmbrs_id, record FROM pending_decisions
+           WHERE entity = 'employee' AND nmbrs_id <> $1 AND record ->> 'bsn_hash' = $2 ORDER BY nmbrs_id""",
+        nmbrs_id, record["bsn_hash"])  # fmt: skip
+    linked = {}
+    for other in others:
+        await ctx.store.lock_record(f"employee:{other['nmbrs_id']}")
+        reason = f"same BSN hash as Nmbrs employee {nmbrs_id}, which was just linked to person {person_id}"
+        other_record = json.loads(other["record"])
+        await link_and_apply(ctx, "employee", other["nmbrs_id"], other_record, person_id, reason)
+        ctx.outcome(OutcomeKind.AUTO_LINKED, f"employee:{other['nmbrs_id']}", reason, {"person_id": person_id})
+        linked[str(other["nmbrs_id"])] = other_record
+    return linked
+
+
+async def create_crm_record(ctx: DecisionContext, entity: str, record: dict[str, Any]) -> int:
+    """Aanmaken: a new RegiCRM person (with RegiPersoneel: Personeelslid) or organisation from Nmbrs data."""
+    if entity == "company":
+        organisation_id: int = await ctx.db.fetchval(
+            "INSERT INTO crm_organisations (name, created_by) VALUES ($1, $2) RETURNING organisation_id",
+            record["name"], ctx.actor)  # fmt: skip
+        return organisation_id
+    person_id: int = await ctx.db.fetchval(
+        "INSERT INTO crm_persons (last_name, created_by) VALUES ($1, $2) RETURNING person_id",
+        record["last_name"], ctx.actor)  # fmt: skip
+    # No account, roles or time-writing categories: those stay follow-up tasks (domain rule 5).
+    await ctx.db.execute("INSERT INTO crm_characteristics VALUES ($1, $2)", person_id, PERSONEELSLID)
+    return person_id
+
+
+async def ask_again(ctx: DecisionContext, entity: str, nmbrs_id: int, record: dict[str, Any]) -> None:
+    """Put the record through reconciliation again (after unblock or undo): a fresh question, or an auto-link."""
+    version = await ctx.db.fetchval("SELECT version FROM nmbrs_snapshots WHERE key = $1", f"{entity}:{nmbrs_id}") or 1
+    source = ChangeSource(poll_id=ctx.decision_id, fetched_at=ctx.now)
+    event_id = uuid.uuid5(_RE_ASK_NAMESPACE, f"{ctx.decision_id}:{entity}:{nmbrs_id}")
+    model = _model(entity, record)
+    state = await ctx.store.record_state(entity, nmbrs_id, getattr(model, "bsn_hash", None))
+    if isinstance(model, NmbrsEmployee):
+        event = EmployeeChanged(
+            event_id=event_id,
+            entity=Entity.EMPLOYEE,
+            key=f"employee:{nmbrs_id}",
+            op=Op.READ,
+            version=version,
+            after=model,
+            source=source,
+            ts=ctx.now,
+        )
+        plan = reconcile_employee(event, state, await ctx.store.person_candidates(model), ctx.policy)
+    else:
+        company_event = CompanyChanged(
+            event_id=event_id,
+            entity=Entity.COMPANY,
+            key=f"company:{nmbrs_id}",
+            op=Op.READ,
+            version=version,
+            after=model,
+            source=source,
+            ts=ctx.now,
+        )
+        plan = reconcile_company(company_event, state, await ctx.store.organisation_candidates(model), ctx.policy)
+    recalculate = await ctx.store.execute(plan, entity, nmbrs_id, model, ctx.decision_id, ctx.actor)
+    await ctx.recalculate(recalculate, f"{entity}:{nmbrs_id}")
+    for planned in plan.outcomes:
+        ctx.outcome(planned.kind, f"{entity}:{nmbrs_id}", planned.reason, planned.details, part="re-ask")
+
+
+async def apply_single(
+    ctx: DecisionContext, decision: Decision, entity: str, nmbrs_id: int, action: DecisionAction, version: int | None
+) -> dict[str, Any]:
+    """Apply one action to one record; returns its effect (for undo). Raises Rejected."""
+    await ctx.store.lock_record(f"{entity}:{nmbrs_id}")
+    situation, record = await situation_of(ctx, entity, nmbrs_id)
+    table = "crm_persons" if entity == "employee" else "crm_organisations"
+    id_column = "person_id" if entity == "employee" else "organisation_id"
+    target_exists = decision.target_id is not None and bool(
+        await ctx.db.fetchval(f"SELECT true FROM {table} WHERE {id_column} = $1", decision.target_id)
+    )
+    single = decision.model_copy(update={"action": action, "version": version, "nmbrs_id": nmbrs_id, "entity": entity})
+    reason = rejection(single, situation, target_exists)
+    if reason:
+        raise Rejected(reason)
+    subject = f"{entity}:{nmbrs_id}"
+    if action is DecisionAction.KOPPELEN:
+        assert record is not None and decision.target_id is not None
+        regitijd_id = await link_and_apply(
+            ctx, entity, nmbrs_id, record, decision.target_id, f"Koppelen by {ctx.actor}"
+        )
+        same_human = await link_same_human(ctx, record, decision.target_id, nmbrs_id) if entity == "employee" else {}
+        ctx.outcome(
+            OutcomeKind.APPLIED,
+            subject,
+            f"linked to {id_column.split('_')[0]} {decision.target_id}",
+            {"action": action.value, "crm_id": decision.target_id, "regitijd_id": regitijd_id},
+        )
+        # The Nmbrs data goes into the effect: an undo asks the question again with it.
+        return {"linked": {str(nmbrs_id): record, **same_human}, "crm_id": decision.target_id}
+    if action is DecisionAction.AANMAKEN:
+        assert record is not None
+        crm_id = await create_crm_record(ctx, entity, record)
+        regitijd_id = await link_and_apply(ctx, entity, nmbrs_id, record, crm_id, f"Aanmaken by {ctx.actor}")
+        ctx.outcome(
+            OutcomeKind.APPLIED,
+            subject,
+            f"created {id_column.split('_')[0]} {crm_id} from Nmbrs data",
+            {"action": action.value, "crm_id": crm_id, "regitijd_id": regitijd_id},
+        )
+        return {"linked": {str(nmbrs_id): record}, "created": crm_id, "crm_id": crm_id}
+    if action is DecisionAction.BLOKKEREN:
+        await ctx.db.execute(
+            """INSERT INTO sync_blocks (entity, nmbrs_id, blocked_by, reason, decision_id, record)
+               VALUES ($1, $2, $3, $4, $5, $6::jsonb)""",
+            entity, nmbrs_id, ctx.actor, decision.note, ctx.decision_id, json.dumps(record))  # fmt: skip
+        await ctx.db.execute("DELETE FROM pending_decisions WHERE entity = $1 AND nmbrs_id = $2", entity, nmbrs_id)
+        ctx.outcome(
+            OutcomeKind.APPLIED, subject, "blocked (Blokkeren): ignored by every later sync", {"action": action.value}
+        )
+        return {"blocked": True}
+    if action is DecisionAction.OVERSLAAN:
+        await ctx.db.execute(
+            "UPDATE pending_decisions SET skipped = true WHERE entity = $1 AND nmbrs_id = $2", entity, nmbrs_id
+        )
+        ctx.outcome(
+            OutcomeKind.APPLIED,
+            subject,
+            "skipped (Overslaan): asked again after the next sync",
+            {"action": action.value},
+        )
+        return {"skipped": True}
+    if action is DecisionAction.ONTBLOKKEREN:
+        await ctx.db.execute("DELETE FROM sync_blocks WHERE entity = $1 AND nmbrs_id = $2", entity, nmbrs_id)
+        ctx.outcome(
+            OutcomeKind.APPLIED,
+            subject,
+            "unblocked (ontblokkeren): the question is asked again",
+            {"action": action.value},
+        )
+        if record is not None:
+            await ask_again(ctx, entity, nmbrs_id, record)
+        return {"unblocked": True}
+    return await undo(ctx, decision, entity, nmbrs_id, record)
+
+
+async def undo(
+    ctx: DecisionContext, decision: Decision, entity: str, nmbrs_id: int, record: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Ongedaan maken: reverse a link, create, block or skip. A created employee is deactivated, not deleted."""
+    earlier = await ctx.db.fetchrow(
+        "SELECT entity, nmbrs_id, action, result, effect, undone_by FROM decisions WHERE decision_id = $1",
+        decision.undo_decision_id)  # fmt: skip
+    if earlier is None:
+        raise Rejected(f"decision {decision.undo_decision_id} is unknown")
+    if earlier["result"] != "applied" or earlier["undone_by"] is not None:
+        raise Rejected(f"decision {decision.undo_decision_id} was not applied or is already undone")
+    effect = json.loads(earlier["effect"])
+    records = effect.get("records", {f"{earlier['entity']}:{earlier['nmbrs_id']}": effect})
+    if f"{entity}:{nmbrs_id}" not in records:
+        raise Rejected(f"decision {decision.undo_decision_id} was not about {entity} {nmbrs_id}")
+    for key, record_effect in records.items():
+        kind, _, text_id = key.partition(":")
+        await reverse(ctx, kind, int(text_id), record_effect)
+    await ctx.db.execute(
+        "UPDATE decisions SET undone_by = $2 WHERE decision_id = $1", decision.undo_decision_id, ctx.decision_id
+    )
+    return {"undid": str(decision.undo_decision_id)}
+
+
+async def reverse(ctx: DecisionContext, entity: str, nmbrs_id: int, effect: dict[str, Any]) -> None:
+    subject = f"{entity}:{nmbrs_id}"
+    ask: dict[int, dict[str, Any]] = {}
+    for text_id, record in effect.get("linked", {}).items():
+        linked_id = int(text_id)
+        await ctx.store.lock_record(f"{entity}:{linked_id}")
+        regitijd_id = await ctx.db.fetchval(
+            "DELETE FROM sync_links WHERE entity = $1 AND nmbrs_id = $2 RETURNING regitijd_id", entity, linked_id
+        )
+        if regitijd_id is not None:
+            table, column = ("rt_employees", "employee_id") if entity == "employee" else ("rt_companies", "company_id")
+            await ctx.db.execute(f"UPDATE {table} SET active = false WHERE {column} = $1", regitijd_id)
+        ctx.outcome(OutcomeKind.APPLIED, f"{entity}:{linked_id}", "link undone; the RegiTijd record is deactivated, "
+                    "not deleted", {"action": "ongedaan_maken", "regitijd_id": regitijd_id}, part="undo")  # fmt: skip
+        ask[linked_id] = record
+    if effect.get("blocked"):
+        record = await ctx.db.fetchval(
+            "DELETE FROM sync_blocks WHERE entity = $1 AND nmbrs_id = $2 RETURNING record", entity, nmbrs_id
+        )
+        ctx.outcome(OutcomeKind.APPLIED, subject, "block undone", {"action": "ongedaan_maken"}, part="undo")
+        if record:
+            ask[nmbrs_id] = json.loads(record)
+    if effect.get("skipped"):
+        await ctx.db.execute(
+            "UPDATE pending_decisions SET skipped = false WHERE entity = $1 AND nmbrs_id = $2", entity, nmbrs_id
+        )
+        ctx.outcome(
+            OutcomeKind.APPLIED,
+            subject,
+            "skip undone: the question is open again",
+            {"action": "ongedaan_maken"},
+            part="undo",
+        )
+    for asked_id, record in ask.items():
+        await ask_again(ctx, entity, asked_id, record)
+
+
+# --- bulk -------------------------------------------------------------------------------------------------
+
+
+async def apply_bulk(ctx: DecisionContext, decision: Decision) -> dict[str, Any]:
+    assert decision.filter is not None
+    where = ["entity = $1"]
+    args: list[Any] = [decision.entity]
+    if decision.filter.company_id is not None:
+        args.append(decision.filter.company_id)
+        where.append(f"company_id = ${len(args)}")
+    if decision.filter.situation is not None:
+        args.append(decision.filter.situation)
+        where.append(f"situation = ${len(args)}")
+    if decision.filter.max_best_score is not None:
+        args.append(decision.filter.max_best_score)
+        where.append(f"coalesce((candidates -> 0 ->> 'score')::float, 0) <= ${len(args)}")
+    selected = await ctx.db.fetch(
+        f"SELECT nmbrs_id, version FROM pending_decisions WHERE {' AND '.join(where)} ORDER BY nmbrs_id", *args
+    )
+    keys = [f"{decision.entity}:{row['nmbrs_id']}" for row in selected]
+    if decision.preview:
+        ctx.outcome(
+            OutcomeKind.PREVIEW,
+            "bulk",
+            f"would {decision.action.value} {len(keys)} pending records",
+            {"action": decision.action.value, "records": keys},
+        )
+        return {"preview": keys}
+    effects = {}
+    for row in selected:
+        effects[f"{decision.entity}:{row['nmbrs_id']}"] = await apply_single(
+            ctx, decision, decision.entity, row["nmbrs_id"], decision.action, row["version"]
+        )
+    ctx.outcome(
+        OutcomeKind.APPLIED,
+        "bulk",
+        f"{decision.action.value} applied to {len(keys)} pending records",
+        {"action": decision.action.value, "records": keys},
+    )
+    return {"records": effects}
+
+
+async def handle_decision(
+    decision: Decision, pool: asyncpg.Pool, policy: MatchPolicy, now: Callable[[], datetime]
+) -> list[Outcome]:
+    async def effect(connection: asyncpg.Connection) -> list[Outcome]:
+        ctx = DecisionContext(connection, decision.decision_id, decision.decided_by, policy, now())
+        result, reason, done = "applied", None, {}
+        try:
+            async with connection.transaction():  # a savepoint: a rejection leaves no partial effect
+                if decision.filter is not None:
+                    done = await apply_bulk(ctx, decision)
+                    result = "previewed" if decision.preview else "applied"
+                else:
+                    assert decision.nmbrs_id is not None
+                    done = await apply_single(
+                        ctx, decision, decision.entity, decision.nmbrs_id, decision.action, decision.version
+                    )
+        except Rejected as error:
+            result, reason = "rejected", str(error)
+            ctx.outcomes = [
+                outcome_for(
+                    decision.decision_id,
+                    OutcomeKind.REJECTED,
+                    decision.key,
+                    ctx.now,
+                    reason,
+                    {"action": decision.action.value},
+                )
+            ]
+        await connection.execute(
+            """INSERT INTO decisions (decision_id, entity, nmbrs_id, action, decided_by, decided_at, result, reason,
+                                      effect) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)""",
+            decision.decision_id, decision.entity, decision.nmbrs_id, decision.action.value, decision.decided_by,
+            decision.decided_at, result, reason, json.dumps(done))  # fmt: skip
+        return ctx.outcomes
+
+    return await run_once(pool, Inbox(DECISIONS), decision.decision_id, effect)
+
+
+# --- follow-up commands (locally owned data) ------------------------------------------------------------------
+
+
+async def apply_follow_up(ctx: DecisionContext, command: FollowUpCommand) -> str:
+    employee = await ctx.db.fetchrow(
+        "SELECT employee_id, person_id FROM rt_employees WHERE employee_id = $1", command.employee_id
+    )
+    if employee is None:
+        raise Rejected(f"RegiTijd employee {command.employee_id} does not exist")
+    await ctx.store.lock_record(command.key)
+    today = ctx.now.astimezone(NMBRS_TIMEZONE).date()
+    employee_id, person_id = employee["employee_id"], employee["person_id"]
+    match command.command:
+        case "set_manager":
+            if command.manager_employee_id == employee_id:
+                raise Rejected("an employee cannot be their own manager")
+            if not await ctx.db.fetchval(
+                "SELECT true FROM rt_employees WHERE employee_id = $1", command.manager_employee_id
+            ):
+                raise Rejected(f"manager {command.manager_employee_id} is not a RegiTijd employee")
+            await ctx.db.execute(
+                "UPDATE rt_employees SET manager_employee_id = $2 WHERE employee_id = $1",
+                employee_id,
+                command.manager_employee_id,
+            )
+            return f"manager set to employee {command.manager_employee_id}"
+        case "set_is_manager":
+            await ctx.db.execute(
+                "UPDATE rt_employees SET is_manager = $2 WHERE employee_id = $1", employee_id, command.is_manager
+            )
+            return f"is manager: {command.is_manager}"
+        case "leave_adjustment" | "overtime_payout":
+            on = date.fromisoformat(command.on or "")
+            if command.command == "leave_adjustment":
+                await ctx.db.execute(
+                    "INSERT INTO rt_leave_adjustments (employee_id, booked_on, hours, reason) VALUES ($1, $2, $3, $4)",
+                    employee_id, on, command.hours, command.reason)  # fmt: skip
+            else:
+                await ctx.db.execute(
+                    "INSERT INTO rt_overtime_payouts (employee_id, paid_on, hours) VALUES ($1, $2, $3)",
+                    employee_id,
+                    on,
+                    command.hours,
+                )
+            await ctx.recalculate([employee_id], command.key)
+            return f"{command.command.replace('_', ' ')} of {command.hours} h on {on} booked"
+        case "set_characteristic":
+            await ctx.db.execute(
+                "INSERT INTO crm_characteristics VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                person_id,
+                command.characteristic,
+            )
+            return f"characteristic {command.characteristic!r} set"
+        case "remove_characteristic":
+            await ctx.db.execute(
+                "DELETE FROM crm_characteristics WHERE person_id = $1 AND characteristic = $2",
+                person_id,
+                command.characteristic,
+            )
+            return f"characteristic {command.characteristic!r} removed"
+        case _:
+            category = await ctx.db.fetchval(
+                "SELECT category_id FROM rt_time_categories WHERE code = $1", command.time_category
+            )
+            if category is None:
+                raise Rejected(f"time-writing category {command.time_category!r} does not exist")
+            if command.command == "unlink_time_category":
+                await ctx.db.execute(
+                    "DELETE FROM rt_employee_time_categories WHERE employee_id = $1 AND category_id = $2",
+                    employee_id,
+                    category,
+                )
+                return f"time-writing category {command.time_category!r} unlinked"
+            has_contract = await ctx.db.fetchval(
+                """SELECT true FROM rt_contract_periods WHERE employee_id = $1 AND start_date <= $2
+                   AND (end_date IS NULL OR end_date >= $2)""", employee_id, today)  # fmt: skip
+            if not has_contract:
+                raise Rejected(f"employee {employee_id} has no active contract on {today}: an employee needs a "
+                               "contract to write time")  # fmt: skip
+            await ctx.db.execute(
+                "INSERT INTO rt_employee_time_categories VALUES ($1, $2) ON CONFLICT DO NOTHING", employee_id, category
+            )
+            return f"time-writing category {command.time_category!r} linked"
+
+
+async def handle_follow_up(command: FollowUpCommand, pool: asyncpg.Pool, now: Callable[[], datetime]) -> list[Outcome]:
+    async def effect(connection: asyncpg.Connection) -> list[Outcome]:
+        ctx = DecisionContext(connection, command.command_id, command.issued_by, MatchPolicy(), now())
+        try:
+            async with connection.transaction():
+                reason = await apply_follow_up(ctx, command)
+            ctx.outcome(OutcomeKind.APPLIED, command.key, reason, {"command": command.command})
+            await ctx.announce_tasks(command.employee_id, command.key)
+        except Rejected as error:
+            ctx.outcomes = [
+                outcome_for(
+                    command.command_id,
+                    OutcomeKind.REJECTED,
+                    command.key,
+                    ctx.now,
+                    str(error),
+                    {"command": command.command},
+                )
+            ]
+        return ctx.outcomes
+
+    return await run_once(pool, Inbox(FOLLOW_UPS), command.command_id, effect)
+
+
+def rejection_for_malformed(id_field: str, now: Callable[[], datetime]) -> Callable[[bytes, str], Outcome | None]:
+    """A 'rejected' outcome for a malformed command whose id can still be read, so its sender hears why."""
+
+    def reject(value: bytes, reason: str) -> Outcome | None:
+        try:
+            command_id = uuid.UUID(str(json.loads(value)[id_field]))
+        except (ValueError, TypeError, KeyError):
+            return None
+        return outcome_for(command_id, OutcomeKind.REJECTED, "malformed", now(), reason)
+
+    return reject
