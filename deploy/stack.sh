@@ -157,7 +157,7 @@ pg_up() {
   local psql=("$bin/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1)
   "${psql[@]}" -tAc "SELECT 1 FROM pg_roles WHERE rolname='nmbrs_sync'" | grep -q 1 \
     || "${psql[@]}" -c "CREATE ROLE nmbrs_sync LOGIN PASSWORD 'nmbrs_sync' CREATEDB" >/dev/null
-  for db in nmbrs_sync nmbrs_sync_test; do
+  for db in nmbrs_sync nmbrs_sync_test nmbrs_sync_bench; do
     "${psql[@]}" -tAc "SELECT 1 FROM pg_database WHERE datname='$db'" | grep -q 1 \
       || "${psql[@]}" -c "CREATE DATABASE $db OWNER nmbrs_sync" >/dev/null
   done

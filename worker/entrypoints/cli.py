@@ -129,6 +129,34 @@ def cmd_leave_calc(args: argparse.Namespace, _settings: Settings) -> int:
     return 0
 
 
+async def _wait_idle(settings: Settings, timeout_s: float) -> bool:
+    import asyncpg
+
+    connection = await asyncpg.connect(settings.database_url.get_secret_value())
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                row = await connection.fetchrow(
+                    """SELECT (SELECT count(*) FROM sync_requests WHERE status IN ('pending', 'running')) AS waiting,
+                              (SELECT count(*) FROM poll_runs WHERE status = 'published') AS polls,
+                              (SELECT coalesce(sum(value::int), 0) FROM poll_runs, jsonb_each_text(summary -> 'changes')
+                               WHERE status = 'published') AS published,
+                              (SELECT count(*) FROM processed_events WHERE consumer = 'reconciler') AS handled"""
+                )
+                if row["waiting"] == 0 and row["polls"] > 0 and row["handled"] >= row["published"]:
+                    return True
+                await asyncio.sleep(0.5)
+    except TimeoutError:
+        return False
+    finally:
+        await connection.close()
+
+
+def cmd_wait_idle(args: argparse.Namespace, settings: Settings) -> int:
+    """Wait until the requested polls ran and the reconciler handled every change they published."""
+    return 0 if asyncio.run(_wait_idle(settings, args.timeout)) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nmbrs-sync", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -146,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     sync_now.add_argument("--dry-run", action="store_true", help="publish the plan only, change nothing")
     sync_now.add_argument("--requested-by", default="cli", help="who asks (shown in outcomes)")
     sync_now.set_defaults(func=cmd_sync_now)
+    idle = sub.add_parser("wait-idle", help="wait until requested syncs are polled and reconciled")
+    idle.add_argument("--timeout", type=float, default=60.0, help="seconds to wait")
+    idle.set_defaults(func=cmd_wait_idle)
     sandbox_cli.register(sub)
     target_cli.register(sub)
     schemas = sub.add_parser("schemas", help="write or check the JSON Schemas of every contract in schemas/")
