@@ -25,6 +25,10 @@ class RecordingSink:
             raise OSError("broker connection reset")
         self.published.append((topic, key, message))
 
+    async def publish_many(self, items: list[tuple[str, str, Message]]) -> None:
+        for item in items:
+            await self.publish(*item)
+
 
 @pytest.fixture(autouse=True)
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:

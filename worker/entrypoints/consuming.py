@@ -44,9 +44,11 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 
 
 class EventSink(Protocol):
-    """Where outcomes and dead letters go; `publish` returns once the broker acknowledged."""
+    """Where outcomes and dead letters go; both return once the broker acknowledged everything."""
 
     async def publish(self, topic: str, key: str, message: Message) -> None: ...
+
+    async def publish_many(self, items: list[tuple[str, str, Message]]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -168,10 +170,8 @@ async def consume_one(
                 context.max_backoff_s,
             )
         return []
-    for outcome in outcomes:
-        await with_retries(
-            lambda o=outcome: context.sink.publish(context.outcomes_topic, o.subject, o),  # type: ignore[misc]
-            "outcome publish",
-            context.max_backoff_s,
-        )
+    if outcomes:
+        # One round trip for all of them: the acknowledgements are awaited together.
+        batch: list[tuple[str, str, Message]] = [(context.outcomes_topic, o.subject, o) for o in outcomes]
+        await with_retries(lambda: context.sink.publish_many(batch), "outcome publish", context.max_backoff_s)
     return outcomes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -215,5 +216,9 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
 def run_worker(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT; faust drains the agents and commits offsets on the way out."""
     app, _resources = build_app(settings)
+    # Everything imported and built so far lives as long as the process: keep it out of the cyclic
+    # collector's generations, so full collections stay short (fewer latency spikes).
+    gc.collect()
+    gc.freeze()
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
     worker.execute_from_commandline()
