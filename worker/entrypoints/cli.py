@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from worker.config import ConfigurationError, Settings, load_settings
-from worker.entrypoints import target_cli
+from worker.entrypoints import hr_cli, target_cli
 from worker.sandbox import cli as sandbox_cli
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -179,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     idle.set_defaults(func=cmd_wait_idle)
     sandbox_cli.register(sub)
     target_cli.register(sub)
+    hr_cli.register(sub)
     schemas = sub.add_parser("schemas", help="write or check the JSON Schemas of every contract in schemas/")
     schemas.add_argument("action", choices=["write", "check"])
     schemas.add_argument("--dir", default="schemas", help="target directory (default: schemas)")

@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from worker.adapters.hr_queries import open_tasks
 from worker.adapters.leave_store import recalculate_leave
 from worker.adapters.postgres import Inbox, run_once
 from worker.adapters.target_store import PostgresTargetStore
@@ -81,26 +82,11 @@ class DecisionContext:
                          part=str(employee_id))  # fmt: skip
 
     async def announce_tasks(self, employee_id: int, subject: str) -> None:
-        tasks = await open_tasks(self.db, employee_id)
+        found = await open_tasks(self.db, employee_id)
+        tasks = list(found[0].tasks) if found else []
         if tasks:
             self.outcome(OutcomeKind.FOLLOW_UP, subject, "gegevens aanvullen: " + "; ".join(TASKS[t] for t in tasks),
                          {"employee_id": employee_id, "tasks": tasks}, part=str(employee_id))  # fmt: skip
-
-
-async def open_tasks(connection: asyncpg.Connection, employee_id: int) -> list[str]:
-    """The follow-up tasks still open for one RegiTijd employee (keys of decisions.TASKS)."""
-    row = await connection.fetchrow(
-        """SELECT e.manager_employee_id IS NULL AS manager,
-                  a.account_id IS NULL AS account,
-                  a.account_id IS NOT NULL AND cardinality(a.roles) = 0 AS roles,
-                  NOT EXISTS (SELECT 1 FROM rt_employee_time_categories t WHERE t.employee_id = e.employee_id)
-                      AS time_category,
-                  NOT EXISTS (SELECT 1 FROM crm_characteristics c WHERE c.person_id = e.person_id
-                              AND c.characteristic <> $2) AS characteristics
-           FROM rt_employees e LEFT JOIN crm_accounts a USING (person_id) WHERE e.employee_id = $1""",
-        employee_id, PERSONEELSLID,
-    )  # fmt: skip
-    return [task for task in TASKS if row is not None and row[task]]
 
 
 # --- single-record decisions ----------------------------------------------------------------------------
