@@ -200,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nmbrs-sync: {error}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # aiokafka narrates every (re)subscription at INFO; only its warnings matter to an operator.
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
     command: Command = args.func
     return command(args, settings)
 

@@ -1,0 +1,294 @@
+"""Benchmark: one poll of 10,000 employees in 10 companies, without changes and with 1% changes.
+
+Run: `python bench/poll.py [--companies 10] [--employees 10000] [--change-pct 1] [--repeats 3]
+[--database-url URL]`.
+A real Poller (NmbrsClient over HTTP, PollStore on PostgreSQL, KafkaPublisher) polls the sandbox, which
+runs in its own process so its CPU time is not ours. Sequence: a first poll (every record is a create),
+`--repeats` no-change polls, then `--change-pct` % of the employees change through the sandbox admin API
+(department changes, hours changes and leavers) and one more poll picks them up.
+The split is the poller's own: fetch (list + fetch every company), diff (load the stored snapshot, plan,
+breaker; loading reads every snapshot row) and publish (until the broker acknowledged every event). The
+diff overhead is diff / fetch.
+It uses topics with a unique prefix and a database of its own (default `nmbrs_sync_bench` next to the
+configured one, created when missing), whose public schema it drops and migrates: never the demo or test
+database. Prints a human summary and, last, one JSON line of figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import random
+import sys
+import time
+import uuid
+from datetime import UTC, date, datetime
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import asyncpg
+from aiohttp import ClientSession
+
+from worker.adapters.kafka import KafkaPublisher, ensure_topics
+from worker.adapters.migrations import migrate
+from worker.adapters.nmbrs.client import NmbrsClient
+from worker.adapters.postgres import PollStore, create_pool
+from worker.config import Settings, Topics
+from worker.domain.events import PollReport
+from worker.entrypoints.poller import Poller, PollOptions
+
+USERNAME, TOKEN, DOMAIN = "bench@example.nl", "bench-token", "bench"
+BENCH_DATABASE = "nmbrs_sync_bench"
+PROTECTED_DATABASES = {"nmbrs_sync", "nmbrs_sync_test", "postgres", "template0", "template1"}
+DEPARTMENTS = 10  # the generator's departments have ids 1..10
+
+
+def _serve(companies: int, employees: int, seed: int, out: Connection) -> None:
+    """Child process: generate and serve the dataset; report the port and the employees that can change."""
+    from aiohttp import web
+
+    from worker.sandbox.generate import generate
+    from worker.sandbox.server import create_app
+
+    async def main() -> None:
+        dataset = generate(companies, employees, seed)
+        today = dataset.reference_date
+        # Employed now and without an end date: each can take any of the three changes (a leaver too).
+        changeable = [
+            (e.id, max(e.departments, key=lambda a: (a.start_year, a.start_period, a.created)).ref_id)
+            for e in dataset.employees
+            if e.employments
+            and e.departments
+            and all(p.end is None for p in e.employments)
+            and min(p.start for p in e.employments) <= today
+        ]
+        runner = web.AppRunner(create_app(dataset, USERNAME, TOKEN, DOMAIN), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        out.send((port, len(dataset.employees), changeable))
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def bench_database_url(explicit: str | None, configured: str) -> str:
+    """The benchmark's own database: explicit, or `nmbrs_sync_bench` on the configured server."""
+    url = explicit or urlunsplit(urlsplit(configured)._replace(path=f"/{BENCH_DATABASE}"))
+    name = urlsplit(url).path.lstrip("/")
+    if name in PROTECTED_DATABASES:
+        raise SystemExit(f"refusing database '{name}': the benchmark drops its schema; give it a database of its own")
+    return url
+
+
+async def prepare_database(url: str) -> None:
+    """Create the database when missing, then an empty, migrated public schema."""
+    try:
+        connection = await asyncpg.connect(url)
+    except asyncpg.InvalidCatalogNameError:
+        name = urlsplit(url).path.lstrip("/")
+        admin = await asyncpg.connect(urlunsplit(urlsplit(url)._replace(path="/postgres")))
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        connection = await asyncpg.connect(url)
+    try:
+        await connection.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        await migrate(connection)
+    finally:
+        await connection.close()
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def timed_poll(poller: Poller) -> tuple[PollReport, float]:
+    started = time.perf_counter()
+    report = await poller.poll(PollOptions())
+    wall = time.perf_counter() - started
+    if report.result != "published":
+        raise RuntimeError(f"poll {report.result}: {'; '.join(report.reasons)}")
+    return report, wall
+
+
+async def change_employees(base_url: str, changeable: list[tuple[int, int]], count: int, seed: int) -> dict[str, int]:
+    """`count` employees change in Nmbrs: 40% department, 40% hours, 20% leavers."""
+    rng = random.Random(seed)
+    chosen = rng.sample(changeable, count)
+    leavers = count // 5
+    departments = (count - leavers) // 2
+    bodies: list[tuple[int, dict[str, Any]]] = []
+    for index, (employee_id, department) in enumerate(chosen):
+        if index < leavers:
+            bodies.append((employee_id, {"end": date(2026, 12, 31).isoformat()}))
+        elif index < leavers + departments:
+            new = department % DEPARTMENTS + 1
+            bodies.append((employee_id, {"department": {"id": new, "code": new, "description": f"Afdeling {new}"}}))
+        else:
+            bodies.append((employee_id, {"hours_per_week": 36}))
+    async with ClientSession() as session:
+        for employee_id, body in bodies:  # one at a time: the sandbox edits a shared dataset
+            async with session.patch(f"{base_url}/admin/employees/{employee_id}", json=body) as response:
+                if response.status >= 300:
+                    raise RuntimeError(f"PATCH employee {employee_id}: {response.status} {await response.text()}")
+    return {"leavers": leavers, "department": departments, "hours": count - leavers - departments}
+
+
+def split(report: PollReport, wall: float) -> dict[str, float]:
+    return {
+        "poll_s": round(wall, 3),
+        "fetch_s": report.fetch_s,
+        "diff_s": report.diff_s,
+        "publish_s": report.publish_s,
+        # poll lock, poll run bookkeeping, storing the snapshot, the status report
+        "other_s": round(wall - report.fetch_s - report.diff_s - report.publish_s, 3),
+    }
+
+
+async def run(args: argparse.Namespace, port: int, changeable: list[tuple[int, int]]) -> dict[str, Any]:
+    prefix = f"bench-poll-{uuid.uuid4().hex[:8]}"
+    configured = Settings(_env_file=None).database_url.get_secret_value()  # type: ignore[call-arg]
+    url = bench_database_url(args.database_url, configured)
+    settings = Settings(
+        kafka_app_id=prefix,
+        topics=Topics(**{name: f"{prefix}.{name}" for name in Topics.model_fields}),
+        database_url=url,
+        kafka_topic_partitions=4,
+        status_port=0,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    await prepare_database(url)
+    await ensure_topics(settings)
+    base_url = f"http://127.0.0.1:{port}"
+    pool = await create_pool(settings)
+    nmbrs = NmbrsClient.from_settings(
+        settings, base_url=f"{base_url}/soap/v3/", username=USERNAME, token=TOKEN, domain=DOMAIN
+    )
+    store = PollStore(pool)
+    try:
+        async with KafkaPublisher(settings) as publisher:
+            poller = Poller(nmbrs, store, publisher, settings, utc_now)
+            first, first_wall = await timed_poll(poller)
+            nochange = [split(*await timed_poll(poller)) for _ in range(args.repeats)]
+            load_started = time.perf_counter()
+            snapshot_rows = len(await store.load_snapshot())
+            snapshot_load_s = time.perf_counter() - load_started
+
+            count = max(1, round(args.employees * args.change_pct / 100))
+            mix = await change_employees(base_url, changeable, count, args.seed)
+            changed, changed_wall = await timed_poll(poller)
+    finally:
+        await nmbrs.close()
+        await pool.close()
+
+    employees = sum(c.employees for c in first.companies)
+    # The median run as a whole (by poll time), so its fetch and diff belong to one and the same poll.
+    median = sorted(nochange, key=lambda run: run["poll_s"])[len(nochange) // 2]
+    change = split(changed, changed_wall)
+    events = sum(changed.changes.values())
+    return {
+        "prefix": prefix,
+        "mix": mix,
+        "changes": changed.changes,
+        "nochange_runs": nochange,
+        "figures": {
+            "companies": len(first.companies),
+            "employees": employees,
+            "soap_calls_per_poll": first.soap_calls,
+            "first_poll_s": round(first_wall, 3),
+            "first_fetch_s": first.fetch_s,
+            "first_diff_s": first.diff_s,
+            "first_publish_s": first.publish_s,
+            "first_other_s": split(first, first_wall)["other_s"],
+            "first_events": sum(first.changes.values()),
+            "nochange_repeats": args.repeats,
+            "nochange_poll_s": median["poll_s"],
+            "nochange_fetch_s": median["fetch_s"],
+            "nochange_diff_s": median["diff_s"],
+            "nochange_diff_ratio": round(median["diff_s"] / median["fetch_s"], 3),
+            "nochange_other_s": median["other_s"],
+            "snapshot_rows": snapshot_rows,
+            "snapshot_load_s": round(snapshot_load_s, 3),
+            "change_pct": args.change_pct,
+            "changed_employees": count,
+            "change1pct_poll_s": change["poll_s"],
+            "change1pct_fetch_s": change["fetch_s"],
+            "change1pct_diff_s": change["diff_s"],
+            "change1pct_diff_ratio": round(change["diff_s"] / change["fetch_s"], 3),
+            "change1pct_publish_s": change["publish_s"],
+            "change1pct_other_s": change["other_s"],
+            "change1pct_events": events,
+            "change1pct_employee_updates": changed.changes.get("employee:u", 0),
+        },
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--companies", type=int, default=10)
+    parser.add_argument("--employees", type=int, default=10_000)
+    parser.add_argument("--change-pct", type=float, default=1.0, help="share of employees changed, in percent")
+    parser.add_argument("--repeats", type=int, default=3, help="no-change polls; the median is reported")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--database-url", help=f"a database of the benchmark's own (default: {BENCH_DATABASE})")
+    args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+
+    receive, send = multiprocessing.Pipe(duplex=False)
+    server = multiprocessing.get_context("spawn").Process(
+        target=_serve, args=(args.companies, args.employees, args.seed, send), daemon=True
+    )
+    server.start()
+    try:
+        if not receive.poll(120):
+            print("sandbox did not start", file=sys.stderr)
+            return 1
+        port, _, changeable = receive.recv()
+        result = asyncio.run(run(args, port, changeable))
+    finally:
+        server.terminate()
+        server.join(10)
+
+    f = result["figures"]
+    print(f"Poll of {f['employees']} employees in {f['companies']} companies ({f['soap_calls_per_poll']} SOAP calls)")
+    print(f"  topics {result['prefix']}.*")
+    print(
+        f"  first poll:      {f['first_poll_s']:.3f} s  (fetch {f['first_fetch_s']:.3f}, diff {f['first_diff_s']:.3f},"
+        f" publish {f['first_publish_s']:.3f}, other {f['first_other_s']:.3f}; {f['first_events']} events)"
+    )
+    runs = ", ".join(f"{r['poll_s']:.3f}" for r in result["nochange_runs"])
+    print(f"  no-change poll:  {f['nochange_poll_s']:.3f} s  (median of {f['nochange_repeats']}: {runs})")
+    print(f"    fetch          {f['nochange_fetch_s']:.3f} s")
+    print(
+        f"    diff           {f['nochange_diff_s']:.3f} s  = {f['nochange_diff_ratio']:.1%} of the fetch"
+        f"  (of which loading {f['snapshot_rows']} snapshot rows ~{f['snapshot_load_s']:.3f} s)"
+    )
+    print(f"    other          {f['nochange_other_s']:.3f} s  (lock, run bookkeeping, status report)")
+    mix = result["mix"]
+    print(
+        f"  {f['change_pct']:g}% changed: {f['changed_employees']} employees ({mix['department']} department,"
+        f" {mix['hours']} hours, {mix['leavers']} leavers) -> {f['change1pct_events']} events {result['changes']}"
+    )
+    print(f"  change poll:     {f['change1pct_poll_s']:.3f} s")
+    print(f"    fetch          {f['change1pct_fetch_s']:.3f} s")
+    print(f"    diff           {f['change1pct_diff_s']:.3f} s  = {f['change1pct_diff_ratio']:.1%} of the fetch")
+    print(f"    publish        {f['change1pct_publish_s']:.3f} s")
+    print(f"    other          {f['change1pct_other_s']:.3f} s  (incl. storing {f['change1pct_events']} snapshot rows)")
+    if f["change1pct_employee_updates"] != f["changed_employees"]:
+        print(f"  WARNING: {f['change1pct_employee_updates']} employee updates for {f['changed_employees']} changes")
+    print(json.dumps(f))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
