@@ -11,13 +11,16 @@ import asyncpg
 import pytest
 
 from worker.adapters.postgres import PollStore
+from worker.config import Settings
 from worker.domain.changes import Op
 from worker.domain.decisions import Decision, DecisionFilter, FollowUpCommand
 from worker.domain.events import Outcome, OutcomeKind
 from worker.domain.matching import MatchPolicy
 from worker.domain.nmbrs_records import ContractPeriod, EmploymentPeriod
+from worker.entrypoints.cli import leave_of_employee
 from worker.entrypoints.decisions import handle_decision, handle_follow_up
 
+from ..conftest import database_url_for_tests
 from .test_reconciler import NOW, Handle, employee, event
 
 pytestmark = pytest.mark.integration
@@ -268,3 +271,18 @@ async def test_linking_a_time_category_without_an_active_contract_is_rejected(ha
     await db.execute("INSERT INTO rt_time_categories (code, name) VALUES ('PRJ', 'Projecten')")
     outcomes = await follow_up(db, employee_id, "link_time_category", time_category="PRJ")
     assert kinds(outcomes) == ["rejected"] and "no active contract" in (outcomes[0].reason or "")
+
+
+async def test_leave_of_a_stored_employee_is_printed_with_its_explanation(
+    handle: Handle, db: asyncpg.Pool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await asked(handle)
+    await decide(db, decision("koppelen", target_id=await person(db, "anna")))
+    employee_id = await db.fetchval("SELECT employee_id FROM rt_employees WHERE nmbrs_employee_id = 101")
+    await follow_up(db, employee_id, "leave_adjustment", hours=8, on="2026-03-01")
+    settings = Settings(database_url=database_url_for_tests())
+    assert await leave_of_employee(settings, employee_id, "2026-12-31", None) == 0
+    out = capsys.readouterr().out
+    # 2026 at 40 h/week from 1 January: 4 x 40 = 160 statutory, plus the 8 h adjustment.
+    assert "Balance: 168.00 h" in out and "2026" in out
+    assert await leave_of_employee(settings, 987654, None, None) == 1

@@ -191,33 +191,10 @@ def reconcile_employee(
         return _apply_linked(state.link, values, LEAVE_FIELDS)
     decision = decide_match(employee, candidates, policy, state.linked_person_for_bsn)
     if isinstance(decision, AutoLink):
-        new = LinkedRecord(crm_id=decision.person_id, regitijd_id=None, local={}, synced=None)
-        applied = _apply_linked(new, values, LEAVE_FIELDS)
-        actions: list[Action] = [Link(crm_id=decision.person_id, linked_by="auto", reason=decision.reason)]
-        if state.pending_version is not None:
-            actions.append(ClearPending())
-        outcome = PlannedOutcome(
-            kind=OutcomeKind.AUTO_LINKED,
-            reason=decision.reason,
-            details={"person_id": decision.person_id, "rule": decision.rule},
-        )
-        return Plan(situation="auto_linked", actions=(*actions, *applied.actions), outcomes=(outcome,))
-    pending = SavePending(
-        situation=decision.situation,
-        version=event.version,
-        candidates=decision.candidates,
-        reason=decision.reason,
-    )
-    outcome = PlannedOutcome(
-        kind=OutcomeKind.NEEDS_DECISION,
-        reason=decision.reason,
-        details={
-            "situation": decision.situation,
-            "version": event.version,
-            "candidates": [c.person_id for c in decision.candidates],
-        },
-    )
-    return Plan(situation="needs_decision", actions=(pending,), outcomes=(outcome,))
+        return _auto_link(state, values, LEAVE_FIELDS, decision.person_id, decision.reason,
+                          {"person_id": decision.person_id, "rule": decision.rule})  # fmt: skip
+    return _ask(event.version, decision.situation, decision.candidates, decision.reason,
+                [c.person_id for c in decision.candidates])  # fmt: skip
 
 
 def reconcile_company(
@@ -236,30 +213,35 @@ def reconcile_company(
         return _apply_linked(state.link, values, frozenset())
     decision = decide_organisation_match(event.after, candidates, policy)
     if isinstance(decision, OrganisationAutoLink):
-        new = LinkedRecord(crm_id=decision.organisation_id, regitijd_id=None, local={}, synced=None)
-        applied = _apply_linked(new, values, frozenset())
-        link = Link(crm_id=decision.organisation_id, linked_by="auto", reason=decision.reason)
-        actions: list[Action] = [link, *([ClearPending()] if state.pending_version is not None else [])]
-        outcome = PlannedOutcome(
-            kind=OutcomeKind.AUTO_LINKED,
-            reason=decision.reason,
-            details={"organisation_id": decision.organisation_id, "rule": decision.rule},
-        )
-        return Plan(situation="auto_linked", actions=(*actions, *applied.actions), outcomes=(outcome,))
-    pending = SavePending(
-        situation=decision.situation,
-        version=event.version,
-        candidates=decision.candidates,
-        reason=decision.reason,
-    )
+        return _auto_link(state, values, frozenset(), decision.organisation_id, decision.reason,
+                          {"organisation_id": decision.organisation_id, "rule": decision.rule})  # fmt: skip
+    return _ask(event.version, decision.situation, decision.candidates, decision.reason,
+                [c.organisation_id for c in decision.candidates])  # fmt: skip
+
+
+def _auto_link(
+    state: RecordState, values: dict[str, Any], leave_fields: frozenset[str], crm_id: int, reason: str,
+    details: dict[str, Any],
+) -> Plan:  # fmt: skip
+    """Link without asking, then write the record as for any linked one (creating the RegiTijd side)."""
+    applied = _apply_linked(LinkedRecord(crm_id=crm_id, regitijd_id=None, local={}, synced=None), values, leave_fields)
+    actions: list[Action] = [Link(crm_id=crm_id, linked_by="auto", reason=reason)]
+    if state.pending_version is not None:
+        actions.append(ClearPending())
+    outcome = PlannedOutcome(kind=OutcomeKind.AUTO_LINKED, reason=reason, details=details)
+    return Plan(situation="auto_linked", actions=(*actions, *applied.actions), outcomes=(outcome,))
+
+
+def _ask(
+    version: int, situation: Literal["unmatched", "disputed"],
+    candidates: tuple[ScoredCandidate, ...] | tuple[ScoredOrganisation, ...], reason: str, candidate_ids: list[int],
+) -> Plan:  # fmt: skip
+    """Store the question (replacing an older version) and tell the frontends."""
+    pending = SavePending(situation=situation, version=version, candidates=candidates, reason=reason)
     outcome = PlannedOutcome(
         kind=OutcomeKind.NEEDS_DECISION,
-        reason=decision.reason,
-        details={
-            "situation": decision.situation,
-            "version": event.version,
-            "candidates": [c.organisation_id for c in decision.candidates],
-        },
+        reason=reason,
+        details={"situation": situation, "version": version, "candidates": candidate_ids},
     )
     return Plan(situation="needs_decision", actions=(pending,), outcomes=(outcome,))
 

@@ -9,7 +9,7 @@ import logging
 import sys
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from worker.config import ConfigurationError, Settings, load_settings
@@ -80,6 +80,7 @@ def cmd_sync_now(args: argparse.Namespace, settings: Settings) -> int:
         event_id=uuid.uuid4(),
         full=args.full,
         dry_run=args.dry_run,
+        release_hold=args.release_hold,
         requested_by=args.requested_by,
         requested_at=datetime.now(UTC),
     )
@@ -107,19 +108,58 @@ def cmd_schemas(args: argparse.Namespace, _settings: Settings) -> int:
     return 0
 
 
-def cmd_leave_calc(args: argparse.Namespace, _settings: Settings) -> int:
+def cmd_leave(args: argparse.Namespace, settings: Settings) -> int:
+    """`leave calc --input FILE` (pure, from a file) or `leave EMPLOYEE [--year Y] [--on DATE]` (stored)."""
+    if args.what == "calc":
+        if not args.input:
+            print("nmbrs-sync: leave calc needs --input FILE", file=sys.stderr)
+            return 2
+        return leave_from_file(args.input)
+    if not args.what.isdigit():
+        print(f"nmbrs-sync: '{args.what}' is neither 'calc' nor a RegiTijd employee id", file=sys.stderr)
+        return 2
+    return asyncio.run(leave_of_employee(settings, int(args.what), args.on, args.year))
+
+
+async def leave_of_employee(settings: Settings, employee_id: int, on: str | None, year: int | None) -> int:
+    """Print the calculation for a stored employee, with its explanation, as HR checks it."""
+    import asyncpg
+
+    from worker.adapters.leave_store import load_leave_input
+    from worker.domain.leave import leave_balance
+
+    as_of = date.fromisoformat(on) if on else datetime.now(UTC).date()
+    connection = await asyncpg.connect(settings.database_url.get_secret_value())
+    try:
+        data = await load_leave_input(connection, employee_id, as_of)
+    except LookupError as error:
+        print(f"nmbrs-sync: {error}", file=sys.stderr)
+        return 1
+    finally:
+        await connection.close()
+    result = leave_balance(data.model_copy(update={"years": (year,) if year else None}))
+    print(f"Leave of RegiTijd employee {employee_id} on {as_of}")
+    for line in result.explanation:
+        print(f"  {line}")
+    balance = result.balance
+    print(f"Balance: {balance.total} h (statutory {balance.statutory}, extra {balance.extra}, "
+          f"adjustments {balance.adjustments}); overtime {result.overtime.balance} h")  # fmt: skip
+    return 0
+
+
+def leave_from_file(path: str) -> int:
     from pydantic import ValidationError
 
     from worker.domain.leave import LeaveInput, leave_balance
 
     try:
-        data = LeaveInput.model_validate_json(Path(args.input).read_bytes())
+        data = LeaveInput.model_validate_json(Path(path).read_bytes())
     except OSError as error:
-        print(f"nmbrs-sync: cannot read {args.input}: {error.strerror}", file=sys.stderr)
+        print(f"nmbrs-sync: cannot read {path}: {error.strerror}", file=sys.stderr)
         return 2
     except ValidationError as error:
         print(
-            f"nmbrs-sync: {args.input} is not a valid leave input (schemas/leave-calc-input.schema.json):",
+            f"nmbrs-sync: {path} is not a valid leave input (schemas/leave-calc-input.schema.json):",
             file=sys.stderr,
         )
         for problem in error.errors():
@@ -172,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     sync_now = sub.add_parser("sync-now", help="ask the worker to poll Nmbrs now ('Synchroniseren')")
     sync_now.add_argument("--full", action="store_true", help="full reconciliation: re-publish every record")
     sync_now.add_argument("--dry-run", action="store_true", help="publish the plan only, change nothing")
+    sync_now.add_argument(
+        "--release-hold", action="store_true", help="publish a poll the mass-change breaker holds (after checking it)"
+    )
     sync_now.add_argument("--requested-by", default="cli", help="who asks (shown in outcomes)")
     sync_now.set_defaults(func=cmd_sync_now)
     idle = sub.add_parser("wait-idle", help="wait until requested syncs are polled and reconciled")
@@ -184,11 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
     schemas.add_argument("action", choices=["write", "check"])
     schemas.add_argument("--dir", default="schemas", help="target directory (default: schemas)")
     schemas.set_defaults(func=cmd_schemas)
-    leave = sub.add_parser("leave", help="leave (verlof) calculations")
-    leave_sub = leave.add_subparsers(dest="leave_command", required=True)
-    calc = leave_sub.add_parser("calc", help="calculate entitlement and balances from a JSON input file")
-    calc.add_argument("--input", required=True, help="JSON file (schema: schemas/leave-calc-input.schema.json)")
-    calc.set_defaults(func=cmd_leave_calc)
+    leave = sub.add_parser(
+        "leave", help="leave (verlof): 'leave EMPLOYEE [--on DATE] [--year Y]' or 'leave calc --input FILE'"
+    )
+    leave.add_argument("what", help="'calc', or a RegiTijd employee id")
+    leave.add_argument("--input", help="calc: JSON file (schema: schemas/leave-calc-input.schema.json)")
+    leave.add_argument("--on", help="EMPLOYEE: the as-of date (YYYY-MM-DD), default today")
+    leave.add_argument("--year", type=int, help="EMPLOYEE: report this year (also a future year, as a forecast)")
+    leave.set_defaults(func=cmd_leave)
     return parser
 
 
