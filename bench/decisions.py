@@ -1,6 +1,8 @@
 """Decision latency: a decision event posted -> its outcome published, under a steady stream of changes.
 
-A real `nmbrs-sync worker` process runs on topics and a database of its own. N employees wait for a
+A real `nmbrs-sync worker` process runs on topics and a database of its own (--database-url, else
+$BENCH_DATABASE_URL, else `nmbrs_sync_bench` next to the configured one; created when missing; its public
+schema is dropped and migrated: never the demo or test database). N employees wait for a
 decision (their questions are prepared through the reconciler); M more are linked and keep receiving
 change events at a steady rate while the decisions (koppelen) are posted one by one at a steady rate.
 Each decision's latency is measured from just before its publish to the arrival of its outcome.
@@ -19,22 +21,18 @@ import time
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from support import ROOT, add_database_url_argument, bench_database_url, bench_settings, prepare_database
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from worker.adapters.kafka import client_kwargs, ensure_topics  # noqa: E402
-from worker.adapters.migrations import migrate  # noqa: E402
-from worker.config import Settings, Topics  # noqa: E402
-from worker.domain.changes import ChangeSource, EmployeeChanged, Entity, Op  # noqa: E402
-from worker.domain.decisions import Decision  # noqa: E402
-from worker.domain.matching import MatchPolicy  # noqa: E402
-from worker.domain.nmbrs_records import CodeRef, ContractPeriod, EmploymentPeriod, NmbrsEmployee  # noqa: E402
-from worker.entrypoints.reconciler import handle_change  # noqa: E402
+from worker.adapters.kafka import client_kwargs, ensure_topics
+from worker.config import Settings
+from worker.domain.changes import ChangeSource, EmployeeChanged, Entity, Op
+from worker.domain.decisions import Decision
+from worker.domain.matching import MatchPolicy
+from worker.domain.nmbrs_records import CodeRef, ContractPeriod, EmploymentPeriod, NmbrsEmployee
+from worker.entrypoints.reconciler import handle_change
 
 NOW = datetime.now(UTC)
 
@@ -70,9 +68,8 @@ def change(record: NmbrsEmployee, version: int, before: NmbrsEmployee | None = N
 async def prepare(settings: Settings, decisions: int, linked: int) -> tuple[list[int], list[int]]:
     """A fresh schema with persons, `decisions` open questions and `linked` already linked employees."""
     url = settings.database_url.get_secret_value()
+    await prepare_database(url)
     connection = await asyncpg.connect(url)
-    await connection.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-    await migrate(connection)
     await connection.executemany(
         "INSERT INTO crm_persons (person_id, first_name, last_name, birthday) VALUES ($1, $2, $3, '1980-01-01')",
         [(i, f"Voornaam{i}", f"Achternaam{i}") for i in range(1, decisions + linked + 1)],
@@ -89,14 +86,12 @@ async def prepare(settings: Settings, decisions: int, linked: int) -> tuple[list
     return asked, to_link
 
 
-async def run(decisions: int, linked: int, decision_rate: float, change_rate: float) -> dict[str, object]:
+async def run(
+    decisions: int, linked: int, decision_rate: float, change_rate: float, database_url: str | None
+) -> dict[str, object]:
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
-    settings = Settings(
-        topics=Topics(**{name: f"{prefix}.{name}" for name in Topics.model_fields}),
-        database_url=os.environ.get("BENCH_DATABASE_URL", Settings().database_url.get_secret_value()),
-        kafka_app_id=prefix,
-        kafka_topic_partitions=4,
-    )
+    # Reads a .env file as the worker process does, so both talk to the same broker.
+    settings = bench_settings(prefix, bench_database_url(database_url), env_file=True)
     asked, to_link = await prepare(settings, decisions, linked)
     await ensure_topics(settings)
     env = dict(
@@ -210,8 +205,9 @@ def main() -> int:
     parser.add_argument("--linked", type=int, default=200, help="linked employees receiving changes meanwhile")
     parser.add_argument("--decision-rate", type=float, default=10.0, help="decisions per second")
     parser.add_argument("--change-rate", type=float, default=50.0, help="change events per second")
+    add_database_url_argument(parser)
     args = parser.parse_args()
-    figures = asyncio.run(run(args.decisions, args.linked, args.decision_rate, args.change_rate))
+    figures = asyncio.run(run(args.decisions, args.linked, args.decision_rate, args.change_rate, args.database_url))
     print(
         f"{figures['decisions']} decisions at {figures['decision_rate_per_s']}/s under {figures['change_rate_per_s']} "
         f"changes/s: p50 {figures['p50_ms']} ms, p90 {figures['p90_ms']} ms, p99 {figures['p99_ms']} ms "

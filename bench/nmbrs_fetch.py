@@ -13,36 +13,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import sys
 import time
-from multiprocessing.connection import Connection
-from pathlib import Path
+from datetime import date
+from typing import TYPE_CHECKING
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from support import DOMAIN, TOKEN, USERNAME, sandbox
 
 from worker.adapters.nmbrs.client import NmbrsClient
 
-USERNAME, TOKEN, DOMAIN = "bench@example.nl", "bench-token", "bench"
+if TYPE_CHECKING:
+    from worker.sandbox.dataset import Dataset
 
 
-def _serve(companies: int, employees: int, seed: int, port_out: Connection) -> None:
-    """Child process: generate the dataset, serve it on an ephemeral loopback port, report the port."""
-    from aiohttp import web
-
-    from worker.sandbox.generate import generate
-    from worker.sandbox.server import create_app
-
-    async def main() -> None:
-        dataset = generate(companies, employees, seed)
-        runner = web.AppRunner(create_app(dataset, USERNAME, TOKEN, DOMAIN), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port_out.send((site._server.sockets[0].getsockname()[1], dataset.reference_date))  # type: ignore[union-attr]
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
+def reference_date(dataset: Dataset) -> tuple[date]:
+    """What the sandbox reports besides its port: the dataset's reference date (the fetch's as-of)."""
+    return (dataset.reference_date,)
 
 
 async def _fetch(port: int, as_of: object) -> dict[str, float | int]:
@@ -85,20 +71,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
-    receive, send = multiprocessing.Pipe(duplex=False)
-    server = multiprocessing.get_context("spawn").Process(
-        target=_serve, args=(args.companies, args.employees, args.seed, send), daemon=True
-    )
-    server.start()
-    try:
-        if not receive.poll(120):
-            print("sandbox did not start", file=sys.stderr)
-            return 1
-        port, as_of = receive.recv()
+    with sandbox(args.companies, args.employees, args.seed, reference_date) as (port, as_of):
         figures = asyncio.run(_fetch(port, as_of))
-    finally:
-        server.terminate()
-        server.join(10)
 
     print(f"Fetched {figures['employees']} employees in {figures['companies']} companies from the sandbox")
     print(f"  SOAP calls:          {figures['soap_calls']} ({figures['calls_per_employee']} per employee)")

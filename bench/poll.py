@@ -9,9 +9,9 @@ runs in its own process so its CPU time is not ours. Sequence: a first poll (eve
 The split is the poller's own: fetch (list + fetch every company), diff (load the stored snapshot, plan,
 breaker; loading reads every snapshot row) and publish (until the broker acknowledged every event). The
 diff overhead is diff / fetch.
-It uses topics with a unique prefix and a database of its own (default `nmbrs_sync_bench` next to the
-configured one, created when missing), whose public schema it drops and migrates: never the demo or test
-database. Prints a human summary and, last, one JSON line of figures.
+It uses topics with a unique prefix and a database of its own (--database-url, else $BENCH_DATABASE_URL,
+else `nmbrs_sync_bench` next to the configured one; created when missing), whose public schema it drops and
+migrates: never the demo or test database. Prints a human summary and, last, one JSON line of figures.
 """
 
 from __future__ import annotations
@@ -19,96 +19,52 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import random
 import sys
 import time
 import uuid
-from datetime import UTC, date, datetime
-from multiprocessing.connection import Connection
-from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from datetime import date
+from typing import TYPE_CHECKING, Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import asyncpg
 from aiohttp import ClientSession
+from support import (
+    DOMAIN,
+    TOKEN,
+    USERNAME,
+    add_database_url_argument,
+    bench_database_url,
+    bench_settings,
+    prepare_database,
+    sandbox,
+    utc_now,
+)
 
 from worker.adapters.kafka import KafkaPublisher, ensure_topics
-from worker.adapters.migrations import migrate
 from worker.adapters.nmbrs.client import NmbrsClient
 from worker.adapters.postgres import PollStore, create_pool
-from worker.config import Settings, Topics
 from worker.domain.events import PollReport
 from worker.entrypoints.poller import Poller, PollOptions
 
-USERNAME, TOKEN, DOMAIN = "bench@example.nl", "bench-token", "bench"
-BENCH_DATABASE = "nmbrs_sync_bench"
-PROTECTED_DATABASES = {"nmbrs_sync", "nmbrs_sync_test", "postgres", "template0", "template1"}
+if TYPE_CHECKING:
+    from worker.sandbox.dataset import Dataset
+
 DEPARTMENTS = 10  # the generator's departments have ids 1..10
 
 
-def _serve(companies: int, employees: int, seed: int, out: Connection) -> None:
-    """Child process: generate and serve the dataset; report the port and the employees that can change."""
-    from aiohttp import web
-
-    from worker.sandbox.generate import generate
-    from worker.sandbox.server import create_app
-
-    async def main() -> None:
-        dataset = generate(companies, employees, seed)
-        today = dataset.reference_date
-        # Employed now and without an end date: each can take any of the three changes (a leaver too).
-        changeable = [
-            (e.id, max(e.departments, key=lambda a: (a.start_year, a.start_period, a.created)).ref_id)
-            for e in dataset.employees
-            if e.employments
-            and e.departments
-            and all(p.end is None for p in e.employments)
-            and min(p.start for p in e.employments) <= today
-        ]
-        runner = web.AppRunner(create_app(dataset, USERNAME, TOKEN, DOMAIN), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        out.send((port, len(dataset.employees), changeable))
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
-
-
-def bench_database_url(explicit: str | None, configured: str) -> str:
-    """The benchmark's own database: explicit, or `nmbrs_sync_bench` on the configured server."""
-    url = explicit or urlunsplit(urlsplit(configured)._replace(path=f"/{BENCH_DATABASE}"))
-    name = urlsplit(url).path.lstrip("/")
-    if name in PROTECTED_DATABASES:
-        raise SystemExit(f"refusing database '{name}': the benchmark drops its schema; give it a database of its own")
-    return url
-
-
-async def prepare_database(url: str) -> None:
-    """Create the database when missing, then an empty, migrated public schema."""
-    try:
-        connection = await asyncpg.connect(url)
-    except asyncpg.InvalidCatalogNameError:
-        name = urlsplit(url).path.lstrip("/")
-        admin = await asyncpg.connect(urlunsplit(urlsplit(url)._replace(path="/postgres")))
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
-        connection = await asyncpg.connect(url)
-    try:
-        await connection.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
-        await migrate(connection)
-    finally:
-        await connection.close()
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+def changeable_employees(dataset: Dataset) -> tuple[int, list[tuple[int, int]]]:
+    """What the sandbox reports besides its port: the employee count and the employees that can change, as
+    (employee id, current department id)."""
+    today = dataset.reference_date
+    # Employed now and without an end date: each can take any of the three changes (a leaver too).
+    employees = [
+        (e.id, max(e.departments, key=lambda a: (a.start_year, a.start_period, a.created)).ref_id)
+        for e in dataset.employees
+        if e.employments
+        and e.departments
+        and all(p.end is None for p in e.employments)
+        and min(p.start for p in e.employments) <= today
+    ]
+    return len(dataset.employees), employees
 
 
 async def timed_poll(poller: Poller) -> tuple[PollReport, float]:
@@ -156,16 +112,8 @@ def split(report: PollReport, wall: float) -> dict[str, float]:
 
 async def run(args: argparse.Namespace, port: int, changeable: list[tuple[int, int]]) -> dict[str, Any]:
     prefix = f"bench-poll-{uuid.uuid4().hex[:8]}"
-    configured = Settings(_env_file=None).database_url.get_secret_value()  # type: ignore[call-arg]
-    url = bench_database_url(args.database_url, configured)
-    settings = Settings(
-        kafka_app_id=prefix,
-        topics=Topics(**{name: f"{prefix}.{name}" for name in Topics.model_fields}),
-        database_url=url,
-        kafka_topic_partitions=4,
-        status_port=0,
-        _env_file=None,  # type: ignore[call-arg]
-    )
+    url = bench_database_url(args.database_url)
+    settings = bench_settings(prefix, url)
     await prepare_database(url)
     await ensure_topics(settings)
     base_url = f"http://127.0.0.1:{port}"
@@ -239,25 +187,13 @@ def main() -> int:
     parser.add_argument("--change-pct", type=float, default=1.0, help="share of employees changed, in percent")
     parser.add_argument("--repeats", type=int, default=3, help="no-change polls; the median is reported")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--database-url", help=f"a database of the benchmark's own (default: {BENCH_DATABASE})")
+    add_database_url_argument(parser)
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
 
-    receive, send = multiprocessing.Pipe(duplex=False)
-    server = multiprocessing.get_context("spawn").Process(
-        target=_serve, args=(args.companies, args.employees, args.seed, send), daemon=True
-    )
-    server.start()
-    try:
-        if not receive.poll(120):
-            print("sandbox did not start", file=sys.stderr)
-            return 1
-        port, _, changeable = receive.recv()
-        result = asyncio.run(run(args, port, changeable))
-    finally:
-        server.terminate()
-        server.join(10)
+    with sandbox(args.companies, args.employees, args.seed, changeable_employees) as (port, _, employees):
+        result = asyncio.run(run(args, port, employees))
 
     f = result["figures"]
     print(f"Poll of {f['employees']} employees in {f['companies']} companies ({f['soap_calls_per_poll']} SOAP calls)")
