@@ -18,6 +18,12 @@ from worker.domain.events import Outcome, SyncRequested
 from worker.domain.status import StepStatus, judge
 
 
+async def keep_session(_connection: asyncpg.Connection) -> None:
+    """Skip asyncpg's reset round trip on every release: we keep no session state (no SET, LISTEN or
+    cursors; transactions are always closed by their context managers, and the session-level poll lock
+    is released explicitly)."""
+
+
 async def create_pool(settings: Settings, dsn: str | None = None) -> asyncpg.Pool:
     """Open the pool; `dsn` overrides the configured database (tests use their own)."""
     pool = await asyncpg.create_pool(
@@ -25,6 +31,7 @@ async def create_pool(settings: Settings, dsn: str | None = None) -> asyncpg.Poo
         min_size=1,
         max_size=settings.database_pool_max,
         command_timeout=60,
+        reset=keep_session,
     )
     assert pool is not None
     return pool

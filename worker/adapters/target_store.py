@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from worker.domain.matching import OrganisationCandidate, PersonCandidate, fold, split_last_name
-from worker.domain.nmbrs_records import CodeRef, LabourAgreementRef, NmbrsCompany, NmbrsEmployee
+from worker.domain.nmbrs_records import CodeRef, NmbrsCompany, NmbrsEmployee
 from worker.domain.ownership import PERSON_FIELDS, hours_text
 from worker.domain.reconcile import (
     Apply,
@@ -30,6 +30,7 @@ from worker.domain.reconcile import (
 )
 
 Entity = str  # 'employee' | 'company'
+REFERENCE_FIELDS = frozenset({"function_id", "department_id", "labour_agreement_id"})
 REFERENCE_TABLES = {"department": "rt_departments", "function": "rt_functions",
                     "labour_agreement": "rt_labour_agreements"}  # fmt: skip
 
@@ -38,7 +39,76 @@ class TargetStore(Protocol):
     """What the reconciler and the decision consumer need from RegiCRM/RegiTijd."""
 
     async def lock_record(self, key: str) -> None: ...
-    async def record_state(self, entity: Entity, nmbrs_id: int, bsn_hash: str | None = None) -> RecordState: ...
+    async def record_state(self, entity: Entity, nmbrs_id: int, bsn_hash: str | None = None) -> RecordState:
+        # One round trip for the sync state; the time of a change goes almost all into round trips.
+        row = await self.db.fetchrow(
+            """SELECT l.crm_id, l.regitijd_id,
+                      EXISTS (SELECT 1 FROM sync_blocks b WHERE b.entity = $1 AND b.nmbrs_id = $2) AS blocked,
+                      (SELECT p.version FROM pending_decisions p WHERE p.entity = $1 AND p.nmbrs_id = $2) AS pending,
+                      (SELECT s.crm_id FROM sync_links s WHERE $3::text IS NOT NULL AND s.entity = 'employee'
+                          AND s.bsn_hash = $3 AND s.nmbrs_id <> $2 ORDER BY s.linked_at LIMIT 1) AS same_human
+               FROM (SELECT 1) AS one
+               LEFT JOIN sync_links l ON l.entity = $1 AND l.nmbrs_id = $2""",
+            entity, nmbrs_id, bsn_hash if entity == "employee" else None,
+        )  # fmt: skip
+        assert row is not None
+        link = None
+        if row["crm_id"] is not None:
+            local, synced = await self._local_values(entity, row["crm_id"], row["regitijd_id"])
+            link = LinkedRecord(crm_id=row["crm_id"], regitijd_id=row["regitijd_id"], local=local, synced=synced)
+        return RecordState(link=link, blocked=row["blocked"], pending_version=row["pending"],
+                           linked_person_for_bsn=row["same_human"])  # fmt: skip
+
+    async def _local_values(
+        self, entity: Entity, crm_id: int, regitijd_id: int | None
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        if entity == "company":
+            row = await self.db.fetchrow(
+                """SELECT o.name, o.kvk_number, o.email, o.phone, o.website, c.nmbrs_synced
+                   FROM crm_organisations o LEFT JOIN rt_companies c ON c.company_id = $2
+                   WHERE o.organisation_id = $1""",
+                crm_id, regitijd_id,
+            )  # fmt: skip
+            values = dict(row) if row else {}
+            synced = values.pop("nmbrs_synced", None)
+            return values, (json.loads(synced) if synced else None)
+        row = await self.db.fetchrow(
+            f"""SELECT {", ".join(f"p.{f}" for f in PERSON_FIELDS)}, e.employee_id, e.number, e.company_id,
+                       c.nmbrs_company_id, e.function_id, e.department_id, e.labour_agreement_id, e.employment_start,
+                       e.employment_end, e.nmbrs_synced,
+                       (SELECT json_agg(json_build_object('contract_id', contract_id, 'start', start_date,
+                            'end', end_date, 'hours_per_week', hours_per_week::text) ORDER BY start_date, contract_id)
+                        FROM rt_contract_periods WHERE employee_id = e.employee_id) AS contracts,
+                       (SELECT json_agg(json_build_object('start', start_date, 'hours_per_week', hours_per_week::text,
+                            'parttime_percentage', parttime_percentage::text) ORDER BY start_date)
+                        FROM rt_schedule_periods WHERE employee_id = e.employee_id) AS schedules
+                FROM crm_persons p
+                LEFT JOIN rt_employees e ON e.employee_id = $2
+                LEFT JOIN rt_companies c ON c.company_id = e.company_id
+                WHERE p.person_id = $1""",
+            crm_id, regitijd_id,
+        )  # fmt: skip
+        record = dict(row) if row else {}
+        local: dict[str, Any] = {f: record.get(f) for f in PERSON_FIELDS}
+        local["birthday"] = _iso(local["birthday"])
+        if regitijd_id is None or record.get("employee_id") is None:
+            return local, None
+        synced = json.loads(record["nmbrs_synced"]) if record["nmbrs_synced"] else None
+        local.update(
+            number=record["number"],
+            # No RegiTijd company yet (its Nmbrs company is not linked): nothing local to differ from.
+            nmbrs_company_id=record["nmbrs_company_id"] if record["company_id"] is not None
+            else (synced or {}).get("nmbrs_company_id"),
+            function_id=record["function_id"],
+            department_id=record["department_id"],
+            labour_agreement_id=record["labour_agreement_id"],
+            employment_start=_iso(record["employment_start"]),
+            employment_end=_iso(record["employment_end"]),
+            contracts=json.loads(record["contracts"] or "[]"),
+            schedules=json.loads(record["schedules"] or "[]"),
+        )  # fmt: skip
+        return local, synced
+
     async def person_candidates(self, employee: NmbrsEmployee) -> list[PersonCandidate]: ...
     async def organisation_candidates(self, company: NmbrsCompany) -> list[OrganisationCandidate]: ...
     async def execute(
@@ -287,28 +357,26 @@ class PostgresTargetStore:
         )  # fmt: skip
 
     async def _ensure_references(self, employee: NmbrsEmployee) -> None:
-        # The reference event may still be on its way (another topic): create what the employee needs.
-        refs: list[tuple[str, CodeRef | LabourAgreementRef | None]] = [
-            ("function", employee.function), ("department", employee.department),
-            ("labour_agreement", employee.labour_agreement)]  # fmt: skip
-        for kind, ref in refs:
-            if ref is None:
-                continue
-            code = ref.number if isinstance(ref, LabourAgreementRef) else ref.code
-            code_column = "number" if kind == "labour_agreement" else "code"
-            await self.db.execute(
-                f"""INSERT INTO {REFERENCE_TABLES[kind]} (nmbrs_id, {code_column}, description)
-                    VALUES ($1, $2, $3) ON CONFLICT (nmbrs_id) DO NOTHING""",
-                ref.id,
-                code,
-                ref.description,
-            )
+        # The reference event may still be on its way (another topic): create what the employee needs,
+        # in one statement.
+        function, department, cao = employee.function, employee.department, employee.labour_agreement
+        await self.db.execute(
+            """WITH f AS (INSERT INTO rt_functions (nmbrs_id, code, description)
+                          SELECT $1::int, $2::text, $3::text WHERE $1::int IS NOT NULL ON CONFLICT DO NOTHING),
+                    d AS (INSERT INTO rt_departments (nmbrs_id, code, description)
+                          SELECT $4::int, $5::text, $6::text WHERE $4::int IS NOT NULL ON CONFLICT DO NOTHING)
+               INSERT INTO rt_labour_agreements (nmbrs_id, number, description)
+               SELECT $7::int, $8::text, $9::text WHERE $7::int IS NOT NULL ON CONFLICT DO NOTHING""",
+            *_ref_params(function), *_ref_params(department),
+            cao.id if cao else None, cao.number if cao else None, cao.description if cao else None,
+        )  # fmt: skip
 
     async def _apply_employee(
         self, action: Apply, nmbrs_id: int, employee: NmbrsEmployee, causation_id: uuid.UUID, actor: str
     ) -> int:
         values = action.values
-        await self._ensure_references(employee)
+        if REFERENCE_FIELDS & set(action.changed):
+            await self._ensure_references(employee)
         await self.db.execute(
             f"""UPDATE crm_persons SET {", ".join(f"{f} = ${i + 2}" for i, f in enumerate(PERSON_FIELDS))}
                 WHERE person_id = $1""",
@@ -350,18 +418,21 @@ class PostgresTargetStore:
                 regitijd_id,
                 *columns.values(),
             )
-        await self.db.execute("DELETE FROM rt_contract_periods WHERE employee_id = $1", regitijd_id)
-        await self.db.executemany(
-            "INSERT INTO rt_contract_periods VALUES ($1, $2, $3, $4, $5)",
-            [(regitijd_id, c["contract_id"], _date(c["start"]), _date(c["end"]), c["hours_per_week"])
-             for c in values["contracts"]],
-        )  # fmt: skip
-        await self.db.execute("DELETE FROM rt_schedule_periods WHERE employee_id = $1", regitijd_id)
-        await self.db.executemany(
-            "INSERT INTO rt_schedule_periods VALUES ($1, $2, $3, $4)",
-            [(regitijd_id, _date(s["start"]), s["hours_per_week"], s["parttime_percentage"])
-             for s in values["schedules"]],
-        )  # fmt: skip
+        # Periods are rewritten only when they changed (a new employee has every field changed).
+        if "contracts" in action.changed:
+            await self.db.execute("DELETE FROM rt_contract_periods WHERE employee_id = $1", regitijd_id)
+            await self.db.executemany(
+                "INSERT INTO rt_contract_periods VALUES ($1, $2, $3, $4, $5)",
+                [(regitijd_id, c["contract_id"], _date(c["start"]), _date(c["end"]), c["hours_per_week"])
+                 for c in values["contracts"]],
+            )  # fmt: skip
+        if "schedules" in action.changed:
+            await self.db.execute("DELETE FROM rt_schedule_periods WHERE employee_id = $1", regitijd_id)
+            await self.db.executemany(
+                "INSERT INTO rt_schedule_periods VALUES ($1, $2, $3, $4)",
+                [(regitijd_id, _date(s["start"]), s["hours_per_week"], s["parttime_percentage"])
+                 for s in values["schedules"]],
+            )  # fmt: skip
         await self._audit(
             causation_id,
             f"employee:{nmbrs_id}",
@@ -433,6 +504,10 @@ class PostgresTargetStore:
             _json(after),
             actor,
         )
+
+
+def _ref_params(ref: CodeRef | None) -> tuple[int | None, str | None, str | None]:
+    return (ref.id, ref.code, ref.description) if ref else (None, None, None)
 
 
 def _iso(value: Any) -> str | None:
