@@ -58,9 +58,7 @@ class Settings(BaseSettings):
         SecretStr("postgresql://nmbrs_sync:nmbrs_sync@127.0.0.1:54329/nmbrs_sync"),
         description="PostgreSQL DSN (postgresql://user:password@host:port/db); the password is secret.",
     )
-    database_pool_max: int = Field(
-        8, ge=2, le=100, description="Largest asyncpg pool size (reconciler lanes + decisions + status)."
-    )
+    database_pool_max: int = Field(5, ge=2, le=100, description="Largest asyncpg pool size.")
 
     # Nmbrs
     nmbrs_base_url: str = Field(
@@ -101,11 +99,6 @@ class Settings(BaseSettings):
         description="Definite rule: link a fuzzy match at or above this score without asking (off by default).",
     )
 
-    reconciler_batch_size: int = Field(200, ge=1, le=5000, description="Change events taken per batch.")
-    reconciler_parallelism: int = Field(
-        4, ge=1, le=64, description="Records reconciled side by side (same record: always one at a time)."
-    )
-
     # Worker
     # Not WEB_PORT: faust reads that environment variable itself and it would override ours.
     status_port: int = Field(6066, ge=0, le=65535, description="Port of the worker's status page (0 = off).")
@@ -142,13 +135,6 @@ class Settings(BaseSettings):
             raise ValueError(
                 "kafka_security_protocol SASL_* needs KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
             )
-        return self
-
-    @model_validator(mode="after")
-    def _pool_fits_the_lanes(self) -> Settings:
-        # The decision agent and the status timer need connections of their own next to the lanes.
-        if self.database_pool_max < self.reconciler_parallelism + 2:
-            raise ValueError("database_pool_max must be at least reconciler_parallelism + 2")
         return self
 
     def masked(self) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime
 
@@ -11,7 +10,7 @@ import pytest
 
 from worker.domain.events import Message, Outcome, OutcomeKind, SyncRequested, outcome_for
 from worker.entrypoints import consuming
-from worker.entrypoints.consuming import ConsumerContext, RawMessage, consume_batch, consume_one
+from worker.entrypoints.consuming import ConsumerContext, RawMessage, consume_one
 from worker.entrypoints.consuming import backoff_delay as real_backoff_delay
 
 
@@ -133,37 +132,3 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
         ceiling = min(5.0, 0.1 * 2**attempt)
         assert all(0 <= delay <= ceiling for delay in samples)
         assert max(samples) > ceiling / 2  # jitter spreads over the whole window
-
-
-async def test_a_batch_keeps_one_records_order_and_overlaps_different_records() -> None:
-    sink = RecordingSink()
-    requests = {key: [valid_request() for _ in range(3)] for key in (b"employee:1", b"employee:2")}
-    order: list[tuple[bytes, int]] = []
-    running = 0
-    overlapped = False
-    by_id = {r.event_id: (key, i) for key, rs in requests.items() for i, r in enumerate(rs)}
-
-    async def slow(message: SyncRequested) -> list[Outcome]:
-        nonlocal running, overlapped
-        running += 1
-        overlapped = overlapped or running > 1
-        await asyncio.sleep(0.01)
-        running -= 1
-        order.append(by_id[message.event_id])
-        return []
-
-    raws = [
-        RawMessage(topic="in", partition=0, offset=i, key=key, value=request.model_dump_json().encode())
-        for i, (key, request) in enumerate((k, r) for k, rs in requests.items() for r in rs)
-    ]
-    await consume_batch(raws, context(sink), SyncRequested.model_validate_json, slow, parallel=4)
-    for key in requests:
-        assert [i for k, i in order if k == key] == [0, 1, 2]
-    assert overlapped and len(order) == 6
-
-
-def test_the_pool_must_leave_room_next_to_the_reconciler_lanes() -> None:
-    from worker.config import ConfigurationError, load_settings
-
-    with pytest.raises(ConfigurationError, match="database_pool_max"):
-        load_settings(_env_file=None, database_pool_max=4, reconciler_parallelism=4)

@@ -175,27 +175,3 @@ async def consume_one(
         batch: list[tuple[str, str, Message]] = [(context.outcomes_topic, o.subject, o) for o in outcomes]
         await with_retries(lambda: context.sink.publish_many(batch), "outcome publish", context.max_backoff_s)
     return outcomes
-
-
-async def consume_batch(
-    raws: list[RawMessage],
-    context: ConsumerContext,
-    parse: Callable[[bytes], M],
-    handle: Callable[[M], Awaitable[list[Outcome]]],
-    parallel: int,
-) -> None:
-    """Handle a fetched batch: messages with the same key one after the other, in offset order; different
-    keys side by side (at most `parallel` at once). The time goes into database round trips, so lanes
-    overlap them. The caller acknowledges the batch only after this returns, so nothing is committed
-    past a message still in flight (unlike faust's agent concurrency, issue #606)."""
-    lanes: dict[tuple[str, bytes | None], list[RawMessage]] = {}
-    for raw in raws:
-        lanes.setdefault((raw.topic, raw.key), []).append(raw)
-    gate = asyncio.Semaphore(parallel)
-
-    async def run(lane: list[RawMessage]) -> None:
-        async with gate:
-            for raw in lane:
-                await consume_one(raw, context, parse, handle)
-
-    await asyncio.gather(*(run(lane) for lane in lanes.values()))

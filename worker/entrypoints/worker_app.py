@@ -23,7 +23,7 @@ from worker.domain.decisions import Decision, FollowUpCommand
 from worker.domain.events import SyncRequested
 from worker.domain.matching import MatchPolicy
 from worker.entrypoints import decisions, reconciler, sync_requests
-from worker.entrypoints.consuming import ConsumerContext, RawMessage, consume_batch, consume_one
+from worker.entrypoints.consuming import ConsumerContext, RawMessage, consume_one
 from worker.entrypoints.poller import NMBRS_TIMEZONE, Poller, run_poll_loop
 
 log = logging.getLogger(__name__)
@@ -150,11 +150,9 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
     async def reconciler_agent(stream: faust.StreamT[bytes]) -> None:
         ctx = await context(reconciler.CONSUMER)
         handle = partial(reconciler.handle_change, pool=await resources.pool(), policy=policy, now=utc_now)
-        # A batch forms within 10 ms at most, so a lone change waits no longer than that.
-        async for events in stream.take_events(settings.reconciler_batch_size, within=0.01):
-            await consume_batch([raw_message(e) for e in events], ctx, parse_change_event, handle,
-                                settings.reconciler_parallelism)  # fmt: skip
-            resources.handled += len(events)
+        async for event in stream.events():
+            await consume_one(raw_message(event), ctx, parse_change_event, handle)
+            resources.handled += 1
 
     published_status: dict[str, dict[str, Any]] = {}
 
