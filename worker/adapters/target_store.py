@@ -433,14 +433,7 @@ class PostgresTargetStore:
                 [(regitijd_id, _date(s["start"]), s["hours_per_week"], s["parttime_percentage"])
                  for s in values["schedules"]],
             )  # fmt: skip
-        await self._audit(
-            causation_id,
-            f"employee:{nmbrs_id}",
-            "apply",
-            {"changed": list(action.changed)},
-            {name: values[name] for name in action.changed} or None,
-            actor,
-        )
+        await self._audit_apply(causation_id, f"employee:{nmbrs_id}", action, actor)
         assert isinstance(regitijd_id, int)
         return regitijd_id
 
@@ -480,16 +473,14 @@ class PostgresTargetStore:
             nmbrs_id,
             company_id,
         )
-        await self._audit(
-            causation_id,
-            f"company:{nmbrs_id}",
-            "apply",
-            {"changed": list(action.changed)},
-            {name: values[name] for name in action.changed} or None,
-            actor,
-        )
+        await self._audit_apply(causation_id, f"company:{nmbrs_id}", action, actor)
         assert isinstance(company_id, int)
         return company_id
+
+    async def _audit_apply(self, causation_id: uuid.UUID, subject: str, action: Apply, actor: str) -> None:
+        """The audit row of an Apply: which fields changed and their new values."""
+        changed = {name: action.values[name] for name in action.changed}
+        await self._audit(causation_id, subject, "apply", {"changed": list(action.changed)}, changed or None, actor)
 
     async def _audit(
         self, causation_id: uuid.UUID, subject: str, action: str, before: Any, after: Any, actor: str

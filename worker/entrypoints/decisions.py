@@ -188,29 +188,14 @@ async def ask_again(ctx: DecisionContext, entity: str, nmbrs_id: int, record: di
     event_id = uuid.uuid5(_RE_ASK_NAMESPACE, f"{ctx.decision_id}:{entity}:{nmbrs_id}")
     model = _model(entity, record)
     state = await ctx.store.record_state(entity, nmbrs_id, getattr(model, "bsn_hash", None))
+    # A snapshot read of the record, as a full reconciliation would publish it.
+    read = {"event_id": event_id, "key": f"{entity}:{nmbrs_id}", "op": Op.READ, "version": version, "after": model,
+            "source": source, "ts": ctx.now}  # fmt: skip
     if isinstance(model, NmbrsEmployee):
-        event = EmployeeChanged(
-            event_id=event_id,
-            entity=Entity.EMPLOYEE,
-            key=f"employee:{nmbrs_id}",
-            op=Op.READ,
-            version=version,
-            after=model,
-            source=source,
-            ts=ctx.now,
-        )
+        event = EmployeeChanged(entity=Entity.EMPLOYEE, **read)
         plan = reconcile_employee(event, state, await ctx.store.person_candidates(model), ctx.policy)
     else:
-        company_event = CompanyChanged(
-            event_id=event_id,
-            entity=Entity.COMPANY,
-            key=f"company:{nmbrs_id}",
-            op=Op.READ,
-            version=version,
-            after=model,
-            source=source,
-            ts=ctx.now,
-        )
+        company_event = CompanyChanged(entity=Entity.COMPANY, **read)
         plan = reconcile_company(company_event, state, await ctx.store.organisation_candidates(model), ctx.policy)
     recalculate = await ctx.store.execute(plan, entity, nmbrs_id, model, ctx.decision_id, ctx.actor)
     await ctx.recalculate(recalculate, f"{entity}:{nmbrs_id}")
