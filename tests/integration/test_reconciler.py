@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 
 import asyncpg
 import pytest
 
+from tests.builders import NOW, company_change, employee_change, nmbrs_employee
 from worker.domain.changes import (
     ChangeSource,
-    CompanyChanged,
     EmployeeChanged,
     Entity,
     Op,
@@ -22,57 +22,22 @@ from worker.domain.changes import (
 )
 from worker.domain.events import Outcome, OutcomeKind
 from worker.domain.matching import MatchPolicy
-from worker.domain.nmbrs_records import CodeRef, ContractPeriod, EmploymentPeriod, NmbrsCompany, NmbrsEmployee
+from worker.domain.nmbrs_records import CodeRef, EmploymentPeriod, NmbrsEmployee
 
 pytestmark = pytest.mark.integration
 
-NOW = datetime(2026, 11, 28, 9, tzinfo=UTC)
-HASH_ANNA = "a1" * 32
 Handle = Callable[..., Awaitable[list[Outcome]]]
 
 
-def employee(employee_id: int = 101, **changes: object) -> NmbrsEmployee:
-    data: dict[str, object] = {
-        "employee_id": employee_id, "company_id": 1, "number": "17", "first_name": "Anna", "prefix": "van der",
-        "last_name": "Berg", "birthday": date(1980, 4, 2), "email_work": "anna@zon.nl", "bsn_hash": HASH_ANNA,
-        "function": CodeRef(id=5, code="5", description="Bakker"),
-        "department": CodeRef(id=7, code="7", description="Productie"),
-        "employments": (EmploymentPeriod(employment_id=1, start=date(2026, 1, 1)),),
-        "contracts": (ContractPeriod(contract_id=1, start=date(2026, 1, 1), hours_per_week=Decimal("40")),),
-    }  # fmt: skip
-    data.update(changes)
-    return NmbrsEmployee.model_validate(data)
-
-
+employee = nmbrs_employee
 _versions: dict[str, int] = {}
 
 
 def event(after: NmbrsEmployee | None, op: Op = Op.CREATE, before: NmbrsEmployee | None = None) -> EmployeeChanged:
+    """A change with the next version of its record, as successive polls would publish."""
     key = f"employee:{(after or before).employee_id}"  # type: ignore[union-attr]
     _versions[key] = _versions.get(key, 0) + 1
-    fields = tuple(
-        sorted(k for k in NmbrsEmployee.model_fields if before and after and getattr(before, k) != getattr(after, k))
-    )  # type: ignore[union-attr]
-    return EmployeeChanged(event_id=uuid.uuid4(), entity=Entity.EMPLOYEE, key=key, op=op, version=_versions[key],
-                           before=before if op in (Op.UPDATE, Op.DELETE) else None, after=after,
-                           changed_fields=fields or (("x",) if op is Op.UPDATE else ()),
-                           source=ChangeSource(poll_id=uuid.uuid4(), fetched_at=NOW), ts=NOW)  # fmt: skip
-
-
-def company_event(op: Op = Op.CREATE, **fields: object) -> CompanyChanged:
-    company = NmbrsCompany.model_validate(
-        {"company_id": 1, "name": "Bakkerij De Zon B.V.", "kvk_number": "88721495", **fields}
-    )
-    return CompanyChanged(
-        event_id=uuid.uuid4(),
-        entity=Entity.COMPANY,
-        key="company:1",
-        op=op,
-        version=1,
-        after=company,
-        source=ChangeSource(poll_id=uuid.uuid4(), fetched_at=NOW),
-        ts=NOW,
-    )
+    return employee_change(after, op, before, _versions[key])
 
 
 def kinds(outcomes: list[Outcome]) -> list[str]:
@@ -263,7 +228,7 @@ async def test_a_company_links_by_kvk_and_employees_synced_earlier_get_their_com
 ) -> None:
     await link_anna(handle)
     assert await db.fetchval("SELECT company_id FROM rt_employees WHERE nmbrs_employee_id = 101") is None
-    outcomes = await handle(company_event())
+    outcomes = await handle(company_change())
     assert outcomes[0].kind is OutcomeKind.AUTO_LINKED and "KvK" in (outcomes[0].reason or "")
     company_id = await db.fetchval("SELECT company_id FROM rt_companies WHERE nmbrs_company_id = 1")
     assert await db.fetchval("SELECT company_id FROM rt_employees WHERE nmbrs_employee_id = 101") == company_id

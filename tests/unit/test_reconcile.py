@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 
+from tests.builders import NOW, company_change, employee_change, nmbrs_employee
 from worker.domain.changes import (
     ChangeSource,
-    CompanyChanged,
     EmployeeChanged,
     Entity,
     Op,
@@ -18,10 +18,8 @@ from worker.domain.changes import (
 from worker.domain.events import OutcomeKind
 from worker.domain.matching import MatchPolicy, OrganisationCandidate, PersonCandidate
 from worker.domain.nmbrs_records import (
-    CodeRef,
     ContractPeriod,
     EmploymentPeriod,
-    NmbrsCompany,
     NmbrsEmployee,
 )
 from worker.domain.ownership import (
@@ -45,29 +43,13 @@ from worker.domain.reconcile import (
     reconcile_reference,
 )
 
-NOW = datetime(2026, 11, 28, 9, tzinfo=UTC)
 SOURCE = ChangeSource(poll_id=uuid.uuid4(), fetched_at=NOW)
 POLICY = MatchPolicy()
 
 
-def nmbrs_employee(**changes: object) -> NmbrsEmployee:
-    base: dict[str, object] = {
-        "employee_id": 7, "company_id": 1, "first_name": "Anna", "prefix": "van der", "last_name": "Berg",
-        "birthday": date(1980, 4, 2), "email_work": "anna@bakkerij.nl", "bsn_hash": "ab" * 32,
-        "function": CodeRef(id=5, code="5", description="Bakker"),
-        "employments": (EmploymentPeriod(employment_id=1, start=date(2020, 1, 1)),),
-        "contracts": (ContractPeriod(contract_id=1, start=date(2020, 1, 1), hours_per_week=Decimal("32")),),
-    }  # fmt: skip
-    base.update(changes)
-    return NmbrsEmployee.model_validate(base)
-
-
 def change(after: NmbrsEmployee | None, op: Op = Op.UPDATE, before: NmbrsEmployee | None = None) -> EmployeeChanged:
     before = before or (nmbrs_employee() if op in (Op.UPDATE, Op.DELETE) else None)
-    return EmployeeChanged(
-        event_id=uuid.uuid4(), entity=Entity.EMPLOYEE, key="employee:7", op=op, version=3, before=before,
-        after=after, changed_fields=("last_name",) if op is Op.UPDATE else (), source=SOURCE, ts=NOW,
-    )  # fmt: skip
+    return employee_change(after, op, before, version=3)
 
 
 def linked(local: dict[str, object] | None = None, synced: dict[str, object] | None = None) -> RecordState:
@@ -128,7 +110,7 @@ def test_a_leaver_gets_an_end_date_and_nothing_is_deleted() -> None:
 def test_removal_from_nmbrs_deactivates_the_linked_employee() -> None:
     plan = reconcile_employee(change(None, op=Op.DELETE), linked(), [], POLICY)
     assert plan.situation == "removed" and plan.actions == (
-        Deactivate(regitijd_id=21, reason="Nmbrs employee employee:7 removed from Nmbrs"),
+        Deactivate(regitijd_id=21, reason="Nmbrs employee employee:101 removed from Nmbrs"),
     )
 
 
@@ -188,31 +170,15 @@ def test_drift_is_only_reported_for_fields_edited_since_the_last_sync() -> None:
     assert drift.field == "email_work" and drift.local_value == "typo@x.nl"
 
 
-def company_event(op: Op = Op.CREATE, **fields: object) -> CompanyChanged:
-    company = NmbrsCompany.model_validate(
-        {"company_id": 1, "name": "Bakkerij De Zon B.V.", "kvk_number": "12345678", **fields}
-    )
-    return CompanyChanged(
-        event_id=uuid.uuid4(),
-        entity=Entity.COMPANY,
-        key="company:1",
-        op=op,
-        version=1,
-        after=company,
-        source=SOURCE,
-        ts=NOW,
-    )
-
-
 def test_company_with_a_unique_kvk_match_is_linked_automatically() -> None:
-    organisation = OrganisationCandidate(organisation_id=4, name="Bakkerij de Zon", kvk_number="12345678")
-    plan = reconcile_company(company_event(), RecordState(), [organisation], POLICY)
+    organisation = OrganisationCandidate(organisation_id=4, name="Bakkerij de Zon", kvk_number="88721495")
+    plan = reconcile_company(company_change(), RecordState(), [organisation], POLICY)
     assert plan.situation == "auto_linked" and isinstance(plan.actions[0], Link) and plan.actions[0].crm_id == 4
 
 
 def test_company_without_kvk_match_needs_a_decision() -> None:
     organisation = OrganisationCandidate(organisation_id=4, name="Bakkerij de Zon")
-    plan = reconcile_company(company_event(), RecordState(), [organisation], POLICY)
+    plan = reconcile_company(company_change(), RecordState(), [organisation], POLICY)
     assert plan.situation == "needs_decision"
 
 
