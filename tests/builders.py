@@ -6,7 +6,15 @@ import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from worker.domain.changes import ChangeSource, CompanyChanged, EmployeeChanged, Entity, Op
+from worker.domain.changes import (
+    ChangeSource,
+    CompanyChanged,
+    EmployeeChanged,
+    Entity,
+    Op,
+    ReferenceChanged,
+    ReferenceRecord,
+)
 from worker.domain.nmbrs_records import CodeRef, ContractPeriod, EmploymentPeriod, NmbrsCompany, NmbrsEmployee
 
 NOW = datetime(2026, 11, 28, 9, tzinfo=UTC)
@@ -51,4 +59,14 @@ def company_change(op: Op = Op.CREATE, version: int = 1, **fields: object) -> Co
     return CompanyChanged(
         event_id=uuid.uuid4(), entity=Entity.COMPANY, key="company:1", op=op, version=version, after=company,
         source=ChangeSource(poll_id=uuid.uuid4(), fetched_at=NOW), ts=NOW,
+    )  # fmt: skip
+
+
+def department_change(op: Op, department_id: int = 7, description: str = "Productie") -> ReferenceChanged:
+    """A department created (op c) or no longer used (op d)."""
+    record = ReferenceRecord(kind="department", id=department_id, code=str(department_id), description=description)
+    return ReferenceChanged(
+        event_id=uuid.uuid4(), entity=Entity.DEPARTMENT, key=f"department:{department_id}", op=op,
+        version=1 if op is Op.CREATE else 2, before=record if op is Op.DELETE else None,
+        after=None if op is Op.DELETE else record, source=ChangeSource(poll_id=uuid.uuid4(), fetched_at=NOW), ts=NOW,
     )  # fmt: skip

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date
 from decimal import Decimal
@@ -11,14 +10,10 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
-from tests.builders import NOW, company_change, employee_change, nmbrs_employee
+from tests.builders import company_change, department_change, employee_change, nmbrs_employee
 from worker.domain.changes import (
-    ChangeSource,
     EmployeeChanged,
-    Entity,
     Op,
-    ReferenceChanged,
-    ReferenceRecord,
 )
 from worker.domain.events import Outcome, OutcomeKind
 from worker.domain.matching import MatchPolicy
@@ -235,33 +230,9 @@ async def test_a_company_links_by_kvk_and_employees_synced_earlier_get_their_com
 
 
 async def test_reference_data_is_created_and_deactivated_automatically(handle: Handle, db: asyncpg.Pool) -> None:
-    record = ReferenceRecord(kind="department", id=8, code="8", description="Winkel")
-    source = ChangeSource(poll_id=uuid.uuid4(), fetched_at=NOW)
-    await handle(
-        ReferenceChanged(
-            event_id=uuid.uuid4(),
-            entity=Entity.DEPARTMENT,
-            key="department:8",
-            op=Op.CREATE,
-            version=1,
-            after=record,
-            source=source,
-            ts=NOW,
-        )
-    )
+    await handle(department_change(Op.CREATE, 8, "Winkel"))
     assert await db.fetchval("SELECT active FROM rt_departments WHERE nmbrs_id = 8") is True
-    await handle(
-        ReferenceChanged(
-            event_id=uuid.uuid4(),
-            entity=Entity.DEPARTMENT,
-            key="department:8",
-            op=Op.DELETE,
-            version=2,
-            before=record,
-            source=source,
-            ts=NOW,
-        )
-    )
+    await handle(department_change(Op.DELETE, 8, "Winkel"))
     assert await db.fetchval("SELECT active FROM rt_departments WHERE nmbrs_id = 8") is False
 
 

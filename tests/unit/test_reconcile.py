@@ -6,14 +6,11 @@ import uuid
 from datetime import date
 from decimal import Decimal
 
-from tests.builders import NOW, company_change, employee_change, nmbrs_employee
+from tests.builders import NOW, company_change, department_change, employee_change, nmbrs_employee
 from worker.domain.changes import (
     ChangeSource,
     EmployeeChanged,
-    Entity,
     Op,
-    ReferenceChanged,
-    ReferenceRecord,
 )
 from worker.domain.events import OutcomeKind
 from worker.domain.matching import MatchPolicy, OrganisationCandidate, PersonCandidate
@@ -183,28 +180,8 @@ def test_company_without_kvk_match_needs_a_decision() -> None:
 
 
 def test_reference_data_is_upserted_and_deactivated_when_gone() -> None:
-    record = ReferenceRecord(kind="department", id=7, code="IT", description="ICT")
-    created = ReferenceChanged(
-        event_id=uuid.uuid4(),
-        entity=Entity.DEPARTMENT,
-        key="department:7",
-        op=Op.CREATE,
-        version=1,
-        after=record,
-        source=SOURCE,
-        ts=NOW,
-    )
-    removed = ReferenceChanged(
-        event_id=uuid.uuid4(),
-        entity=Entity.DEPARTMENT,
-        key="department:7",
-        op=Op.DELETE,
-        version=2,
-        before=record,
-        source=SOURCE,
-        ts=NOW,
-    )
+    created, removed = department_change(Op.CREATE, 7, "ICT"), department_change(Op.DELETE, 7, "ICT")
     assert reconcile_reference(created).actions == (
-        UpsertReference(kind="department", nmbrs_id=7, code="IT", description="ICT", active=True),
+        UpsertReference(kind="department", nmbrs_id=7, code="7", description="ICT", active=True),
     )
     assert reconcile_reference(removed).actions[0].active is False  # type: ignore[union-attr]
