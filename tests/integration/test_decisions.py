@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from tests.builders import NOW
 from worker.adapters.postgres import PollStore
 from worker.config import Settings
 from worker.domain.changes import Op
@@ -21,7 +22,7 @@ from worker.entrypoints.cli import leave_of_employee
 from worker.entrypoints.decisions import handle_decision, handle_follow_up
 
 from ..conftest import database_url_for_tests
-from .test_reconciler import NOW, Handle, employee, event
+from .test_reconciler import Handle, employee, event
 
 pytestmark = pytest.mark.integration
 

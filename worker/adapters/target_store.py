@@ -16,7 +16,7 @@ import asyncpg
 
 from worker.domain.matching import OrganisationCandidate, PersonCandidate, fold, split_last_name
 from worker.domain.nmbrs_records import CodeRef, NmbrsCompany, NmbrsEmployee
-from worker.domain.ownership import PERSON_FIELDS, hours_text
+from worker.domain.ownership import PERSON_FIELDS
 from worker.domain.reconcile import (
     Apply,
     ClearPending,
@@ -39,6 +39,36 @@ class TargetStore(Protocol):
     """What the reconciler and the decision consumer need from RegiCRM/RegiTijd."""
 
     async def lock_record(self, key: str) -> None: ...
+    async def record_state(self, entity: Entity, nmbrs_id: int, bsn_hash: str | None = None) -> RecordState: ...
+    async def person_candidates(self, employee: NmbrsEmployee) -> list[PersonCandidate]: ...
+    async def organisation_candidates(self, company: NmbrsCompany) -> list[OrganisationCandidate]: ...
+    async def execute(
+        self,
+        plan: Plan,
+        entity: Entity,
+        nmbrs_id: int,
+        record: Any,
+        causation_id: uuid.UUID,
+        actor: str = "sync",
+    ) -> list[int]: ...
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=str)
+
+
+class PostgresTargetStore:
+    """The target store on one connection; the caller owns the transaction (one unit of work)."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self.db = connection
+
+    async def lock_record(self, key: str) -> None:
+        """Serialise everything that touches one Nmbrs record (changes and decisions never interleave)."""
+        await self.db.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key)
+
+    # --- reading ------------------------------------------------------------------------------------
+
     async def record_state(self, entity: Entity, nmbrs_id: int, bsn_hash: str | None = None) -> RecordState:
         # One round trip for the sync state; the time of a change goes almost all into round trips.
         row = await self.db.fetchrow(
@@ -108,118 +138,6 @@ class TargetStore(Protocol):
             schedules=json.loads(record["schedules"] or "[]"),
         )  # fmt: skip
         return local, synced
-
-    async def person_candidates(self, employee: NmbrsEmployee) -> list[PersonCandidate]: ...
-    async def organisation_candidates(self, company: NmbrsCompany) -> list[OrganisationCandidate]: ...
-    async def execute(
-        self,
-        plan: Plan,
-        entity: Entity,
-        nmbrs_id: int,
-        record: Any,
-        causation_id: uuid.UUID,
-        actor: str = "sync",
-    ) -> list[int]: ...
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, default=str)
-
-
-class PostgresTargetStore:
-    """The target store on one connection; the caller owns the transaction (one unit of work)."""
-
-    def __init__(self, connection: asyncpg.Connection) -> None:
-        self.db = connection
-
-    async def lock_record(self, key: str) -> None:
-        """Serialise everything that touches one Nmbrs record (changes and decisions never interleave)."""
-        await self.db.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key)
-
-    # --- reading ------------------------------------------------------------------------------------
-
-    async def record_state(self, entity: Entity, nmbrs_id: int, bsn_hash: str | None = None) -> RecordState:
-        link_row = await self.db.fetchrow(
-            "SELECT crm_id, regitijd_id FROM sync_links WHERE entity = $1 AND nmbrs_id = $2", entity, nmbrs_id
-        )
-        blocked = await self.db.fetchval(
-            "SELECT true FROM sync_blocks WHERE entity = $1 AND nmbrs_id = $2", entity, nmbrs_id
-        )
-        pending = await self.db.fetchval(
-            "SELECT version FROM pending_decisions WHERE entity = $1 AND nmbrs_id = $2", entity, nmbrs_id
-        )
-        same_human = None
-        if bsn_hash and entity == "employee":
-            same_human = await self.db.fetchval(
-                """SELECT crm_id FROM sync_links WHERE entity = 'employee' AND bsn_hash = $1 AND nmbrs_id <> $2
-                   ORDER BY linked_at LIMIT 1""",
-                bsn_hash, nmbrs_id,
-            )  # fmt: skip
-        link = None
-        if link_row is not None:
-            local, synced = await self._local_values(entity, link_row["crm_id"], link_row["regitijd_id"])
-            link = LinkedRecord(
-                crm_id=link_row["crm_id"], regitijd_id=link_row["regitijd_id"], local=local, synced=synced
-            )
-        return RecordState(link=link, blocked=bool(blocked), pending_version=pending, linked_person_for_bsn=same_human)
-
-    async def _local_values(
-        self, entity: Entity, crm_id: int, regitijd_id: int | None
-    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        if entity == "company":
-            row = await self.db.fetchrow(
-                "SELECT name, kvk_number, email, phone, website FROM crm_organisations WHERE organisation_id = $1",
-                crm_id,
-            )
-            synced = (
-                await self.db.fetchval("SELECT nmbrs_synced FROM rt_companies WHERE company_id = $1", regitijd_id)
-                if regitijd_id
-                else None
-            )
-            return (dict(row) if row else {}), (json.loads(synced) if synced else None)
-        person = await self.db.fetchrow(
-            f"SELECT {', '.join(PERSON_FIELDS)} FROM crm_persons WHERE person_id = $1", crm_id
-        )
-        local: dict[str, Any] = {
-            k: (v.isoformat() if k == "birthday" and v else v) for k, v in dict(person or {}).items()
-        }
-        if regitijd_id is None:
-            return local, None
-        employee = await self.db.fetchrow(
-            """SELECT e.number, e.company_id, c.nmbrs_company_id, e.function_id, e.department_id, e.labour_agreement_id,
-                      e.employment_start, e.employment_end, e.nmbrs_synced
-               FROM rt_employees e LEFT JOIN rt_companies c USING (company_id) WHERE e.employee_id = $1""",
-            regitijd_id,
-        )
-        assert employee is not None
-        contracts = await self.db.fetch(
-            """SELECT contract_id, start_date, end_date, hours_per_week FROM rt_contract_periods
-               WHERE employee_id = $1 ORDER BY start_date, contract_id""",
-            regitijd_id,
-        )
-        schedules = await self.db.fetch(
-            """SELECT start_date, hours_per_week, parttime_percentage FROM rt_schedule_periods
-               WHERE employee_id = $1 ORDER BY start_date""",
-            regitijd_id,
-        )
-        local.update(
-            number=employee["number"],
-            # No RegiTijd company yet (its Nmbrs company is not linked): nothing local to differ from.
-            nmbrs_company_id=employee["nmbrs_company_id"]
-            if employee["company_id"] is not None
-            else json.loads(employee["nmbrs_synced"] or "{}").get("nmbrs_company_id"),
-            function_id=employee["function_id"],
-            department_id=employee["department_id"],
-            labour_agreement_id=employee["labour_agreement_id"],
-            employment_start=_iso(employee["employment_start"]),
-            employment_end=_iso(employee["employment_end"]),
-            contracts=[{"contract_id": c["contract_id"], "start": _iso(c["start_date"]), "end": _iso(c["end_date"]),
-                        "hours_per_week": hours_text(c["hours_per_week"])} for c in contracts],
-            schedules=[{"start": _iso(s["start_date"]), "hours_per_week": hours_text(s["hours_per_week"]),
-                        "parttime_percentage": hours_text(s["parttime_percentage"])} for s in schedules],
-        )  # fmt: skip
-        synced = employee["nmbrs_synced"]
-        return local, (json.loads(synced) if synced else None)
 
     async def person_candidates(self, employee: NmbrsEmployee) -> list[PersonCandidate]:
         """Persons worth scoring: similar last name, same birthday or same e-mail (the matcher decides)."""
