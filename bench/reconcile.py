@@ -59,6 +59,7 @@ from worker.domain.changes import (
     Op,
     changed_fields,
     event_id_for,
+    fingerprint,
     parse_change_event,
 )
 from worker.domain.events import Message, Outcome
@@ -151,7 +152,7 @@ def change_event(event_class: type[ChangeEvent[Any]], entity: Entity, key: str, 
         else tuple(sorted(after.model_dump(mode="json")))
     )
     return event_class(
-        event_id=event_id_for(key, version, op, poll_id),
+        event_id=event_id_for(key, version, op, poll_id, fingerprint(after)),
         entity=entity,
         key=key,
         op=op,

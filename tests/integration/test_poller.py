@@ -224,3 +224,28 @@ async def test_only_one_poll_runs_at_a_time(poller: Poller, clean_poller_state: 
         assert held
         skipped = await poller.poll()
     assert skipped.result == "skipped"
+
+
+class NoCompanies:
+    """An Nmbrs that suddenly lists no companies (a filtered API user, a half answer)."""
+
+    async def list_companies(self) -> list[Any]:
+        return []
+
+    async def fetch_company(self, company: Any, as_of: Any) -> Any:
+        raise AssertionError("nothing to fetch")
+
+
+async def test_an_empty_company_list_removes_nothing(
+    poller: Poller,
+    clean_poller_state: asyncpg.Pool,
+    publisher: KafkaPublisher,
+    kafka_topics: Settings,
+    read_topic: TopicReader,
+) -> None:
+    created = await first_poll(poller)
+    empty = Poller(NoCompanies(), PollStore(clean_poller_state), publisher, kafka_topics, utc_now)
+    report = await empty.poll()
+    assert report.result == "failed" and "listed no companies" in report.reasons[0]
+    assert len(await read_topic(kafka_topics.topics.employee_changes, None)) == created
+    assert not [e for e in await read_topic(kafka_topics.topics.company_changes, None) if e["op"] == "d"]

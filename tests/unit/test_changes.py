@@ -223,3 +223,14 @@ def test_breaker_holds_mass_company_moves() -> None:
     ]
     verdict = evaluate_breaker(100, 100, moves, BreakerPolicy())
     assert verdict.tripped and verdict.counts["moved"] == 20
+
+
+def test_a_different_change_seen_after_a_crash_gets_a_new_event_id() -> None:
+    # The snapshot did not advance (crash after publish): the repeated poll sees another edit, or a removal,
+    # at the same version. Neither may be mistaken downstream for the change already handled.
+    old = employee(1)
+    first = diff(Entity.EMPLOYEE, snapshot_of(old), current(employee(1, last_name="Bergh")), source(), always, NOW)
+    other = diff(Entity.EMPLOYEE, snapshot_of(old), current(employee(1, last_name="Berk")), source(), always, NOW)
+    removal = diff(Entity.EMPLOYEE, snapshot_of(old), {}, source(), always, NOW)
+    ids = {first[0].event.event_id, other[0].event.event_id, removal[0].event.event_id}
+    assert len(ids) == 3

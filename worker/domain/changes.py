@@ -158,10 +158,12 @@ def changed_fields(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple
     return tuple(sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name)))
 
 
-def event_id_for(key: str, version: int, op: Op, poll_id: uuid.UUID) -> uuid.UUID:
-    # A snapshot read carries no new version, so the poll id tells one nightly read from the next.
-    suffix = f":r:{poll_id}" if op is Op.READ else ""
-    return uuid.uuid5(EVENT_NAMESPACE, f"{key}:{version}{suffix}")
+def event_id_for(key: str, version: int, op: Op, poll_id: uuid.UUID, content: str) -> uuid.UUID:
+    """The same change gets the same id (a poll repeated after a crash); a different change at the same
+    version (another edit, or a removal, seen by the repeated poll) gets another id. A snapshot read
+    carries no new version, so the poll id tells one nightly read from the next."""
+    suffix = f"r:{poll_id}" if op is Op.READ else f"{op.value}:{content}"
+    return uuid.uuid5(EVENT_NAMESPACE, f"{key}:{version}:{suffix}")
 
 
 def diff(
@@ -192,7 +194,7 @@ def diff(
         deleted: bool = False,
     ) -> None:
         event = event_class(
-            event_id=event_id_for(key, version, op, source.poll_id),
+            event_id=event_id_for(key, version, op, source.poll_id, print_),
             entity=entity,
             key=key,
             op=op,

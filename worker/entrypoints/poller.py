@@ -44,6 +44,10 @@ NMBRS_TIMEZONE = ZoneInfo("Europe/Amsterdam")
 COMPANY_FETCH_CONCURRENCY = 4
 
 
+class IncompleteFetch(Exception):
+    """Nmbrs answered, but not with everything: the poll publishes nothing."""
+
+
 class ChangePublisher(Protocol):
     async def publish_many(self, items: list[tuple[str, str, Message]]) -> None:
         """Publish all and return once the broker acknowledged every one."""
@@ -110,11 +114,15 @@ class Poller:
         clock = time.perf_counter()
         as_of = started.astimezone(NMBRS_TIMEZONE).date()
         companies = await self.nmbrs.list_companies()
+        previous = await self.store.load_snapshot()
+        known = sum(1 for e in previous.values() if e.entity is Entity.COMPANY and not e.deleted)
+        if not companies and known:
+            # An empty company list is far more likely a failed or filtered answer than the end of payroll.
+            raise IncompleteFetch(f"Nmbrs listed no companies while {known} are known: nothing is removed")
         snapshots, fetches = await self._fetch_all(companies, as_of)
         fetch_s = time.perf_counter() - clock
 
         clock = time.perf_counter()
-        previous = await self.store.load_snapshot()
         planned = self._plan(poll_id, options, previous, companies, snapshots)
         fetched_ok = {s.company.company_id for s in snapshots}
         verdict = self._breaker(previous, snapshots, fetched_ok, planned)
@@ -200,7 +208,7 @@ class Poller:
         now = self.now()
         source = ChangeSource(poll_id=poll_id, fetched_at=now, full=options.full)
         fetched_ok = {s.company.company_id for s in snapshots}
-        all_ok = len(fetched_ok) == len(companies)
+        all_ok = bool(companies) and len(fetched_ok) == len(companies)
         by_entity: dict[Entity, dict[str, SnapshotEntry]] = {entity: {} for entity in Entity}
         for key, entry in previous.items():
             by_entity[entry.entity][key] = entry
@@ -241,7 +249,8 @@ class Poller:
             by_entity[Entity.EMPLOYEE],
             current[Entity.EMPLOYEE],
             source,
-            lambda entry: entry.company_id in fetched_ok,
+            # Only when every company was fetched: an employee may have moved into a company that failed.
+            lambda entry: all_ok,
             now,
         )
         return planned
