@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MASK = "********"
+DEVELOPMENT_BSN_KEY = "local-development-only-key"  # accepted only against the local sandbox
 
 
 class Topics(BaseModel):
@@ -73,7 +74,7 @@ class Settings(BaseSettings):
         True, description="Read BSNs (only to hash them); false uses PersonalInfoWithoutBSN calls."
     )
     nmbrs_bsn_hash_key: SecretStr = Field(
-        SecretStr("local-development-only-key"),
+        SecretStr(DEVELOPMENT_BSN_KEY),
         description="HMAC key for BSN hashes (secret); change it in production.",
     )
     nmbrs_rate_limit_per_s: float = Field(150.0, gt=0, description="Client-side SOAP call rate limit.")
@@ -128,6 +129,15 @@ class Settings(BaseSettings):
         return value if value.endswith("/") else value + "/"
 
     @model_validator(mode="after")
+    def _bsn_key_is_secret_outside_the_sandbox(self) -> Settings:
+        # BSNs are only 9 digits: with a known key every hash can be reversed by trying them all.
+        key = self.nmbrs_bsn_hash_key.get_secret_value()
+        local = urlsplit(self.nmbrs_base_url).hostname in ("127.0.0.1", "localhost", "::1")
+        if not local and (key == DEVELOPMENT_BSN_KEY or len(key) < 16):
+            raise ValueError("NMBRS_BSN_HASH_KEY must be a secret of at least 16 characters for a real Nmbrs")
+        return self
+
+    @model_validator(mode="after")
     def _sasl_is_complete(self) -> Settings:
         if self.kafka_security_protocol.startswith("SASL_") and not (
             self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
@@ -148,11 +158,13 @@ class Settings(BaseSettings):
 
 
 def _mask_password(dsn: str) -> str:
+    """The DSN with its password masked, in the user info and in a `password=` query parameter."""
     parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    netloc = f"{parts.username}:{MASK}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = f"{parts.username}:{MASK}@{netloc.rpartition('@')[2]}"
+    query = urlencode([(k, MASK if k == "password" else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)])
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 class ConfigurationError(Exception):

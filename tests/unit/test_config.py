@@ -70,6 +70,24 @@ def test_cli_exits_2_with_the_setting_name_on_bad_configuration(
 
 
 def test_base_url_gets_a_trailing_slash() -> None:
-    assert load_settings(_env_file=None, nmbrs_base_url="https://api.nmbrs.nl/soap/v3").nmbrs_base_url == (
-        "https://api.nmbrs.nl/soap/v3/"
+    assert load_settings(_env_file=None, nmbrs_base_url="http://127.0.0.1:8089/soap/v3").nmbrs_base_url == (
+        "http://127.0.0.1:8089/soap/v3/"
     )
+
+
+def test_a_password_in_the_query_string_or_next_to_an_ipv6_host_is_masked() -> None:
+    from worker.config import _mask_password
+
+    assert _mask_password("postgresql://u@db/x?password=s3cret&sslmode=require") == (
+        f"postgresql://u@db/x?password={MASK.replace('*', '%2A')}&sslmode=require"
+    )
+    assert "s3cret" not in _mask_password("postgresql://u:s3cret@[::1]:5432/x")
+    assert "[::1]:5432" in _mask_password("postgresql://u:s3cret@[::1]:5432/x")
+
+
+def test_the_development_bsn_key_is_refused_for_a_real_nmbrs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NMBRS_BASE_URL", "https://api.nmbrs.nl/soap/v3/")
+    with pytest.raises(ConfigurationError, match="NMBRS_BSN_HASH_KEY"):
+        load_settings(_env_file=None)
+    monkeypatch.setenv("NMBRS_BSN_HASH_KEY", "a-long-secret-from-the-vault")
+    assert load_settings(_env_file=None).nmbrs_base_url == "https://api.nmbrs.nl/soap/v3/"

@@ -132,3 +132,39 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
         ceiling = min(5.0, 0.1 * 2**attempt)
         assert all(0 <= delay <= ceiling for delay in samples)
         assert max(samples) > ceiling / 2  # jitter spreads over the whole window
+
+
+async def test_an_error_that_can_never_succeed_is_dead_lettered_not_retried_forever() -> None:
+    from aiokafka.errors import MessageSizeTooLargeError
+
+    sink = RecordingSink()
+    calls = 0
+
+    async def too_large(message: SyncRequested) -> list[Outcome]:
+        nonlocal calls
+        calls += 1
+        raise MessageSizeTooLargeError()
+
+    await consume_one(raw(valid_request().model_dump_json().encode()), context(sink), SyncRequested.model_validate_json,
+                      too_large)  # fmt: skip
+    assert calls == 1 and [topic for topic, _, _ in sink.published] == ["dlq"]
+
+
+async def test_only_a_malformed_command_gets_a_rejection_for_its_sender() -> None:
+    sink = RecordingSink()
+    rejected = []
+
+    def reject(value: bytes, reason: str) -> Outcome | None:
+        rejected.append(reason)
+        return None
+
+    ctx = ConsumerContext(name="t", sink=sink, outcomes_topic="out", dead_letter_topic="dlq",
+                          rejection_for_malformed=reject)  # fmt: skip
+
+    async def buggy(message: SyncRequested) -> list[Outcome]:
+        raise KeyError("x")
+
+    await consume_one(raw(valid_request().model_dump_json().encode()), ctx, SyncRequested.model_validate_json, buggy)
+    assert rejected == []
+    await consume_one(raw(b"{}"), ctx, SyncRequested.model_validate_json, buggy)
+    assert rejected and rejected[0].startswith("malformed message")

@@ -107,6 +107,9 @@ async def recalculate_leave(
     connection: asyncpg.Connection, employee_id: int, as_of: date, causation_id: uuid.UUID
 ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """Recalculate and store one employee's leave; returns the (before, after) summaries."""
+    # Serialises recalculations of one employee (a change and a follow-up command lock different keys),
+    # so a stale calculation never overwrites a newer one.
+    await connection.execute("SELECT 1 FROM rt_employees WHERE employee_id = $1 FOR UPDATE", employee_id)
     stored = await connection.fetchval("SELECT result FROM rt_leave_balances WHERE employee_id = $1", employee_id)
     before = balance_summary(LeaveResult.model_validate_json(stored)) if stored else None
     result = leave_balance(await load_leave_input(connection, employee_id, as_of))

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -123,6 +123,7 @@ async def run_once(
 # --- poller state ------------------------------------------------------------------------------------
 
 POLL_LOCK_ID = 7_366_002  # one poll at a time across every worker replica
+RUNNING_REQUEST_TIMEOUT = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -141,14 +142,21 @@ class PollStore:
 
     @asynccontextmanager
     async def poll_lock(self) -> AsyncIterator[bool]:
-        """Yields True while this process holds the poll lock, False when another replica has it."""
+        """Yields True while this process holds the poll lock, False when another replica has it.
+
+        A session lock: if releasing it fails (or is cancelled), the connection is terminated instead of
+        going back to the pool with the lock (the pool does not reset sessions, see keep_session)."""
         async with self.pool.acquire() as connection:
-            held = await connection.fetchval("SELECT pg_try_advisory_lock($1)", POLL_LOCK_ID)
+            held = bool(await connection.fetchval("SELECT pg_try_advisory_lock($1)", POLL_LOCK_ID))
             try:
-                yield bool(held)
+                yield held
             finally:
                 if held:
-                    await connection.execute("SELECT pg_advisory_unlock($1)", POLL_LOCK_ID)
+                    try:
+                        await connection.execute("SELECT pg_advisory_unlock($1)", POLL_LOCK_ID)
+                    except BaseException:
+                        connection.terminate()
+                        raise
 
     async def load_snapshot(self) -> dict[str, SnapshotEntry]:
         rows = await self.pool.fetch(
@@ -232,15 +240,22 @@ class PollStore:
 
     async def claim_pending_request(self) -> PendingRequest | None:
         """Take the oldest pending sync request (other replicas skip it)."""
+        # A request left 'running' by a worker that died is taken again after RUNNING_REQUEST_TIMEOUT.
         row = await self.pool.fetchrow(
-            """UPDATE sync_requests SET status = 'running'
-               WHERE request_id = (SELECT request_id FROM sync_requests WHERE status = 'pending'
+            """UPDATE sync_requests SET status = 'running', claimed_at = now()
+               WHERE request_id = (SELECT request_id FROM sync_requests
+                                   WHERE status = 'pending'
+                                      OR (status = 'running' AND claimed_at < now() - $1::interval)
                                    ORDER BY requested_at FOR UPDATE SKIP LOCKED LIMIT 1)
-               RETURNING request_id, full_sync, dry_run, release_hold"""
+               RETURNING request_id, full_sync, dry_run, release_hold""",
+            RUNNING_REQUEST_TIMEOUT,
         )
         if row is None:
             return None
         return PendingRequest(row["request_id"], row["full_sync"], row["dry_run"], row["release_hold"])
+
+    async def release_request(self, request_id: uuid.UUID) -> None:
+        await self.pool.execute("UPDATE sync_requests SET status = 'pending' WHERE request_id = $1", request_id)
 
     async def close_request(self, request_id: uuid.UUID, ok: bool) -> None:
         await self.pool.execute(

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
 import asyncpg
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 from pydantic import ValidationError
 
 from worker.domain.events import DeadLetter, Message, Outcome
@@ -30,17 +30,25 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
 
+# Errors that say "not now" rather than "never": the database or the broker is unreachable or busy.
+# Anything else (a bad statement, a message too large) would fail forever and goes to the dead letters.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
+    OSError,  # includes ConnectionError
     asyncio.TimeoutError,
     asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
+    asyncpg.ConnectionDoesNotExistError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
-    KafkaError,
+    KafkaTimeoutError,
 )
+
+
+def is_transient(error: BaseException) -> bool:
+    if isinstance(error, KafkaError):
+        return bool(error.retriable) or isinstance(error, KafkaTimeoutError)
+    return isinstance(error, TRANSIENT_ERRORS)
 
 
 class EventSink(Protocol):
@@ -87,7 +95,9 @@ async def with_retries(operation: Callable[[], Awaitable[T]], what: str, cap_s: 
     while True:
         try:
             return await operation()
-        except TRANSIENT_ERRORS as error:
+        except Exception as error:
+            if not is_transient(error):
+                raise
             delay = backoff_delay(attempt, cap_s)
             log.warning(
                 "%s failed (%s: %s); retry %d in %.2f s",
@@ -141,11 +151,12 @@ async def consume_one(
 ) -> list[Outcome]:
     """Handle one consumed record completely; returns the outcomes published (empty if dead-lettered)."""
     reason: str | None = None
+    malformed = False
     outcomes: list[Outcome] = []
     try:
         message = parse(raw.value or b"")
     except ValidationError as error:
-        reason = describe_validation_error(error)
+        reason, malformed = describe_validation_error(error), True
     else:
         try:
             outcomes = await with_retries(
@@ -162,7 +173,9 @@ async def consume_one(
             "dead-letter publish",
             context.max_backoff_s,
         )
-        rejected = context.rejection_for_malformed and context.rejection_for_malformed(raw.value or b"", reason)
+        rejected = (
+            malformed and context.rejection_for_malformed and context.rejection_for_malformed(raw.value or b"", reason)
+        )
         if rejected:
             await with_retries(
                 lambda: context.sink.publish(context.outcomes_topic, rejected.subject, rejected),

@@ -309,7 +309,12 @@ async def run_poll_loop(poller: Poller, store: PollStore, settings: Settings, wa
                 report = await poller.poll(
                     PollOptions(request.full, request.dry_run, request.release_hold, request.request_id)
                 )
-                await store.close_request(request.request_id, report.result != "failed")
+                if report.result == "skipped":
+                    # Another replica is polling: this request is for the poll after that one.
+                    await store.release_request(request.request_id)
+                    await asyncio.sleep(1.0)
+                else:
+                    await store.close_request(request.request_id, report.result != "failed")
             elif time.monotonic() >= next_scheduled:
                 last_full = await store.last_full_poll_at()
                 full = last_full is None or (poller.now() - last_full).total_seconds() >= (

@@ -44,6 +44,7 @@ class Resources:
         self._publisher: KafkaPublisher | None = None
         self._nmbrs: NmbrsClient | None = None
         self.handled = 0
+        self._opening = asyncio.Lock()
         # Set when a sync request was recorded, so the poll loop starts at once instead of at its next tick.
         self.poll_wanted = asyncio.Event()
 
@@ -53,15 +54,17 @@ class Resources:
         return self._nmbrs
 
     async def pool(self) -> asyncpg.Pool:
-        if self._pool is None:
-            self._pool = await create_pool(self.settings)
+        async with self._opening:  # the agents start together: one pool for all of them
+            if self._pool is None:
+                self._pool = await create_pool(self.settings)
         return self._pool
 
     async def publisher(self) -> KafkaPublisher:
-        if self._publisher is None:
-            publisher = KafkaPublisher(self.settings)
-            await publisher.start()
-            self._publisher = publisher
+        async with self._opening:
+            if self._publisher is None:
+                publisher = KafkaPublisher(self.settings)
+                await publisher.start()
+                self._publisher = publisher
         return self._publisher
 
     async def close(self) -> None:

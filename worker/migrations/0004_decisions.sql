@@ -20,3 +20,6 @@ ALTER TABLE pending_decisions ADD COLUMN skipped boolean NOT NULL DEFAULT false;
 
 -- Blocks remember the record, so that ontblokkeren can ask the question again at once.
 ALTER TABLE sync_blocks ADD COLUMN record jsonb;
+
+-- When a worker took a sync request: one that died mid-poll leaves it 'running', to be taken again later.
+ALTER TABLE sync_requests ADD COLUMN claimed_at timestamptz;
