@@ -287,3 +287,20 @@ async def test_leave_of_a_stored_employee_is_printed_with_its_explanation(
     # 2026 at 40 h/week from 1 January: 4 x 40 = 160 statutory, plus the 8 h adjustment.
     assert "Balance: 168.00 h" in out and "2026" in out
     assert await leave_of_employee(settings, 987654, None, None) == 1
+
+
+async def test_aanmaken_in_bulk_creates_one_person_for_one_human_with_two_employments(
+    handle: Handle, db: asyncpg.Pool
+) -> None:
+    zeger = {"first_name": "Zeger", "prefix": None, "last_name": "Quist", "birthday": date(1990, 1, 1),
+             "email_work": None, "bsn_hash": "c3" * 32}  # fmt: skip
+    await asked(handle, 401, company_id=4, **zeger)
+    await asked(handle, 402, company_id=4, **zeger)
+    outcomes = await decide(db, decision("aanmaken", None, filter=DecisionFilter(company_id=4)))
+    assert kinds(outcomes).count("auto_linked") == 1
+    assert await db.fetchval("SELECT count(*) FROM crm_persons WHERE last_name = 'Quist'") == 1
+    assert (
+        await db.fetchval("SELECT count(DISTINCT person_id) FROM rt_employees WHERE nmbrs_employee_id IN (401, 402)")
+        == 1
+    )
+    assert await db.fetchval("SELECT count(*) FROM pending_decisions") == 0

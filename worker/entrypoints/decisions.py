@@ -152,17 +152,24 @@ async def link_same_human(
     if not record.get("bsn_hash"):
         return {}
     others = await ctx.db.fetch(
-        """SELECT nmbrs_id, record FROM pending_decisions
+        """SELECT nmbrs_id FROM pending_decisions
            WHERE entity = 'employee' AND nmbrs_id <> $1 AND record ->> 'bsn_hash' = $2 ORDER BY nmbrs_id""",
         nmbrs_id, record["bsn_hash"])  # fmt: skip
     linked = {}
     for other in others:
-        await ctx.store.lock_record(f"employee:{other['nmbrs_id']}")
+        other_id = other["nmbrs_id"]
+        await ctx.store.lock_record(f"employee:{other_id}")
+        # Read again under the lock: the reconciler may have withdrawn or renewed the question meanwhile.
+        text = await ctx.db.fetchval(
+            "SELECT record FROM pending_decisions WHERE entity = 'employee' AND nmbrs_id = $1", other_id
+        )
+        if text is None:
+            continue
         reason = f"same BSN hash as Nmbrs employee {nmbrs_id}, which was just linked to person {person_id}"
-        other_record = json.loads(other["record"])
-        await link_and_apply(ctx, "employee", other["nmbrs_id"], other_record, person_id, reason)
-        ctx.outcome(OutcomeKind.AUTO_LINKED, f"employee:{other['nmbrs_id']}", reason, {"person_id": person_id})
-        linked[str(other["nmbrs_id"])] = other_record
+        other_record = json.loads(text)
+        await link_and_apply(ctx, "employee", other_id, other_record, person_id, reason)
+        ctx.outcome(OutcomeKind.AUTO_LINKED, f"employee:{other_id}", reason, {"person_id": person_id})
+        linked[str(other_id)] = other_record
     return linked
 
 
@@ -237,13 +244,15 @@ async def apply_single(
         assert record is not None
         crm_id = await create_crm_record(ctx, entity, record)
         regitijd_id = await link_and_apply(ctx, entity, nmbrs_id, record, crm_id, f"Aanmaken by {ctx.actor}")
+        # One human, one person (rule 4): the other open employments of this human join the new person.
+        same_human = await link_same_human(ctx, record, crm_id, nmbrs_id) if entity == "employee" else {}
         ctx.outcome(
             OutcomeKind.APPLIED,
             subject,
             f"created {id_column.split('_')[0]} {crm_id} from Nmbrs data",
             {"action": action.value, "crm_id": crm_id, "regitijd_id": regitijd_id},
         )
-        return {"linked": {str(nmbrs_id): record}, "created": crm_id, "crm_id": crm_id}
+        return {"linked": {str(nmbrs_id): record, **same_human}, "created": crm_id, "crm_id": crm_id}
     if action is DecisionAction.BLOKKEREN:
         await ctx.db.execute(
             """INSERT INTO sync_blocks (entity, nmbrs_id, blocked_by, reason, decision_id, record)
@@ -284,7 +293,7 @@ async def undo(
 ) -> dict[str, Any]:
     """Ongedaan maken: reverse a link, create, block or skip. A created employee is deactivated, not deleted."""
     earlier = await ctx.db.fetchrow(
-        "SELECT entity, nmbrs_id, action, result, effect, undone_by FROM decisions WHERE decision_id = $1",
+        "SELECT entity, nmbrs_id, action, result, effect, undone_by FROM decisions WHERE decision_id = $1 FOR UPDATE",
         decision.undo_decision_id)  # fmt: skip
     if earlier is None:
         raise Rejected(f"decision {decision.undo_decision_id} is unknown")
@@ -305,6 +314,7 @@ async def undo(
 
 async def reverse(ctx: DecisionContext, entity: str, nmbrs_id: int, effect: dict[str, Any]) -> None:
     subject = f"{entity}:{nmbrs_id}"
+    await ctx.store.lock_record(subject)  # a bulk decision's other records were not locked yet
     ask: dict[int, dict[str, Any]] = {}
     for text_id, record in effect.get("linked", {}).items():
         linked_id = int(text_id)
@@ -369,10 +379,14 @@ async def apply_bulk(ctx: DecisionContext, decision: Decision) -> dict[str, Any]
         )
         return {"preview": keys}
     effects = {}
+    handled: set[str] = set()
     for row in selected:
-        effects[f"{decision.entity}:{row['nmbrs_id']}"] = await apply_single(
-            ctx, decision, decision.entity, row["nmbrs_id"], decision.action, row["version"]
-        )
+        key = f"{decision.entity}:{row['nmbrs_id']}"
+        if key in handled:  # already linked with another employment of the same human in this bulk
+            continue
+        effects[key] = await apply_single(ctx, decision, decision.entity, row["nmbrs_id"], decision.action,
+                                          row["version"])  # fmt: skip
+        handled.update(f"{decision.entity}:{linked}" for linked in effects[key].get("linked", {}))
     ctx.outcome(
         OutcomeKind.APPLIED,
         "bulk",
