@@ -77,6 +77,13 @@ TOPIC_CONTRACTS: tuple[TopicContract, ...] = (
         consumers=("operators reviewing a plan",),
     ),
     TopicContract(
+        "decisions_needed",
+        "'employee:<nmbrs id>' or 'company:<nmbrs id>': the latest question per record",
+        (Outcome,),
+        producer="worker: reconciler, decisions agent (needs_decision outcomes, also on the outcomes topic)",
+        consumers=("HR frontends that list open questions",),
+    ),
+    TopicContract(
         "decisions",
         "'<entity>:<nmbrs id>' for one record ('employee:123'), 'bulk' for a filter",
         (Decision,),

@@ -63,6 +63,8 @@ async def test_a_change_in_nmbrs_reaches_regitijd_through_the_whole_chain(
     pending = await demo_store.fetchval("SELECT count(*) FROM pending_decisions WHERE entity = 'employee'")
     assert linked > 0 and pending > 0
     assert linked + pending == report["changes"]["employee:c"]
+    questions = await read_topic(settings.topics.decisions_needed, pending)
+    assert {q["kind"] for q in questions} == {"needs_decision"}
 
     # An edit in Nmbrs for a linked employee, then "Synchroniseren".
     nmbrs_id = await demo_store.fetchval(

@@ -5,8 +5,17 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
+
+# Nmbrs dates are Dutch local dates: "today" for history, leave and contracts is today in Amsterdam.
+NMBRS_TIMEZONE = ZoneInfo("Europe/Amsterdam")
+
+
+def nmbrs_today(at: datetime) -> date:
+    """The Dutch calendar date at the (aware) moment `at`."""
+    return at.astimezone(NMBRS_TIMEZONE).date()
 
 
 class Record(BaseModel):

@@ -127,8 +127,9 @@ async def leave_of_employee(settings: Settings, employee_id: int, on: str | None
 
     from worker.adapters.leave_store import load_leave_input
     from worker.domain.leave import leave_balance
+    from worker.domain.nmbrs_records import nmbrs_today
 
-    as_of = date.fromisoformat(on) if on else datetime.now(UTC).date()
+    as_of = date.fromisoformat(on) if on else nmbrs_today(datetime.now(UTC))
     connection = await asyncpg.connect(settings.database_url.get_secret_value())
     try:
         data = await load_leave_input(connection, employee_id, as_of)

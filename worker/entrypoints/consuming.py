@@ -15,7 +15,7 @@ import base64
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
@@ -23,7 +23,7 @@ import asyncpg
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 from pydantic import ValidationError
 
-from worker.domain.events import DeadLetter, Message, Outcome
+from worker.domain.events import DeadLetter, Message, Outcome, OutcomeKind
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,8 @@ class ConsumerContext:
     # For commands: the outcome that tells the sender its malformed command was rejected (if it can be
     # addressed at all, i.e. its id could be read).
     rejection_for_malformed: Callable[[bytes, str], Outcome | None] | None = None
+    # Outcomes of these kinds also go to a topic of their own (e.g. needs_decision for HR frontends).
+    copies: dict[OutcomeKind, str] = field(default_factory=dict)
 
 
 def backoff_delay(attempt: int, cap_s: float) -> float:
@@ -186,5 +188,6 @@ async def consume_one(
     if outcomes:
         # One round trip for all of them: the acknowledgements are awaited together.
         batch: list[tuple[str, str, Message]] = [(context.outcomes_topic, o.subject, o) for o in outcomes]
+        batch += [(context.copies[o.kind], o.subject, o) for o in outcomes if o.kind in context.copies]
         await with_retries(lambda: context.sink.publish_many(batch), "outcome publish", context.max_backoff_s)
     return outcomes

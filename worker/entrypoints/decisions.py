@@ -31,7 +31,7 @@ from worker.domain.decisions import (
 )
 from worker.domain.events import Outcome, OutcomeKind, outcome_for
 from worker.domain.matching import MatchPolicy
-from worker.domain.nmbrs_records import NmbrsCompany, NmbrsEmployee
+from worker.domain.nmbrs_records import NmbrsCompany, NmbrsEmployee, nmbrs_today
 from worker.domain.ownership import company_values, employee_values
 from worker.domain.reconcile import (
     Apply,
@@ -43,7 +43,6 @@ from worker.domain.reconcile import (
     reconcile_employee,
 )
 from worker.domain.target_state import PERSONEELSLID
-from worker.entrypoints.reconciler import NMBRS_TIMEZONE
 
 DECISIONS = "decisions"
 FOLLOW_UPS = "follow-ups"
@@ -74,7 +73,7 @@ class DecisionContext:
         self.outcomes.append(outcome_for(self.decision_id, kind, subject, self.now, reason, details, part))
 
     async def recalculate(self, employee_ids: list[int], subject: str) -> None:
-        as_of = self.now.astimezone(NMBRS_TIMEZONE).date()
+        as_of = nmbrs_today(self.now)
         for employee_id in employee_ids:
             before, after = await recalculate_leave(self.db, employee_id, as_of, self.decision_id)
             self.outcome(OutcomeKind.LEAVE_RECALCULATED, subject, f"leave recalculated for RegiTijd employee "
@@ -444,7 +443,7 @@ async def apply_follow_up(ctx: DecisionContext, command: FollowUpCommand) -> str
     if employee is None:
         raise Rejected(f"RegiTijd employee {command.employee_id} does not exist")
     await ctx.store.lock_record(command.key)
-    today = ctx.now.astimezone(NMBRS_TIMEZONE).date()
+    today = nmbrs_today(ctx.now)
     employee_id, person_id = employee["employee_id"], employee["person_id"]
     match command.command:
         case "set_manager":

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from worker.config import Settings
 from worker.domain.decisions import ALIASES, BULK_ACTIONS, TASKS, Decision, DecisionAction, DecisionFilter
 from worker.domain.events import Outcome, OutcomeKind
+from worker.domain.nmbrs_records import nmbrs_today
 
 if TYPE_CHECKING:
     # Imported lazily at run time, as in cli.py: the other commands need not load asyncpg or aiokafka.
@@ -168,13 +169,12 @@ def _print_json(value: Any) -> None:
 async def run_status(args: argparse.Namespace, settings: Settings) -> int:
     from worker.adapters import hr_queries
     from worker.adapters.postgres import step_statuses
-    from worker.entrypoints.reconciler import NMBRS_TIMEZONE
 
     at = datetime.now(UTC)
     try:
         async with hr_queries.read_only_connection(_dsn(settings)) as connection:
             # 'today' as the worker judges it: Nmbrs dates are Dutch local dates.
-            statuses = await step_statuses(connection, at.astimezone(NMBRS_TIMEZONE).date(), at)
+            statuses = await step_statuses(connection, nmbrs_today(at), at)
             with_tasks = len(await hr_queries.open_tasks(connection))
     except hr_queries.StoreUnavailable as error:
         return _unavailable(error)

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo
 
 from worker.adapters.nmbrs import NmbrsPort
 from worker.adapters.nmbrs.errors import NmbrsError
@@ -35,12 +34,10 @@ from worker.domain.changes import (
     reference_records,
 )
 from worker.domain.events import CompanyFetch, Message, PollReport
-from worker.domain.nmbrs_records import CompanySnapshot, NmbrsCompany, Record
+from worker.domain.nmbrs_records import CompanySnapshot, NmbrsCompany, Record, nmbrs_today
 
 log = logging.getLogger(__name__)
 
-# Nmbrs dates are Dutch local dates: 'today' for history resolution is today in Amsterdam.
-NMBRS_TIMEZONE = ZoneInfo("Europe/Amsterdam")
 COMPANY_FETCH_CONCURRENCY = 4
 
 
@@ -112,7 +109,7 @@ class Poller:
 
     async def _poll_locked(self, poll_id: uuid.UUID, options: PollOptions, started: datetime) -> PollReport:
         clock = time.perf_counter()
-        as_of = started.astimezone(NMBRS_TIMEZONE).date()
+        as_of = nmbrs_today(started)
         companies = await self.nmbrs.list_companies()
         previous = await self.store.load_snapshot()
         known = sum(1 for e in previous.values() if e.entity is Entity.COMPANY and not e.deleted)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -20,10 +19,10 @@ from worker.adapters.target_store import PostgresTargetStore
 from worker.domain.changes import ChangeEvent, CompanyChanged, EmployeeChanged, ReferenceChanged
 from worker.domain.events import Outcome, OutcomeKind, outcome_for
 from worker.domain.matching import MatchPolicy
+from worker.domain.nmbrs_records import nmbrs_today
 from worker.domain.reconcile import Plan, reconcile_company, reconcile_employee, reconcile_reference
 
 CONSUMER = "reconciler"
-NMBRS_TIMEZONE = ZoneInfo("Europe/Amsterdam")
 
 
 async def plan_and_apply(
@@ -66,7 +65,7 @@ async def handle_change(
                         part=str(planned.details.get("field", "")))
             for planned in plan.outcomes
         ]  # fmt: skip
-        as_of = at.astimezone(NMBRS_TIMEZONE).date()
+        as_of = nmbrs_today(at)
         for employee_id in recalculate:
             before, after = await recalculate_leave(connection, employee_id, as_of, event.event_id)
             outcomes.append(

@@ -20,11 +20,12 @@ from worker.adapters.postgres import PollStore, create_pool, step_statuses, stor
 from worker.config import Settings
 from worker.domain.changes import parse_change_event
 from worker.domain.decisions import Decision, FollowUpCommand
-from worker.domain.events import SyncRequested
+from worker.domain.events import OutcomeKind, SyncRequested
 from worker.domain.matching import MatchPolicy
+from worker.domain.nmbrs_records import nmbrs_today
 from worker.entrypoints import decisions, reconciler, sync_requests
 from worker.entrypoints.consuming import ConsumerContext, RawMessage, consume_one
-from worker.entrypoints.poller import NMBRS_TIMEZONE, Poller, run_poll_loop
+from worker.entrypoints.poller import Poller, run_poll_loop
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,7 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
             sink=await resources.publisher(),
             outcomes_topic=settings.topics.outcomes,
             dead_letter_topic=settings.topics.dead_letter,
+            copies={OutcomeKind.NEEDS_DECISION: settings.topics.decisions_needed},
         )
 
     sync_topic = app.topic(settings.topics.sync_requests, partitions=settings.kafka_topic_partitions)
@@ -164,7 +166,7 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
         # Publish a step only when it changed: the status topic is compacted, the latest per key counts.
         at = utc_now()
         async with (await resources.pool()).acquire() as connection:
-            statuses = await step_statuses(connection, at.astimezone(NMBRS_TIMEZONE).date(), at)
+            statuses = await step_statuses(connection, nmbrs_today(at), at)
             await store_step_statuses(connection, statuses)
         changed = [s for s in statuses if published_status.get(s.step) != s.model_dump(exclude={"updated_at"})]
         if changed:
