@@ -66,7 +66,8 @@ async def test_koppelen_links_to_the_chosen_person_applies_fields_and_lists_foll
     assert row["person_id"] == anna and row["function_id"] == 5 and row["active"]
     assert await db.fetchval("SELECT count(*) FROM pending_decisions") == 0
     tasks = next(o for o in outcomes if o.kind is OutcomeKind.FOLLOW_UP).details["tasks"]
-    assert tasks == ["manager", "time_category", "characteristics"]  # anna has an account with a role
+    # anna has an account with a role; Koppelen does not set characteristics (they are local data)
+    assert tasks == ["manager", "time_category", "personeelslid", "characteristics"]
 
 
 async def test_koppelen_also_links_the_other_open_employments_of_the_same_human(
@@ -241,6 +242,7 @@ async def test_follow_up_commands_change_local_data_and_the_next_sync_leaves_it_
         kinds(await follow_up(db, employee_id, "set_characteristic", characteristic="RegiAct: Uitvoerder"))[0]
         == "applied"
     )
+    await follow_up(db, employee_id, "set_characteristic", characteristic="RegiPersoneel: Personeelslid")
     linked = await follow_up(db, employee_id, "link_time_category", time_category="PRJ")
     assert kinds(linked) == ["applied"]  # no follow_up outcome: every task is done now
     assert kinds(await follow_up(db, employee_id, "set_manager", manager_employee_id=employee_id)) == ["rejected"]

@@ -281,13 +281,13 @@ async def test_tasks_lists_what_each_linked_employee_still_misses(
     kees, lotte = await employee_id(store, 120), await employee_id(store, 130)
     tasks = {t["employee_id"]: t for t in json.loads((await run(settings, capsys, "tasks", "--json"))[1])}
     assert set(tasks) == {kees, lotte}  # never the blue employee: HR enters those by hand
-    assert tasks[kees]["tasks"] == ["manager", "roles", "time_category", "characteristics"]
-    assert tasks[lotte]["tasks"] == ["manager", "account", "time_category", "characteristics"]
+    assert tasks[kees]["tasks"] == ["manager", "roles", "time_category", "personeelslid", "characteristics"]
+    assert tasks[lotte]["tasks"] == ["manager", "account", "time_category", "characteristics"]  # has Personeelslid
     assert tasks[kees]["name"] == "Kees Jansen" and tasks[kees]["company_name"] == "Bakkerij De Zon B.V."
 
     _, text = await run(settings, capsys, "tasks")
     kees_row = next(line for line in text.splitlines() if "Kees Jansen" in line)
-    assert kees_row.endswith("manager, roles, time_category, characteristics")
+    assert kees_row.endswith("manager, roles, time_category, personeelslid, characteristics")
     assert "manager: no manager set" in text
 
 
@@ -299,8 +299,8 @@ async def test_a_task_disappears_once_done_and_inactive_employees_are_not_listed
     await store.execute("UPDATE crm_accounts SET roles = '{medewerker}' WHERE username = 'kees'")
     await store.execute("INSERT INTO rt_employee_time_categories SELECT $1, category_id FROM rt_time_categories", kees)
     await store.execute(
-        "INSERT INTO crm_characteristics SELECT person_id, 'RegiAct: Uitvoerder' FROM rt_employees "
-        "WHERE employee_id = $1",
+        "INSERT INTO crm_characteristics SELECT person_id, unnest(ARRAY['RegiAct: Uitvoerder', "
+        "'RegiPersoneel: Personeelslid']) FROM rt_employees WHERE employee_id = $1",
         kees,
     )
     assert json.loads((await run(settings, capsys, "tasks", "--employee", str(kees), "--json"))[1]) == []

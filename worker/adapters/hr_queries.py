@@ -415,6 +415,8 @@ async def open_tasks(connection: asyncpg.Connection, employee_id: int | None = N
                   NOT EXISTS (SELECT 1 FROM rt_employee_time_categories t WHERE t.employee_id = e.employee_id)
                       AS time_category,
                   NOT EXISTS (SELECT 1 FROM crm_characteristics k WHERE k.person_id = e.person_id
+                              AND k.characteristic = $2) AS personeelslid,
+                  NOT EXISTS (SELECT 1 FROM crm_characteristics k WHERE k.person_id = e.person_id
                               AND k.characteristic <> $2) AS characteristics
            FROM rt_employees e
            JOIN crm_persons p ON p.person_id = e.person_id

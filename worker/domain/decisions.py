@@ -192,5 +192,6 @@ TASKS = {
     "account": "no login account",
     "roles": "account has no roles",
     "time_category": "no time-writing category linked (cannot write time)",
+    "personeelslid": "characteristic RegiPersoneel: Personeelslid missing (every employee has it)",
     "characteristics": "no characteristics for the other Regi applications besides RegiPersoneel",
 }
