@@ -215,3 +215,9 @@ def test_periods() -> None:
     assert convert.period_of(date(2026, 12, 31), "Week4") == (2026, 13)
     assert convert.parse_period("2026-11-M") == (2026, 11)
     assert convert.parse_period("garbage") is None
+
+
+def test_a_listed_employee_without_personal_info_makes_the_answer_unusable_not_a_nameless_person() -> None:
+    listed = {101: convert.Listed("7", "Anouk van der Berg"), 999: convert.Listed("9", "Nog Onbekend")}
+    with pytest.raises(ValueError, match="999"):
+        convert.build_snapshot(_company_data(listed=listed), date(2026, 11, 1), datetime.now(UTC), 9)

@@ -178,9 +178,14 @@ class NmbrsClient:
         except ExceptionGroup as group:
             # Concurrent calls fail as a group; the caller gets the first typed error (the others were
             # cancelled siblings or the same cause).
-            raise _first_nmbrs_error(group) from None
+            found = _first_nmbrs_error(group)
+            raise (found if isinstance(found, NmbrsError) else _unexpected(company, group)) from None
         started = time.perf_counter()
-        snapshot = convert.build_snapshot(data, as_of, datetime.now(UTC), tally.calls)
+        try:
+            snapshot = convert.build_snapshot(data, as_of, datetime.now(UTC), tally.calls)
+        except (ValueError, KeyError, TypeError) as error:  # includes pydantic's ValidationError
+            # An answer we cannot make sense of fails this company only, never the whole poll.
+            raise _unexpected(company, error) from None
         self.processing_seconds += time.perf_counter() - started
         log.info(
             "Nmbrs company %s fetched: %d employees, %d SOAP calls",
@@ -378,6 +383,11 @@ class NmbrsClient:
         if isinstance(error, NmbrsThrottledError) and error.retry_after_s is not None:
             delay = max(delay, error.retry_after_s)
         return delay
+
+
+def _unexpected(company: NmbrsCompany, error: BaseException) -> NmbrsMalformedResponse:
+    # The type only: the message of a parsing error can quote personal data from the answer.
+    return NmbrsMalformedResponse(f"company {company.company_id}: unusable answer ({type(error).__name__})")
 
 
 def _first_nmbrs_error(group: BaseExceptionGroup) -> BaseException:

@@ -508,7 +508,12 @@ def build_employee(data: CompanyData, employee_id: int, as_of: date) -> NmbrsEmp
     """One employee resolved to `as_of` from the per-company histories."""
     current = period_of(as_of, data.company.period_type)
     listed = data.listed[employee_id]
-    person = resolve_period(data.personal.get(employee_id, []), current) or {}
+    history = data.personal.get(employee_id)
+    if not history:
+        # Listed but absent from the bulk answer: an incomplete answer, not a person without a name
+        # (which would blank Nmbrs-owned fields downstream).
+        raise ValueError(f"employee {employee_id} is listed but has no personal info")
+    person = resolve_period(history, current) or {}
     schedules = tuple(
         sorted(
             _newest_per_key((r.period.start, r.created, r.period) for r in data.schedules.get(employee_id, [])),
