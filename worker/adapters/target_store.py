@@ -14,7 +14,14 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from worker.domain.matching import OrganisationCandidate, PersonCandidate, fold, split_last_name
+from worker.domain.matching import (
+    OrganisationCandidate,
+    PersonCandidate,
+    fold,
+    normalise_kvk,
+    normalise_organisation_name,
+    split_last_name,
+)
 from worker.domain.nmbrs_records import CodeRef, NmbrsCompany, NmbrsEmployee
 from worker.domain.ownership import PERSON_FIELDS
 from worker.domain.reconcile import (
@@ -156,7 +163,11 @@ class PostgresTargetStore:
                WHERE ($1 <> '' AND p.match_name LIKE '%' || $1 || '%')
                   OR p.birthday = $2
                   OR lower(p.email_work) = ANY($3::text[]) OR lower(p.email_private) = ANY($3::text[])
-               ORDER BY p.person_id LIMIT 200""",
+               -- Strongest evidence first, so the limit never cuts the right person (or the login card).
+               ORDER BY (lower(p.email_work) = ANY($3::text[]) OR lower(p.email_private) = ANY($3::text[])) DESC,
+                        (p.birthday = $2 AND $1 <> '' AND p.match_name LIKE '%' || $1 || '%') DESC,
+                        (p.birthday = $2) DESC, (a.person_id IS NOT NULL) DESC, p.person_id
+               LIMIT 200""",
             stem, employee.birthday, emails,
         )  # fmt: skip
         return [
@@ -173,9 +184,16 @@ class PostgresTargetStore:
 
     async def organisation_candidates(self, company: NmbrsCompany) -> list[OrganisationCandidate]:
         rows = await self.db.fetch(
-            """SELECT o.*, ARRAY(SELECT l.nmbrs_id FROM sync_links l WHERE l.entity = 'company'
+            r"""SELECT o.*, ARRAY(SELECT l.nmbrs_id FROM sync_links l WHERE l.entity = 'company'
                                  AND l.crm_id = o.organisation_id) AS linked_ids
-               FROM crm_organisations o ORDER BY organisation_id LIMIT 500"""
+               FROM crm_organisations o
+               WHERE lpad(regexp_replace(coalesce(o.kvk_number, ''), '\D', '', 'g'), 8, '0') = $1
+                  OR ($2 <> '' AND lower(o.name) LIKE '%' || $2 || '%')
+               ORDER BY (lpad(regexp_replace(coalesce(o.kvk_number, ''), '\D', '', 'g'), 8, '0') = $1) DESC,
+                        o.organisation_id
+               LIMIT 200""",
+            normalise_kvk(company.kvk_number) or "-",
+            _longest_word(normalise_organisation_name(company.name)),
         )
         return [
             OrganisationCandidate(
@@ -413,6 +431,11 @@ class PostgresTargetStore:
             _json(after),
             actor,
         )
+
+
+def _longest_word(name: str) -> str:
+    """The most telling word of a folded organisation name, for a broad SQL prefilter (the matcher scores)."""
+    return max(name.split(), key=len, default="")
 
 
 def _ref_params(ref: CodeRef | None) -> tuple[int | None, str | None, str | None]:
