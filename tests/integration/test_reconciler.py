@@ -243,3 +243,15 @@ async def test_extra_statutory_leave_comes_from_the_cao_settings(handle: Handle,
     leave = outcomes[-1].details["after"]
     # 16 h/year at 38 h full time, working 40 h: 16 x 40 / 38 = 16.84 for the full year 2026.
     assert leave["extra"] == "16.84" and leave["statutory"] == "160.00"
+
+
+async def test_a_bsn_linked_to_two_persons_is_not_linked_automatically(handle: Handle, db: asyncpg.Pool) -> None:
+    await link_anna(handle, 101)
+    duplicate = await db.fetchval("SELECT person_id FROM crm_persons WHERE external_ref = 'anna-duplicate'")
+    await db.execute(
+        """INSERT INTO sync_links (entity, nmbrs_id, crm_id, bsn_hash, linked_by, reason)
+           VALUES ('employee', 150, $1, $2, 'hr', 'linked by hand to the other card')""",
+        duplicate, "a1" * 32,
+    )  # fmt: skip
+    outcomes = await handle(event(employee(205, company_id=2)))
+    assert kinds(outcomes) == ["needs_decision"]

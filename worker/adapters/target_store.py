@@ -82,8 +82,10 @@ class PostgresTargetStore:
             """SELECT l.crm_id, l.regitijd_id,
                       EXISTS (SELECT 1 FROM sync_blocks b WHERE b.entity = $1 AND b.nmbrs_id = $2) AS blocked,
                       (SELECT p.version FROM pending_decisions p WHERE p.entity = $1 AND p.nmbrs_id = $2) AS pending,
-                      (SELECT s.crm_id FROM sync_links s WHERE $3::text IS NOT NULL AND s.entity = 'employee'
-                          AND s.bsn_hash = $3 AND s.nmbrs_id <> $2 ORDER BY s.linked_at LIMIT 1) AS same_human
+                      -- Certain only when the human's other employments all point at one person.
+                      (SELECT CASE WHEN count(DISTINCT s.crm_id) = 1 THEN min(s.crm_id) END FROM sync_links s
+                       WHERE $3::text IS NOT NULL AND s.entity = 'employee' AND s.bsn_hash = $3
+                         AND s.nmbrs_id <> $2) AS same_human
                FROM (SELECT 1) AS one
                LEFT JOIN sync_links l ON l.entity = $1 AND l.nmbrs_id = $2""",
             entity, nmbrs_id, bsn_hash if entity == "employee" else None,
