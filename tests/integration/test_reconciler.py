@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date
 from decimal import Decimal
@@ -11,13 +12,14 @@ import asyncpg
 import pytest
 
 from tests.builders import company_change, department_change, employee_change, nmbrs_employee
+from worker.adapters.leave_store import recalculate_leave
 from worker.domain.changes import (
     EmployeeChanged,
     Op,
 )
 from worker.domain.events import Outcome, OutcomeKind
 from worker.domain.matching import MatchPolicy
-from worker.domain.nmbrs_records import CodeRef, EmploymentPeriod, NmbrsEmployee
+from worker.domain.nmbrs_records import CodeRef, ContractPeriod, EmploymentPeriod, NmbrsEmployee
 
 pytestmark = pytest.mark.integration
 
@@ -255,3 +257,31 @@ async def test_a_bsn_linked_to_two_persons_is_not_linked_automatically(handle: H
     )  # fmt: skip
     outcomes = await handle(event(employee(205, company_id=2)))
     assert kinds(outcomes) == ["needs_decision"]
+
+
+async def test_a_rehire_keeps_every_period_of_service_for_the_leave_calculation(
+    handle: Handle, db: asyncpg.Pool
+) -> None:
+    periods = (EmploymentPeriod(employment_id=1, start=date(2025, 1, 1), end=date(2025, 6, 30)),
+               EmploymentPeriod(employment_id=2, start=date(2026, 3, 1)))  # fmt: skip
+    contract = (ContractPeriod(contract_id=1, start=date(2025, 1, 1), hours_per_week=Decimal("40")),)
+    await handle(event(employee(employments=periods, contracts=contract)), AUTO)
+    employee_id = await db.fetchval("SELECT employee_id FROM rt_employees WHERE nmbrs_employee_id = 101")
+    assert await db.fetchval("SELECT count(*) FROM rt_employment_periods WHERE employee_id = $1", employee_id) == 2
+    await db.execute(
+        "INSERT INTO rt_leave_taken (employee_id, taken_on, hours) VALUES ($1, '2025-05-01', 16)", employee_id
+    )
+    # The 16 h of May 2025 come out of the 2025 entitlement (79.34 h for January to June), which expired
+    # on 1 July 2026; 2026 gives 4 x 40 x 306/365 = 134.14 h. Without the first period they would have no
+    # entitlement to come from and the balance would be 118.14.
+    outcomes = await handle(
+        event(
+            employee(employments=periods, contracts=contract, first_name="Annie"),
+            op=Op.UPDATE,
+            before=employee(employments=periods, contracts=contract),
+        )
+    )
+    assert "leave_recalculated" not in kinds(outcomes)  # a name change does not touch leave
+    async with db.acquire() as connection:
+        _, after = await recalculate_leave(connection, employee_id, date(2026, 11, 28), uuid.uuid4())
+    assert after["leave_total"] == "134.14"

@@ -58,8 +58,13 @@ async def load_leave_input(connection: asyncpg.Connection, employee_id: int, as_
             extra_hours_fulltime=employee["extra_leave_hours_fulltime"],
             fulltime_hours_per_week=employee["fulltime_hours_per_week"],
         )
-    employments = ()
-    if employee["employment_start"] is not None:
+    periods = await connection.fetch(
+        "SELECT start_date, end_date FROM rt_employment_periods WHERE employee_id = $1 ORDER BY start_date",
+        employee_id,
+    )
+    # Nmbrs employees carry every period of service (a rehire has several); a blue employee only the one.
+    employments = tuple(EmploymentPeriod(start=p["start_date"], end=p["end_date"]) for p in periods)
+    if not employments and employee["employment_start"] is not None:
         employments = (EmploymentPeriod(start=employee["employment_start"], end=employee["employment_end"]),)
 
     async def rows(sql: str) -> list[asyncpg.Record]:

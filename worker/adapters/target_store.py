@@ -115,6 +115,9 @@ class PostgresTargetStore:
             f"""SELECT {", ".join(f"p.{f}" for f in PERSON_FIELDS)}, e.employee_id, e.number, e.company_id,
                        c.nmbrs_company_id, e.function_id, e.department_id, e.labour_agreement_id, e.employment_start,
                        e.employment_end, e.nmbrs_synced,
+                       (SELECT json_agg(json_build_object('employment_id', employment_id, 'start', start_date,
+                            'end', end_date) ORDER BY start_date, employment_id)
+                        FROM rt_employment_periods WHERE employee_id = e.employee_id) AS employments,
                        (SELECT json_agg(json_build_object('contract_id', contract_id, 'start', start_date,
                             'end', end_date, 'hours_per_week', hours_per_week::text) ORDER BY start_date, contract_id)
                         FROM rt_contract_periods WHERE employee_id = e.employee_id) AS contracts,
@@ -143,6 +146,7 @@ class PostgresTargetStore:
             labour_agreement_id=record["labour_agreement_id"],
             employment_start=_iso(record["employment_start"]),
             employment_end=_iso(record["employment_end"]),
+            employments=json.loads(record["employments"] or "[]"),
             contracts=json.loads(record["contracts"] or "[]"),
             schedules=json.loads(record["schedules"] or "[]"),
         )  # fmt: skip
@@ -357,6 +361,12 @@ class PostgresTargetStore:
                 *columns.values(),
             )
         # Periods are rewritten only when they changed (a new employee has every field changed).
+        if "employments" in action.changed:
+            await self.db.execute("DELETE FROM rt_employment_periods WHERE employee_id = $1", regitijd_id)
+            await self.db.executemany(
+                "INSERT INTO rt_employment_periods VALUES ($1, $2, $3, $4)",
+                [(regitijd_id, e["employment_id"], _date(e["start"]), _date(e["end"])) for e in values["employments"]],
+            )
         if "contracts" in action.changed:
             await self.db.execute("DELETE FROM rt_contract_periods WHERE employee_id = $1", regitijd_id)
             await self.db.executemany(

@@ -22,7 +22,7 @@ PERSON_FIELDS: tuple[str, ...] = (
 # Employment data (RegiTijd medewerker): function, department, CAO, company, contract, schedule, dates.
 EMPLOYEE_FIELDS: tuple[str, ...] = (
     "number", "nmbrs_company_id", "function_id", "department_id", "labour_agreement_id",
-    "employment_start", "employment_end", "contracts", "schedules",
+    "employment_start", "employment_end", "employments", "contracts", "schedules",
 )  # fmt: skip
 NMBRS_OWNED_EMPLOYEE_FIELDS = PERSON_FIELDS + EMPLOYEE_FIELDS
 # Never written by the sync (domain.md, rule 8): they are entered in RegiTijd/RegiCRM by hand.
@@ -31,7 +31,9 @@ LOCAL_EMPLOYEE_FIELDS: tuple[str, ...] = (
     "characteristics", "account", "roles", "time_categories",
 )  # fmt: skip
 # A change in any of these changes the leave entitlement.
-LEAVE_FIELDS = frozenset({"employment_start", "employment_end", "contracts", "schedules", "labour_agreement_id"})
+LEAVE_FIELDS = frozenset(
+    {"employment_start", "employment_end", "employments", "contracts", "schedules", "labour_agreement_id"}
+)
 
 CENTS = Decimal("0.01")
 
@@ -61,6 +63,10 @@ def employee_values(employee: NmbrsEmployee) -> dict[str, Any]:
         labour_agreement_id=employee.labour_agreement.id if employee.labour_agreement else None,
         employment_start=latest.start.isoformat() if latest else None,
         employment_end=latest.end.isoformat() if latest and latest.end else None,
+        employments=[
+            {"employment_id": e["employment_id"], "start": e["start"], "end": e["end"]}
+            for e in sorted(data["employments"], key=lambda e: (e["start"], e["employment_id"]))
+        ],
         contracts=[
             {"contract_id": c["contract_id"], "start": c["start"], "end": c["end"],
              "hours_per_week": hours_text(c["hours_per_week"])}
