@@ -285,3 +285,16 @@ async def test_a_rehire_keeps_every_period_of_service_for_the_leave_calculation(
     async with db.acquire() as connection:
         _, after = await recalculate_leave(connection, employee_id, date(2026, 11, 28), uuid.uuid4())
     assert after["leave_total"] == "134.14"
+
+
+async def test_two_employments_of_one_human_do_not_fight_over_the_person_card(handle: Handle, db: asyncpg.Pool) -> None:
+    await link_anna(handle, 101)  # since 1 January, anna@zon.nl
+    later = (EmploymentPeriod(employment_id=9, start=date(2026, 6, 1)),)
+    second = await handle(event(employee(205, company_id=2, email_work="anna@techniek.nl", employments=later)))
+    assert second[0].kind is OutcomeKind.AUTO_LINKED
+    # The employment that started last shows on the person card...
+    assert await db.fetchval("SELECT email_work FROM crm_persons WHERE external_ref = 'anna'") == "anna@techniek.nl"
+    # ...and a full reconciliation of the other one neither overwrites it nor calls it a local edit.
+    again = await handle(event(employee(101), op=Op.READ))
+    assert "drift" not in kinds(again)
+    assert await db.fetchval("SELECT email_work FROM crm_persons WHERE external_ref = 'anna'") == "anna@techniek.nl"

@@ -37,6 +37,15 @@ from worker.domain.reconcile import (
 )
 
 Entity = str  # 'employee' | 'company'
+# The employment whose name and contact data the shared person card shows: of one human's active
+# Nmbrs employments, the one that started last (then the highest Nmbrs id). Without this, employments
+# with different work e-mail or phone would overwrite the card in turn and report each other as drift.
+PRIMARY_SQL = """NOT EXISTS (
+    SELECT 1 FROM rt_employees me JOIN rt_employees other
+      ON other.person_id = me.person_id AND other.employee_id <> me.employee_id
+    WHERE me.employee_id = {me} AND other.source = 'nmbrs' AND other.active
+      AND (coalesce(other.employment_start, '-infinity'), other.nmbrs_employee_id)
+        > (coalesce(me.employment_start, '-infinity'), me.nmbrs_employee_id))"""
 REFERENCE_FIELDS = frozenset({"function_id", "department_id", "labour_agreement_id"})
 REFERENCE_TABLES = {"department": "rt_departments", "function": "rt_functions",
                     "labour_agreement": "rt_labour_agreements"}  # fmt: skip
@@ -118,6 +127,7 @@ class PostgresTargetStore:
                        (SELECT json_agg(json_build_object('employment_id', employment_id, 'start', start_date,
                             'end', end_date) ORDER BY start_date, employment_id)
                         FROM rt_employment_periods WHERE employee_id = e.employee_id) AS employments,
+                       {PRIMARY_SQL.format(me="e.employee_id")} AS primary,
                        (SELECT json_agg(json_build_object('contract_id', contract_id, 'start', start_date,
                             'end', end_date, 'hours_per_week', hours_per_week::text) ORDER BY start_date, contract_id)
                         FROM rt_contract_periods WHERE employee_id = e.employee_id) AS contracts,
@@ -136,6 +146,9 @@ class PostgresTargetStore:
         if regitijd_id is None or record.get("employee_id") is None:
             return local, None
         synced = json.loads(record["nmbrs_synced"]) if record["nmbrs_synced"] else None
+        if synced and not record["primary"]:
+            # Another employment of this human owns the person card: its values are not a local edit.
+            local.update({f: synced.get(f) for f in PERSON_FIELDS})
         local.update(
             number=record["number"],
             # No RegiTijd company yet (its Nmbrs company is not linked): nothing local to differ from.
@@ -319,12 +332,6 @@ class PostgresTargetStore:
         values = action.values
         if REFERENCE_FIELDS & set(action.changed):
             await self._ensure_references(employee)
-        await self.db.execute(
-            f"""UPDATE crm_persons SET {", ".join(f"{f} = ${i + 2}" for i, f in enumerate(PERSON_FIELDS))}
-                WHERE person_id = $1""",
-            action.crm_id,
-            *[_db_value(f, values[f]) for f in PERSON_FIELDS],
-        )
         company_id = await self.db.fetchval(
             "SELECT company_id FROM rt_companies WHERE nmbrs_company_id = $1", values["nmbrs_company_id"]
         )
@@ -360,6 +367,14 @@ class PostgresTargetStore:
                 regitijd_id,
                 *columns.values(),
             )
+        # One human, several employments: the person card follows the primary one only (see PRIMARY_SQL).
+        await self.db.execute(
+            f"""UPDATE crm_persons SET {", ".join(f"{f} = ${i + 3}" for i, f in enumerate(PERSON_FIELDS))}
+                WHERE person_id = $1 AND {PRIMARY_SQL.format(me="$2::int")}""",
+            action.crm_id,
+            regitijd_id,
+            *[_db_value(f, values[f]) for f in PERSON_FIELDS],
+        )
         # Periods are rewritten only when they changed (a new employee has every field changed).
         if "employments" in action.changed:
             await self.db.execute("DELETE FROM rt_employment_periods WHERE employee_id = $1", regitijd_id)
