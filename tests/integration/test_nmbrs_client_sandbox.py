@@ -24,6 +24,7 @@ from worker.adapters.nmbrs.errors import (
     NmbrsTransportError,
 )
 from worker.config import Settings
+from worker.domain.matching import normalise_postcode
 from worker.domain.nmbrs_records import NmbrsCompany
 from worker.sandbox.dataset import Dataset
 from worker.sandbox.generate import generate
@@ -39,6 +40,7 @@ BULK = (
     "Department_GetAll_AllEmployeesByCompany",
     "Contract_GetAll_AllEmployeesByCompany",
     "Schedule_GetAll_AllEmployeesByCompany",
+    "Address_GetAll_AllEmployeesByCompany",
 )
 
 
@@ -125,6 +127,22 @@ async def test_every_call_round_trips(
     assert employee.employments[0].start == source.employments[0].start
     assert employee.function is not None and employee.function.description == source.functions[-1].description
     assert employee.schedules[-1].hours_per_week == pytest.approx(source.schedules[-1].hours_per_week())
+
+
+async def test_snapshots_carry_the_postcode_of_the_current_home_address(
+    make_client: Callable[..., NmbrsClient], dataset: Dataset
+) -> None:
+    client = make_client()
+    snapshots = [await client.fetch_company(c, dataset.reference_date) for c in await client.list_companies()]
+    postcodes = {e.employee_id: e.postcode for s in snapshots for e in s.employees}
+    moved = post_box = 0
+    for source in dataset.employees:
+        home = next(a for a in source.addresses if a.type == "HomeAddress" and a.end_year is None)
+        assert postcodes[source.id] == normalise_postcode(home.postal_code)
+        assert postcodes[source.id] is not None and " " not in postcodes[source.id]  # type: ignore[operator]
+        moved += any(a.end_year for a in source.addresses)
+        post_box += any(a.type == "PostAddress" for a in source.addresses)
+    assert moved and post_box  # the history and the address types were exercised
 
 
 async def test_one_cao_needs_no_per_employee_call_and_two_caos_do(
@@ -335,6 +353,7 @@ async def test_changes_in_nmbrs_show_up_in_the_next_snapshot(
         "function": {"id": 99, "code": 99, "description": "Hoofd bakkerij"},
         "department": {"id": 98, "code": 98, "description": "Innovatie"},
         "hours_per_week": 32,
+        "address": {"street": "Dorpsstraat", "house_number": "1", "postal_code": "1234 ab", "city": "Amsterdam"},
     }
     assert (await sandbox.patch(f"/admin/employees/{someone.id}", json=change)).status == 200
     leaver = next(
@@ -358,10 +377,13 @@ async def test_changes_in_nmbrs_show_up_in_the_next_snapshot(
     assert after[someone.id].function is not None and after[someone.id].function.description == "Hoofd bakkerij"
     assert after[someone.id].department is not None and after[someone.id].department.code == "98"
     assert after[someone.id].schedules[-1].hours_per_week == 32
+    assert after[someone.id].postcode == "1234AB" != before[someone.id].postcode
+    assert after[hired_id].postcode is None  # hired without an address
     assert after[leaver.id].employments[-1].end == end
     assert after[mover.id].employments[-1].end == today - timedelta(days=1)
     elsewhere = {e.employee_id: e for e in (await client.fetch_company(company3, today)).employees}
     assert elsewhere[new_id].bsn_hash == after[mover.id].bsn_hash
+    assert elsewhere[new_id].postcode == after[mover.id].postcode is not None
     assert elsewhere[new_id].employments[0].start == today
 
 

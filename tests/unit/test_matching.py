@@ -209,15 +209,21 @@ def test_postcode_normalises_to_digits_and_capitals(raw: str) -> None:
 
 
 def test_postcode_comparison_uses_normalised_form() -> None:
-    assert (
-        level(score_person(employee(), person(postcode="1234AB"), employee_postcode="1234 ab"), "postcode")
-        is Level.EXACT
-    )
+    assert level(score_person(employee(postcode="1234 ab"), person(postcode="1234AB")), "postcode") is Level.EXACT
     assert level(score_person(employee(), person(postcode="1234AB")), "postcode") is Level.MISSING
-    assert (
-        level(score_person(employee(), person(postcode="9999ZZ"), employee_postcode="1234 ab"), "postcode")
-        is Level.DIFFERENT
-    )
+    assert level(score_person(employee(postcode="1234AB"), person()), "postcode") is Level.MISSING
+    different = score_person(employee(postcode="1234 ab"), person(postcode="9999ZZ"))
+    assert level(different, "postcode") is Level.DIFFERENT
+
+
+def test_a_postcode_match_adds_its_weight_and_is_explained_as_exact() -> None:
+    without = score_person(employee(), person(postcode="1234 AB", birthday=None))
+    matched = score_person(employee(postcode="1234AB"), person(postcode="1234 AB", birthday=None))
+    assert matched.score == pytest.approx(without.score + PERSON_WEIGHTS["postcode"].exact, abs=1e-4)
+    assert "postcode exact (+0.10)" in matched.explanation
+    assert "postcode missing (+0.00)" in without.explanation
+    comparison = next(c for c in matched.comparisons if c.field == "postcode")
+    assert comparison.note == "postcode 1234AB agrees"
 
 
 def test_email_is_trimmed_and_lower_cased_and_any_address_may_agree() -> None:
@@ -324,7 +330,7 @@ def test_every_scored_candidate_explains_every_field() -> None:
         PersonCandidate(person_id=4),
     ]
     for candidate in candidates:
-        scored = score_person(employee(email_work="x@y.nl"), candidate, employee_postcode="1234 AB")
+        scored = score_person(employee(email_work="x@y.nl", postcode="1234AB"), candidate)
         assert [c.field for c in scored.comparisons] == list(PERSON_WEIGHTS)
         assert all(c.note.strip() for c in scored.comparisons)
         assert scored.explanation.startswith(f"score {scored.score:.2f}")

@@ -50,6 +50,7 @@ def employees(draw: st.DrawFn) -> NmbrsEmployee:
         email_private=draw(st.none() | emails),
         phone_work=draw(st.none() | phones),
         phone_mobile=draw(st.none() | phones),
+        postcode=draw(st.none() | postcodes),
     )
 
 
@@ -113,11 +114,11 @@ def noisy_phone(phone: str, rng: random.Random) -> str:
 
 
 @PROPERTY
-@given(employee=employees(), candidate=candidates(), postcode=st.none() | postcodes)
+@given(employee=employees(), candidate=candidates())
 def test_score_is_between_zero_and_one_and_sums_the_contributions(
-    employee: NmbrsEmployee, candidate: PersonCandidate, postcode: str | None
+    employee: NmbrsEmployee, candidate: PersonCandidate
 ) -> None:
-    scored = score_person(employee, candidate, employee_postcode=postcode)
+    scored = score_person(employee, candidate)
     assert 0.0 <= scored.score <= 1.0
     total = sum(c.contribution for c in scored.comparisons)
     assert abs(scored.score - min(1.0, max(0.0, total))) < 1e-4
@@ -139,18 +140,18 @@ def test_arbitrary_unicode_never_breaks_scoring(first: str, last: str, prefix: s
 
 
 @PROPERTY
-@given(employee=employees(), postcode=st.none() | postcodes)
+@given(employee=employees())
 def test_person_built_from_the_same_data_scores_the_maximum_for_the_available_fields(
-    employee: NmbrsEmployee, postcode: str | None
+    employee: NmbrsEmployee,
 ) -> None:
-    scored = score_person(employee, same_data(employee, postcode), employee_postcode=postcode)
+    scored = score_person(employee, same_data(employee, employee.postcode))
     available = {
         "last_name": True,
         "first_name": bool(employee.first_name or employee.nickname or employee.initials),
         "birthday": employee.birthday is not None,
         "email": bool(employee.email_work or employee.email_private),
         "phone": bool(employee.phone_work or employee.phone_mobile or employee.phone_private),
-        "postcode": postcode is not None,
+        "postcode": employee.postcode is not None,
     }
     for comparison in scored.comparisons:
         assert comparison.level is (Level.EXACT if available[comparison.field] else Level.MISSING), comparison
@@ -174,8 +175,9 @@ def test_score_is_unchanged_by_diacritic_case_and_whitespace_noise(
         "phones": tuple(noisy_phone(p, rng) for p in candidate.phones),
         "postcode": (f"{candidate.postcode[:4]} {candidate.postcode[4:].lower()}" if candidate.postcode else None),
     }
-    plain = score_person(employee, candidate, employee_postcode=candidate.postcode)
-    varied = score_person(employee, candidate.model_copy(update=noise), employee_postcode=candidate.postcode)
+    employee = employee.model_copy(update={"postcode": candidate.postcode})
+    plain = score_person(employee, candidate)
+    varied = score_person(employee, candidate.model_copy(update=noise))
     assert varied.score == plain.score
     assert [c.level for c in varied.comparisons] == [c.level for c in plain.comparisons]
 
@@ -189,7 +191,6 @@ def test_score_is_unchanged_by_diacritic_case_and_whitespace_noise(
     new_phone=phones,
     new_birthday=birthdays,
     new_postcode=postcodes,
-    postcode=st.none() | postcodes,
 )
 def test_adding_agreeing_evidence_never_lowers_the_score(
     employee: NmbrsEmployee,
@@ -199,9 +200,8 @@ def test_adding_agreeing_evidence_never_lowers_the_score(
     new_phone: str,
     new_birthday: date,
     new_postcode: str,
-    postcode: str | None,
 ) -> None:
-    before = score_person(employee, candidate, employee_postcode=postcode)
+    before = score_person(employee, candidate)
     if field == "last_name":
         candidate = candidate.model_copy(update={"last_name": employee.last_name, "prefix": employee.prefix})
     elif field == "first_name":
@@ -218,9 +218,9 @@ def test_adding_agreeing_evidence_never_lowers_the_score(
         employee = employee.model_copy(update={"phone_private": new_phone})
         candidate = candidate.model_copy(update={"phones": (*candidate.phones, new_phone)})
     else:
-        postcode = new_postcode
+        employee = employee.model_copy(update={"postcode": new_postcode})
         candidate = candidate.model_copy(update={"postcode": new_postcode.lower()})
-    after = score_person(employee, candidate, employee_postcode=postcode)
+    after = score_person(employee, candidate)
     assert after.score >= before.score
     assert [c.level for c in after.comparisons if c.field != field] == [
         c.level for c in before.comparisons if c.field != field

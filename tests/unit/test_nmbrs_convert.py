@@ -25,6 +25,7 @@ from worker.domain.nmbrs_records import Gender, LabourAgreementRef, NmbrsCompany
 DATA = Path(__file__).parents[1] / "data" / "nmbrs"
 KEY = b"test-key"
 PERSONAL = "PersonalInfo_GetAll_AllEmployeesByCompany"
+ADDRESSES = "Address_GetAll_AllEmployeesByCompany"
 
 
 def _result(name: str, operation: str) -> convert.Element | None:
@@ -49,6 +50,7 @@ def _company_data(**overrides: object) -> convert.CompanyData:
             _result("contracts_v21_item_name.xml", "Contract_GetAll_AllEmployeesByCompany")
         ),
         "schedules": convert.parse_schedules(_result("schedules.xml", "Schedule_GetAll_AllEmployeesByCompany")),
+        "addresses": convert.parse_addresses(_result("addresses.xml", ADDRESSES)),
     }
     values.update(overrides)
     return convert.CompanyData(**values)  # type: ignore[arg-type]
@@ -156,6 +158,31 @@ def test_snapshot_employee_is_fully_normalised() -> None:
     assert anouk.phone_mobile == "06-12345678" and anouk.email_work == "anouk.vanderberg@example.nl"
     assert anouk.function is not None and anouk.function.code == "7"
     assert "123456782" not in snapshot.model_dump_json()
+
+
+def test_addresses_keep_home_addresses_only_with_normalised_postcodes() -> None:
+    addresses = convert.parse_addresses(_result("addresses.xml", ADDRESSES))
+    assert sorted(addresses) == [101, 102, 103]
+    assert [(r.postcode, r.end) for r in addresses[101]] == [("1012AB", (2026, 5)), ("3511AB", None)]  # no post box
+    assert addresses[103] == []
+
+
+def test_the_home_address_resolves_to_the_one_current_on_the_date() -> None:
+    rows = convert.parse_addresses(_result("addresses.xml", ADDRESSES))[101]
+    before = convert.resolve_address(rows, convert.period_of(date(2026, 5, 31), "Month"))
+    after = convert.resolve_address(rows, convert.period_of(date(2026, 6, 1), "Month"))
+    assert before is not None and before.postcode == "1012AB"
+    assert after is not None and after.postcode == "3511AB"
+    assert convert.resolve_address(rows[:1], (2026, 6)) is None  # ended, nothing after it
+    assert convert.resolve_address([], (2026, 6)) is None
+
+
+def test_snapshot_employees_carry_the_postcode_of_their_current_home_address() -> None:
+    snapshot = convert.build_snapshot(_company_data(), date(2026, 11, 1), datetime.now(UTC), 10)
+    postcodes = {e.employee_id: e.postcode for e in snapshot.employees}
+    assert postcodes == {101: "3511AB", 102: "9711HM"}  # 102 is a future hire: the earliest address
+    no_addresses = convert.build_snapshot(_company_data(addresses={}), date(2026, 11, 1), datetime.now(UTC), 10)
+    assert all(e.postcode is None for e in no_addresses.employees)
 
 
 def test_fault_envelopes_become_typed_errors() -> None:

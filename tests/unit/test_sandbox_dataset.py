@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections import Counter
 from difflib import SequenceMatcher
@@ -105,6 +106,25 @@ def test_demo_has_two_similar_names(demo: Dataset) -> None:
 
 def test_demo_has_a_company_with_two_caos(demo: Dataset) -> None:
     assert sorted(len(c.labour_agreements) for c in demo.companies) == [1, 1, 2]
+
+
+def test_demo_employees_have_a_dutch_home_address_with_a_history(demo: Dataset) -> None:
+    postcode = re.compile(r"^[1-9][0-9]{3} ?[A-Z]{2}$")
+    for employee in demo.employees:
+        open_homes = [a for a in employee.addresses if a.type == "HomeAddress" and a.end_year is None]
+        assert len(open_homes) == 1, employee.id
+        for address in employee.addresses:
+            assert postcode.match(address.postal_code), address.postal_code
+            assert address.street and address.house_number and address.city and address.country_iso_code == "NL"
+    records = [a for e in demo.employees for a in e.addresses]
+    assert any(a.end_year for a in records)  # someone moved: an ended record before the current one
+    assert any(a.type == "PostAddress" for a in records)
+    assert any(" " in a.postal_code for a in records) and any(" " not in a.postal_code for a in records)
+    homes_by_bsn: dict[str, set[str]] = {}
+    for employee in demo.employees:
+        homes_by_bsn.setdefault(employee.bsn, set()).update(a.postal_code for a in employee.addresses)
+    # One human with two employments lives at one address.
+    assert all(len(codes) == 1 for bsn, codes in homes_by_bsn.items() if sum(e.bsn == bsn for e in demo.employees) > 1)
 
 
 def test_save_and_load_round_trip(tmp_path: Path) -> None:

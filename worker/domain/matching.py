@@ -789,20 +789,15 @@ def _explain(score: float, comparisons: Sequence[FieldComparison], flags: Sequen
     return f"score {score:.2f} from {parts}{flagged}"
 
 
-def score_person(
-    employee: NmbrsEmployee, candidate: PersonCandidate, *, employee_postcode: str | None = None
-) -> ScoredCandidate:
-    """Score one RegiCRM person for an Nmbrs employee, with one comparison per field in PERSON_WEIGHTS.
-
-    `employee_postcode` is passed separately because NmbrsEmployee carries no address yet.
-    """
+def score_person(employee: NmbrsEmployee, candidate: PersonCandidate) -> ScoredCandidate:
+    """Score one RegiCRM person for an Nmbrs employee, with one comparison per field in PERSON_WEIGHTS."""
     comparisons = (
         compare_last_name(employee, candidate),
         compare_first_name(employee, candidate),
         compare_birthday(employee, candidate),
         compare_email(employee, candidate),
         compare_phone(employee, candidate),
-        _compare_postcode(PERSON_WEIGHTS, employee_postcode, candidate.postcode),
+        _compare_postcode(PERSON_WEIGHTS, employee.postcode, candidate.postcode),
     )
     flags: list[str] = []
     if candidate.has_login_account:
@@ -830,11 +825,9 @@ def _person_rank(scored: ScoredCandidate) -> tuple[float, bool, int]:
     return (-scored.score, not scored.has_login_account, scored.person_id)
 
 
-def _score_all(
-    employee: NmbrsEmployee, candidates: Iterable[PersonCandidate], employee_postcode: str | None
-) -> list[ScoredCandidate]:
+def _score_all(employee: NmbrsEmployee, candidates: Iterable[PersonCandidate]) -> list[ScoredCandidate]:
     unique = {c.person_id: c for c in reversed(list(candidates))}  # a person found twice counts once
-    scored = [score_person(employee, c, employee_postcode=employee_postcode) for c in unique.values()]
+    scored = [score_person(employee, c) for c in unique.values()]
     return sorted(scored, key=_person_rank)
 
 
@@ -843,11 +836,9 @@ def rank_candidates(
     candidates: Iterable[PersonCandidate],
     top_n: int = 5,
     min_score: float = 0.2,
-    *,
-    employee_postcode: str | None = None,
 ) -> tuple[ScoredCandidate, ...]:
     """The Koppelen pick list: at most `top_n` candidates scoring at least `min_score`, best first."""
-    ranked = _score_all(employee, candidates, employee_postcode)
+    ranked = _score_all(employee, candidates)
     return tuple(c for c in ranked if c.score >= min_score)[: max(top_n, 0)]
 
 
@@ -856,8 +847,6 @@ def decide_match(
     candidates: Iterable[PersonCandidate],
     policy: MatchPolicy | None = None,
     linked_person_for_bsn: int | None = None,
-    *,
-    employee_postcode: str | None = None,
 ) -> MatchDecision:
     """Link automatically when certain, otherwise ask a human with the ranked candidates.
 
@@ -867,7 +856,7 @@ def decide_match(
     """
     policy = policy or MatchPolicy()
     candidate_list = list(candidates)
-    ranked = _score_all(employee, candidate_list, employee_postcode)
+    ranked = _score_all(employee, candidate_list)
     by_id = {c.person_id: c for c in candidate_list}
     scored_by_id = {s.person_id: s for s in ranked}
     shown = [c for c in ranked if c.score >= policy.min_score][: policy.top_n]
@@ -974,7 +963,10 @@ PUBLIC_MAIL_DOMAINS = frozenset(
 def score_organisation(
     company: NmbrsCompany, candidate: OrganisationCandidate, *, company_postcode: str | None = None
 ) -> ScoredOrganisation:
-    """Score one RegiCRM organisation for an Nmbrs company, one comparison per ORGANISATION_WEIGHTS field."""
+    """Score one RegiCRM organisation for an Nmbrs company, one comparison per ORGANISATION_WEIGHTS field.
+
+    `company_postcode` is passed separately because NmbrsCompany carries no address (List_GetAll has none).
+    """
     w = ORGANISATION_WEIGHTS
 
     def kvk_result(level: Level, note: str) -> FieldComparison:

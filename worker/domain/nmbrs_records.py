@@ -96,6 +96,9 @@ class NmbrsEmployee(Record):
     phone_work: str | None = None
     phone_mobile: str | None = None
     phone_private: str | None = None
+    postcode: str | None = Field(
+        None, description="Postcode of the home address current on `as_of`, normalised: '1234 ab' -> '1234AB'."
+    )
     function: CodeRef | None = None
     department: CodeRef | None = None
     labour_agreement: LabourAgreementRef | None = None

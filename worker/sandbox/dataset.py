@@ -119,6 +119,28 @@ class Schedule(Model):
         return (sum(self.week1) + second) / 2 if second else sum(self.week1)
 
 
+AddressType = Literal["HomeAddress", "PostAddress", "AbsenceAddress", "HolidaysAddress", "WeekendAddress"]
+
+
+class Address(Model):
+    """One record of the address history (EmployeeAddress_V2), valid from (start_year, start_period)
+    up to and including (end_year, end_period); no end means still valid."""
+
+    id: int
+    start_year: int
+    start_period: int
+    end_year: int | None = None
+    end_period: int | None = None
+    created: datetime
+    type: AddressType = "HomeAddress"
+    street: str
+    house_number: str
+    house_number_addition: str | None = None
+    postal_code: str = Field(description="As typed in Nmbrs, usually '1234 AB'.")
+    city: str
+    country_iso_code: str = "NL"
+
+
 class LabourAgreementAssignment(Model):
     start_year: int
     start_period: int
@@ -140,6 +162,7 @@ class Employee(Model):
     contracts: list[Contract] = []
     schedules: list[Schedule] = []
     labour_agreements: list[LabourAgreementAssignment] = []
+    addresses: list[Address] = []
 
     def current_personal_info(self) -> PersonalInfo:
         return max(self.personal_info, key=lambda p: (p.start_year, p.start_period, p.created))

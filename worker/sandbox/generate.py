@@ -1,6 +1,7 @@
 """Deterministic generator of realistic Dutch sandbox datasets, from 60 employees to 10,000+.
 
 The same (companies, employees, seed, reference_date, two_cao_companies) always gives the same dataset.
+Addresses come from a random stream of their own, so adding them left every other value of a seed unchanged.
 Every dataset of 10 or more employees contains the hard cases: tussenvoegsels, diacritics, a human with
 two employments (same BSN), part-timers incl. a two-week rota, a leaver, a future hire, near-identical
 names, and contracts without HoursPerWeek (so the schedule fallback is exercised).
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from worker.sandbox.dataset import (
+    Address,
+    AddressType,
     Assignment,
     Company,
     Contract,
@@ -69,6 +72,25 @@ CAOS = (
     "CAO Beroepsgoederenvervoer", "CAO Sociaal Werk", "CAO Bakkersbedrijf", "CAO Groothandel",
 )  # fmt: skip
 EMPLOYEE_TYPES = ((1, "Werknemer"), (2, "DGA"), (3, "Stagiair"))
+# (city, first and last 4-digit postcode area of the city)
+CITIES = (
+    ("Amsterdam", 1011, 1109), ("Almere", 1311, 1359), ("Haarlem", 2011, 2037), ("Leiden", 2311, 2334),
+    ("Den Haag", 2491, 2597), ("Rotterdam", 3011, 3089), ("Dordrecht", 3311, 3329), ("Utrecht", 3511, 3585),
+    ("Amersfoort", 3811, 3829), ("Breda", 4811, 4839), ("Tilburg", 5011, 5049), ("'s-Hertogenbosch", 5211, 5248),
+    ("Eindhoven", 5611, 5658), ("Maastricht", 6211, 6229), ("Nijmegen", 6511, 6546), ("Arnhem", 6811, 6846),
+    ("Apeldoorn", 7311, 7339), ("Deventer", 7411, 7429), ("Enschede", 7511, 7548), ("Zwolle", 8011, 8046),
+    ("Leeuwarden", 8911, 8939), ("Groningen", 9711, 9747),
+)  # fmt: skip
+STREETS = (
+    "Dorpsstraat", "Kerkstraat", "Schoolstraat", "Molenweg", "Stationsweg", "Julianastraat", "Beatrixlaan",
+    "Wilhelminastraat", "Prins Bernhardlaan", "Oranjelaan", "Lindenlaan", "Eikenlaan", "Nieuwe Gracht",
+    "Van 't Hoffstraat", "Sint-Jansstraat", "Burgemeester de Withstraat", "Spoorsingel", "Parallelweg",
+    "Frans Halsstraat", "Vondellaan", "Händelstraat", "Ds. van Lonkhuyzenstraat", "Tuinstraat", "Zuiderdiep",
+)  # fmt: skip
+# Letters Dutch postcodes use (no F, I, O, Q, U, Y), and the combinations PostNL leaves out.
+POSTCODE_LETTERS = "ABCDEGHJKLMNPRSTVWXZ"
+POSTCODE_SKIPPED = frozenset({"SA", "SD", "SS"})
+HOUSE_NUMBER_ADDITIONS = ("A", "B", "C", "bis", "1", "2", "hs", "II")
 
 
 def is_valid_bsn(bsn: str) -> bool:
@@ -97,6 +119,15 @@ def _moment(day: date, rng: random.Random) -> datetime:
     return datetime.combine(day, time(rng.randrange(8, 18), rng.randrange(60), rng.randrange(60)))
 
 
+@dataclass(frozen=True)
+class _Home:
+    street: str
+    house_number: str
+    addition: str | None
+    postal_code: str
+    city: str
+
+
 @dataclass
 class _Human:
     """The person behind one or more employments."""
@@ -108,14 +139,18 @@ class _Human:
     last_name: str
     birthday: date
     mobile: str
+    homes: list[tuple[date, _Home]]  # (moved in, home), oldest first
+    post_box: _Home | None = None
 
 
 class _Generator:
     def __init__(self, seed: int, reference_date: date) -> None:
         self.rng = random.Random(seed)
+        # Addresses draw from their own stream: the main stream, and so every other value, stays as it was.
+        self.address_rng = random.Random(f"{seed}/addresses")
         self.today = reference_date
         self.bsns: set[str] = set()
-        self.next_ids = {"employee": 100_001, "record": 1}
+        self.next_ids = {"employee": 100_001, "record": 1, "address": 1}
         self.numbers: dict[int, int] = {}
         self.emails: set[str] = set()
 
@@ -129,6 +164,7 @@ class _Generator:
         gender = rng.choice(("male", "female"))
         names = FIRST_NAMES_MALE if gender == "male" else FIRST_NAMES_FEMALE
         default_prefix, default_last = rng.choice(LAST_NAMES)
+        homes, post_box = self.homes()
         return _Human(
             bsn=_bsn(rng, self.bsns),
             gender=gender,
@@ -137,6 +173,61 @@ class _Generator:
             last_name=last_name or default_last,
             birthday=self.today - timedelta(days=rng.randrange(18 * 365, 66 * 365)),
             mobile=f"06-{rng.randrange(10_000_000, 100_000_000)}",
+            homes=homes,
+            post_box=post_box,
+        )
+
+    def home(self, *, post_box: bool = False) -> _Home:
+        rng = self.address_rng
+        city, low, high = rng.choice(CITIES)
+        while (letters := "".join(rng.choices(POSTCODE_LETTERS, k=2))) in POSTCODE_SKIPPED:
+            pass
+        digits = rng.randrange(low, high + 1)
+        # Mostly as Nmbrs shows it ('1234 AB'); some typed without the space.
+        postal_code = f"{digits}{letters}" if rng.random() < 0.15 else f"{digits} {letters}"
+        if post_box:
+            return _Home("Postbus", str(rng.randrange(1, 9999)), None, postal_code, city)
+        addition = rng.choice(HOUSE_NUMBER_ADDITIONS) if rng.random() < 0.12 else None
+        return _Home(rng.choice(STREETS), str(rng.randrange(1, 181)), addition, postal_code, city)
+
+    def homes(self) -> tuple[list[tuple[date, _Home]], _Home | None]:
+        """Where a new human lives: about one in five moved in the last five years, a few use a post box."""
+        rng = self.address_rng
+        homes = [(date(1900, 1, 1), self.home())]
+        if rng.random() < 0.2:
+            homes.append((self.today - timedelta(days=rng.randrange(30, 5 * 365)), self.home()))
+        return homes, self.home(post_box=True) if rng.random() < 0.05 else None
+
+    def addresses(self, human: _Human, start: date) -> list[Address]:
+        """The address records of an employment starting on `start`: the home from then on (a move ends
+        the previous record the period before), plus the post box, if any."""
+        rng = self.address_rng
+        records: list[Address] = []
+        for index, (moved_in, home) in enumerate(human.homes):
+            moved_out = human.homes[index + 1][0] if index + 1 < len(human.homes) else None
+            begin = max(moved_in, start)
+            if moved_out is not None and (moved_out.year, moved_out.month) <= (begin.year, begin.month):
+                continue  # moved on before this employment's first period
+            last = moved_out.replace(day=1) - timedelta(days=1) if moved_out is not None else None
+            records.append(self.address(home, begin, last, "HomeAddress", rng))
+        if human.post_box is not None:
+            records.append(self.address(human.post_box, start, None, "PostAddress", rng))
+        return records
+
+    def address(self, home: _Home, begin: date, last: date | None, kind: AddressType, rng: random.Random) -> Address:
+        return Address(
+            id=self.new_id("address"),
+            start_year=begin.year,
+            start_period=begin.month,
+            end_year=last.year if last else None,
+            end_period=last.month if last else None,
+            created=_moment(begin - timedelta(days=rng.randrange(0, 20)), rng),
+            type=kind,
+            street=home.street,
+            house_number=home.house_number,
+            house_number_addition=home.addition,
+            postal_code=home.postal_code,
+            city=home.city,
         )
 
     def email(self, human: _Human, company: Company) -> str:
@@ -278,6 +369,7 @@ class _Generator:
                 if agreement
                 else []
             ),
+            addresses=self.addresses(human, start),
         )
 
     def contracts(

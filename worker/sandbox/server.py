@@ -11,11 +11,13 @@ Admin endpoints (JSON), to simulate what happens in Nmbrs and to inject faults:
   POST   /admin/employees                a hire: a full Employee object, or the short form
                                          {"company_id", "first_name", "prefix", "last_name", "start",
                                           "hours_per_week", "bsn", "function": {id, code, description},
-                                          "department": {...}}; answers 201 {"id": ...}
+                                          "department": {...}, "address": {street, house_number,
+                                          house_number_addition?, postal_code, city}}; answers 201 {"id": ...}
   PATCH  /admin/employees/{id}           a change from "as_of" (date, default: the dataset's reference date):
                                          {"function": {...}} | {"department": {...}} | {"hours_per_week": 32}
                                          | {"end": "2026-12-31"} (a leaver) | {"labour_agreement_id": 12}
                                          | {"personal_info": {"last_name": ...}}
+                                         | {"address": {...}} (a move: a new home address from as_of)
                                          | {"company_id": 2} (a move: ends this employment the day before
                                            as_of and creates a new employee, same BSN; answers "new_id")
   DELETE /admin/employees/{id}           remove an employee altogether
@@ -49,6 +51,7 @@ from pydantic import BaseModel, ValidationError
 
 from worker.adapters.nmbrs import WSDL_DIR
 from worker.sandbox.dataset import (
+    Address,
     Assignment,
     Company,
     Contract,
@@ -400,6 +403,22 @@ def _write_schedule(w: _Writer, el: etree._Element, employee: Employee, s: Sched
     w.put(el, "CreationDate", s.created)
 
 
+def _write_address(w: _Writer, el: etree._Element, employee: Employee, a: Address) -> None:
+    w.put(el, "Id", a.id)
+    w.put(el, "StartPeriod", a.start_period)
+    w.put(el, "StartYear", a.start_year)
+    w.put(el, "EndPeriod", a.end_period, nillable=True)
+    w.put(el, "EndYear", a.end_year, nillable=True)
+    w.put(el, "Street", a.street)
+    w.put(el, "HouseNumber", a.house_number)
+    w.put(el, "HouseNumberAddition", a.house_number_addition)
+    w.put(el, "PostalCode", a.postal_code)
+    w.put(el, "City", a.city)
+    w.put(el, "CreationDate", a.created, nillable=True)
+    w.put(el, "CountryISOCode", a.country_iso_code)
+    w.put(el, "Type", a.type)
+
+
 def op_employee_agreement(state: SandboxState, params: dict[str, str], w: _Writer, result: etree._Element) -> None:
     agreement = _current_agreement(state, state.employee(int(params.get("EmployeeId") or 0)))
     w.put(result, "Id", agreement.id if agreement else 0)
@@ -443,6 +462,9 @@ HANDLERS: dict[str, dict[str, Handler]] = {
         ),
         "Schedule_GetAll_AllEmployeesByCompany": _bulk(
             "EmployeeScheduleItem", "EmployeeSchedules", "Schedule_V2", lambda e: e.schedules, _write_schedule
+        ),
+        "Address_GetAll_AllEmployeesByCompany": _bulk(
+            "EmployeeAddressItem", "EmployeeAddresses", "EmployeeAddress_V2", lambda e: e.addresses, _write_address
         ),
         "LabourAgreements_GetCurrent": op_employee_agreement,
     },
@@ -620,6 +642,7 @@ def _new_employee(state: SandboxState, body: dict[str, Any]) -> Employee:
             Contract(contract_id=record + 5, created=created, start=start, indefinite=True, hours_per_week=hours)
         ],
         schedules=[_schedule(record + 6, hours, start, created)],
+        addresses=[_address(record + 7, body["address"], start, created)] if body.get("address") else [],
         labour_agreements=(
             [
                 LabourAgreementAssignment(
@@ -641,6 +664,13 @@ def _assignment(record_id: int, ref: dict[str, Any], start: date, created: datet
         start_year=start.year,
         start_period=start.month,
         created=created,
+    )
+
+
+def _address(record_id: int, address: dict[str, Any], start: date, created: datetime) -> Address:
+    """A home address from `start` (the short form: street, house_number, postal_code, city, ...)."""
+    return Address.model_validate(
+        {"id": record_id, "start_year": start.year, "start_period": start.month, "created": created, **address}
     )
 
 
@@ -687,6 +717,7 @@ async def admin_change_employee(request: web.Request) -> web.StreamResponse:
             0,
             *(r.record_id for r in employee.functions + employee.departments),
             *(s.id for s in employee.schedules),
+            *(a.id for a in employee.addresses),
         ]
     )
     answer: dict[str, Any] = {"id": employee.id}
@@ -716,6 +747,8 @@ async def admin_change_employee(request: web.Request) -> web.StreamResponse:
             employee.personal_info.append(
                 PersonalInfo.model_validate({**changed.model_dump(), **body["personal_info"]})
             )
+        if "address" in body:
+            _move_house(employee, _address(record + 4, body["address"], as_of, created))
         if "end" in body:
             end = date.fromisoformat(body["end"])
             _open_end(employee.employments, end)
@@ -728,6 +761,24 @@ async def admin_change_employee(request: web.Request) -> web.StreamResponse:
         return _json_error(404, "no such company")
     state.reindex()
     return web.json_response(answer)
+
+
+def _move_house(employee: Employee, new: Address) -> None:
+    """A new home address: the open home addresses end with the period before it starts."""
+    year, period = (new.start_year, new.start_period - 1) if new.start_period > 1 else (new.start_year - 1, 12)
+    for address in employee.addresses:
+        if address.type == new.type and address.end_year is None:
+            address.end_year, address.end_period = year, period
+    employee.addresses.append(new)
+
+
+def _home_address(employee: Employee) -> dict[str, Any] | None:
+    """The latest home address as the short form, to carry over to a new employment."""
+    homes = [a for a in employee.addresses if a.type == "HomeAddress"]
+    latest = max(homes, key=lambda a: (a.start_year, a.start_period, a.created), default=None)
+    if latest is None:
+        return None
+    return latest.model_dump(include={"street", "house_number", "house_number_addition", "postal_code", "city"})
 
 
 def _move(state: SandboxState, employee: Employee, target: Company, as_of: date) -> int:
@@ -747,6 +798,7 @@ def _move(state: SandboxState, employee: Employee, target: Company, as_of: date)
             "gender": person.gender,
             "hours_per_week": hours,
             "bsn": employee.bsn,
+            "address": _home_address(employee),
             **({"function": _ref(employee.functions[-1])} if employee.functions else {}),
             **({"department": _ref(employee.departments[-1])} if employee.departments else {}),
         },

@@ -223,6 +223,7 @@ class NmbrsClient:
                     ("departments", "Department_GetAll_AllEmployeesByCompany", convert.parse_departments),
                     ("contracts", "Contract_GetAll_AllEmployeesByCompany", convert.parse_contracts),
                     ("schedules", "Schedule_GetAll_AllEmployeesByCompany", convert.parse_schedules),
+                    ("addresses", "Address_GetAll_AllEmployeesByCompany", convert.parse_addresses),
                 )
             }
             # v3 lists employees per EmployeeType and nobody documents what the types mean: union them all.

@@ -13,7 +13,7 @@ import hmac
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Generic, TypeVar
@@ -21,6 +21,7 @@ from typing import Any, Generic, TypeVar
 from lxml import etree
 
 from worker.adapters.nmbrs.errors import NmbrsMalformedResponse, fault_from_string
+from worker.domain.matching import normalise_postcode
 from worker.domain.nmbrs_records import (
     CodeRef,
     CompanySnapshot,
@@ -459,6 +460,51 @@ def parse_schedules(result: Element | None) -> dict[int, list[ScheduleRow]]:
     return _per_employee(result, row)
 
 
+@dataclass(frozen=True, slots=True)
+class AddressRow:
+    """A home address valid from (year, period) up to and including `end` (None: still valid)."""
+
+    year: int
+    period: int
+    end: tuple[int, int] | None
+    created: str
+    postcode: str | None
+
+
+HOME_ADDRESS = "homeaddress"
+
+
+def parse_addresses(result: Element | None) -> dict[int, list[AddressRow]]:
+    """Home-address histories (EmployeeAddress_V2); post, holiday and other address types are dropped.
+
+    A record without a Type counts as a home address. The postcode is normalised ('1234 ab' -> '1234AB').
+    """
+
+    def row(element: Element) -> AddressRow | None:
+        f = _fields(element)
+        if (_text(f, "Type") or HOME_ADDRESS).strip().lower() != HOME_ADDRESS:
+            return None
+        end_year = _int(f, "EndYear")
+        # An end year without a period: valid through that whole year.
+        end = (end_year, _int(f, "EndPeriod") or 99) if end_year else None
+        return AddressRow(
+            _int(f, "StartYear") or 0,
+            _int(f, "StartPeriod") or 0,
+            end,
+            f.get("CreationDate") or "",
+            normalise_postcode(_text(f, "PostalCode")),
+        )
+
+    return _per_employee(result, row)
+
+
+def resolve_address(rows: list[AddressRow], current: tuple[int, int]) -> AddressRow | None:
+    """The home address valid in `current`, as resolve_period picks among the records not yet ended
+    (a future hire gets the earliest address); None when every record has ended."""
+    open_rows = [PeriodRow(r.year, r.period, r.created, r) for r in rows if r.end is None or r.end >= current]
+    return resolve_period(open_rows, current)
+
+
 # --- assembly -------------------------------------------------------------------------------------
 
 
@@ -502,6 +548,7 @@ class CompanyData:
     contracts: dict[int, list[ContractRow]]
     schedules: dict[int, list[ScheduleRow]]
     employee_labour_agreements: dict[int, LabourAgreementRef | None] | None = None
+    addresses: dict[int, list[AddressRow]] = field(default_factory=dict)
 
 
 def build_employee(data: CompanyData, employee_id: int, as_of: date) -> NmbrsEmployee:
@@ -531,6 +578,7 @@ def build_employee(data: CompanyData, employee_id: int, as_of: date) -> NmbrsEmp
         agreement = data.labour_agreements[0]
     else:
         agreement = None
+    address = resolve_address(data.addresses.get(employee_id, []), current)
     return NmbrsEmployee(
         employee_id=employee_id,
         company_id=data.company.company_id,
@@ -539,6 +587,7 @@ def build_employee(data: CompanyData, employee_id: int, as_of: date) -> NmbrsEmp
         function=resolve_period(data.functions.get(employee_id, []), current),
         department=resolve_period(data.departments.get(employee_id, []), current),
         labour_agreement=agreement,
+        postcode=address.postcode if address else None,
         employments=tuple(data.employments.get(employee_id, [])),
         contracts=tuple(_with_hours(c, schedules, as_of) for c in contracts),
         schedules=schedules,
