@@ -37,7 +37,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -53,13 +53,10 @@ from worker.config import Settings
 from worker.domain.changes import (
     ChangeEvent,
     ChangeSource,
-    CompanyChanged,
     EmployeeChanged,
     Entity,
-    Op,
-    changed_fields,
-    event_id_for,
-    fingerprint,
+    SnapshotEntry,
+    diff,
     parse_change_event,
 )
 from worker.domain.events import Message, Outcome
@@ -143,28 +140,6 @@ def changed_record(index: int, before: NmbrsEmployee) -> NmbrsEmployee:
     return before.model_copy(update={"contracts": (contract,), "schedules": (*before.schedules, schedule)})
 
 
-def change_event(event_class: type[ChangeEvent[Any]], entity: Entity, key: str, op: Op, version: int,
-                 before: Any, after: Any, now: datetime, poll_id: uuid.UUID) -> ChangeEvent[Any]:  # fmt: skip
-    """An event as the poller's diff builds it (same id scheme, source and changed fields)."""
-    fields = (
-        changed_fields(before.model_dump(mode="json"), after.model_dump(mode="json"))
-        if before is not None
-        else tuple(sorted(after.model_dump(mode="json")))
-    )
-    return event_class(
-        event_id=event_id_for(key, version, op, poll_id, fingerprint(after)),
-        entity=entity,
-        key=key,
-        op=op,
-        version=version,
-        before=before,
-        after=after,
-        changed_fields=fields,
-        source=ChangeSource(poll_id=poll_id, company_id=COMPANY.company_id, fetched_at=now),
-        ts=now,
-    )
-
-
 async def set_up(pool: asyncpg.Pool, count: int) -> tuple[list[EmployeeChanged], dict[str, int], float]:
     """Load the starting state and link every employee; returns the update events to replay."""
     started = time.perf_counter()
@@ -178,22 +153,27 @@ async def set_up(pool: asyncpg.Pool, count: int) -> tuple[list[EmployeeChanged],
     )  # fmt: skip
     async with pool.acquire() as connection:
         await load_target_state(connection, state)
-    now, poll_id = utc_now(), uuid.uuid4()
+    # The events come from the poller's own diff, exactly as a first poll and a changing poll build them.
+    now = utc_now()
+    source = ChangeSource(poll_id=uuid.uuid4(), fetched_at=now)
+
+    def never_removed(_entry: SnapshotEntry) -> bool:
+        return False
+
     handle = partial(handle_change, pool=pool, policy=POLICY, now=utc_now)
     setup_outcomes: Counter[str] = Counter()
-    company = change_event(CompanyChanged, Entity.COMPANY, "company:1", Op.CREATE, 1, None, COMPANY, now, poll_id)
-    setup_outcomes.update(o.kind.value for o in await handle(company))
-    updates: list[EmployeeChanged] = []
-    for index in range(count):
-        record = employee_record(index)
-        key = f"employee:{record.employee_id}"
-        create = change_event(EmployeeChanged, Entity.EMPLOYEE, key, Op.CREATE, 1, None, record, now, poll_id)
-        setup_outcomes.update(o.kind.value for o in await handle(create))
-        update = change_event(
-            EmployeeChanged, Entity.EMPLOYEE, key, Op.UPDATE, 2, record, changed_record(index, record), now, poll_id
-        )
-        assert isinstance(update, EmployeeChanged)
-        updates.append(update)
+    company_changes = diff(Entity.COMPANY, {}, {"company:1": (COMPANY, COMPANY.company_id)}, source, never_removed, now)
+    for planned in company_changes:
+        setup_outcomes.update(o.kind.value for o in await handle(planned.event))
+    records = [employee_record(index) for index in range(count)]
+    creates = diff(Entity.EMPLOYEE, {}, {f"employee:{r.employee_id}": (r, COMPANY.company_id) for r in records},
+                   source, never_removed, now)  # fmt: skip
+    for planned in creates:
+        setup_outcomes.update(o.kind.value for o in await handle(planned.event))
+    changed = {f"employee:{r.employee_id}": (changed_record(i, r), COMPANY.company_id) for i, r in enumerate(records)}
+    snapshot = {planned.snapshot.key: planned.snapshot for planned in creates}
+    updates = [planned.event for planned in diff(Entity.EMPLOYEE, snapshot, changed, source, never_removed, now)]
+    assert all(isinstance(update, EmployeeChanged) for update in updates)
     linked = await pool.fetchval(
         "SELECT count(*) FROM sync_links WHERE entity = 'employee' AND regitijd_id IS NOT NULL"
     )

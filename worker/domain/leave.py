@@ -274,10 +274,6 @@ def extra_expires_on(year: int) -> date:
     return date(year + 6, 1, 1)
 
 
-def _round_cents(value: Decimal) -> Decimal:
-    return value.quantize(_CENT, rounding=ROUND_HALF_UP)
-
-
 def _divide(numerator: Decimal, denominator: Decimal, quantum: Decimal) -> Decimal:
     with localcontext() as ctx:
         ctx.prec = _PRECISION

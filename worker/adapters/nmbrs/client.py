@@ -149,11 +149,6 @@ class NmbrsClient:
         }
         return cls(**{**params, **overrides})
 
-    @property
-    def transport_seconds(self) -> float:
-        """Total time spent inside HTTP requests (summed over concurrent calls)."""
-        return self._transport.seconds
-
     async def close(self) -> None:
         await self._http.aclose()
         self._transport.wsdl_client.close()
