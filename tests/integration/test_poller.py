@@ -59,6 +59,7 @@ async def test_first_poll_emits_a_create_per_employee_company_and_reference(
     # BSNs never leave the adapter: only a 64-hex-digit HMAC travels.
     hashes = [e["after"]["bsn_hash"] for e in employees]
     assert all(h is None or len(h) == 64 for h in hashes)
+    assert len({h for h in hashes if h}) > len(hashes) // 2  # hashing is on, and humans are told apart
     bsns = {e["bsn"] for e in dataset["employees"]}
     assert not any(bsn in str(e) for e in employees for bsn in bsns)
 
