@@ -288,6 +288,8 @@ def fold(text: str | None) -> str:
     """Case-, diacritic- and whitespace-insensitive form: 'Çelik ' -> 'celik', 'Ĳsselmeer' -> 'ijsselmeer'."""
     if not text:
         return ""
+    if text.isascii():  # most names and postcodes: no diacritics to strip, and casefold is lower
+        return _SPACES.sub(" ", text.replace("`", "'").lower()).strip()
     text = text.translate(_UNDECOMPOSABLE).translate(_APOSTROPHES)
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))

@@ -9,11 +9,13 @@ with exponential backoff and jitter.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+import gc
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import partial
@@ -175,13 +177,12 @@ class NmbrsClient:
             # cancelled siblings or the same cause).
             found = _first_nmbrs_error(group)
             raise (found if isinstance(found, NmbrsError) else _unexpected(company, group)) from None
-        started = time.perf_counter()
         try:
-            snapshot = convert.build_snapshot(data, as_of, datetime.now(UTC), tally.calls)
+            with self._own_work():
+                snapshot = convert.build_snapshot(data, as_of, datetime.now(UTC), tally.calls)
         except (ValueError, KeyError, TypeError) as error:  # includes pydantic's ValidationError
             # An answer we cannot make sense of fails this company only, never the whole poll.
             raise _unexpected(company, error) from None
-        self.processing_seconds += time.perf_counter() - started
         log.info(
             "Nmbrs company %s fetched: %d employees, %d SOAP calls",
             company.company_id,
@@ -268,6 +269,22 @@ class NmbrsClient:
 
     # --- plumbing ---------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _own_work(self) -> Iterator[None]:
+        """A synchronous section of our own work (parsing, building records), timed, with the cyclic
+        garbage collector paused: a bulk answer allocates some 100,000 acyclic objects, and the collection
+        passes they would trigger (over an ever larger heap) cost a third of the parsing time and find
+        nothing. Nothing else runs on the loop meanwhile; the collector resumes as it was."""
+        started = time.perf_counter()
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            yield
+        finally:
+            if was_enabled:
+                gc.enable()
+            self.processing_seconds += time.perf_counter() - started
+
     def _scrub(self, text: str) -> str:
         return text.replace(self._token, "********") if self._token else text
 
@@ -319,13 +336,11 @@ class NmbrsClient:
                     tally.calls += 1
                     self.soap_calls += 1
                     response = await self._send(proxy, operation, params)
-                started = time.perf_counter()
                 try:
-                    return parse(self._interpret(operation, response))
+                    with self._own_work():
+                        return parse(self._interpret(operation, response))
                 except (ValueError, ValidationError):
                     raise NmbrsMalformedResponse("unexpected content", operation=operation) from None
-                finally:
-                    self.processing_seconds += time.perf_counter() - started
             except NmbrsError as error:
                 if not error.retryable or attempt >= self._max_retries:
                     log.warning("Nmbrs %s %s failed: %s", operation, params, error)
