@@ -8,9 +8,11 @@ has its RegiTijd employee. N update events (alternately a department change and 
 EmployeeChanged JSON) are produced to the employee-changes topic.
 
 Timed, on the same N events:
-- ours: an aiokafka consumer; per message `consume_one(raw, ctx, parse_change_event, handle_change)` at
-  concurrency 1 with a real KafkaPublisher as the sink, as the worker's reconciler agent does. From the
-  first message consumed to the last outcome acknowledged by the broker.
+- ours: an aiokafka consumer; per fetched batch, cut to RECONCILE_BATCH_MAX events as the worker's faust
+  `take_events` cuts them, `consume_batch(raws, ctx, parse_change_event, handle_changes)` with a real
+  KafkaPublisher as the sink, as the worker's reconciler agent does (inbox, lock, state, plan, writes, leave
+  recalculation, stored outcomes, one transaction per batch; outcomes published after the commit). From
+  the first message consumed to the last outcome acknowledged by the broker.
 - ceiling: a fresh consumer group reads the same events; per fetched batch, one transaction with asyncpg
   `executemany` updates of the same rows (rt_employees department/function, rt_contract_periods hours),
   no parsing into models, no inbox, no outcomes. From the first message consumed to the last commit.
@@ -71,8 +73,8 @@ from worker.domain.nmbrs_records import (
     SchedulePeriod,
 )
 from worker.domain.target_state import LabourAgreementState, OrganisationState, PersonState, TargetState
-from worker.entrypoints.consuming import ConsumerContext, RawMessage, consume_one
-from worker.entrypoints.reconciler import CONSUMER, handle_change
+from worker.entrypoints.consuming import ConsumerContext, RawMessage, consume_batch
+from worker.entrypoints.reconciler import CONSUMER, handle_change, handle_changes
 
 TARGET_RATIO = 0.30
 POLICY = MatchPolicy(auto_link_min_score=0.9)
@@ -193,7 +195,7 @@ class Split:
     parse_s: float = 0.0
     handle_s: float = 0.0
     publish_s: float = 0.0
-    publishes: int = 0  # calls: one per outcome, or one per event when consume_one batches them
+    publishes: int = 0  # publish calls: one per batch (its outcomes together), plus dead letters
     outcomes: Counter[str] = field(default_factory=Counter)
 
 
@@ -300,7 +302,7 @@ async def run_ours(settings: Settings, pool: asyncpg.Pool, count: int, profile: 
             outcomes_topic=settings.topics.outcomes,
             dead_letter_topic=settings.topics.dead_letter,
         )
-        handler = partial(handle_change, pool=pool, policy=POLICY, now=utc_now)
+        handler = partial(handle_changes, pool=pool, policy=POLICY, now=utc_now)
 
         def parse(data: bytes) -> ChangeEvent[Any]:
             started = time.perf_counter()
@@ -309,16 +311,20 @@ async def run_ours(settings: Settings, pool: asyncpg.Pool, count: int, profile: 
             finally:
                 split.parse_s += time.perf_counter() - started
 
-        async def handle(event: ChangeEvent[Any]) -> list[Outcome]:
+        async def handle(events: list[ChangeEvent[Any]]) -> list[Outcome]:
             started = time.perf_counter()
             try:
-                return await handler(event)
+                return await handler(events)
             finally:
                 split.handle_s += time.perf_counter() - started
 
         async def process(records: list[Any]) -> None:
-            for r in records:  # one at a time, as the worker's agent at concurrency 1
-                await consume_one(RawMessage(r.topic, r.partition, r.offset, r.key, r.value), context, parse, handle)
+            size = settings.reconcile_batch_max
+            for start in range(0, len(records), size):
+                raws = [
+                    RawMessage(r.topic, r.partition, r.offset, r.key, r.value) for r in records[start : start + size]
+                ]
+                await consume_batch(raws, context, parse, handle)
 
         await consumer.start()
         try:
@@ -482,7 +488,7 @@ def main() -> int:
     )
     print(
         f"            per event: parse {f['ours_parse_ms']:.2f} ms,"
-        f" handle (one transaction) {f['ours_handle_ms']:.2f} ms, outcome publish {f['ours_publish_ms']:.2f} ms,"
+        f" handle (batched transactions) {f['ours_handle_ms']:.2f} ms, outcome publish {f['ours_publish_ms']:.2f} ms,"
         f" consume/rest {f['ours_rest_ms']:.2f} ms"
     )
     print(f"            outcomes: {result['outcomes']}")

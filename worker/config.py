@@ -99,6 +99,15 @@ class Settings(BaseSettings):
         le=1,
         description="Definite rule: link a fuzzy match at or above this score without asking (off by default).",
     )
+    reconcile_batch_max: int = Field(
+        500, ge=1, le=5000, description="Change events the reconciler handles in one transaction at most."
+    )
+    reconcile_batch_wait_s: float = Field(
+        0.05,
+        gt=0,
+        le=5,
+        description="Seconds the reconciler waits for a batch to fill before it handles what it has.",
+    )
 
     # Worker
     # Not WEB_PORT: faust reads that environment variable itself and it would override ours.

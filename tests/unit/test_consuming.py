@@ -10,7 +10,7 @@ import pytest
 
 from worker.domain.events import Message, Outcome, OutcomeKind, SyncRequested, outcome_for
 from worker.entrypoints import consuming
-from worker.entrypoints.consuming import ConsumerContext, RawMessage, consume_one
+from worker.entrypoints.consuming import ConsumerContext, RawMessage, consume_batch, consume_one
 from worker.entrypoints.consuming import backoff_delay as real_backoff_delay
 
 
@@ -168,3 +168,68 @@ async def test_only_a_malformed_command_gets_a_rejection_for_its_sender() -> Non
     assert rejected == []
     await consume_one(raw(b"{}"), ctx, SyncRequested.model_validate_json, buggy)
     assert rejected and rejected[0].startswith("malformed message")
+
+
+# --- batches ---------------------------------------------------------------------------------------
+
+
+def raws(requests: list[SyncRequested], malformed_at: int | None = None) -> list[RawMessage]:
+    values = [r.model_dump_json().encode() for r in requests]
+    if malformed_at is not None:
+        values.insert(malformed_at, b'{"requested_by": ""}')
+    return [RawMessage(topic="in", partition=0, offset=i, key=b"k", value=v) for i, v in enumerate(values)]
+
+
+async def test_a_batch_is_handled_in_one_call_and_its_outcomes_published_in_order() -> None:
+    sink = RecordingSink()
+    requests = [valid_request() for _ in range(3)]
+    calls: list[int] = []
+
+    async def handle_batch(messages: list[SyncRequested]) -> list[Outcome]:
+        calls.append(len(messages))
+        return [o for m in messages for o in accepted(m)]
+
+    outcomes = await consume_batch(
+        raws(requests, malformed_at=1), context(sink), SyncRequested.model_validate_json, handle_batch
+    )
+    assert calls == [3]  # the malformed one left out, the rest in one call
+    assert [o.causation_id for o in outcomes] == [r.event_id for r in requests]
+    topics = [topic for topic, _, _ in sink.published]
+    assert topics == ["dlq", "out", "out", "out"]
+    assert sink.published[0][2].offset == 1  # type: ignore[attr-defined]
+
+
+async def test_a_batch_that_fails_is_handled_one_by_one_so_only_the_culprit_is_dead_lettered() -> None:
+    sink = RecordingSink()
+    requests = [valid_request() for _ in range(3)]
+    culprit = requests[1].event_id
+    calls: list[int] = []
+
+    async def handle_batch(messages: list[SyncRequested]) -> list[Outcome]:
+        calls.append(len(messages))
+        if any(m.event_id == culprit for m in messages):
+            raise KeyError("company_id")
+        return [o for m in messages for o in accepted(m)]
+
+    outcomes = await consume_batch(raws(requests), context(sink), SyncRequested.model_validate_json, handle_batch)
+    assert calls == [3, 1, 1, 1]
+    assert [o.causation_id for o in outcomes] == [requests[0].event_id, requests[2].event_id]
+    letters = [message for topic, _, message in sink.published if topic == "dlq"]
+    assert [letter.offset for letter in letters] == [1]  # type: ignore[attr-defined]
+
+
+async def test_a_batch_waits_out_infrastructure_errors_as_a_whole() -> None:
+    sink = RecordingSink()
+    requests = [valid_request() for _ in range(2)]
+    calls = 0
+
+    async def flaky(messages: list[SyncRequested]) -> list[Outcome]:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise asyncpg.CannotConnectNowError("database starting up")
+        return [o for m in messages for o in accepted(m)]
+
+    outcomes = await consume_batch(raws(requests), context(sink), SyncRequested.model_validate_json, flaky)
+    assert calls == 3 and len(outcomes) == 2
+    assert all(topic == "out" for topic, _, _ in sink.published)

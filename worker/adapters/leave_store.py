@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -23,24 +25,102 @@ from worker.domain.leave import (
 
 
 async def load_leave_input(connection: asyncpg.Connection, employee_id: int, as_of: date) -> LeaveInput:
-    employee = await connection.fetchrow(
-        """SELECT e.employment_start, e.employment_end, l.description, l.extra_leave_hours_fulltime,
-                  l.fulltime_hours_per_week
-           FROM rt_employees e LEFT JOIN rt_labour_agreements l ON l.nmbrs_id = e.labour_agreement_id
-           WHERE e.employee_id = $1""",
-        employee_id,
+    return (await load_leave_inputs(connection, [employee_id], as_of))[employee_id]
+
+
+def _by_employee(rows: list[asyncpg.Record]) -> dict[int, list[asyncpg.Record]]:
+    grouped: dict[int, list[asyncpg.Record]] = {}
+    for row in rows:
+        grouped.setdefault(row["employee_id"], []).append(row)
+    return grouped
+
+
+async def load_leave_inputs(
+    connection: asyncpg.Connection, employee_ids: list[int], as_of: date
+) -> dict[int, LeaveInput]:
+    """The leave inputs of many employees, a statement per table for all of them (a change batch
+    recalculates hundreds at once)."""
+    ids = sorted(set(employee_ids))
+    employees = {
+        row["employee_id"]: row
+        for row in await connection.fetch(
+            """SELECT e.employee_id, e.employment_start, e.employment_end, l.description,
+                      l.extra_leave_hours_fulltime, l.fulltime_hours_per_week
+               FROM rt_employees e LEFT JOIN rt_labour_agreements l ON l.nmbrs_id = e.labour_agreement_id
+               WHERE e.employee_id = ANY($1::int[])""",
+            ids,
+        )
+    }
+    missing = [employee_id for employee_id in ids if employee_id not in employees]
+    if missing:
+        raise LookupError(f"no RegiTijd employee {', '.join(map(str, missing))}")
+
+    async def rows(sql: str) -> dict[int, list[asyncpg.Record]]:
+        return _by_employee(list(await connection.fetch(sql, ids)))
+
+    schedules = await rows(
+        """SELECT employee_id, start_date, hours_per_week FROM rt_schedule_periods
+           WHERE employee_id = ANY($1::int[]) ORDER BY employee_id, start_date"""
     )
-    if employee is None:
-        raise LookupError(f"no RegiTijd employee {employee_id}")
-    schedules = await connection.fetch(
-        "SELECT start_date, hours_per_week FROM rt_schedule_periods WHERE employee_id = $1 ORDER BY start_date",
-        employee_id,
+    contracts = await rows(
+        """SELECT employee_id, start_date, end_date, hours_per_week FROM rt_contract_periods
+           WHERE employee_id = ANY($1::int[]) AND hours_per_week IS NOT NULL ORDER BY employee_id, start_date"""
     )
-    contracts = await connection.fetch(
-        """SELECT start_date, end_date, hours_per_week FROM rt_contract_periods
-           WHERE employee_id = $1 AND hours_per_week IS NOT NULL ORDER BY start_date""",
-        employee_id,
+    periods = await rows(
+        """SELECT employee_id, start_date, end_date FROM rt_employment_periods
+           WHERE employee_id = ANY($1::int[]) ORDER BY employee_id, start_date"""
     )
+    adjustments = await rows(
+        "SELECT employee_id, booked_on, hours, reason FROM rt_leave_adjustments WHERE employee_id = ANY($1::int[])"
+    )
+    taken = await rows("SELECT employee_id, taken_on, hours FROM rt_leave_taken WHERE employee_id = ANY($1::int[])")
+    worked = await rows("SELECT employee_id, worked_on, hours FROM rt_overtime WHERE employee_id = ANY($1::int[])")
+    paid = await rows("SELECT employee_id, paid_on, hours FROM rt_overtime_payouts WHERE employee_id = ANY($1::int[])")
+    return {
+        employee_id: _leave_input(
+            employees[employee_id],
+            as_of,
+            schedules.get(employee_id, []),
+            contracts.get(employee_id, []),
+            periods.get(employee_id, []),
+            LeaveHistory(
+                adjustments=tuple(
+                    LeaveAdjustment(booked_on=r["booked_on"], hours=r["hours"], reason=r["reason"])
+                    for r in adjustments.get(employee_id, [])
+                ),
+                leave_taken=tuple(
+                    LeaveTaken(taken_on=r["taken_on"], hours=r["hours"]) for r in taken.get(employee_id, [])
+                ),
+                overtime_worked=tuple(
+                    OvertimeEntry(on=r["worked_on"], hours=r["hours"]) for r in worked.get(employee_id, [])
+                ),
+                overtime_paid_out=tuple(
+                    OvertimePayout(on=r["paid_on"], hours=r["hours"]) for r in paid.get(employee_id, [])
+                ),
+            ),
+        )
+        for employee_id in ids
+    }
+
+
+@dataclass(frozen=True)
+class LeaveHistory:
+    """What was booked against an employee's leave and overtime."""
+
+    adjustments: tuple[LeaveAdjustment, ...]
+    leave_taken: tuple[LeaveTaken, ...]
+    overtime_worked: tuple[OvertimeEntry, ...]
+    overtime_paid_out: tuple[OvertimePayout, ...]
+
+
+def _leave_input(
+    employee: asyncpg.Record,
+    as_of: date,
+    schedules: list[asyncpg.Record],
+    contracts: list[asyncpg.Record],
+    periods: list[asyncpg.Record],
+    history: LeaveHistory,
+) -> LeaveInput:
     # The schedule (rooster) is the finer source of hours; contracts carry them when there is no schedule.
     by_start: dict[date, HoursPeriod] = {}
     if schedules:
@@ -58,40 +138,20 @@ async def load_leave_input(connection: asyncpg.Connection, employee_id: int, as_
             extra_hours_fulltime=employee["extra_leave_hours_fulltime"],
             fulltime_hours_per_week=employee["fulltime_hours_per_week"],
         )
-    periods = await connection.fetch(
-        "SELECT start_date, end_date FROM rt_employment_periods WHERE employee_id = $1 ORDER BY start_date",
-        employee_id,
-    )
     # Nmbrs employees carry every period of service (a rehire has several); a blue employee only the one.
     employments = tuple(EmploymentPeriod(start=p["start_date"], end=p["end_date"]) for p in periods)
     if not employments and employee["employment_start"] is not None:
         employments = (EmploymentPeriod(start=employee["employment_start"], end=employee["employment_end"]),)
-
-    async def rows(sql: str) -> list[asyncpg.Record]:
-        return list(await connection.fetch(sql, employee_id))
-
     return LeaveInput(
-        employee_id=employee_id,
+        employee_id=employee["employee_id"],
         as_of=as_of,
         employments=employments,
         hours_periods=tuple(by_start.values()),
         cao=cao,
-        adjustments=tuple(
-            LeaveAdjustment(booked_on=r["booked_on"], hours=r["hours"], reason=r["reason"])
-            for r in await rows("SELECT booked_on, hours, reason FROM rt_leave_adjustments WHERE employee_id = $1")
-        ),
-        leave_taken=tuple(
-            LeaveTaken(taken_on=r["taken_on"], hours=r["hours"])
-            for r in await rows("SELECT taken_on, hours FROM rt_leave_taken WHERE employee_id = $1")
-        ),
-        overtime_worked=tuple(
-            OvertimeEntry(on=r["worked_on"], hours=r["hours"])
-            for r in await rows("SELECT worked_on, hours FROM rt_overtime WHERE employee_id = $1")
-        ),
-        overtime_paid_out=tuple(
-            OvertimePayout(on=r["paid_on"], hours=r["hours"])
-            for r in await rows("SELECT paid_on, hours FROM rt_overtime_payouts WHERE employee_id = $1")
-        ),
+        adjustments=history.adjustments,
+        leave_taken=history.leave_taken,
+        overtime_worked=history.overtime_worked,
+        overtime_paid_out=history.overtime_paid_out,
     )
 
 
@@ -112,22 +172,45 @@ async def recalculate_leave(
     connection: asyncpg.Connection, employee_id: int, as_of: date, causation_id: uuid.UUID
 ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """Recalculate and store one employee's leave; returns the (before, after) summaries."""
+    return (await recalculate_leave_many(connection, {employee_id: causation_id}, as_of))[employee_id]
+
+
+async def recalculate_leave_many(
+    connection: asyncpg.Connection, causations: dict[int, uuid.UUID], as_of: date
+) -> dict[int, tuple[dict[str, Any] | None, dict[str, Any]]]:
+    """Recalculate and store the leave of each employee in `causations` (employee id -> the event that
+    caused it); returns the (before, after) summaries per employee."""
+    ids = sorted(causations)
     # Serialises recalculations of one employee (a change and a follow-up command lock different keys),
-    # so a stale calculation never overwrites a newer one.
-    await connection.execute("SELECT 1 FROM rt_employees WHERE employee_id = $1 FOR UPDATE", employee_id)
-    stored = await connection.fetchval("SELECT result FROM rt_leave_balances WHERE employee_id = $1", employee_id)
-    before = balance_summary(LeaveResult.model_validate_json(stored)) if stored else None
-    result = leave_balance(await load_leave_input(connection, employee_id, as_of))
+    # so a stale calculation never overwrites a newer one. In id order: two batches never deadlock.
     await connection.execute(
+        "SELECT 1 FROM rt_employees WHERE employee_id = ANY($1::int[]) ORDER BY employee_id FOR UPDATE", ids
+    )
+    # The summary of the stored result, read in SQL: parsing whole results would cost more than the new
+    # calculation. The keys and texts are those of balance_summary (JSON numbers are Decimal strings).
+    stored = {
+        row["employee_id"]: json.loads(row["summary"])
+        for row in await connection.fetch(
+            """SELECT employee_id, json_build_object(
+                   'as_of', result ->> 'as_of', 'leave_total', result -> 'balance' ->> 'total',
+                   'statutory', result -> 'balance' ->> 'statutory', 'extra', result -> 'balance' ->> 'extra',
+                   'overtime', result -> 'overtime' ->> 'balance') AS summary
+               FROM rt_leave_balances WHERE employee_id = ANY($1::int[])""",
+            ids,
+        )
+    }
+    inputs = await load_leave_inputs(connection, ids, as_of)
+    results = {employee_id: leave_balance(inputs[employee_id]) for employee_id in ids}
+    await connection.executemany(
         """INSERT INTO rt_leave_balances (employee_id, as_of, result, causation_id, computed_at)
            VALUES ($1, $2, $3::jsonb, $4, now())
            ON CONFLICT (employee_id) DO UPDATE SET as_of = EXCLUDED.as_of, result = EXCLUDED.result,
                causation_id = EXCLUDED.causation_id, computed_at = now()""",
-        employee_id,
-        as_of,
-        result.model_dump_json(),
-        causation_id,
+        [(employee_id, as_of, results[employee_id].model_dump_json(), causations[employee_id]) for employee_id in ids],
     )
-    after = balance_summary(result)
-    assert after is not None
-    return before, after
+    summaries = {}
+    for employee_id in ids:
+        after = balance_summary(results[employee_id])
+        assert after is not None
+        summaries[employee_id] = (stored.get(employee_id), after)
+    return summaries

@@ -53,30 +53,51 @@ class Inbox:
 
     async def claim(self, connection: asyncpg.Connection, event_id: uuid.UUID) -> Claim:
         """Insert the event id; on a duplicate return the outcomes recorded the first time."""
-        inserted = await connection.fetchval(
-            """INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2)
-               ON CONFLICT DO NOTHING RETURNING true""",
-            self.consumer,
-            event_id,
-        )
-        if inserted:
-            return Claim(is_new=True)
-        stored = await connection.fetchval(
-            "SELECT outcomes FROM processed_events WHERE consumer = $1 AND event_id = $2",
-            self.consumer,
-            event_id,
-        )
-        return Claim(is_new=False, previous_outcomes=tuple(Outcome.model_validate(o) for o in json.loads(stored)))
+        return (await self.claim_many(connection, [event_id]))[event_id]
+
+    async def claim_many(self, connection: asyncpg.Connection, event_ids: list[uuid.UUID]) -> dict[uuid.UUID, Claim]:
+        """Claim a batch of event ids in one statement (plus one to read back the duplicates' outcomes)."""
+        inserted = {
+            row["event_id"]
+            for row in await connection.fetch(
+                """INSERT INTO processed_events (consumer, event_id) SELECT $1, unnest($2::uuid[])
+                   ON CONFLICT DO NOTHING RETURNING event_id""",
+                self.consumer,
+                list(dict.fromkeys(event_ids)),
+            )
+        }
+        claims = {event_id: Claim(is_new=True) for event_id in inserted}
+        seen = [event_id for event_id in event_ids if event_id not in inserted]
+        if seen:
+            for row in await connection.fetch(
+                "SELECT event_id, outcomes FROM processed_events WHERE consumer = $1 AND event_id = ANY($2::uuid[])",
+                self.consumer,
+                seen,
+            ):
+                outcomes = tuple(Outcome.model_validate(o) for o in json.loads(row["outcomes"]))
+                claims[row["event_id"]] = Claim(is_new=False, previous_outcomes=outcomes)
+        return claims
 
     async def record_outcomes(
         self, connection: asyncpg.Connection, event_id: uuid.UUID, outcomes: list[Outcome]
     ) -> None:
+        await self.record_outcomes_many(connection, {event_id: outcomes})
+
+    async def record_outcomes_many(
+        self, connection: asyncpg.Connection, outcomes: dict[uuid.UUID, list[Outcome]]
+    ) -> None:
         await connection.execute(
-            "UPDATE processed_events SET outcomes = $3::jsonb WHERE consumer = $1 AND event_id = $2",
+            """UPDATE processed_events p SET outcomes = v.outcomes::jsonb
+               FROM unnest($2::uuid[], $3::text[]) AS v(event_id, outcomes)
+               WHERE p.consumer = $1 AND p.event_id = v.event_id""",
             self.consumer,
-            event_id,
-            json.dumps([outcome.model_dump(mode="json") for outcome in outcomes]),
+            list(outcomes),
+            [_outcomes_json(items) for items in outcomes.values()],
         )
+
+
+def _outcomes_json(outcomes: list[Outcome]) -> str:
+    return "[" + ",".join(outcome.model_dump_json() for outcome in outcomes) + "]"
 
 
 @asynccontextmanager

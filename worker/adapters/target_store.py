@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
 
@@ -51,11 +53,47 @@ REFERENCE_TABLES = {"department": "rt_departments", "function": "rt_functions",
                     "labour_agreement": "rt_labour_agreements"}  # fmt: skip
 
 
+EMPLOYEE_COLUMNS = ("number", "company_id", "function_id", "department_id", "labour_agreement_id",
+                    "employment_start", "employment_end", "nmbrs_synced")  # fmt: skip
+
+
+def _employee_columns(values: dict[str, Any], company_ids: dict[int, int]) -> tuple[Any, ...]:
+    """The rt_employees columns (EMPLOYEE_COLUMNS order) for Nmbrs-owned `values`; `company_ids` maps Nmbrs
+    company ids to RegiTijd ones (absent: the company is not linked yet)."""
+    return (
+        values["number"], company_ids.get(values["nmbrs_company_id"]), values["function_id"],
+        values["department_id"], values["labour_agreement_id"], _date(values["employment_start"]),
+        _date(values["employment_end"]), _json(values),
+    )  # fmt: skip
+
+
+# The period tables: the values key, the table and a row (after employee_id) from one period.
+PERIOD_TABLES: tuple[tuple[str, str, Callable[[dict[str, Any]], tuple[Any, ...]]], ...] = (
+    ("employments", "rt_employment_periods", lambda e: (e["employment_id"], _date(e["start"]), _date(e["end"]))),
+    ("contracts", "rt_contract_periods",
+     lambda c: (c["contract_id"], _date(c["start"]), _date(c["end"]), c["hours_per_week"])),
+    ("schedules", "rt_schedule_periods",
+     lambda s: (_date(s["start"]), s["hours_per_week"], s["parttime_percentage"])),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class EmployeeApply:
+    """One employee's Apply with what it came from."""
+
+    action: Apply
+    nmbrs_id: int
+    employee: NmbrsEmployee
+    causation_id: uuid.UUID
+
+
 class TargetStore(Protocol):
     """What the reconciler and the decision consumer need from RegiCRM/RegiTijd."""
 
     async def lock_record(self, key: str) -> None: ...
+    async def lock_records(self, keys: list[str]) -> None: ...
     async def record_state(self, entity: Entity, nmbrs_id: int, bsn_hash: str | None = None) -> RecordState: ...
+    async def record_states(self, entity: Entity, records: dict[int, str | None]) -> dict[int, RecordState]: ...
     async def person_candidates(self, employee: NmbrsEmployee) -> list[PersonCandidate]: ...
     async def organisation_candidates(self, company: NmbrsCompany) -> list[OrganisationCandidate]: ...
     async def execute(
@@ -81,49 +119,77 @@ class PostgresTargetStore:
 
     async def lock_record(self, key: str) -> None:
         """Serialise everything that touches one Nmbrs record (changes and decisions never interleave)."""
-        await self.db.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key)
+        await self.lock_records([key])
+
+    async def lock_records(self, keys: list[str]) -> None:
+        """lock_record for many records, in key order (two batches never wait for each other in a cycle)."""
+        await self.db.execute(
+            """SELECT pg_advisory_xact_lock(hashtextextended(key, 0))
+               FROM (SELECT DISTINCT key FROM unnest($1::text[]) AS key ORDER BY key) AS keys""",
+            keys,
+        )
 
     # --- reading ------------------------------------------------------------------------------------
 
     async def record_state(self, entity: Entity, nmbrs_id: int, bsn_hash: str | None = None) -> RecordState:
-        # One round trip for the sync state; the time of a change goes almost all into round trips.
-        row = await self.db.fetchrow(
-            """SELECT l.crm_id, l.regitijd_id,
-                      EXISTS (SELECT 1 FROM sync_blocks b WHERE b.entity = $1 AND b.nmbrs_id = $2) AS blocked,
-                      (SELECT p.version FROM pending_decisions p WHERE p.entity = $1 AND p.nmbrs_id = $2) AS pending,
+        return (await self.record_states(entity, {nmbrs_id: bsn_hash}))[nmbrs_id]
+
+    async def record_states(self, entity: Entity, records: dict[int, str | None]) -> dict[int, RecordState]:
+        """The sync state of many records (Nmbrs id -> BSN hash, used for employees only) in two round
+        trips: the time of a change goes almost all into round trips."""
+        ids = list(records)
+        rows = await self.db.fetch(
+            """SELECT r.nmbrs_id, l.crm_id, l.regitijd_id,
+                      EXISTS (SELECT 1 FROM sync_blocks b WHERE b.entity = $1 AND b.nmbrs_id = r.nmbrs_id) AS blocked,
+                      (SELECT p.version FROM pending_decisions p WHERE p.entity = $1 AND p.nmbrs_id = r.nmbrs_id)
+                          AS pending,
                       -- Certain only when the human's other employments all point at one person.
                       (SELECT CASE WHEN count(DISTINCT s.crm_id) = 1 THEN min(s.crm_id) END FROM sync_links s
-                       WHERE $3::text IS NOT NULL AND s.entity = 'employee' AND s.bsn_hash = $3
-                         AND s.nmbrs_id <> $2) AS same_human
-               FROM (SELECT 1) AS one
-               LEFT JOIN sync_links l ON l.entity = $1 AND l.nmbrs_id = $2""",
-            entity, nmbrs_id, bsn_hash if entity == "employee" else None,
+                       WHERE r.bsn_hash IS NOT NULL AND s.entity = 'employee' AND s.bsn_hash = r.bsn_hash
+                         AND s.nmbrs_id <> r.nmbrs_id) AS same_human
+               FROM unnest($2::int[], $3::text[]) AS r(nmbrs_id, bsn_hash)
+               LEFT JOIN sync_links l ON l.entity = $1 AND l.nmbrs_id = r.nmbrs_id""",
+            entity, ids, [records[i] if entity == "employee" else None for i in ids],
         )  # fmt: skip
-        assert row is not None
-        link = None
-        if row["crm_id"] is not None:
-            local, synced = await self._local_values(entity, row["crm_id"], row["regitijd_id"])
-            link = LinkedRecord(crm_id=row["crm_id"], regitijd_id=row["regitijd_id"], local=local, synced=synced)
-        return RecordState(link=link, blocked=row["blocked"], pending_version=row["pending"],
-                           linked_person_for_bsn=row["same_human"])  # fmt: skip
+        linked = [(row["crm_id"], row["regitijd_id"]) for row in rows if row["crm_id"] is not None]
+        local = await self._local_values(entity, linked) if linked else {}
+        states = {}
+        for row in rows:
+            link = None
+            if row["crm_id"] is not None:
+                values, synced = local[(row["crm_id"], row["regitijd_id"])]
+                link = LinkedRecord(crm_id=row["crm_id"], regitijd_id=row["regitijd_id"], local=values, synced=synced)
+            states[row["nmbrs_id"]] = RecordState(link=link, blocked=row["blocked"], pending_version=row["pending"],
+                                                  linked_person_for_bsn=row["same_human"])  # fmt: skip
+        return states
 
     async def _local_values(
-        self, entity: Entity, crm_id: int, regitijd_id: int | None
-    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        self, entity: Entity, linked: list[tuple[int, int | None]]
+    ) -> dict[tuple[int, int | None], tuple[dict[str, Any], dict[str, Any] | None]]:
+        """(crm_id, regitijd_id) -> (the Nmbrs-owned fields as they are locally, as the sync last wrote them)."""
+        crm_ids, regitijd_ids = [c for c, _ in linked], [r for _, r in linked]
         if entity == "company":
-            row = await self.db.fetchrow(
-                """SELECT o.name, o.kvk_number, o.email, o.phone, o.website, c.nmbrs_synced
-                   FROM crm_organisations o LEFT JOIN rt_companies c ON c.company_id = $2
-                   WHERE o.organisation_id = $1""",
-                crm_id, regitijd_id,
+            rows = await self.db.fetch(
+                """SELECT k.crm_id, k.regitijd_id, o.name, o.kvk_number, o.email, o.phone, o.website, c.nmbrs_synced
+                   FROM unnest($1::int[], $2::int[]) AS k(crm_id, regitijd_id)
+                   JOIN crm_organisations o ON o.organisation_id = k.crm_id
+                   LEFT JOIN rt_companies c ON c.company_id = k.regitijd_id""",
+                crm_ids, regitijd_ids,
             )  # fmt: skip
-            values = dict(row) if row else {}
-            synced = values.pop("nmbrs_synced", None)
-            return values, (json.loads(synced) if synced else None)
-        row = await self.db.fetchrow(
-            f"""SELECT {", ".join(f"p.{f}" for f in PERSON_FIELDS)}, e.employee_id, e.number, e.company_id,
-                       c.nmbrs_company_id, e.function_id, e.department_id, e.labour_agreement_id, e.employment_start,
-                       e.employment_end, e.nmbrs_synced,
+            found: dict[tuple[int, int | None], tuple[dict[str, Any], dict[str, Any] | None]] = {
+                pair: ({}, None)
+                for pair in linked  # the organisation is gone: nothing local
+            }
+            for row in rows:
+                values = dict(row)
+                key = (values.pop("crm_id"), values.pop("regitijd_id"))
+                synced = values.pop("nmbrs_synced", None)
+                found[key] = (values, json.loads(synced) if synced else None)
+            return found
+        rows = await self.db.fetch(
+            f"""SELECT k.crm_id, k.regitijd_id, {", ".join(f"p.{f}" for f in PERSON_FIELDS)}, e.employee_id, e.number,
+                       e.company_id, c.nmbrs_company_id, e.function_id, e.department_id, e.labour_agreement_id,
+                       e.employment_start, e.employment_end, e.nmbrs_synced,
                        (SELECT json_agg(json_build_object('employment_id', employment_id, 'start', start_date,
                             'end', end_date) ORDER BY start_date, employment_id)
                         FROM rt_employment_periods WHERE employee_id = e.employee_id) AS employments,
@@ -134,36 +200,16 @@ class PostgresTargetStore:
                        (SELECT json_agg(json_build_object('start', start_date, 'hours_per_week', hours_per_week::text,
                             'parttime_percentage', parttime_percentage::text) ORDER BY start_date)
                         FROM rt_schedule_periods WHERE employee_id = e.employee_id) AS schedules
-                FROM crm_persons p
-                LEFT JOIN rt_employees e ON e.employee_id = $2
-                LEFT JOIN rt_companies c ON c.company_id = e.company_id
-                WHERE p.person_id = $1""",
-            crm_id, regitijd_id,
+                FROM unnest($1::int[], $2::int[]) AS k(crm_id, regitijd_id)
+                JOIN crm_persons p ON p.person_id = k.crm_id
+                LEFT JOIN rt_employees e ON e.employee_id = k.regitijd_id
+                LEFT JOIN rt_companies c ON c.company_id = e.company_id""",
+            crm_ids, regitijd_ids,
         )  # fmt: skip
-        record = dict(row) if row else {}
-        local: dict[str, Any] = {f: record.get(f) for f in PERSON_FIELDS}
-        local["birthday"] = _iso(local["birthday"])
-        if regitijd_id is None or record.get("employee_id") is None:
-            return local, None
-        synced = json.loads(record["nmbrs_synced"]) if record["nmbrs_synced"] else None
-        if synced and not record["primary"]:
-            # Another employment of this human owns the person card: its values are not a local edit.
-            local.update({f: synced.get(f) for f in PERSON_FIELDS})
-        local.update(
-            number=record["number"],
-            # No RegiTijd company yet (its Nmbrs company is not linked): nothing local to differ from.
-            nmbrs_company_id=record["nmbrs_company_id"] if record["company_id"] is not None
-            else (synced or {}).get("nmbrs_company_id"),
-            function_id=record["function_id"],
-            department_id=record["department_id"],
-            labour_agreement_id=record["labour_agreement_id"],
-            employment_start=_iso(record["employment_start"]),
-            employment_end=_iso(record["employment_end"]),
-            employments=json.loads(record["employments"] or "[]"),
-            contracts=json.loads(record["contracts"] or "[]"),
-            schedules=json.loads(record["schedules"] or "[]"),
-        )  # fmt: skip
-        return local, synced
+        gone = ({f: None for f in PERSON_FIELDS}, None)  # the person is gone: nothing local
+        found = {pair: gone for pair in linked}
+        found.update({(row["crm_id"], row["regitijd_id"]): _employee_local_values(dict(row)) for row in rows})
+        return found
 
     async def person_candidates(self, employee: NmbrsEmployee) -> list[PersonCandidate]:
         """Persons worth scoring: similar last name, same birthday or same e-mail (the matcher decides)."""
@@ -311,48 +357,90 @@ class PostgresTargetStore:
             nmbrs_id, code, description, active,
         )  # fmt: skip
 
-    async def _ensure_references(self, employee: NmbrsEmployee) -> None:
-        # The reference event may still be on its way (another topic): create what the employee needs,
+    async def _ensure_references(self, employees: list[NmbrsEmployee]) -> None:
+        # The reference event may still be on its way (another topic): create what the employees need,
         # in one statement.
-        function, department, cao = employee.function, employee.department, employee.labour_agreement
+        functions = {e.function.id: e.function for e in employees if e.function}
+        departments = {e.department.id: e.department for e in employees if e.department}
+        caos = {e.labour_agreement.id: e.labour_agreement for e in employees if e.labour_agreement}
         await self.db.execute(
             """WITH f AS (INSERT INTO rt_functions (nmbrs_id, code, description)
-                          SELECT $1::int, $2::text, $3::text WHERE $1::int IS NOT NULL ON CONFLICT DO NOTHING),
+                          SELECT * FROM unnest($1::int[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING),
                     d AS (INSERT INTO rt_departments (nmbrs_id, code, description)
-                          SELECT $4::int, $5::text, $6::text WHERE $4::int IS NOT NULL ON CONFLICT DO NOTHING)
+                          SELECT * FROM unnest($4::int[], $5::text[], $6::text[]) ON CONFLICT DO NOTHING)
                INSERT INTO rt_labour_agreements (nmbrs_id, number, description)
-               SELECT $7::int, $8::text, $9::text WHERE $7::int IS NOT NULL ON CONFLICT DO NOTHING""",
-            *_ref_params(function), *_ref_params(department),
-            cao.id if cao else None, cao.number if cao else None, cao.description if cao else None,
+               SELECT * FROM unnest($7::int[], $8::text[], $9::text[]) ON CONFLICT DO NOTHING""",
+            list(functions), [r.code for r in functions.values()], [r.description for r in functions.values()],
+            list(departments), [r.code for r in departments.values()], [r.description for r in departments.values()],
+            list(caos), [c.number for c in caos.values()], [c.description for c in caos.values()],
+        )  # fmt: skip
+
+    async def apply_linked_employees(self, items: list[EmployeeApply], actor: str = "sync") -> None:
+        """Write the Nmbrs-owned values of many employees that already have their RegiTijd record, a
+        statement (or one pipelined batch) per table for all of them. The employees must be distinct
+        humans: each one's person card is judged (PRIMARY_SQL) as if it were written alone."""
+        if not items:
+            return
+        assert all(item.action.regitijd_id is not None for item in items)
+        await self._write_employees(items, actor)
+
+    async def _write_employees(self, items: list[EmployeeApply], actor: str) -> None:
+        needs_references = [item.employee for item in items if REFERENCE_FIELDS & set(item.action.changed)]
+        if needs_references:
+            await self._ensure_references(needs_references)
+        company_ids = dict(
+            await self.db.fetch(
+                "SELECT nmbrs_company_id, company_id FROM rt_companies WHERE nmbrs_company_id = ANY($1::int[])",
+                list({item.action.values["nmbrs_company_id"] for item in items}),
+            )
+        )
+        await self.db.executemany(
+            f"""UPDATE rt_employees SET {", ".join(f"{c} = ${i + 2}" for i, c in enumerate(EMPLOYEE_COLUMNS))},
+                    active = true
+                WHERE employee_id = $1 AND source = 'nmbrs'""",
+            [(item.action.regitijd_id, *_employee_columns(item.action.values, company_ids)) for item in items],
+        )
+        # One human, several employments: the person card follows the primary one only (see PRIMARY_SQL).
+        await self.db.executemany(
+            f"""UPDATE crm_persons SET {", ".join(f"{f} = ${i + 3}" for i, f in enumerate(PERSON_FIELDS))}
+                WHERE person_id = $1 AND {PRIMARY_SQL.format(me="$2::int")}""",
+            [(item.action.crm_id, item.action.regitijd_id,
+              *[_db_value(f, item.action.values[f]) for f in PERSON_FIELDS]) for item in items],
+        )  # fmt: skip
+        # Periods are rewritten only when they changed (a new employee has every field changed).
+        for name, table, row in PERIOD_TABLES:
+            changed = [item for item in items if name in item.action.changed]
+            if not changed:
+                continue
+            await self.db.execute(
+                f"DELETE FROM {table} WHERE employee_id = ANY($1::int[])", [i.action.regitijd_id for i in changed]
+            )
+            rows = [(i.action.regitijd_id, *row(p)) for i in changed for p in i.action.values[name]]
+            if rows:
+                await self.db.executemany(
+                    f"INSERT INTO {table} VALUES ({', '.join(f'${n + 1}' for n in range(len(rows[0])))})", rows
+                )
+        await self._audit_many(
+            [
+                (item.causation_id, f"employee:{item.nmbrs_id}", "apply", {"changed": list(item.action.changed)},
+                 {name: item.action.values[name] for name in item.action.changed} or None)
+                for item in items
+            ],
+            actor,
         )  # fmt: skip
 
     async def _apply_employee(
         self, action: Apply, nmbrs_id: int, employee: NmbrsEmployee, causation_id: uuid.UUID, actor: str
     ) -> int:
-        values = action.values
-        if REFERENCE_FIELDS & set(action.changed):
-            await self._ensure_references(employee)
-        company_id = await self.db.fetchval(
-            "SELECT company_id FROM rt_companies WHERE nmbrs_company_id = $1", values["nmbrs_company_id"]
-        )
-        columns = {
-            "number": values["number"], "company_id": company_id, "function_id": values["function_id"],
-            "department_id": values["department_id"], "labour_agreement_id": values["labour_agreement_id"],
-            "employment_start": _date(values["employment_start"]), "employment_end": _date(values["employment_end"]),
-            "nmbrs_synced": _json(values),
-        }  # fmt: skip
         regitijd_id = action.regitijd_id
         if regitijd_id is None:
             # An employee deactivated by an undone decision comes back, relinked, rather than twice.
             regitijd_id = await self.db.fetchval(
-                f"""INSERT INTO rt_employees (person_id, source, nmbrs_employee_id, {", ".join(columns)})
-                    VALUES ($1, 'nmbrs', $2, {", ".join(f"${i + 3}" for i in range(len(columns)))})
-                    ON CONFLICT (nmbrs_employee_id) DO UPDATE SET person_id = EXCLUDED.person_id, active = true,
-                        {", ".join(f"{c} = EXCLUDED.{c}" for c in columns)}
-                    RETURNING employee_id""",
+                """INSERT INTO rt_employees (person_id, source, nmbrs_employee_id) VALUES ($1, 'nmbrs', $2)
+                   ON CONFLICT (nmbrs_employee_id) DO UPDATE SET person_id = EXCLUDED.person_id
+                   RETURNING employee_id""",
                 action.crm_id,
                 nmbrs_id,
-                *columns.values(),
             )
             await self.db.execute(
                 "UPDATE sync_links SET regitijd_id = $3 WHERE entity = 'employee' AND nmbrs_id = $1 AND crm_id = $2",
@@ -360,43 +448,8 @@ class PostgresTargetStore:
                 action.crm_id,
                 regitijd_id,
             )
-        else:
-            await self.db.execute(
-                f"""UPDATE rt_employees SET {", ".join(f"{c} = ${i + 2}" for i, c in enumerate(columns))}, active = true
-                    WHERE employee_id = $1 AND source = 'nmbrs'""",
-                regitijd_id,
-                *columns.values(),
-            )
-        # One human, several employments: the person card follows the primary one only (see PRIMARY_SQL).
-        await self.db.execute(
-            f"""UPDATE crm_persons SET {", ".join(f"{f} = ${i + 3}" for i, f in enumerate(PERSON_FIELDS))}
-                WHERE person_id = $1 AND {PRIMARY_SQL.format(me="$2::int")}""",
-            action.crm_id,
-            regitijd_id,
-            *[_db_value(f, values[f]) for f in PERSON_FIELDS],
-        )
-        # Periods are rewritten only when they changed (a new employee has every field changed).
-        if "employments" in action.changed:
-            await self.db.execute("DELETE FROM rt_employment_periods WHERE employee_id = $1", regitijd_id)
-            await self.db.executemany(
-                "INSERT INTO rt_employment_periods VALUES ($1, $2, $3, $4)",
-                [(regitijd_id, e["employment_id"], _date(e["start"]), _date(e["end"])) for e in values["employments"]],
-            )
-        if "contracts" in action.changed:
-            await self.db.execute("DELETE FROM rt_contract_periods WHERE employee_id = $1", regitijd_id)
-            await self.db.executemany(
-                "INSERT INTO rt_contract_periods VALUES ($1, $2, $3, $4, $5)",
-                [(regitijd_id, c["contract_id"], _date(c["start"]), _date(c["end"]), c["hours_per_week"])
-                 for c in values["contracts"]],
-            )  # fmt: skip
-        if "schedules" in action.changed:
-            await self.db.execute("DELETE FROM rt_schedule_periods WHERE employee_id = $1", regitijd_id)
-            await self.db.executemany(
-                "INSERT INTO rt_schedule_periods VALUES ($1, $2, $3, $4)",
-                [(regitijd_id, _date(s["start"]), s["hours_per_week"], s["parttime_percentage"])
-                 for s in values["schedules"]],
-            )  # fmt: skip
-        await self._audit_apply(causation_id, f"employee:{nmbrs_id}", action, actor)
+            action = action.model_copy(update={"regitijd_id": regitijd_id})
+        await self._write_employees([EmployeeApply(action, nmbrs_id, employee, causation_id)], actor)
         assert isinstance(regitijd_id, int)
         return regitijd_id
 
@@ -448,16 +501,15 @@ class PostgresTargetStore:
     async def _audit(
         self, causation_id: uuid.UUID, subject: str, action: str, before: Any, after: Any, actor: str
     ) -> None:
-        await self.db.execute(
+        await self._audit_many([(causation_id, subject, action, before, after)], actor)
+
+    async def _audit_many(self, rows: list[tuple[uuid.UUID, str, str, Any, Any]], actor: str) -> None:
+        await self.db.executemany(
             """INSERT INTO audit_log (causation_id, subject, action, before, after, actor)
                VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6)""",
-            causation_id,
-            subject,
-            action,
-            _json(before),
-            _json(after),
-            actor,
-        )
+            [(causation_id, subject, action, _json(before), _json(after), actor)
+             for causation_id, subject, action, before, after in rows],
+        )  # fmt: skip
 
 
 def _longest_word(name: str) -> str:
@@ -479,3 +531,29 @@ def _date(value: str | None) -> date | None:
 
 def _db_value(field: str, value: Any) -> Any:
     return _date(value) if field == "birthday" else value
+
+
+def _employee_local_values(record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    local: dict[str, Any] = {f: record.get(f) for f in PERSON_FIELDS}
+    local["birthday"] = _iso(local["birthday"])
+    if record["regitijd_id"] is None or record.get("employee_id") is None:
+        return local, None
+    synced = json.loads(record["nmbrs_synced"]) if record["nmbrs_synced"] else None
+    if synced and not record["primary"]:
+        # Another employment of this human owns the person card: its values are not a local edit.
+        local.update({f: synced.get(f) for f in PERSON_FIELDS})
+    local.update(
+        number=record["number"],
+        # No RegiTijd company yet (its Nmbrs company is not linked): nothing local to differ from.
+        nmbrs_company_id=record["nmbrs_company_id"] if record["company_id"] is not None
+        else (synced or {}).get("nmbrs_company_id"),
+        function_id=record["function_id"],
+        department_id=record["department_id"],
+        labour_agreement_id=record["labour_agreement_id"],
+        employment_start=_iso(record["employment_start"]),
+        employment_end=_iso(record["employment_end"]),
+        employments=json.loads(record["employments"] or "[]"),
+        contracts=json.loads(record["contracts"] or "[]"),
+        schedules=json.loads(record["schedules"] or "[]"),
+    )  # fmt: skip
+    return local, synced

@@ -26,7 +26,7 @@ import calendar
 import itertools
 from collections.abc import Iterable, Sequence
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import ROUND_HALF_UP, Context, Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -43,6 +43,7 @@ _SHOWN = Decimal("0.0001")
 # Exact numerators (hours x days) divided once; 50 digits make the single division's own rounding
 # irrelevant to the final 2-decimal half-up rounding.
 _PRECISION = 50
+_CONTEXT = Context(prec=_PRECISION)  # its own: the caller's decimal context never changes a result
 
 NonNegativeHours = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
 SignedHours = Annotated[Decimal, Field(allow_inf_nan=False)]
@@ -275,9 +276,7 @@ def extra_expires_on(year: int) -> date:
 
 
 def _divide(numerator: Decimal, denominator: Decimal, quantum: Decimal) -> Decimal:
-    with localcontext() as ctx:
-        ctx.prec = _PRECISION
-        return (numerator / denominator).quantize(quantum, rounding=ROUND_HALF_UP)
+    return _CONTEXT.divide(numerator, denominator).quantize(quantum, rounding=ROUND_HALF_UP, context=_CONTEXT)
 
 
 def _hours_on(day: date, hours_periods: Sequence[HoursPeriod]) -> HoursPeriod | None:

@@ -152,42 +152,90 @@ async def consume_one(
     handle: Callable[[M], Awaitable[list[Outcome]]],
 ) -> list[Outcome]:
     """Handle one consumed record completely; returns the outcomes published (empty if dead-lettered)."""
-    reason: str | None = None
-    malformed = False
-    outcomes: list[Outcome] = []
+    parsed = await _parse_or_dead_letter(raw, context, parse)
+    if parsed is None:
+        return []
     try:
-        message = parse(raw.value or b"")
-    except ValidationError as error:
-        reason, malformed = describe_validation_error(error), True
-    else:
-        try:
-            outcomes = await with_retries(
-                lambda: handle(message), f"{context.name} offset {raw.offset}", context.max_backoff_s
-            )
-        except Exception as error:  # a bug for this message: keep it, with the reason, and go on
-            log.exception("%s could not handle %s[%d]@%d", context.name, raw.topic, raw.partition, raw.offset)
-            reason = f"handler failed: {type(error).__name__}: {error}"
-    if reason is not None:
-        letter = dead_letter_for(raw, context.name, reason, datetime.now(UTC))
-        log.warning("dead-lettered %s[%d]@%d: %s", raw.topic, raw.partition, raw.offset, reason)
-        await with_retries(
-            lambda: context.sink.publish(context.dead_letter_topic, letter.key or "", letter),
-            "dead-letter publish",
+        outcomes = await with_retries(
+            lambda: handle(parsed), f"{context.name} offset {raw.offset}", context.max_backoff_s
+        )
+    except Exception as error:  # a bug for this message: keep it, with the reason, and go on
+        log.exception("%s could not handle %s[%d]@%d", context.name, raw.topic, raw.partition, raw.offset)
+        await _dead_letter(raw, context, f"handler failed: {type(error).__name__}: {error}")
+        return []
+    await _publish(outcomes, context)
+    return outcomes
+
+
+async def consume_batch(
+    raws: list[RawMessage],
+    context: ConsumerContext,
+    parse: Callable[[bytes], M],
+    handle_batch: Callable[[list[M]], Awaitable[list[Outcome]]],
+) -> list[Outcome]:
+    """Handle consumed records as one batch (one transaction); returns the outcomes published.
+
+    Malformed records are dead-lettered and the rest handled without them. When the batch fails for any
+    other reason than the infrastructure, its transaction left nothing behind: the records are then
+    handled one by one, so only the one that fails is dead-lettered.
+    """
+    batch: list[tuple[RawMessage, M]] = []
+    for raw in raws:
+        parsed = await _parse_or_dead_letter(raw, context, parse)
+        if parsed is not None:
+            batch.append((raw, parsed))
+    if not batch:
+        return []
+    first, last = batch[0][0], batch[-1][0]
+    try:
+        outcomes = await with_retries(
+            lambda: handle_batch([message for _, message in batch]),
+            f"{context.name} batch of {len(batch)} from {first.topic}[{first.partition}]@{first.offset}",
             context.max_backoff_s,
         )
-        rejected = (
-            malformed and context.rejection_for_malformed and context.rejection_for_malformed(raw.value or b"", reason)
-        )
-        if rejected:
-            await with_retries(
-                lambda: context.sink.publish(context.outcomes_topic, rejected.subject, rejected),
-                "rejection publish",
-                context.max_backoff_s,
-            )
-        return []
-    if outcomes:
-        # One round trip for all of them: the acknowledgements are awaited together.
-        batch: list[tuple[str, str, Message]] = [(context.outcomes_topic, o.subject, o) for o in outcomes]
-        batch += [(context.copies[o.kind], o.subject, o) for o in outcomes if o.kind in context.copies]
-        await with_retries(lambda: context.sink.publish_many(batch), "outcome publish", context.max_backoff_s)
+    except Exception:
+        log.exception(
+            "%s could not handle a batch of %d (%s@%d .. %s@%d); handling them one by one",
+            context.name, len(batch), first.topic, first.offset, last.topic, last.offset,
+        )  # fmt: skip
+        outcomes = []
+        for raw, _ in batch:
+            outcomes += await consume_one(raw, context, parse, lambda message: handle_batch([message]))
+        return outcomes
+    await _publish(outcomes, context)
     return outcomes
+
+
+async def _parse_or_dead_letter(raw: RawMessage, context: ConsumerContext, parse: Callable[[bytes], M]) -> M | None:
+    try:
+        return parse(raw.value or b"")
+    except ValidationError as error:
+        reason = describe_validation_error(error)
+    await _dead_letter(raw, context, reason)
+    rejected = context.rejection_for_malformed and context.rejection_for_malformed(raw.value or b"", reason)
+    if rejected:
+        await with_retries(
+            lambda: context.sink.publish(context.outcomes_topic, rejected.subject, rejected),
+            "rejection publish",
+            context.max_backoff_s,
+        )
+    return None
+
+
+async def _dead_letter(raw: RawMessage, context: ConsumerContext, reason: str) -> None:
+    letter = dead_letter_for(raw, context.name, reason, datetime.now(UTC))
+    log.warning("dead-lettered %s[%d]@%d: %s", raw.topic, raw.partition, raw.offset, reason)
+    await with_retries(
+        lambda: context.sink.publish(context.dead_letter_topic, letter.key or "", letter),
+        "dead-letter publish",
+        context.max_backoff_s,
+    )
+
+
+async def _publish(outcomes: list[Outcome], context: ConsumerContext) -> None:
+    if not outcomes:
+        return
+    # One round trip for all of them: the acknowledgements are awaited together.
+    batch: list[tuple[str, str, Message]] = [(context.outcomes_topic, o.subject, o) for o in outcomes]
+    batch += [(context.copies[o.kind], o.subject, o) for o in outcomes if o.kind in context.copies]
+    await with_retries(lambda: context.sink.publish_many(batch), "outcome publish", context.max_backoff_s)

@@ -24,7 +24,7 @@ from worker.domain.events import OutcomeKind, SyncRequested
 from worker.domain.matching import MatchPolicy
 from worker.domain.nmbrs_records import nmbrs_today
 from worker.entrypoints import decisions, reconciler, sync_requests
-from worker.entrypoints.consuming import ConsumerContext, RawMessage, consume_one
+from worker.entrypoints.consuming import ConsumerContext, RawMessage, consume_batch, consume_one
 from worker.entrypoints.poller import Poller, run_poll_loop
 
 log = logging.getLogger(__name__)
@@ -154,10 +154,13 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
     @app.agent(change_topics, name="reconciler", concurrency=1)
     async def reconciler_agent(stream: faust.StreamT[bytes]) -> None:
         ctx = await context(reconciler.CONSUMER)
-        handle = partial(reconciler.handle_change, pool=await resources.pool(), policy=policy, now=utc_now)
-        async for event in stream.events():
-            await consume_one(raw_message(event), ctx, parse_change_event, handle)
-            resources.handled += 1
+        handle = partial(reconciler.handle_changes, pool=await resources.pool(), policy=policy, now=utc_now)
+        # take_events acks a batch only after the body handled it: a crash redelivers the whole batch; if
+        # its transaction had committed, the inbox turns it into a re-publish of the stored outcomes.
+        batches = stream.take_events(settings.reconcile_batch_max, within=settings.reconcile_batch_wait_s)
+        async for events in batches:
+            await consume_batch([raw_message(event) for event in events], ctx, parse_change_event, handle)
+            resources.handled += len(events)
 
     published_status: dict[str, dict[str, Any]] = {}
 
