@@ -100,7 +100,11 @@ class Settings(BaseSettings):
         description="Definite rule: link a fuzzy match at or above this score without asking (off by default).",
     )
     reconcile_batch_max: int = Field(
-        500, ge=1, le=5000, description="Change events the reconciler handles in one transaction at most."
+        100,
+        ge=1,
+        le=5000,
+        description="Change events the reconciler handles in one transaction at most (a batch holds the worker"
+        " for its duration: larger batches are faster but delay decisions more).",
     )
     reconcile_batch_wait_s: float = Field(
         0.05,

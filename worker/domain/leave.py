@@ -23,6 +23,7 @@ Everything here is pure: no I/O, no clock (the as-of date is an input), Decimal 
 from __future__ import annotations
 
 import calendar
+import functools
 import itertools
 from collections.abc import Iterable, Sequence
 from datetime import date
@@ -295,9 +296,17 @@ def entitlement_for_year(
 
     Employed days not covered by any hours period earn nothing (hours 0, with a note)."""
     cao = cao or CaoLeave()
-    first, last = date(year, 1, 1), date(year, 12, 31)
-    n_days = days_in_year(year)
+    # Decimals go in as text: 40 and 40.00 are equal (one cache entry) but are shown differently.
+    return _entitlement(year, _employed_runs(year, employments, hours_periods), str(cao.extra_hours_fulltime),
+                        str(cao.fulltime_hours_per_week))  # fmt: skip
 
+
+def _employed_runs(
+    year: int, employments: Sequence[EmploymentPeriod], hours_periods: Sequence[HoursPeriod]
+) -> tuple[tuple[int, int, str | None], ...]:
+    """(first ordinal, last ordinal, hours per week as text or None when no hours period covers them) per
+    run of consecutive employed days of `year` under the same hours period."""
+    first, last = date(year, 1, 1), date(year, 12, 31)
     # The state (employed? which hours period?) only changes at these days; walk the intervals
     # between them instead of every day. Ordinals avoid date overflow at the end of the calendar.
     cuts = {first.toordinal(), last.toordinal() + 1}
@@ -307,7 +316,7 @@ def entitlement_for_year(
             cuts.add(end.toordinal() + 1)
     bounds = sorted(c for c in cuts if first.toordinal() <= c <= last.toordinal() + 1)
 
-    runs: list[tuple[int, int, HoursPeriod | None]] = []  # (first ordinal, last ordinal, period)
+    runs: list[tuple[int, int, HoursPeriod | None]] = []
     for lo, hi in itertools.pairwise(bounds):
         day = date.fromordinal(lo)
         if not any(e.covers(day) for e in employments):
@@ -317,13 +326,23 @@ def entitlement_for_year(
             runs[-1] = (runs[-1][0], hi - 1, period)
         else:
             runs.append((lo, hi - 1, period))
+    return tuple((lo, hi, str(period.hours_per_week) if period is not None else None) for lo, hi, period in runs)
 
+
+# Most years of most employees are the same few runs (a whole year at 40 hours, say): their entitlement
+# is built once. Pure, so memoising cannot change a result.
+@functools.lru_cache(maxsize=4096)
+def _entitlement(
+    year: int, runs: tuple[tuple[int, int, str | None], ...], extra_fulltime_text: str, fulltime_text: str
+) -> YearEntitlement:
+    extra_fulltime, fulltime = Decimal(extra_fulltime_text), Decimal(fulltime_text)
+    n_days = days_in_year(year)
     n = Decimal(n_days)
     hour_days = Decimal(0)  # exact sum over days of hours_per_week(d)
     segments: list[EntitlementSegment] = []
-    for lo, hi, period in runs:
+    for lo, hi, period_hours in runs:
         days = hi - lo + 1
-        hours = period.hours_per_week if period is not None else Decimal(0)
+        hours = Decimal(period_hours) if period_hours is not None else Decimal(0)
         hour_days += hours * days
         segments.append(
             EntitlementSegment(
@@ -332,8 +351,8 @@ def entitlement_for_year(
                 days=days,
                 hours_per_week=hours,
                 statutory_earned=_divide(STATUTORY_WEEKS * hours * days, n, _SHOWN),
-                extra_earned=_divide(cao.extra_hours_fulltime * hours * days, cao.fulltime_hours_per_week * n, _SHOWN),
-                note=None if period is not None else "no hours period covers these days",
+                extra_earned=_divide(extra_fulltime * hours * days, fulltime * n, _SHOWN),
+                note=None if period_hours is not None else "no hours period covers these days",
             )
         )
     return YearEntitlement(
@@ -341,7 +360,7 @@ def entitlement_for_year(
         days_in_year=n_days,
         employed_days=sum(s.days for s in segments),
         statutory=_divide(STATUTORY_WEEKS * hour_days, n, _CENT),
-        extra=_divide(cao.extra_hours_fulltime * hour_days, cao.fulltime_hours_per_week * n, _CENT),
+        extra=_divide(extra_fulltime * hour_days, fulltime * n, _CENT),
         statutory_expires_on=statutory_expires_on(year),
         extra_expires_on=extra_expires_on(year),
         segments=tuple(segments),

@@ -40,10 +40,10 @@ from worker.domain.reconcile import (
 
 CONSUMER = "reconciler"
 INBOX = Inbox(CONSUMER)
-# States are loaded for a window of events that grows while every event in it can be written
-# set-based, and starts again at one after an event that cannot (so a first sync of unlinked employees
-# loads next to nothing it does not use). Each window costs some 25 statements, whatever its size.
-FIRST_WINDOW, WINDOW_GROWTH, MAX_WINDOW = 64, 4, 1024
+# States are loaded for a window of events: the whole batch at first, and after an event that cannot be
+# written set-based one event, growing while every event in its window can (so a first sync of unlinked
+# employees loads next to nothing it does not use). Each window costs some 25 statements, whatever its size.
+FIRST_WINDOW, WINDOW_GROWTH, MAX_WINDOW = 5000, 4, 5000
 
 LeaveSummaries = dict[int, tuple[dict[str, Any] | None, dict[str, Any]]]
 
