@@ -100,7 +100,7 @@ class Settings(BaseSettings):
         description="Definite rule: link a fuzzy match at or above this score without asking (off by default).",
     )
     reconcile_batch_max: int = Field(
-        100,
+        200,
         ge=1,
         le=5000,
         description="Change events the reconciler handles in one transaction at most (a batch holds the worker"
