@@ -201,12 +201,16 @@ async def recalculate_leave_many(
     }
     inputs = await load_leave_inputs(connection, ids, as_of)
     results = {employee_id: leave_balance(inputs[employee_id]) for employee_id in ids}
-    await connection.executemany(
+    await connection.execute(
         """INSERT INTO rt_leave_balances (employee_id, as_of, result, causation_id, computed_at)
-           VALUES ($1, $2, $3::jsonb, $4, now())
+           SELECT employee_id, $2, result::jsonb, causation_id, now()
+           FROM unnest($1::int[], $3::text[], $4::uuid[]) AS v(employee_id, result, causation_id)
            ON CONFLICT (employee_id) DO UPDATE SET as_of = EXCLUDED.as_of, result = EXCLUDED.result,
                causation_id = EXCLUDED.causation_id, computed_at = now()""",
-        [(employee_id, as_of, results[employee_id].model_dump_json(), causations[employee_id]) for employee_id in ids],
+        ids,
+        as_of,
+        [results[employee_id].model_dump_json() for employee_id in ids],
+        [causations[employee_id] for employee_id in ids],
     )
     summaries = {}
     for employee_id in ids:
