@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -248,3 +249,23 @@ def test_a_listed_employee_without_personal_info_makes_the_answer_unusable_not_a
     listed = {101: convert.Listed("7", "Anouk van der Berg"), 999: convert.Listed("9", "Nog Onbekend")}
     with pytest.raises(ValueError, match="999"):
         convert.build_snapshot(_company_data(listed=listed), date(2026, 11, 1), datetime.now(UTC), 9)
+
+
+@pytest.mark.parametrize(
+    ("name", "operation", "parse"),
+    [
+        ("personal_info.xml", PERSONAL, lambda r: convert.parse_personal_infos(r, KEY)),
+        ("functions.xml", "Function_GetAll_AllEmployeesByCompany_V2", convert.parse_functions),
+        ("schedules.xml", "Schedule_GetAll_AllEmployeesByCompany", convert.parse_schedules),
+    ],
+)
+def test_an_answer_with_a_prefixed_service_namespace_parses_the_same(name: str, operation: str, parse: object) -> None:
+    # The default service namespace is dropped before parsing (speed); other spellings must not depend on it.
+    body = (DATA / name).read_bytes()
+    assert b' xmlns="https://api.nmbrs.nl/soap/v3/EmployeeService"' in body
+    prefixed = body.replace(b' xmlns="https://api.nmbrs.nl/soap/v3/EmployeeService"',
+                            b' xmlns:n="https://api.nmbrs.nl/soap/v3/EmployeeService"')  # fmt: skip
+    prefixed = re.sub(rb"<(/?)(?!soap:|\?)([A-Za-z_])", rb"<\1n:\2", prefixed)
+    assert prefixed != body and b"<n:EmployeeId>" in prefixed
+    as_sent = parse(convert.result_element(body, operation))  # type: ignore[operator]
+    assert as_sent and parse(convert.result_element(prefixed, operation)) == as_sent  # type: ignore[operator]
