@@ -176,3 +176,30 @@ async def test_an_event_repeated_inside_one_batch_is_handled_once(pool: asyncpg.
     outcomes = await handle_changes([create, create], pool, AUTO, lambda: RECONCILE_NOW)
     assert [o.kind for o in outcomes] == [OutcomeKind.AUTO_LINKED, OutcomeKind.LEAVE_RECALCULATED]
     assert await pool.fetchval("SELECT count(*) FROM rt_employees WHERE nmbrs_employee_id = 101") == 1
+
+
+async def test_each_event_is_judged_by_its_own_bsn_hash_when_its_record_changes_twice_in_a_batch(
+    pool: asyncpg.Pool,
+) -> None:
+    # Anna (101) is linked; 205 first arrives with another human's BSN hash, then with Anna's (corrected).
+    ans = nmbrs_employee(205, first_name="Ans", email_work="ans@zon.nl", bsn_hash="f6" * 32)
+    events = [employee_change(ans), employee_change(ans.model_copy(update={"bsn_hash": HASH_ANNA}), Op.UPDATE, ans, 2)]
+
+    link_anna = employee_change(nmbrs_employee(101))
+
+    async def linked_anna() -> None:
+        await reset(pool)
+        await handle_change(link_anna, pool, AUTO, lambda: RECONCILE_NOW)
+
+    await linked_anna()
+    one_by_one: list[Outcome] = []
+    for event in events:
+        one_by_one += await handle_change(event, pool, MatchPolicy(), lambda: RECONCILE_NOW)
+    expected = await contents(pool)
+
+    await linked_anna()
+    batched = await handle_changes(events, pool, MatchPolicy(), lambda: RECONCILE_NOW)
+    assert comparable(batched) == comparable(one_by_one)
+    assert await contents(pool) == expected
+    # The create was not linked on the strength of the hash it did not have yet.
+    assert batched[0].kind is not OutcomeKind.AUTO_LINKED

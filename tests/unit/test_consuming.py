@@ -233,3 +233,30 @@ async def test_a_batch_waits_out_infrastructure_errors_as_a_whole() -> None:
     outcomes = await consume_batch(raws(requests), context(sink), SyncRequested.model_validate_json, flaky)
     assert calls == 3 and len(outcomes) == 2
     assert all(topic == "out" for topic, _, _ in sink.published)
+
+
+async def test_a_dead_letter_the_broker_refuses_whole_is_sent_cut_and_the_batch_goes_on() -> None:
+    from aiokafka.errors import MessageSizeTooLargeError
+
+    class SizeLimitedSink(RecordingSink):
+        async def publish(self, topic: str, key: str, message: Message) -> None:
+            if len(message.model_dump_json()) > 20_000:
+                raise MessageSizeTooLargeError()
+            await super().publish(topic, key, message)
+
+    sink = SizeLimitedSink()
+    requests = [valid_request() for _ in range(2)]
+    huge = RawMessage(topic="in", partition=0, offset=7, key=b"k", value=b'{"requested_by": "' + b"x" * 50_000)
+    handled: list[int] = []
+
+    async def handle_batch(messages: list[SyncRequested]) -> list[Outcome]:
+        handled.append(len(messages))
+        return [o for m in messages for o in accepted(m)]
+
+    outcomes = await consume_batch(
+        [huge, *raws(requests)], context(sink), SyncRequested.model_validate_json, handle_batch
+    )
+    assert handled == [2] and len(outcomes) == 2
+    ((_, _, letter),) = [item for item in sink.published if item[0] == "dlq"]
+    assert len(letter.value) == consuming.DEAD_LETTER_VALUE_MAX  # type: ignore[attr-defined]
+    assert "the original is at in[0]@7" in letter.reason  # type: ignore[attr-defined]

@@ -24,7 +24,7 @@ from worker.domain.matching import (
     normalise_organisation_name,
     split_last_name,
 )
-from worker.domain.nmbrs_records import CodeRef, NmbrsCompany, NmbrsEmployee
+from worker.domain.nmbrs_records import CodeRef, LabourAgreementRef, NmbrsCompany, NmbrsEmployee
 from worker.domain.ownership import PERSON_FIELDS
 from worker.domain.reconcile import (
     Apply,
@@ -148,7 +148,9 @@ class PostgresTargetStore:
         await self.lock_records([key])
 
     async def lock_records(self, keys: list[str]) -> None:
-        """lock_record for many records, in key order (two batches never wait for each other in a cycle)."""
+        """lock_record for many records, in key order: two batches never wait for each other in a cycle. A
+        decision that locks a second record later can still meet a batch in a cycle; PostgreSQL then aborts
+        one of them and the consumer shell retries it (DeadlockDetectedError is transient)."""
         await self.db.execute(
             """SELECT pg_advisory_xact_lock(hashtextextended(key, 0))
                FROM (SELECT DISTINCT key FROM unnest($1::text[]) AS key ORDER BY key) AS keys""",
@@ -386,9 +388,17 @@ class PostgresTargetStore:
     async def _ensure_references(self, employees: list[NmbrsEmployee]) -> None:
         # The reference event may still be on its way (another topic): create what the employees need,
         # in one statement.
-        functions = {e.function.id: e.function for e in employees if e.function}
-        departments = {e.department.id: e.department for e in employees if e.department}
-        caos = {e.labour_agreement.id: e.labour_agreement for e in employees if e.labour_agreement}
+        # The first employee's description of a reference wins, as when they are written one at a time.
+        functions: dict[int, CodeRef] = {}
+        departments: dict[int, CodeRef] = {}
+        caos: dict[int, LabourAgreementRef] = {}
+        for e in employees:
+            if e.function:
+                functions.setdefault(e.function.id, e.function)
+            if e.department:
+                departments.setdefault(e.department.id, e.department)
+            if e.labour_agreement:
+                caos.setdefault(e.labour_agreement.id, e.labour_agreement)
         await self.db.execute(
             """WITH f AS (INSERT INTO rt_functions (nmbrs_id, code, description)
                           SELECT * FROM unnest($1::int[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING),
@@ -550,10 +560,6 @@ class PostgresTargetStore:
 def _longest_word(name: str) -> str:
     """The most telling word of a folded organisation name, for a broad SQL prefilter (the matcher scores)."""
     return max(name.split(), key=len, default="")
-
-
-def _ref_params(ref: CodeRef | None) -> tuple[int | None, str | None, str | None]:
-    return (ref.id, ref.code, ref.description) if ref else (None, None, None)
 
 
 def _iso(value: Any) -> str | None:

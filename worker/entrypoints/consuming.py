@@ -86,6 +86,9 @@ class ConsumerContext:
     copies: dict[OutcomeKind, str] = field(default_factory=dict)
 
 
+DEAD_LETTER_VALUE_MAX = 10_000  # characters of the original kept when the whole dead letter is refused
+
+
 def backoff_delay(attempt: int, cap_s: float) -> float:
     """Exponential backoff with full jitter: spreads retries of many workers after a shared outage."""
     return random.uniform(0, min(cap_s, 0.1 * 2**attempt))
@@ -225,11 +228,31 @@ async def _parse_or_dead_letter(raw: RawMessage, context: ConsumerContext, parse
 async def _dead_letter(raw: RawMessage, context: ConsumerContext, reason: str) -> None:
     letter = dead_letter_for(raw, context.name, reason, datetime.now(UTC))
     log.warning("dead-lettered %s[%d]@%d: %s", raw.topic, raw.partition, raw.offset, reason)
-    await with_retries(
-        lambda: context.sink.publish(context.dead_letter_topic, letter.key or "", letter),
-        "dead-letter publish",
-        context.max_backoff_s,
-    )
+    try:
+        await with_retries(
+            lambda: context.sink.publish(context.dead_letter_topic, letter.key or "", letter),
+            "dead-letter publish",
+            context.max_backoff_s,
+        )
+    except Exception as error:
+        # Refused for good (a value near the broker's size limit grows when wrapped): a dead letter with the
+        # value cut still tells why and where the original is. Nothing may escape for a bad message: the
+        # batch it came with would be acknowledged unhandled.
+        log.error("dead letter of %s[%d]@%d refused (%s); sending it cut", raw.topic, raw.partition, raw.offset,
+                  type(error).__name__)  # fmt: skip
+        cut = letter.model_copy(
+            update={
+                "value": letter.value[:DEAD_LETTER_VALUE_MAX],
+                "reason": f"{reason} [value cut to {DEAD_LETTER_VALUE_MAX} characters: the broker refused the"
+                f" whole dead letter ({type(error).__name__}); the original is at"
+                f" {raw.topic}[{raw.partition}]@{raw.offset}]",
+            }
+        )
+        await with_retries(
+            lambda: context.sink.publish(context.dead_letter_topic, cut.key or "", cut),
+            "dead-letter publish",
+            context.max_backoff_s,
+        )
 
 
 async def _publish(outcomes: list[Outcome], context: ConsumerContext) -> None:

@@ -27,7 +27,7 @@ from worker.adapters.target_store import EmployeeApply, PostgresTargetStore
 from worker.domain.changes import ChangeEvent, CompanyChanged, EmployeeChanged, ReferenceChanged
 from worker.domain.events import Outcome, OutcomeKind, outcome_for
 from worker.domain.matching import MatchPolicy
-from worker.domain.nmbrs_records import nmbrs_today
+from worker.domain.nmbrs_records import NmbrsEmployee, nmbrs_today
 from worker.domain.reconcile import (
     Apply,
     Plan,
@@ -43,7 +43,7 @@ INBOX = Inbox(CONSUMER)
 # States are loaded for a window of events: the whole batch at first, and after an event that cannot be
 # written set-based one event, growing while every event in its window can (so a first sync of unlinked
 # employees loads next to nothing it does not use). Each window costs some 25 statements, whatever its size.
-FIRST_WINDOW, WINDOW_GROWTH, MAX_WINDOW = 5000, 4, 5000
+WINDOW_GROWTH = 4
 
 LeaveSummaries = dict[int, tuple[dict[str, Any] | None, dict[str, Any]]]
 
@@ -141,11 +141,16 @@ async def _reconcile(
     """Handle `events` in order inside the caller's transaction; the outcomes per event id."""
     as_of = nmbrs_today(at)
     results: dict[uuid.UUID, list[Outcome]] = {}
-    position, window = 0, FIRST_WINDOW
+    position, window = 0, len(events)
     while position < len(events):
         chunk = events[position : position + window]
         await store.lock_records([event.key for event in chunk])
-        employees = {_nmbrs_id(e): e.after or e.before for e in chunk if isinstance(e, EmployeeChanged)}
+        # A state serves the first event of its record in the chunk (a later one starts a new run): its BSN
+        # hash is the one to judge the same-human rule by.
+        employees: dict[int, NmbrsEmployee | None] = {}
+        for e in chunk:
+            if isinstance(e, EmployeeChanged):
+                employees.setdefault(_nmbrs_id(e), e.after or e.before)
         states = (
             await store.record_states("employee", {i: r.bsn_hash if r else None for i, r in employees.items()})
             if employees
@@ -168,7 +173,7 @@ async def _reconcile(
         if run:
             results.update(await _write_set_based(run, store, as_of, at))
             position += len(run)
-            window = min(window * WINDOW_GROWTH, MAX_WINDOW) if len(run) == len(chunk) else 1
+            window = window * WINDOW_GROWTH if len(run) == len(chunk) else 1
             continue
         # The first event of the chunk cannot be written set-based; its state is fresh (nothing was
         # written since it was loaded), so the one-at-a-time path reuses it.

@@ -155,8 +155,9 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
     async def reconciler_agent(stream: faust.StreamT[bytes]) -> None:
         ctx = await context(reconciler.CONSUMER)
         handle = partial(reconciler.handle_changes, pool=await resources.pool(), policy=policy, now=utc_now)
-        # take_events acks a batch only after the body handled it: a crash redelivers the whole batch; if
-        # its transaction had committed, the inbox turns it into a re-publish of the stored outcomes.
+        # take_events acknowledges a batch when the body is done with it, also when the body raises, so
+        # consume_batch lets nothing escape for a bad message. A crash redelivers the whole batch; if its
+        # transaction had committed, the inbox turns it into a re-publish of the stored outcomes.
         batches = stream.take_events(settings.reconcile_batch_max, within=settings.reconcile_batch_wait_s)
         async for events in batches:
             await consume_batch([raw_message(event) for event in events], ctx, parse_change_event, handle)

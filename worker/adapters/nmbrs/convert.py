@@ -182,7 +182,7 @@ def _items(result: Element | None) -> Iterable[Element]:
 def bsn_hash(bsn: str | None, key: bytes) -> str | None:
     """HMAC-SHA256 (hex) of the BSN as 9 digits. None for an empty or all-zero BSN, which Nmbrs uses
     for 'unknown' and which must not make unrelated people look like the same human."""
-    digits = bsn if bsn and bsn.isdigit() else re.sub(r"\D", "", bsn or "")
+    digits = bsn if bsn and bsn.isascii() and bsn.isdigit() else re.sub(r"[^0-9]", "", bsn or "")
     if not digits.strip("0"):
         return None
     return hmac.digest(key, digits.zfill(9).encode("ascii"), "sha256").hex()
