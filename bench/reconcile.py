@@ -21,8 +21,8 @@ Timed, on the same N events:
   (delete and insert), the audit entry, the leave result where ours recalculated one and the inbox row
   with the outcomes (the computed parts taken from what ours wrote). Still no logic, no locks, no
   outcome publishing.
-The ratio is ours / ceiling, for each ceiling; the issue's target is at least 30%. `--profile` runs ours under cProfile
-and prints the top functions.
+The ratio is ours / ceiling, for each ceiling; the issue's target is at least 30%. `--profile` runs ours
+under cProfile and prints the top functions.
 
 Topics get a unique prefix; the database is one of the benchmark's own (--database-url, else
 $BENCH_DATABASE_URL, else `nmbrs_sync_bench` next to the configured one; created when missing), whose public
