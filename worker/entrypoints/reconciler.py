@@ -52,12 +52,12 @@ def _nmbrs_id(event: ChangeEvent[Any]) -> int:
     return int(event.key.split(":", 1)[1])
 
 
-async def plan_and_apply(
+async def _plan_and_apply(
     event: ChangeEvent[Any], store: PostgresTargetStore, policy: MatchPolicy, state: RecordState | None = None
 ) -> tuple[Plan, list[int]]:
-    """Decide and write one change inside the caller's transaction; returns the plan and the employees
-    whose leave must be recalculated. `state`: the record's state if the caller loaded it under the lock."""
-    await store.lock_record(event.key)
+    """Decide and write one change inside the caller's transaction, which holds the record's lock; returns
+    the plan and the employees whose leave must be recalculated. `state`: the record's state if the caller
+    loaded it under the lock."""
     nmbrs_id = _nmbrs_id(event)
     if isinstance(event, EmployeeChanged):
         record = event.after or event.before
@@ -178,7 +178,7 @@ async def _reconcile(
         # The first event of the chunk cannot be written set-based; its state is fresh (nothing was
         # written since it was loaded), so the one-at-a-time path reuses it.
         event = chunk[0]
-        plan, recalculate = await plan_and_apply(event, store, policy, states.get(_nmbrs_id(event)))
+        plan, recalculate = await _plan_and_apply(event, store, policy, states.get(_nmbrs_id(event)))
         leave = (
             await recalculate_leave_many(store.db, dict.fromkeys(recalculate, event.event_id), as_of)
             if recalculate
