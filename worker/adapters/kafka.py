@@ -58,6 +58,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     return specs
 
 
+TOPICS_VISIBLE_TIMEOUT_S = 60.0
+
+
 async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> list[str]:
     """Create missing topics with their partition counts; return the names created now.
 
@@ -94,9 +97,32 @@ async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None
                 ]
             )
             log.info("created topics: %s", ", ".join(s.name for s in missing))
+            await _wait_until_visible(admin, [s.name for s in missing])
         return [s.name for s in missing]
     finally:
         await admin.close()
+
+
+async def _wait_until_visible(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+    """Wait until the broker describes every new topic with a leader for each partition. A consumer that
+    subscribes earlier (a cold broker takes seconds) ignores the topic as missing and is assigned nothing
+    until its metadata is next refreshed, minutes later."""
+    deadline = time.monotonic() + TOPICS_VISIBLE_TIMEOUT_S
+    while True:
+        described = await admin.describe_topics(names)
+        visible = {
+            meta["topic"]
+            for meta in described
+            if meta["error_code"] == 0 and meta["partitions"] and all(p["leader"] >= 0 for p in meta["partitions"])
+        }
+        waiting = sorted(set(names) - visible)
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"topics not usable {TOPICS_VISIBLE_TIMEOUT_S:.0f} s after creating them: {', '.join(waiting)}"
+            )
+        await asyncio.sleep(0.2)
 
 
 async def wait_until_ready(settings: Settings, timeout_s: float) -> None:
