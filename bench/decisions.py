@@ -19,7 +19,7 @@ import statistics
 import sys
 import time
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
@@ -37,13 +37,26 @@ from worker.entrypoints.reconciler import handle_change
 NOW = datetime.now(UTC)
 
 
+def birthday(person_id: int) -> date:
+    return date(1960, 1, 1) + timedelta(days=person_id * 37 % 15_000)
+
+
+def surname(person_id: int) -> str:
+    """A made-up surname per person whose first four letters differ from every other one's (numbered names
+    look alike to the matcher, which then rightly asks instead of linking)."""
+    n = (person_id * 7919 + 12345) % 26**4
+    return "".join(chr(ord("a") + (n // 26**k) % 26) for k in range(4)).capitalize() + "ink"
+
+
 def employee(employee_id: int, department: int = 7) -> NmbrsEmployee:
+    """The Nmbrs side of person `employee_id`: the same name, birthday and e-mail (an exact match)."""
     return NmbrsEmployee(
         employee_id=employee_id,
         company_id=1,
-        first_name=f"Voornaam{employee_id}",
-        last_name=f"Achternaam{employee_id}",
-        birthday=date(1980, 1, 1),
+        first_name="Sanne",
+        last_name=surname(employee_id),
+        birthday=birthday(employee_id),
+        email_work=f"medewerker{employee_id}@bench.example",
         department=CodeRef(id=department, code=str(department), description=f"Afd {department}"),
         employments=(EmploymentPeriod(employment_id=1, start=date(2024, 1, 1)),),
         contracts=(ContractPeriod(contract_id=1, start=date(2024, 1, 1), hours_per_week=Decimal("36")),),
@@ -71,10 +84,10 @@ async def prepare(settings: Settings, decisions: int, linked: int) -> tuple[list
     await prepare_database(url)
     connection = await asyncpg.connect(url)
     await connection.executemany(
-        "INSERT INTO crm_persons (person_id, first_name, last_name, birthday) VALUES ($1, $2, $3, '1980-01-01')",
-        [(i, f"Voornaam{i}", f"Achternaam{i}") for i in range(1, decisions + linked + 1)],
-    )
-    await connection.close()
+        "INSERT INTO crm_persons (person_id, first_name, last_name, birthday, email_work) VALUES ($1, $2, $3, $4, $5)",
+        [(i, "Sanne", surname(i), birthday(i), f"medewerker{i}@bench.example")
+         for i in range(1, decisions + linked + 1)],
+    )  # fmt: skip
     pool = await asyncpg.create_pool(url, min_size=1, max_size=4)
     asked = list(range(1, decisions + 1))
     to_link = list(range(decisions + 1, decisions + linked + 1))
@@ -83,6 +96,11 @@ async def prepare(settings: Settings, decisions: int, linked: int) -> tuple[list
     for employee_id in to_link:  # exact matches: the definite rule links them
         await handle_change(change(employee(employee_id), 1), pool, MatchPolicy(auto_link_min_score=0.9), lambda: NOW)
     await pool.close()
+    links = await connection.fetchval("SELECT count(*) FROM sync_links WHERE entity = 'employee'")
+    questions = await connection.fetchval("SELECT count(*) FROM pending_decisions WHERE entity = 'employee'")
+    await connection.close()
+    if (links, questions) != (linked, decisions):
+        raise RuntimeError(f"setup gave {links} links and {questions} questions, wanted {linked} and {decisions}")
     return asked, to_link
 
 
