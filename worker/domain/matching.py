@@ -17,6 +17,7 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -284,6 +285,9 @@ _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'", "ʼ":
 _SPACES = re.compile(r"\s+")
 
 
+# Memoised (pure, immutable results): a change is scored against up to 200 candidates, and the same
+# persons come back as candidates for many employees.
+@functools.lru_cache(maxsize=65_536)
 def fold(text: str | None) -> str:
     """Case-, diacritic- and whitespace-insensitive form: 'Çelik ' -> 'celik', 'Ĳsselmeer' -> 'ijsselmeer'."""
     if not text:
@@ -321,6 +325,7 @@ def _name_tokens(text: str) -> list[str]:
     return tokens
 
 
+@functools.lru_cache(maxsize=65_536)
 def split_last_name(last_name: str | None, prefix: str | None = None) -> tuple[str, str]:
     """(tussenvoegsel, surname core), both folded. Accepts the prefix in its own field, inside the last
     name ('van der Berg') or after a comma ('Berg, van der'); all three give ('van der', 'berg')."""
@@ -369,6 +374,7 @@ def initials_of(first_names: str | None) -> str:
     return "".join(letters)
 
 
+@functools.lru_cache(maxsize=65_536)
 def normalise_initials(initials: str | None) -> str:
     """Letters only, folded: 'J.P.' -> 'jp', 'IJ. P.' -> 'ijp'."""
     return "".join(c for c in fold(initials) if c.isalpha())
