@@ -97,7 +97,7 @@ def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
 
 
-async def insert_rows(db: asyncpg.Connection, table: str, types: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+async def _insert_rows(db: asyncpg.Connection, table: str, types: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
     """Insert many rows (all columns, in table order) in one statement."""
     if rows:
         await db.execute(f"INSERT INTO {table} SELECT * FROM {_unnest(types)}", *_columns(rows, len(types)))
@@ -463,15 +463,10 @@ class PostgresTargetStore:
                 f"DELETE FROM {table} WHERE employee_id = ANY($1::int[])", [i.action.regitijd_id for i in changed]
             )
             rows = [(i.action.regitijd_id, *row(p)) for i in changed for p in i.action.values[name]]
-            await insert_rows(self.db, table, types, rows)
+            await _insert_rows(self.db, table, types, rows)
         await self._audit_many(
-            [
-                (item.causation_id, f"employee:{item.nmbrs_id}", "apply", {"changed": list(item.action.changed)},
-                 {name: item.action.values[name] for name in item.action.changed} or None)
-                for item in items
-            ],
-            actor,
-        )  # fmt: skip
+            [_apply_audit(item.causation_id, f"employee:{item.nmbrs_id}", item.action) for item in items], actor
+        )
 
     async def _apply_employee(
         self, action: Apply, nmbrs_id: int, employee: NmbrsEmployee, causation_id: uuid.UUID, actor: str
@@ -538,9 +533,7 @@ class PostgresTargetStore:
         return company_id
 
     async def _audit_apply(self, causation_id: uuid.UUID, subject: str, action: Apply, actor: str) -> None:
-        """The audit row of an Apply: which fields changed and their new values."""
-        changed = {name: action.values[name] for name in action.changed}
-        await self._audit(causation_id, subject, "apply", {"changed": list(action.changed)}, changed or None, actor)
+        await self._audit_many([_apply_audit(causation_id, subject, action)], actor)
 
     async def _audit(
         self, causation_id: uuid.UUID, subject: str, action: str, before: Any, after: Any, actor: str
@@ -555,6 +548,12 @@ class PostgresTargetStore:
             *_columns([(c, subject, action, _json(b), _json(a)) for c, subject, action, b, a in rows], AUDIT_WIDTH),
             actor,
         )
+
+
+def _apply_audit(causation_id: uuid.UUID, subject: str, action: Apply) -> tuple[uuid.UUID, str, str, Any, Any]:
+    """The audit row of an Apply: which fields changed and their new values."""
+    changed = {name: action.values[name] for name in action.changed}
+    return causation_id, subject, "apply", {"changed": list(action.changed)}, changed or None
 
 
 def _longest_word(name: str) -> str:

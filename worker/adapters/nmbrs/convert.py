@@ -158,6 +158,12 @@ def _decimal(fields: Fields, name: str) -> Decimal | None:
         raise ValueError(f"{name} is not a decimal") from None
 
 
+def _hours(fields: Fields, name: str) -> Decimal | None:
+    """A decimal field rounded to hundredths, as hours and percentages are stored."""
+    value = _decimal(fields, name)
+    return value.quantize(_HOURS) if value is not None else None
+
+
 def _date(fields: Fields, name: str) -> date | None:
     # Nmbrs sends naive local date-times (2017-08-11T00:00:00); the date part is what counts.
     text = fields.get(name)
@@ -416,12 +422,11 @@ def parse_contracts(result: Element | None) -> dict[int, list[ContractRow]]:
         start = _date(f, "StartDate")
         if start is None:
             return None
-        hours = _decimal(f, "HoursPerWeek")
         period = ContractPeriod(
             contract_id=_int(f, "ContractID") or 0,
             start=start,
             end=_date(f, "EndDate"),
-            hours_per_week=hours.quantize(_HOURS) if hours is not None else None,
+            hours_per_week=_hours(f, "HoursPerWeek"),
             indefinite=bool(_bool(f, "Indefinite")),
         )
         return ContractRow(f.get("CreationDate") or "", period)
@@ -455,11 +460,10 @@ def parse_schedules(result: Element | None) -> dict[int, list[ScheduleRow]]:
         start = _date(f, "StartDate")
         if start is None:
             return None
-        parttime = _decimal(f, "ParttimePercentage")
         period = SchedulePeriod(
             start=start,
             hours_per_week=schedule_hours(_week_total(f, _WEEK1), _week_total(f, _WEEK2)),
-            parttime_percentage=parttime.quantize(_HOURS) if parttime is not None else None,
+            parttime_percentage=_hours(f, "ParttimePercentage"),
         )
         return ScheduleRow(f.get("CreationDate") or "", period)
 
