@@ -24,9 +24,9 @@ from decimal import Decimal
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from support import ROOT, add_database_url_argument, bench_database_url, bench_settings, prepare_database
+from support import ROOT, add_database_url_argument, bench_database_url, bench_settings, bench_topics, prepare_database
 
-from worker.adapters.kafka import client_kwargs, ensure_topics
+from worker.adapters.kafka import client_kwargs
 from worker.config import Settings
 from worker.domain.changes import ChangeSource, EmployeeChanged, Entity, Op
 from worker.domain.decisions import Decision
@@ -111,110 +111,116 @@ async def run(
     # Reads a .env file as the worker process does, so both talk to the same broker.
     settings = bench_settings(prefix, bench_database_url(database_url), env_file=True)
     asked, to_link = await prepare(settings, decisions, linked)
-    await ensure_topics(settings)
-    env = dict(
-        os.environ,
-        KAFKA_APP_ID=prefix,
-        DATABASE_URL=settings.database_url.get_secret_value(),
-        STATUS_PORT="0",
-        POLL_ENABLED="false",
-        LOG_LEVEL="WARNING",
-        KAFKA_TOPIC_PARTITIONS="4",
-        **{f"TOPICS__{name.upper()}": topic for name, topic in settings.topics.model_dump().items()},
-    )
-    worker = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "worker.entrypoints.cli", "worker", cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL
-    )
-    producer = AIOKafkaProducer(**client_kwargs(settings), acks="all", linger_ms=0)
-    consumer = AIOKafkaConsumer(
-        settings.topics.outcomes, **client_kwargs(settings), group_id=None, auto_offset_reset="latest"
-    )
-    await producer.start()
-    await consumer.start()
-    sent: dict[str, float] = {}
-    latencies: list[float] = []
-    done = asyncio.Event()
-    warmed = asyncio.Event()
+    async with bench_topics(settings):
+        env = dict(
+            os.environ,
+            KAFKA_APP_ID=prefix,
+            DATABASE_URL=settings.database_url.get_secret_value(),
+            STATUS_PORT="0",
+            POLL_ENABLED="false",
+            LOG_LEVEL="WARNING",
+            KAFKA_TOPIC_PARTITIONS="4",
+            **{f"TOPICS__{name.upper()}": topic for name, topic in settings.topics.model_dump().items()},
+        )
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "worker.entrypoints.cli",
+            "worker",
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+        )
+        producer = AIOKafkaProducer(**client_kwargs(settings), acks="all", linger_ms=0)
+        consumer = AIOKafkaConsumer(
+            settings.topics.outcomes, **client_kwargs(settings), group_id=None, auto_offset_reset="latest"
+        )
+        await producer.start()
+        await consumer.start()
+        sent: dict[str, float] = {}
+        latencies: list[float] = []
+        done = asyncio.Event()
+        warmed = asyncio.Event()
 
-    async def collect() -> None:
-        async for record in consumer:
-            outcome = json.loads(record.value)
-            started = sent.pop(outcome["causation_id"], None)
-            if started is not None:
-                latencies.append(time.perf_counter() - started)
-                warmed.set()
-                if len(latencies) == decisions:
-                    done.set()
+        async def collect() -> None:
+            async for record in consumer:
+                outcome = json.loads(record.value)
+                started = sent.pop(outcome["causation_id"], None)
+                if started is not None:
+                    latencies.append(time.perf_counter() - started)
+                    warmed.set()
+                    if len(latencies) == decisions:
+                        done.set()
 
-    async def stream_changes() -> None:
-        version = 1
-        while not done.is_set():
-            version += 1
-            for employee_id in to_link:
-                before, after = employee(employee_id, version - 1 + 6), employee(employee_id, version + 6)
-                event = change(after, version, before)
-                await producer.send(
-                    settings.topics.employee_changes, event.model_dump_json().encode(), key=event.key.encode()
-                )
-                await asyncio.sleep(1 / change_rate)
-                if done.is_set():
-                    return
+        async def stream_changes() -> None:
+            version = 1
+            while not done.is_set():
+                version += 1
+                for employee_id in to_link:
+                    before, after = employee(employee_id, version - 1 + 6), employee(employee_id, version + 6)
+                    event = change(after, version, before)
+                    await producer.send(
+                        settings.topics.employee_changes, event.model_dump_json().encode(), key=event.key.encode()
+                    )
+                    await asyncio.sleep(1 / change_rate)
+                    if done.is_set():
+                        return
 
-    collector = asyncio.create_task(collect())
-    # Warm-up: wait until the worker answers a first decision, so start-up is not measured.
-    warm = Decision(
-        decision_id=uuid.uuid4(),
-        nmbrs_id=asked[0],
-        action="overslaan",
-        decided_by="bench",
-        decided_at=datetime.now(UTC),
-    )
-    sent[str(warm.decision_id)] = time.perf_counter()
-    await producer.send_and_wait(settings.topics.decisions, warm.model_dump_json().encode(), key=warm.key.encode())
-    await asyncio.wait_for(warmed.wait(), timeout=120)
-    latencies.clear()
-    changes = asyncio.create_task(stream_changes())
-    started = time.perf_counter()
-    for employee_id in asked:
-        choice = Decision(
+        collector = asyncio.create_task(collect())
+        # Warm-up: wait until the worker answers a first decision, so start-up is not measured.
+        warm = Decision(
             decision_id=uuid.uuid4(),
-            nmbrs_id=employee_id,
-            action="koppelen",
-            target_id=employee_id,
+            nmbrs_id=asked[0],
+            action="overslaan",
             decided_by="bench",
             decided_at=datetime.now(UTC),
         )
-        sent[str(choice.decision_id)] = time.perf_counter()
-        await producer.send_and_wait(
-            settings.topics.decisions, choice.model_dump_json().encode(), key=choice.key.encode()
-        )
-        await asyncio.sleep(1 / decision_rate)
-    await asyncio.wait_for(done.wait(), timeout=120)
-    elapsed = time.perf_counter() - started
-    changes.cancel()
-    collector.cancel()
-    await producer.stop()
-    await consumer.stop()
-    worker.terminate()
-    await worker.wait()
-    ordered = sorted(latencies)
+        sent[str(warm.decision_id)] = time.perf_counter()
+        await producer.send_and_wait(settings.topics.decisions, warm.model_dump_json().encode(), key=warm.key.encode())
+        await asyncio.wait_for(warmed.wait(), timeout=120)
+        latencies.clear()
+        changes = asyncio.create_task(stream_changes())
+        started = time.perf_counter()
+        for employee_id in asked:
+            choice = Decision(
+                decision_id=uuid.uuid4(),
+                nmbrs_id=employee_id,
+                action="koppelen",
+                target_id=employee_id,
+                decided_by="bench",
+                decided_at=datetime.now(UTC),
+            )
+            sent[str(choice.decision_id)] = time.perf_counter()
+            await producer.send_and_wait(
+                settings.topics.decisions, choice.model_dump_json().encode(), key=choice.key.encode()
+            )
+            await asyncio.sleep(1 / decision_rate)
+        await asyncio.wait_for(done.wait(), timeout=120)
+        elapsed = time.perf_counter() - started
+        changes.cancel()
+        collector.cancel()
+        await producer.stop()
+        await consumer.stop()
+        worker.terminate()
+        await worker.wait()
+        ordered = sorted(latencies)
 
-    def percentile(p: float) -> float:
-        return round(1000 * ordered[min(len(ordered) - 1, int(p * len(ordered)))], 1)
+        def percentile(p: float) -> float:
+            return round(1000 * ordered[min(len(ordered) - 1, int(p * len(ordered)))], 1)
 
-    return {
-        "decisions": decisions,
-        "linked_employees_changing": linked,
-        "decision_rate_per_s": decision_rate,
-        "change_rate_per_s": change_rate,
-        "wall_s": round(elapsed, 2),
-        "p50_ms": percentile(0.50),
-        "p90_ms": percentile(0.90),
-        "p99_ms": percentile(0.99),
-        "max_ms": round(1000 * ordered[-1], 1),
-        "mean_ms": round(1000 * statistics.mean(ordered), 1),
-        "target_p99_ms": 250,
-    }
+        return {
+            "decisions": decisions,
+            "linked_employees_changing": linked,
+            "decision_rate_per_s": decision_rate,
+            "change_rate_per_s": change_rate,
+            "wall_s": round(elapsed, 2),
+            "p50_ms": percentile(0.50),
+            "p90_ms": percentile(0.90),
+            "p99_ms": percentile(0.99),
+            "max_ms": round(1000 * ordered[-1], 1),
+            "mean_ms": round(1000 * statistics.mean(ordered), 1),
+            "target_p99_ms": 250,
+        }
 
 
 def main() -> int:

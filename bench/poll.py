@@ -34,12 +34,13 @@ from support import (
     add_database_url_argument,
     bench_database_url,
     bench_settings,
+    bench_topics,
     prepare_database,
     sandbox,
     utc_now,
 )
 
-from worker.adapters.kafka import KafkaPublisher, ensure_topics
+from worker.adapters.kafka import KafkaPublisher
 from worker.adapters.nmbrs.client import NmbrsClient
 from worker.adapters.postgres import PollStore, create_pool
 from worker.domain.events import PollReport
@@ -115,69 +116,69 @@ async def run(args: argparse.Namespace, port: int, changeable: list[tuple[int, i
     url = bench_database_url(args.database_url)
     settings = bench_settings(prefix, url)
     await prepare_database(url)
-    await ensure_topics(settings)
-    base_url = f"http://127.0.0.1:{port}"
-    pool = await create_pool(settings)
-    nmbrs = NmbrsClient.from_settings(
-        settings, base_url=f"{base_url}/soap/v3/", username=USERNAME, token=TOKEN, domain=DOMAIN
-    )
-    store = PollStore(pool)
-    try:
-        async with KafkaPublisher(settings) as publisher:
-            poller = Poller(nmbrs, store, publisher, settings, utc_now)
-            first, first_wall = await timed_poll(poller)
-            nochange = [split(*await timed_poll(poller)) for _ in range(args.repeats)]
-            load_started = time.perf_counter()
-            snapshot_rows = len(await store.load_snapshot())
-            snapshot_load_s = time.perf_counter() - load_started
+    async with bench_topics(settings):
+        base_url = f"http://127.0.0.1:{port}"
+        pool = await create_pool(settings)
+        nmbrs = NmbrsClient.from_settings(
+            settings, base_url=f"{base_url}/soap/v3/", username=USERNAME, token=TOKEN, domain=DOMAIN
+        )
+        store = PollStore(pool)
+        try:
+            async with KafkaPublisher(settings) as publisher:
+                poller = Poller(nmbrs, store, publisher, settings, utc_now)
+                first, first_wall = await timed_poll(poller)
+                nochange = [split(*await timed_poll(poller)) for _ in range(args.repeats)]
+                load_started = time.perf_counter()
+                snapshot_rows = len(await store.load_snapshot())
+                snapshot_load_s = time.perf_counter() - load_started
 
-            count = max(1, round(args.employees * args.change_pct / 100))
-            mix = await change_employees(base_url, changeable, count, args.seed)
-            changed, changed_wall = await timed_poll(poller)
-    finally:
-        await nmbrs.close()
-        await pool.close()
+                count = max(1, round(args.employees * args.change_pct / 100))
+                mix = await change_employees(base_url, changeable, count, args.seed)
+                changed, changed_wall = await timed_poll(poller)
+        finally:
+            await nmbrs.close()
+            await pool.close()
 
-    employees = sum(c.employees for c in first.companies)
-    # The median run as a whole (by poll time), so its fetch and diff belong to one and the same poll.
-    median = sorted(nochange, key=lambda run: run["poll_s"])[len(nochange) // 2]
-    change = split(changed, changed_wall)
-    events = sum(changed.changes.values())
-    return {
-        "prefix": prefix,
-        "mix": mix,
-        "changes": changed.changes,
-        "nochange_runs": nochange,
-        "figures": {
-            "companies": len(first.companies),
-            "employees": employees,
-            "soap_calls_per_poll": first.soap_calls,
-            "first_poll_s": round(first_wall, 3),
-            "first_fetch_s": first.fetch_s,
-            "first_diff_s": first.diff_s,
-            "first_publish_s": first.publish_s,
-            "first_other_s": split(first, first_wall)["other_s"],
-            "first_events": sum(first.changes.values()),
-            "nochange_repeats": args.repeats,
-            "nochange_poll_s": median["poll_s"],
-            "nochange_fetch_s": median["fetch_s"],
-            "nochange_diff_s": median["diff_s"],
-            "nochange_diff_ratio": round(median["diff_s"] / median["fetch_s"], 3),
-            "nochange_other_s": median["other_s"],
-            "snapshot_rows": snapshot_rows,
-            "snapshot_load_s": round(snapshot_load_s, 3),
-            "change_pct": args.change_pct,
-            "changed_employees": count,
-            "change1pct_poll_s": change["poll_s"],
-            "change1pct_fetch_s": change["fetch_s"],
-            "change1pct_diff_s": change["diff_s"],
-            "change1pct_diff_ratio": round(change["diff_s"] / change["fetch_s"], 3),
-            "change1pct_publish_s": change["publish_s"],
-            "change1pct_other_s": change["other_s"],
-            "change1pct_events": events,
-            "change1pct_employee_updates": changed.changes.get("employee:u", 0),
-        },
-    }
+        employees = sum(c.employees for c in first.companies)
+        # The median run as a whole (by poll time), so its fetch and diff belong to one and the same poll.
+        median = sorted(nochange, key=lambda run: run["poll_s"])[len(nochange) // 2]
+        change = split(changed, changed_wall)
+        events = sum(changed.changes.values())
+        return {
+            "prefix": prefix,
+            "mix": mix,
+            "changes": changed.changes,
+            "nochange_runs": nochange,
+            "figures": {
+                "companies": len(first.companies),
+                "employees": employees,
+                "soap_calls_per_poll": first.soap_calls,
+                "first_poll_s": round(first_wall, 3),
+                "first_fetch_s": first.fetch_s,
+                "first_diff_s": first.diff_s,
+                "first_publish_s": first.publish_s,
+                "first_other_s": split(first, first_wall)["other_s"],
+                "first_events": sum(first.changes.values()),
+                "nochange_repeats": args.repeats,
+                "nochange_poll_s": median["poll_s"],
+                "nochange_fetch_s": median["fetch_s"],
+                "nochange_diff_s": median["diff_s"],
+                "nochange_diff_ratio": round(median["diff_s"] / median["fetch_s"], 3),
+                "nochange_other_s": median["other_s"],
+                "snapshot_rows": snapshot_rows,
+                "snapshot_load_s": round(snapshot_load_s, 3),
+                "change_pct": args.change_pct,
+                "changed_employees": count,
+                "change1pct_poll_s": change["poll_s"],
+                "change1pct_fetch_s": change["fetch_s"],
+                "change1pct_diff_s": change["diff_s"],
+                "change1pct_diff_ratio": round(change["diff_s"] / change["fetch_s"], 3),
+                "change1pct_publish_s": change["publish_s"],
+                "change1pct_other_s": change["other_s"],
+                "change1pct_events": events,
+                "change1pct_employee_updates": changed.changes.get("employee:u", 0),
+            },
+        }
 
 
 def main() -> int:

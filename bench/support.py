@@ -7,8 +7,8 @@ import asyncio
 import multiprocessing
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
 
+from worker.adapters.kafka import delete_topics_with_prefix, ensure_topics  # noqa: E402
 from worker.adapters.migrations import migrate  # noqa: E402
 from worker.config import Settings, Topics  # noqa: E402
 
@@ -91,6 +92,17 @@ def bench_settings(prefix: str, database_url: str, *, env_file: bool = False) ->
         status_port=0,
         **({} if env_file else {"_env_file": None}),
     )
+
+
+@asynccontextmanager
+async def bench_topics(settings: Settings) -> AsyncIterator[None]:
+    """The benchmark's own topics: created on entry, deleted on exit (also after a failure), so benchmark runs
+    do not pile up topics on the development broker."""
+    await ensure_topics(settings)
+    try:
+        yield
+    finally:
+        await delete_topics_with_prefix(settings, [f"{settings.kafka_app_id}."])
 
 
 # --- the sandbox ---------------------------------------------------------------------------------------

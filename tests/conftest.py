@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
+from aiokafka.errors import KafkaError
 
+from worker.adapters.kafka import delete_topics_with_prefix
 from worker.adapters.migrations import migrate
 from worker.config import Settings, Topics
 
@@ -30,9 +33,22 @@ def run_id() -> str:
     return uuid.uuid4().hex[:10]
 
 
+@pytest.fixture(scope="session")
+async def throwaway_topics() -> AsyncIterator[list[Settings]]:
+    """The settings of every test that may have created topics; at the end of the session, the topics of
+    their prefixes are deleted, so the development broker does not collect them run after run."""
+    used: list[Settings] = []
+    yield used
+    if used:
+        try:
+            await delete_topics_with_prefix(used[0], (f"{settings.kafka_app_id}." for settings in used))
+        except (KafkaError, OSError) as error:
+            warnings.warn(f"test topics left on the broker: {error!r}", stacklevel=1)
+
+
 @pytest.fixture
-def integration_settings(run_id: str) -> Iterator[Settings]:
-    yield Settings(
+def integration_settings(run_id: str, throwaway_topics: list[Settings]) -> Iterator[Settings]:
+    settings = Settings(
         kafka_app_id=f"test-{run_id}",
         topics=unique_topics(f"test-{run_id}"),
         database_url=database_url_for_tests(),
@@ -40,6 +56,8 @@ def integration_settings(run_id: str) -> Iterator[Settings]:
         status_port=0,
         _env_file=None,  # type: ignore[call-arg]
     )
+    throwaway_topics.append(settings)
+    yield settings
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import ssl
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,6 +100,24 @@ async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None
             log.info("created topics: %s", ", ".join(s.name for s in missing))
             await _wait_until_visible(admin, [s.name for s in missing])
         return [s.name for s in missing]
+    finally:
+        await admin.close()
+
+
+async def delete_topics_with_prefix(settings: Settings, prefixes: Iterable[str]) -> list[str]:
+    """Delete every topic whose name starts with one of `prefixes`; return the names deleted.
+
+    For the throwaway topics of tests and benchmarks: a development broker would otherwise keep thousands
+    of them, and its start-up time grows with every partition it has to load.
+    """
+    wanted = tuple(prefixes)
+    admin = AIOKafkaAdminClient(**client_kwargs(settings))
+    await admin.start()
+    try:
+        names = sorted(name for name in await admin.list_topics() if name.startswith(wanted))
+        for start in range(0, len(names), 500):
+            await admin.delete_topics(names[start : start + 500])
+        return names
     finally:
         await admin.close()
 

@@ -276,6 +276,10 @@ def extra_expires_on(year: int) -> date:
     return date(year + 6, 1, 1)
 
 
+def _expires_on(year: int, component: LeaveComponent) -> date:
+    return statutory_expires_on(year) if component is LeaveComponent.STATUTORY else extra_expires_on(year)
+
+
 def _divide(numerator: Decimal, denominator: Decimal, quantum: Decimal) -> Decimal:
     return _CONTEXT.divide(numerator, denominator).quantize(quantum, rounding=ROUND_HALF_UP, context=_CONTEXT)
 
@@ -295,46 +299,60 @@ def entitlement_for_year(
     segment per run of consecutive employed days under the same hours period.
 
     Employed days not covered by any hours period earn nothing (hours 0, with a note)."""
-    cao = cao or CaoLeave()
+    return _entitlements([year], employments, hours_periods, cao or CaoLeave())[year][0]
+
+
+def _entitlements(
+    years: Sequence[int], employments: Sequence[EmploymentPeriod], hours_periods: Sequence[HoursPeriod], cao: CaoLeave
+) -> dict[int, tuple[YearEntitlement, tuple[str, ...]]]:
+    """Per year: its entitlement and the lines explaining it."""
     # Decimals go in as text: 40 and 40.00 are equal (one cache entry) but are shown differently.
-    return _entitlement(year, _employed_runs(year, employments, hours_periods), str(cao.extra_hours_fulltime),
-                        str(cao.fulltime_hours_per_week))  # fmt: skip
+    extra_text, fulltime_text = str(cao.extra_hours_fulltime), str(cao.fulltime_hours_per_week)
+    runs = _employed_runs(years, employments, hours_periods)
+    return {year: _entitlement(year, runs[year], extra_text, fulltime_text) for year in years}
 
 
 def _employed_runs(
-    year: int, employments: Sequence[EmploymentPeriod], hours_periods: Sequence[HoursPeriod]
-) -> tuple[tuple[int, int, str | None], ...]:
-    """(first ordinal, last ordinal, hours per week as text or None when no hours period covers them) per
-    run of consecutive employed days of `year` under the same hours period."""
-    first, last = date(year, 1, 1), date(year, 12, 31)
-    # The state (employed? which hours period?) only changes at these days; walk the intervals
-    # between them instead of every day. Ordinals avoid date overflow at the end of the calendar.
-    cuts = {first.toordinal(), last.toordinal() + 1}
-    for start, end in [(p.start, p.end) for p in employments] + [(p.start, p.end) for p in hours_periods]:
-        cuts.add(start.toordinal())
-        if end is not None:
-            cuts.add(end.toordinal() + 1)
-    bounds = sorted(c for c in cuts if first.toordinal() <= c <= last.toordinal() + 1)
-
-    runs: list[tuple[int, int, HoursPeriod | None]] = []
-    for lo, hi in itertools.pairwise(bounds):
-        day = date.fromordinal(lo)
-        if not any(e.covers(day) for e in employments):
-            continue
-        period = _hours_on(day, hours_periods)
-        if runs and runs[-1][1] + 1 == lo and runs[-1][2] is period:
-            runs[-1] = (runs[-1][0], hi - 1, period)
-        else:
-            runs.append((lo, hi - 1, period))
-    return tuple((lo, hi, str(period.hours_per_week) if period is not None else None) for lo, hi, period in runs)
+    years: Iterable[int], employments: Sequence[EmploymentPeriod], hours_periods: Sequence[HoursPeriod]
+) -> dict[int, tuple[tuple[int, int, str | None], ...]]:
+    """Per year: (first ordinal, last ordinal, hours per week as text or None when no hours period covers
+    them) per run of consecutive employed days of the year under the same hours period."""
+    wanted = sorted(set(years))
+    found: dict[int, list[tuple[int, int, HoursPeriod | None]]] = {year: [] for year in wanted}
+    if wanted:
+        # The state (employed? which hours period? which year?) only changes at these days; walk the
+        # intervals between them instead of every day, all years in one pass. Ordinals avoid date
+        # overflow at the end of the calendar.
+        cuts = {date(year, 1, 1).toordinal() for year in wanted}
+        cuts.update(date(year, 12, 31).toordinal() + 1 for year in wanted)
+        for start, end in [(p.start, p.end) for p in employments] + [(p.start, p.end) for p in hours_periods]:
+            cuts.add(start.toordinal())
+            if end is not None:
+                cuts.add(end.toordinal() + 1)
+        first, last = date(wanted[0], 1, 1).toordinal(), date(wanted[-1], 12, 31).toordinal() + 1
+        bounds = sorted(c for c in cuts if first <= c <= last)
+        for lo, hi in itertools.pairwise(bounds):
+            day = date.fromordinal(lo)
+            runs = found.get(day.year)
+            if runs is None or not any(e.covers(day) for e in employments):
+                continue
+            period = _hours_on(day, hours_periods)
+            if runs and runs[-1][1] + 1 == lo and runs[-1][2] is period:
+                runs[-1] = (runs[-1][0], hi - 1, period)
+            else:
+                runs.append((lo, hi - 1, period))
+    return {
+        year: tuple((lo, hi, str(period.hours_per_week) if period is not None else None) for lo, hi, period in runs)
+        for year, runs in found.items()
+    }
 
 
 # Most years of most employees are the same few runs (a whole year at 40 hours, say): their entitlement
-# is built once. Pure, so memoising cannot change a result.
+# and its explanation are built once. Pure, so memoising cannot change a result.
 @functools.lru_cache(maxsize=4096)
 def _entitlement(
     year: int, runs: tuple[tuple[int, int, str | None], ...], extra_fulltime_text: str, fulltime_text: str
-) -> YearEntitlement:
+) -> tuple[YearEntitlement, tuple[str, ...]]:
     extra_fulltime, fulltime = Decimal(extra_fulltime_text), Decimal(fulltime_text)
     n_days = days_in_year(year)
     n = Decimal(n_days)
@@ -355,7 +373,7 @@ def _entitlement(
                 note=None if period_hours is not None else "no hours period covers these days",
             )
         )
-    return YearEntitlement(
+    entitlement = YearEntitlement(
         year=year,
         days_in_year=n_days,
         employed_days=sum(s.days for s in segments),
@@ -365,6 +383,24 @@ def _entitlement(
         extra_expires_on=extra_expires_on(year),
         segments=tuple(segments),
     )
+    return entitlement, tuple(_entitlement_lines(entitlement, extra_fulltime, fulltime))
+
+
+def _entitlement_lines(e: YearEntitlement, extra_fulltime: Decimal, fulltime: Decimal) -> Iterable[str]:
+    yield f"{e.year}: {e.employed_days} of {e.days_in_year} days employed"
+    for s in e.segments:
+        line = (
+            f"  {s.start}..{s.end}: {s.days} days x {s.hours_per_week} h/week -> statutory "
+            f"4 x {s.hours_per_week} x {s.days} / {e.days_in_year} = {s.statutory_earned}"
+        )
+        if extra_fulltime:
+            line += (
+                f", extra {extra_fulltime} x {s.hours_per_week} / "
+                f"{fulltime} x {s.days} / {e.days_in_year} = {s.extra_earned}"
+            )
+        if s.note:
+            line += f" ({s.note})"
+        yield line
 
 
 def _employed_years(employments: Sequence[EmploymentPeriod], up_to: int) -> list[int]:
@@ -402,19 +438,16 @@ def leave_balance(data: LeaveInput) -> LeaveResult:
     balance_years = sorted(set(balance_years) | {a.booked_on.year for a in adjustments})
     report_years = sorted(data.years) if data.years is not None else balance_years
 
-    entitlements = {
-        y: entitlement_for_year(y, data.employments, data.hours_periods, data.cao)
-        for y in sorted(set(balance_years) | set(report_years))
-    }
+    explained = _entitlements(sorted(set(balance_years) | set(report_years)), data.employments,
+                              data.hours_periods, data.cao)  # fmt: skip
+    entitlements = {y: entitlement for y, (entitlement, _) in explained.items()}
     remaining: dict[tuple[int, LeaveComponent], Decimal] = {}
     for y in balance_years:
         remaining[(y, LeaveComponent.STATUTORY)] = entitlements[y].statutory
         remaining[(y, LeaveComponent.EXTRA)] = entitlements[y].extra
 
-    def expires_on(year: int, component: LeaveComponent) -> date:
-        if component is LeaveComponent.STATUTORY:
-            return statutory_expires_on(year)
-        return extra_expires_on(year)
+    expires_on = {(y, c): _expires_on(y, c) for y in entitlements for c in LeaveComponent}
+    expired = {key: as_of >= day for key, day in expires_on.items()}
 
     fifo_order = [(y, c) for c in LeaveComponent for y in balance_years]
     taken = sorted(
@@ -429,7 +462,7 @@ def leave_balance(data: LeaveInput) -> LeaveResult:
             year, component = key
             if left <= 0:
                 break
-            if year > booking.taken_on.year or booking.taken_on >= expires_on(year, component):
+            if year > booking.taken_on.year or booking.taken_on >= expires_on[key]:
                 continue
             used = min(left, remaining[key])
             if used <= 0:
@@ -441,9 +474,6 @@ def leave_balance(data: LeaveInput) -> LeaveResult:
         allocations.append(
             TakenAllocation(taken_on=booking.taken_on, hours=booking.hours, parts=tuple(parts), unallocated=left)
         )
-
-    def expired(year: int, component: LeaveComponent) -> bool:
-        return as_of >= expires_on(year, component)
 
     reports: list[YearReport] = []
     for y in report_years:
@@ -460,17 +490,17 @@ def leave_balance(data: LeaveInput) -> LeaveResult:
                 extra_taken=taken_from.get(extra_key, Decimal(0)),
                 statutory_remaining=stat_left,
                 extra_remaining=extra_left,
-                statutory_expired=expired(*stat_key),
-                extra_expired=expired(*extra_key),
-                statutory_expired_hours=stat_left if expired(*stat_key) else Decimal(0),
-                extra_expired_hours=extra_left if expired(*extra_key) else Decimal(0),
+                statutory_expired=expired[stat_key],
+                extra_expired=expired[extra_key],
+                statutory_expired_hours=stat_left if expired[stat_key] else Decimal(0),
+                extra_expired_hours=extra_left if expired[extra_key] else Decimal(0),
                 adjustments=year_adjustments,
                 adjustments_total=_total(a.hours for a in year_adjustments),
             )
         )
 
     def live(component: LeaveComponent) -> Decimal:
-        return _total(v for (y, c), v in remaining.items() if c is component and not expired(y, c))
+        return _total(v for key, v in remaining.items() if key[1] is component and not expired[key])
 
     unallocated = _total(a.unallocated for a in allocations)
     adjustments_total = _total(a.hours for a in adjustments)
@@ -493,12 +523,12 @@ def leave_balance(data: LeaveInput) -> LeaveResult:
         allocations=tuple(allocations),
         balance=balance,
         overtime=overtime,
-        explanation=tuple(_explain(data.cao, reports, allocations, balance, overtime, as_of)),
+        explanation=tuple(_explain(explained, reports, allocations, balance, overtime, as_of)),
     )
 
 
 def _explain(
-    cao: CaoLeave,
+    entitlements: dict[int, tuple[YearEntitlement, tuple[str, ...]]],
     reports: Sequence[YearReport],
     allocations: Sequence[TakenAllocation],
     balance: LeaveBalance,
@@ -508,20 +538,7 @@ def _explain(
     lines: list[str] = []
     for r in reports:
         e = r.entitlement
-        lines.append(f"{e.year}: {e.employed_days} of {e.days_in_year} days employed")
-        for s in e.segments:
-            line = (
-                f"  {s.start}..{s.end}: {s.days} days x {s.hours_per_week} h/week -> statutory "
-                f"4 x {s.hours_per_week} x {s.days} / {e.days_in_year} = {s.statutory_earned}"
-            )
-            if cao.extra_hours_fulltime:
-                line += (
-                    f", extra {cao.extra_hours_fulltime} x {s.hours_per_week} / "
-                    f"{cao.fulltime_hours_per_week} x {s.days} / {e.days_in_year} = {s.extra_earned}"
-                )
-            if s.note:
-                line += f" ({s.note})"
-            lines.append(line)
+        lines.extend(entitlements[r.year][1])
         lines.append(
             f"  statutory {e.statutory} h (expires {e.statutory_expires_on}), taken "
             f"{r.statutory_taken}, remaining {r.statutory_remaining}"

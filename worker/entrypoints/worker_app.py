@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import tempfile
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -97,6 +99,15 @@ def raw_message(event: faust.EventT) -> RawMessage:
     return RawMessage(message.topic, message.partition, message.offset, message.key, message.value)
 
 
+def _faust_data_dir(settings: Settings) -> Path:
+    """Tables live in memory, so faust's data directory holds only empty scaffolding: keep it out of the
+    working directory (faust's default, '<app id>-data' there, litters the checkout). Faust creates the
+    directory itself, but not its parents."""
+    parent = Path(tempfile.gettempdir()) / "nmbrs-sync-faust"
+    parent.mkdir(parents=True, exist_ok=True)
+    return parent / settings.kafka_app_id
+
+
 def build_app(settings: Settings) -> tuple[faust.App, Resources]:
     """The faust app with every agent at concurrency 1 (faust issue #606: >1 can commit past a message)."""
     app = faust.App(
@@ -104,6 +115,7 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
         broker="kafka://" + settings.kafka_bootstrap_servers.replace(",", ";"),
         broker_credentials=broker_credentials(settings),
         store="memory://",
+        datadir=_faust_data_dir(settings),
         key_serializer="raw",
         value_serializer="raw",
         topic_partitions=settings.kafka_topic_partitions,
