@@ -256,11 +256,14 @@ class QueryTally:
     count: int = 0
     seconds: float = 0.0
     by_statement: Counter[str] = field(default_factory=Counter)
+    seconds_by_statement: Counter[str] = field(default_factory=Counter)
 
     def log(self, query: Any) -> None:
         self.count += 1
         self.seconds += query.elapsed
-        self.by_statement[" ".join(query.query.split())[:90]] += 1
+        statement = " ".join(query.query.split())[:90]
+        self.by_statement[statement] += 1
+        self.seconds_by_statement[statement] += query.elapsed
 
 
 async def tallied_pool(settings: Settings, tally: QueryTally) -> asyncpg.Pool:
@@ -602,7 +605,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "setup_outcomes": setup_outcomes,
             "outcomes": dict(ours.outcomes),
             "profile": profile_lines(profile, args.top) if profile is not None else [],
-            "statements": tally.by_statement.most_common(),
+            "statements": [
+                (statement, tally.by_statement[statement], seconds)
+                for statement, seconds in tally.seconds_by_statement.most_common()
+            ],
             "figures": figures,
         }
 
@@ -648,8 +654,8 @@ def main() -> int:
             f"  statements of ours: {f['ours_queries_per_event']:.1f} per event, {f['ours_query_ms_per_event']:.2f} ms"
             " per event waiting for them (client side, under cProfile):"
         )
-        for statement, count in result["statements"]:
-            print(f"    {count / f['events']:6.2f}/event  {statement}")
+        for statement, count, seconds in result["statements"]:
+            print(f"    {count / f['events']:6.2f}/event {seconds / f['events'] * 1000:6.3f} ms/event  {statement}")
     for line in result["profile"]:
         print(line)
     print(json.dumps(f))
