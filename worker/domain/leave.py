@@ -45,6 +45,7 @@ _SHOWN = Decimal("0.0001")
 # irrelevant to the final 2-decimal half-up rounding.
 _PRECISION = 50
 _CONTEXT = Context(prec=_PRECISION)  # its own: the caller's decimal context never changes a result
+_OPEN = date.max.toordinal() + 1  # the end ordinal of an open period: after every real day
 
 NonNegativeHours = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
 SignedHours = Annotated[Decimal, Field(allow_inf_nan=False)]
@@ -53,6 +54,10 @@ SignedHours = Annotated[Decimal, Field(allow_inf_nan=False)]
 class LeaveComponent(StrEnum):
     STATUTORY = "statutory"  # wettelijk
     EXTRA = "extra"  # bovenwettelijk
+
+
+# In deduction order; iterating the enum class itself is slow, and this runs for every year of every employee.
+_COMPONENTS = (LeaveComponent.STATUTORY, LeaveComponent.EXTRA)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -284,11 +289,6 @@ def _divide(numerator: Decimal, denominator: Decimal, quantum: Decimal) -> Decim
     return _CONTEXT.divide(numerator, denominator).quantize(quantum, rounding=ROUND_HALF_UP, context=_CONTEXT)
 
 
-def _hours_on(day: date, hours_periods: Sequence[HoursPeriod]) -> HoursPeriod | None:
-    covering = [p for p in hours_periods if p.covers(day)]
-    return max(covering, key=lambda p: p.start) if covering else None
-
-
 def entitlement_for_year(
     year: int,
     employments: Sequence[EmploymentPeriod],
@@ -321,22 +321,30 @@ def _employed_runs(
     found: dict[int, list[tuple[int, int, HoursPeriod | None]]] = {year: [] for year in wanted}
     if wanted:
         # The state (employed? which hours period? which year?) only changes at these days; walk the
-        # intervals between them instead of every day, all years in one pass. Ordinals avoid date
-        # overflow at the end of the calendar.
+        # intervals between them instead of every day, all years in one pass, on ordinals (cheap to
+        # compare, and no date overflow at the end of the calendar).
+        employed = [(p.start.toordinal(), p.end.toordinal() if p.end else _OPEN) for p in employments]
+        # By start: the covering period that started last is the last one found (starts are unique).
+        hours = sorted(((p.start.toordinal(), p.end.toordinal() if p.end else _OPEN, p) for p in hours_periods),
+                       key=lambda h: h[0])  # fmt: skip
         cuts = {date(year, 1, 1).toordinal() for year in wanted}
         cuts.update(date(year, 12, 31).toordinal() + 1 for year in wanted)
-        for start, end in [(p.start, p.end) for p in employments] + [(p.start, p.end) for p in hours_periods]:
-            cuts.add(start.toordinal())
-            if end is not None:
-                cuts.add(end.toordinal() + 1)
+        for start, end in [*employed, *((s, e) for s, e, _ in hours)]:
+            cuts.add(start)
+            if end != _OPEN:
+                cuts.add(end + 1)
         first, last = date(wanted[0], 1, 1).toordinal(), date(wanted[-1], 12, 31).toordinal() + 1
         bounds = sorted(c for c in cuts if first <= c <= last)
         for lo, hi in itertools.pairwise(bounds):
-            day = date.fromordinal(lo)
-            runs = found.get(day.year)
-            if runs is None or not any(e.covers(day) for e in employments):
+            runs = found.get(date.fromordinal(lo).year)
+            if runs is None or not any(start <= lo <= end for start, end in employed):
                 continue
-            period = _hours_on(day, hours_periods)
+            period = None
+            for start, end, candidate in hours:
+                if start > lo:
+                    break
+                if lo <= end:
+                    period = candidate
             if runs and runs[-1][1] + 1 == lo and runs[-1][2] is period:
                 runs[-1] = (runs[-1][0], hi - 1, period)
             else:
@@ -446,10 +454,10 @@ def leave_balance(data: LeaveInput) -> LeaveResult:
         remaining[(y, LeaveComponent.STATUTORY)] = entitlements[y].statutory
         remaining[(y, LeaveComponent.EXTRA)] = entitlements[y].extra
 
-    expires_on = {(y, c): _expires_on(y, c) for y in entitlements for c in LeaveComponent}
+    expires_on = {(y, c): _expires_on(y, c) for y in entitlements for c in _COMPONENTS}
     expired = {key: as_of >= day for key, day in expires_on.items()}
 
-    fifo_order = [(y, c) for c in LeaveComponent for y in balance_years]
+    fifo_order = [(y, c) for c in _COMPONENTS for y in balance_years]
     taken = sorted(
         (t for t in data.leave_taken if t.taken_on <= as_of), key=lambda t: t.taken_on
     )  # sorted() is stable: input order breaks ties
