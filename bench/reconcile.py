@@ -1,29 +1,30 @@
 """Benchmark: the reconciler's throughput on change events of linked employees, against the raw ceiling.
 
-Run: `python bench/reconcile.py [--events 2000] [--profile] [--database-url URL]`.
+Run: `python bench/reconcile.py [--events 2000] [--rounds 3] [--profile] [--database-url URL]`.
 Setup (not timed): a RegiCRM starting state with one organisation and N persons is loaded
 (`load_target_state`), then a company create and one employee create per person go through
 `handle_change` with the definite rule on (auto_link_min_score 0.9), so every employee is linked and
-has its RegiTijd employee. N update events (alternately a department change and an hours change, real
-EmployeeChanged JSON) are produced to the employee-changes topic. The tables are analysed, as autovacuum
-does within a minute in a running system.
+has its RegiTijd employee. The tables are analysed, as autovacuum does within a minute in a running system.
 
-Timed, on the same N events:
-- ours: an aiokafka consumer; per fetched batch, cut to RECONCILE_BATCH_MAX events as the worker's faust
-  `take_events` cuts them, `consume_batch(raws, ctx, parse_change_event, handle_changes)` with a real
-  KafkaPublisher as the sink, as the worker's reconciler agent does (inbox, lock, state, plan, writes, leave
-  recalculation, stored outcomes, one transaction per batch; outcomes published after the commit). From
-  the first message consumed to the last outcome acknowledged by the broker.
-- ceiling: a fresh consumer group reads the same events; per fetched batch, one transaction with asyncpg
-  `executemany` updates of the same rows (rt_employees department/function, rt_contract_periods hours),
-  no parsing into models, no inbox, no outcomes. From the first message consumed to the last commit.
-- same-rows ceiling: as the ceiling, but writing every row ours writes for an event, with the same
-  content: the employee (with its synced values), the person card, contract and schedule periods
-  (delete and insert), the audit entry, the leave result where ours recalculated one and the inbox row
-  with the outcomes (the computed parts taken from what ours wrote). Still no logic, no locks, no
-  outcome publishing.
-The ratio is ours / ceiling, for each ceiling; the issue's target is at least 30%. `--profile` runs ours
-under cProfile and prints the top functions.
+Timed:
+- ours, in rounds (--rounds, the median counts): each round produces N new update events, one per employee
+  (alternately a department change and an hours change, real EmployeeChanged JSON from the poller's diff),
+  then an aiokafka consumer reads them; per fetched batch, cut to RECONCILE_BATCH_MAX events as the worker's
+  faust `take_events` cuts them, `consume_batch(raws, ctx, parse_change_event, handle_changes)` runs with a
+  real KafkaPublisher as the sink, as the worker's reconciler agent does (inbox, lock, state, plan, writes,
+  leave recalculation, stored outcomes, one transaction per batch; outcomes published after the commit).
+  From the first message consumed to the last outcome acknowledged by the broker.
+- ceiling, the issue's "aiokafka consume + asyncpg batched upsert of the same rows without our logic": a
+  fresh consumer group reads N of the same events; per fetched batch, one transaction with asyncpg
+  `executemany` writing every row ours wrote for each event, with the same content: the employee (with its
+  synced values), the person card, contract and schedule periods (delete and insert), the audit entry, the
+  leave result where ours recalculated one and the inbox row with the outcomes (the computed parts taken
+  from what ours wrote). No parsing into models, no logic, no locks, no outcome publishing. From the first
+  message consumed to the last commit. Run in each round right after ours, on the round's events.
+- narrow ceiling, for context: the same, but only the columns the events change (rt_employees department,
+  function and start, rt_contract_periods hours): two updates per event.
+The ratio is ours / ceiling; the issue's target is at least 30% of the ceiling. `--profile` runs ours under
+cProfile and prints the top functions and the time per statement.
 
 Topics get a unique prefix; the database is one of the benchmark's own (--database-url, else
 $BENCH_DATABASE_URL, else `nmbrs_sync_bench` next to the configured one; created when missing), whose public
@@ -52,7 +53,7 @@ from functools import partial
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from support import (
     add_database_url_argument,
     bench_database_url,
@@ -145,20 +146,49 @@ def employee_record(index: int) -> NmbrsEmployee:
     )
 
 
-def changed_record(index: int, before: NmbrsEmployee) -> NmbrsEmployee:
-    """Even: another department. Odd: from 2026-11-01 32 hours instead of 40 (contract and schedule)."""
+ROUND_HOURS = (32, 36, 30, 34)  # hours from 2026-11-01 per round: each differs from the one before
+
+
+def changed_record(index: int, before: NmbrsEmployee, round_: int) -> NmbrsEmployee:
+    """Even: another department than in the round before. Odd: from 2026-11-01 other hours than in the round
+    before (contract and schedule; the first round goes from 40 to 32)."""
     if index % 2 == 0:
-        new = 1 + (index + 1) % len(DEPARTMENTS)
+        new = 1 + (index + round_ + 1) % len(DEPARTMENTS)
         return before.model_copy(
             update={"department": CodeRef(id=new, code=str(new), description=DEPARTMENTS[new - 1])}
         )
-    contract = before.contracts[0].model_copy(update={"hours_per_week": Decimal(32)})
-    schedule = SchedulePeriod(start=date(2026, 11, 1), hours_per_week=Decimal(32), parttime_percentage=Decimal(80))
-    return before.model_copy(update={"contracts": (contract,), "schedules": (*before.schedules, schedule)})
+    hours = Decimal(ROUND_HOURS[round_ % len(ROUND_HOURS)])
+    contract = before.contracts[0].model_copy(update={"hours_per_week": hours})
+    schedule = SchedulePeriod(start=date(2026, 11, 1), hours_per_week=hours, parttime_percentage=hours / 40 * 100)
+    return before.model_copy(update={"contracts": (contract,), "schedules": (before.schedules[0], schedule)})
 
 
-async def set_up(pool: asyncpg.Pool, count: int) -> tuple[list[EmployeeChanged], dict[str, int], float]:
-    """Load the starting state and link every employee; returns the update events to replay."""
+@dataclass
+class Employees:
+    """The employees as Nmbrs shows them now, and the poller's snapshot of them."""
+
+    records: list[NmbrsEmployee]
+    snapshot: dict[str, SnapshotEntry]
+
+    def next_round(self, round_: int) -> list[EmployeeChanged]:
+        """Change every employee (changed_record) and return the update events the poller's diff makes."""
+        now = utc_now()
+        source = ChangeSource(poll_id=uuid.uuid4(), fetched_at=now)
+        self.records = [changed_record(i, record, round_) for i, record in enumerate(self.records)]
+        current = {f"employee:{r.employee_id}": (r, COMPANY.company_id) for r in self.records}
+        planned = diff(Entity.EMPLOYEE, self.snapshot, current, source, _never_removed, now)
+        self.snapshot.update({change.snapshot.key: change.snapshot for change in planned})
+        updates = [change.event for change in planned]
+        assert len(updates) == len(self.records) and all(isinstance(u, EmployeeChanged) for u in updates)
+        return updates  # type: ignore[return-value]
+
+
+def _never_removed(_entry: SnapshotEntry) -> bool:
+    return False
+
+
+async def set_up(pool: asyncpg.Pool, count: int) -> tuple[Employees, dict[str, int], float]:
+    """Load the starting state and link every employee."""
     started = time.perf_counter()
     state = TargetState(
         organisations=(OrganisationState(ref="bench-org", name=COMPANY.name, kvk_number=COMPANY.kvk_number),),
@@ -174,23 +204,17 @@ async def set_up(pool: asyncpg.Pool, count: int) -> tuple[list[EmployeeChanged],
     now = utc_now()
     source = ChangeSource(poll_id=uuid.uuid4(), fetched_at=now)
 
-    def never_removed(_entry: SnapshotEntry) -> bool:
-        return False
-
     handle = partial(handle_change, pool=pool, policy=POLICY, now=utc_now)
     setup_outcomes: Counter[str] = Counter()
-    company_changes = diff(Entity.COMPANY, {}, {"company:1": (COMPANY, COMPANY.company_id)}, source, never_removed, now)
+    company = {"company:1": (COMPANY, COMPANY.company_id)}
+    company_changes = diff(Entity.COMPANY, {}, company, source, _never_removed, now)
     for planned in company_changes:
         setup_outcomes.update(o.kind.value for o in await handle(planned.event))
     records = [employee_record(index) for index in range(count)]
     creates = diff(Entity.EMPLOYEE, {}, {f"employee:{r.employee_id}": (r, COMPANY.company_id) for r in records},
-                   source, never_removed, now)  # fmt: skip
+                   source, _never_removed, now)  # fmt: skip
     for planned in creates:
         setup_outcomes.update(o.kind.value for o in await handle(planned.event))
-    changed = {f"employee:{r.employee_id}": (changed_record(i, r), COMPANY.company_id) for i, r in enumerate(records)}
-    snapshot = {planned.snapshot.key: planned.snapshot for planned in creates}
-    updates = [planned.event for planned in diff(Entity.EMPLOYEE, snapshot, changed, source, never_removed, now)]
-    assert all(isinstance(update, EmployeeChanged) for update in updates)
     linked = await pool.fetchval(
         "SELECT count(*) FROM sync_links WHERE entity = 'employee' AND regitijd_id IS NOT NULL"
     )
@@ -201,7 +225,8 @@ async def set_up(pool: asyncpg.Pool, count: int) -> tuple[list[EmployeeChanged],
     # system would use.
     tables = await pool.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
     await pool.execute("ANALYZE " + ", ".join(f'"{row["tablename"]}"' for row in tables))
-    return updates, dict(setup_outcomes), time.perf_counter() - started
+    employees = Employees(records, {planned.snapshot.key: planned.snapshot for planned in creates})
+    return employees, dict(setup_outcomes), time.perf_counter() - started
 
 
 # --- timed parts -------------------------------------------------------------------------------------
@@ -359,6 +384,7 @@ async def run_ours(settings: Settings, pool: asyncpg.Pool, count: int, profile: 
             finally:
                 if profile is not None:
                     profile.disable()
+            await consumer.commit()  # the next round's consumer (same group) starts after these events
         finally:
             await consumer.stop()
     return split
@@ -386,7 +412,7 @@ FULL_INBOX = "INSERT INTO processed_events (consumer, event_id, outcomes) VALUES
 class WrittenByOurs:
     """What ours wrote besides the records themselves, per event: the same-rows ceiling writes it again."""
 
-    employees: dict[int, tuple[int, int]]  # Nmbrs id -> (RegiTijd employee id, person id)
+    employees: dict[int, tuple[int, int, str]]  # Nmbrs id -> (RegiTijd employee id, person id, synced values)
     audit: dict[uuid.UUID, tuple[str, str, str]]  # event id -> (subject, before, after)
     leave: dict[uuid.UUID, tuple[int, date, str]]  # event id -> (employee id, as of, result)
     outcomes: dict[uuid.UUID, str]  # event id -> the outcomes stored in the inbox
@@ -394,8 +420,10 @@ class WrittenByOurs:
 
 async def written_by_ours(pool: asyncpg.Pool) -> WrittenByOurs:
     employees = {
-        r["nmbrs_employee_id"]: (r["employee_id"], r["person_id"])
-        for r in await pool.fetch("SELECT nmbrs_employee_id, employee_id, person_id FROM rt_employees")
+        r["nmbrs_employee_id"]: (r["employee_id"], r["person_id"], r["nmbrs_synced"])
+        for r in await pool.fetch(
+            "SELECT nmbrs_employee_id, employee_id, person_id, nmbrs_synced::text FROM rt_employees"
+        )
     }
     audit = {
         r["causation_id"]: (r["subject"], r["before"], r["after"])
@@ -420,13 +448,31 @@ def _date_or_none(text: str | None) -> date | None:
     return date.fromisoformat(text) if text else None
 
 
+async def end_offsets(settings: Settings) -> dict[TopicPartition, int]:
+    """Where the next event of each partition of the change topic will be: a round's events start there."""
+    consumer = AIOKafkaConsumer(**client_kwargs(settings), group_id=None)
+    await consumer.start()
+    try:
+        topic = settings.topics.employee_changes
+        partitions = [TopicPartition(topic, p) for p in range(settings.kafka_topic_partitions)]
+        return dict(await consumer.end_offsets(partitions))
+    finally:
+        await consumer.stop()
+
+
 async def run_ceiling(
-    settings: Settings, pool: asyncpg.Pool, count: int, run: int, same_rows: WrittenByOurs | None
+    settings: Settings,
+    pool: asyncpg.Pool,
+    count: int,
+    starts: dict[TopicPartition, int],
+    run: int,
+    same_rows: WrittenByOurs | None,
 ) -> tuple[float, int]:
-    """One replay without our logic. `same_rows` None: the narrow ceiling (two updates per event). Else every
-    row ours wrote for the event, with the same content (taken from what ours wrote where it is computed:
-    the audit entry, the leave result, the stored outcomes), in one transaction per fetched batch."""
-    consumer = consumer_for(settings, f"{settings.kafka_app_id}.ceiling-{run}-{same_rows is not None}")
+    """One replay of the `count` events from `starts` without our logic. `same_rows` None: the narrow ceiling
+    (two updates per event). Else every row ours wrote for the event, with the same content (taken from what
+    ours wrote where it is computed: the audit entry, the leave result, the stored outcomes), in one
+    transaction per fetched batch."""
+    consumer = AIOKafkaConsumer(**client_kwargs(settings), group_id=None, enable_auto_commit=False)
     batches = 0
 
     async def narrow(connection: asyncpg.Connection, events: list[tuple[uuid.UUID, dict[str, Any]]]) -> None:
@@ -447,12 +493,12 @@ async def run_ceiling(
         assert same_rows is not None
         employees, persons, contracts, schedules, audit, leave, inbox = [], [], [], [], [], [], []
         for event_id, after in events:
-            employee_id, person_id = same_rows.employees[after["employee_id"]]
+            employee_id, person_id, synced = same_rows.employees[after["employee_id"]]
             latest = after["employments"][-1]
             employees.append(
                 (employee_id, after["number"], after["function"]["id"], after["department"]["id"],
                  after["labour_agreement"]["id"], date.fromisoformat(latest["start"]), _date_or_none(latest["end"]),
-                 json.dumps(after))
+                 synced)
             )  # fmt: skip
             persons.append(
                 (person_id, *[_date_or_none(after[f]) if f == "birthday" else after[f] for f in PERSON_FIELDS])
@@ -495,6 +541,9 @@ async def run_ceiling(
 
     await consumer.start()
     try:
+        consumer.assign(list(starts))
+        for partition, offset in starts.items():
+            consumer.seek(partition, offset)
         elapsed = await replay(consumer, count, process)
     finally:
         await consumer.stop()
@@ -526,42 +575,42 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         pool = await create_pool(settings)
         profile = cProfile.Profile() if args.profile else None
         try:
-            updates, setup_outcomes, setup_s = await set_up(pool, args.events)
-            async with KafkaPublisher(settings) as publisher:
-                await publisher.publish_many([(settings.topics.employee_changes, e.key, e) for e in updates])
-            payload = sum(len(e.model_dump_json()) for e in updates[:100]) // min(len(updates), 100)
-            # The worker freezes what it built at start-up (worker_app.run_worker); the setup's objects here would
-            # otherwise be scanned by every full collection during the timed run, which the worker never does.
-            del updates
-            gc.collect()
-            gc.freeze()
+            employees, setup_outcomes, setup_s = await set_up(pool, args.events)
             tally = QueryTally()
-            if args.profile:
-                profiled_pool = await tallied_pool(settings, tally)
-                try:
-                    ours = await run_ours(settings, profiled_pool, args.events, profile)
-                finally:
-                    await profiled_pool.close()
-            else:
-                ours = await run_ours(settings, pool, args.events, profile)
-            # The ceilings take a fraction of a second: repeated (each a fresh group), the median counts.
-            ceilings = [
-                await run_ceiling(settings, pool, args.events, run, None) for run in range(args.ceiling_repeats)
-            ]
+            ours_pool = await tallied_pool(settings, tally) if args.profile else pool
+            rounds: list[Split] = []
+            ceilings: list[tuple[float, int]] = []
+            narrow_ceilings: list[tuple[float, int]] = []
+            try:
+                for round_ in range(args.rounds):
+                    starts = await end_offsets(settings)
+                    updates = employees.next_round(round_)
+                    async with KafkaPublisher(settings) as publisher:
+                        await publisher.publish_many([(settings.topics.employee_changes, e.key, e) for e in updates])
+                    payload = sum(len(e.model_dump_json()) for e in updates[:100]) // min(len(updates), 100)
+                    # The worker freezes what it built at start-up (worker_app.run_worker); the setup's objects
+                    # here would otherwise be scanned by every full collection during the timed run, which the
+                    # worker never does.
+                    del updates
+                    gc.collect()
+                    gc.freeze()
+                    rounds.append(await run_ours(settings, ours_pool, args.events, profile))
+                    # The ceilings replay the round's events right after ours, on the same state of the tables.
+                    same_rows = await written_by_ours(pool)
+                    ceilings.append(await run_ceiling(settings, pool, args.events, starts, round_, same_rows))
+                    narrow_ceilings.append(await run_ceiling(settings, pool, args.events, starts, round_, None))
+            finally:
+                if ours_pool is not pool:
+                    await ours_pool.close()
+            ours = sorted(rounds, key=lambda split: split.elapsed_s)[len(rounds) // 2]
             ceiling_s, batches = sorted(ceilings)[len(ceilings) // 2]
-            same_rows = await written_by_ours(pool)
-            full_ceilings = [
-                await run_ceiling(settings, pool, args.events, run, same_rows) for run in range(args.ceiling_repeats)
-            ]
-            full_ceiling_s, _ = sorted(full_ceilings)[len(full_ceilings) // 2]
+            narrow_ceiling_s, _ = sorted(narrow_ceilings)[len(narrow_ceilings) // 2]
         finally:
             await pool.close()
 
         ours_s = ours.elapsed_s
-        ours_rate, ceiling_rate = args.events / ours_s, args.events / ceiling_s
-        ratio = ours_rate / ceiling_rate
-        full_ceiling_rate = args.events / full_ceiling_s
-        full_ratio = ours_rate / full_ceiling_rate
+        ours_rate, ceiling_rate, narrow_rate = (args.events / s for s in (ours_s, ceiling_s, narrow_ceiling_s))
+        ratio, narrow_ratio = ours_rate / ceiling_rate, ours_rate / narrow_rate
         per_event_ms = {
             "parse": ours.parse_s / args.events * 1000,
             "handle": ours.handle_s / args.events * 1000,
@@ -573,7 +622,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "event_bytes": payload,
             "partitions": settings.kafka_topic_partitions,
             "setup_s": round(setup_s, 3),
+            "rounds": args.rounds,
             "ours_s": round(ours_s, 3),
+            "ours_runs_s": [round(split.elapsed_s, 3) for split in rounds],
             "ours_events_per_s": round(ours_rate, 1),
             "ours_ms_per_event": round(ours_s / args.events * 1000, 3),
             "ours_parse_ms": round(per_event_ms["parse"], 3),
@@ -590,16 +641,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "ratio": round(ratio, 4),
             "target_ratio": TARGET_RATIO,
             "target_met": ratio >= TARGET_RATIO,
-            "same_rows_ceiling_s": round(full_ceiling_s, 3),
-            "same_rows_ceiling_runs_s": [round(seconds, 3) for seconds, _ in full_ceilings],
-            "same_rows_ceiling_events_per_s": round(full_ceiling_rate, 1),
-            "same_rows_ratio": round(full_ratio, 4),
-            "same_rows_target_met": full_ratio >= TARGET_RATIO,
+            "narrow_ceiling_s": round(narrow_ceiling_s, 3),
+            "narrow_ceiling_runs_s": [round(seconds, 3) for seconds, _ in narrow_ceilings],
+            "narrow_ceiling_events_per_s": round(narrow_rate, 1),
+            "narrow_ratio": round(narrow_ratio, 4),
             "profiled": bool(args.profile),
         }
         if args.profile:
-            figures["ours_queries_per_event"] = round(tally.count / args.events, 2)
-            figures["ours_query_ms_per_event"] = round(tally.seconds / args.events * 1000, 3)
+            figures["ours_queries_per_event"] = round(tally.count / (args.events * args.rounds), 2)
+            figures["ours_query_ms_per_event"] = round(tally.seconds / (args.events * args.rounds) * 1000, 3)
         return {
             "prefix": prefix,
             "setup_outcomes": setup_outcomes,
@@ -615,21 +665,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=2000, help="linked employees = update events replayed")
+    parser.add_argument("--events", type=int, default=2000, help="linked employees = update events per round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds (ours, then the ceilings); medians count")
     parser.add_argument("--profile", action="store_true", help="run ours under cProfile (slower) and print it")
-    parser.add_argument("--ceiling-repeats", type=int, default=3, help="ceiling runs; the median is reported")
     parser.add_argument("--top", type=int, default=25, help="functions shown per profile table")
     add_database_url_argument(parser)
     args = parser.parse_args()
-    if args.events < 1 or args.ceiling_repeats < 1:
-        parser.error("--events and --ceiling-repeats must be at least 1")
+    if min(args.events, args.rounds) < 1:
+        parser.error("--events and --rounds must be at least 1")
 
     result = asyncio.run(run(args))
     f = result["figures"]
     print(f"Reconciler replay of {f['events']} update events of linked employees (~{f['event_bytes']} bytes each)")
     print(f"  topics {result['prefix']}.*; setup {f['setup_s']:.1f} s (not timed): {result['setup_outcomes']}")
     print(
-        f"  ours:     {f['ours_events_per_s']:8.1f} events/s  ({f['ours_s']:.3f} s,"
+        f"  ours:     {f['ours_events_per_s']:8.1f} events/s  ({f['ours_s']:.3f} s, median of {f['ours_runs_s']};"
         f" {f['ours_ms_per_event']:.2f} ms/event{', under cProfile' if f['profiled'] else ''})"
     )
     print(
@@ -640,22 +690,24 @@ def main() -> int:
     print(f"            outcomes: {result['outcomes']}")
     print(
         f"  ceiling:  {f['ceiling_events_per_s']:8.1f} events/s  ({f['ceiling_s']:.3f} s,"
-        f" median of {f['ceiling_runs_s']}; {f['ceiling_batches']} batches of aiokafka consume + asyncpg executemany)"
+        f" median of {f['ceiling_runs_s']}; {f['ceiling_batches']} batches of aiokafka consume + asyncpg"
+        " executemany of every row ours writes)"
     )
     print(
-        f"  same-rows ceiling: {f['same_rows_ceiling_events_per_s']:8.1f} events/s ({f['same_rows_ceiling_s']:.3f} s,"
-        f" median of {f['same_rows_ceiling_runs_s']}; every row ours writes, with its content, no logic)"
+        f"  narrow ceiling: {f['narrow_ceiling_events_per_s']:8.1f} events/s ({f['narrow_ceiling_s']:.3f} s,"
+        f" median of {f['narrow_ceiling_runs_s']}; only the columns the events change, for context)"
     )
-    for name, key in (("ceiling", ""), ("same-rows ceiling", "same_rows_")):
-        verdict = "meets" if f[f"{key}target_met"] else "MISSES"
-        print(f"  ratio:    {f[f'{key}ratio']:.1%} of the {name}: {verdict} the target of {TARGET_RATIO:.0%}")
+    verdict = "meets" if f["target_met"] else "MISSES"
+    print(f"  ratio:    {f['ratio']:.1%} of the ceiling: {verdict} the target of {TARGET_RATIO:.0%}")
+    print(f"            ({f['narrow_ratio']:.1%} of the narrow ceiling)")
     if f["profiled"]:
         print(
             f"  statements of ours: {f['ours_queries_per_event']:.1f} per event, {f['ours_query_ms_per_event']:.2f} ms"
             " per event waiting for them (client side, under cProfile):"
         )
+        events = f["events"] * f["rounds"]
         for statement, count, seconds in result["statements"]:
-            print(f"    {count / f['events']:6.2f}/event {seconds / f['events'] * 1000:6.3f} ms/event  {statement}")
+            print(f"    {count / events:6.2f}/event {seconds / events * 1000:6.3f} ms/event  {statement}")
     for line in result["profile"]:
         print(line)
     print(json.dumps(f))
