@@ -83,9 +83,6 @@ class EmploymentPeriod(LeaveInputModel):
             raise ValueError(f"employment end {self.end} is before its start {self.start}")
         return self
 
-    def covers(self, day: date) -> bool:
-        return self.start <= day and (self.end is None or day <= self.end)
-
 
 class HoursPeriod(LeaveInputModel):
     """Contractual hours per week from `start` to `end` (inclusive; None = open).
@@ -103,9 +100,6 @@ class HoursPeriod(LeaveInputModel):
         if self.end is not None and self.end < self.start:
             raise ValueError(f"hours period end {self.end} is before its start {self.start}")
         return self
-
-    def covers(self, day: date) -> bool:
-        return self.start <= day and (self.end is None or day <= self.end)
 
 
 class CaoLeave(LeaveInputModel):
