@@ -17,11 +17,12 @@ import getpass
 import json
 import sys
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from worker.config import Settings
 from worker.domain.decisions import ALIASES, BULK_ACTIONS, TASKS, Decision, DecisionAction, DecisionFilter
@@ -30,6 +31,8 @@ from worker.domain.nmbrs_records import nmbrs_today
 
 if TYPE_CHECKING:
     # Imported lazily at run time, as in cli.py: the other commands need not load asyncpg or aiokafka.
+    import asyncpg
+
     from worker.adapters import hr_queries
 
 Entity = Literal["employee", "company"]
@@ -53,6 +56,7 @@ SETTLING = frozenset({OutcomeKind.APPLIED, OutcomeKind.PREVIEW, OutcomeKind.ACCE
 STRAGGLERS_S = 0.5
 
 VersionLookup = Callable[[Entity, int], int | None]
+Report = TypeVar("Report", bound=BaseModel | Sequence[BaseModel])
 
 
 class UsageError(ValueError):
@@ -166,6 +170,31 @@ def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
+async def _show(
+    args: argparse.Namespace,
+    settings: Settings,
+    read: Callable[[asyncpg.Connection], Awaitable[Report]],
+    render: Callable[[Report], str],
+) -> int:
+    """A report of one read on a read-only connection: JSON with --json, else `render`'s text."""
+    from worker.adapters import hr_queries
+
+    try:
+        async with hr_queries.read_only_connection(_dsn(settings)) as connection:
+            report = await read(connection)
+    except hr_queries.StoreUnavailable as error:
+        return _unavailable(error)
+    if args.json:
+        _print_json(
+            report.model_dump(mode="json")
+            if isinstance(report, BaseModel)
+            else [item.model_dump(mode="json") for item in report]
+        )
+    else:
+        print(render(report))
+    return EXIT_OK
+
+
 async def run_status(args: argparse.Namespace, settings: Settings) -> int:
     from worker.adapters import hr_queries
     from worker.adapters.postgres import step_statuses
@@ -202,16 +231,9 @@ async def run_status(args: argparse.Namespace, settings: Settings) -> int:
 async def run_pending(args: argparse.Namespace, settings: Settings) -> int:
     from worker.adapters import hr_queries
 
-    try:
-        async with hr_queries.read_only_connection(_dsn(settings)) as connection:
-            questions = await hr_queries.pending_questions(connection, include_skipped=args.all)
-    except hr_queries.StoreUnavailable as error:
-        return _unavailable(error)
-    if args.json:
-        _print_json([q.model_dump(mode="json") for q in questions])
-        return EXIT_OK
-    print(render_pending(questions))
-    return EXIT_OK
+    return await _show(
+        args, settings, lambda db: hr_queries.pending_questions(db, include_skipped=args.all), render_pending
+    )
 
 
 def render_pending(questions: Sequence[hr_queries.PendingQuestionView]) -> str:
@@ -296,16 +318,7 @@ def decide_hint(question: hr_queries.PendingQuestionView) -> str:
 async def run_search(args: argparse.Namespace, settings: Settings) -> int:
     from worker.adapters import hr_queries
 
-    try:
-        async with hr_queries.read_only_connection(_dsn(settings)) as connection:
-            result = await hr_queries.search(connection, args.text, limit=args.limit)
-    except hr_queries.StoreUnavailable as error:
-        return _unavailable(error)
-    if args.json:
-        _print_json(result.model_dump(mode="json"))
-        return EXIT_OK
-    print(render_search(result))
-    return EXIT_OK
+    return await _show(args, settings, lambda db: hr_queries.search(db, args.text, limit=args.limit), render_search)
 
 
 def render_search(result: hr_queries.SearchResult) -> str:
@@ -360,31 +373,27 @@ def render_search(result: hr_queries.SearchResult) -> str:
 async def run_tasks(args: argparse.Namespace, settings: Settings) -> int:
     from worker.adapters import hr_queries
 
-    try:
-        async with hr_queries.read_only_connection(_dsn(settings)) as connection:
-            open_tasks = await hr_queries.open_tasks(connection, employee_id=args.employee)
-    except hr_queries.StoreUnavailable as error:
-        return _unavailable(error)
-    if args.json:
-        _print_json([t.model_dump(mode="json") for t in open_tasks])
-        return EXIT_OK
-    if not open_tasks:
-        scope = f"RegiTijd employee {args.employee}" if args.employee is not None else "any active Nmbrs employee"
-        print(f"no open follow-up tasks for {scope}")
-        return EXIT_OK
-    print(
-        _table(
-            ("employee", "nmbrs", "name", "company", "open tasks"),
-            [
-                (str(t.employee_id), str(t.nmbrs_employee_id or "-"), t.name, t.company_name or "-", ", ".join(t.tasks))
-                for t in open_tasks
-            ],
-        )
+    return await _show(
+        args,
+        settings,
+        lambda db: hr_queries.open_tasks(db, employee_id=args.employee),
+        partial(render_tasks, employee=args.employee),
     )
-    print()
+
+
+def render_tasks(open_tasks: Sequence[hr_queries.EmployeeTasks], employee: int | None) -> str:
+    if not open_tasks:
+        scope = f"RegiTijd employee {employee}" if employee is not None else "any active Nmbrs employee"
+        return f"no open follow-up tasks for {scope}"
+    table = _table(
+        ("employee", "nmbrs", "name", "company", "open tasks"),
+        [
+            (str(t.employee_id), str(t.nmbrs_employee_id or "-"), t.name, t.company_name or "-", ", ".join(t.tasks))
+            for t in open_tasks
+        ],
+    )
     used = {task for t in open_tasks for task in t.tasks}
-    print("\n".join(f"{task}: {text}" for task, text in TASKS.items() if task in used))
-    return EXIT_OK
+    return table + "\n\n" + "\n".join(f"{task}: {text}" for task, text in TASKS.items() if task in used)
 
 
 # --- decide ----------------------------------------------------------------------------------------------
