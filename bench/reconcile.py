@@ -178,9 +178,9 @@ class Employees:
         current = {f"employee:{r.employee_id}": (r, COMPANY.company_id) for r in self.records}
         planned = diff(Entity.EMPLOYEE, self.snapshot, current, source, _never_removed, now)
         self.snapshot.update({change.snapshot.key: change.snapshot for change in planned})
-        updates = [change.event for change in planned]
-        assert len(updates) == len(self.records) and all(isinstance(u, EmployeeChanged) for u in updates)
-        return updates  # type: ignore[return-value]
+        updates = [change.event for change in planned if isinstance(change.event, EmployeeChanged)]
+        assert len(updates) == len(self.records)
+        return updates
 
 
 def _never_removed(_entry: SnapshotEntry) -> bool:
@@ -297,15 +297,7 @@ async def tallied_pool(settings: Settings, tally: QueryTally) -> asyncpg.Pool:
     async def init(connection: asyncpg.Connection) -> None:
         connection.add_query_logger(tally.log)
 
-    pool = await asyncpg.create_pool(
-        settings.database_url.get_secret_value(),
-        min_size=1,
-        max_size=settings.database_pool_max,
-        command_timeout=60,
-        init=init,
-    )
-    assert pool is not None
-    return pool
+    return await create_pool(settings, init)
 
 
 def consumer_for(settings: Settings, group: str) -> AIOKafkaConsumer:
@@ -476,7 +468,8 @@ async def run_ceiling(
     batches = 0
 
     async def narrow(connection: asyncpg.Connection, events: list[tuple[uuid.UUID, dict[str, Any]]]) -> None:
-        employees, contracts = [], []
+        employees: list[tuple[Any, ...]] = []
+        contracts: list[tuple[Any, ...]] = []
         for _, after in events:
             employees.append(
                 (after["employee_id"], after["department"]["id"], after["function"]["id"],

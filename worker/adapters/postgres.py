@@ -24,14 +24,17 @@ async def keep_session(_connection: asyncpg.Connection) -> None:
     is released explicitly)."""
 
 
-async def create_pool(settings: Settings, dsn: str | None = None) -> asyncpg.Pool:
-    """Open the pool; `dsn` overrides the configured database (tests use their own)."""
+async def create_pool(
+    settings: Settings, init: Callable[[asyncpg.Connection], Awaitable[None]] | None = None
+) -> asyncpg.Pool:
+    """Open the pool; `init` prepares each new connection (a benchmark adds its query logger)."""
     pool = await asyncpg.create_pool(
-        dsn or settings.database_url.get_secret_value(),
+        settings.database_url.get_secret_value(),
         min_size=1,
         max_size=settings.database_pool_max,
         command_timeout=60,
         reset=keep_session,
+        init=init,
     )
     assert pool is not None
     return pool
