@@ -16,11 +16,12 @@ Timed:
   From the first message consumed to the last outcome acknowledged by the broker.
 - ceiling, the issue's "aiokafka consume + asyncpg batched upsert of the same rows without our logic": a
   fresh consumer group reads N of the same events; per fetched batch, cut as ours cuts it, one transaction
-  with asyncpg `executemany` writing every row ours wrote for each event, with the same content: the employee (with its
-  synced values), the person card, contract and schedule periods (delete and insert), the audit entry, the
-  leave result where ours recalculated one and the inbox row with the outcomes (the computed parts taken
-  from what ours wrote). No parsing into models, no logic, no locks, no outcome publishing. From the first
-  message consumed to the last commit. Run in each round right after ours, on the round's events.
+  with asyncpg `executemany` writing every row ours wrote for each event, with the same content: the
+  employee (with its synced values), the person card, the contract and schedule periods where ours rewrote
+  them (delete and insert), the audit entry, the leave result where ours recalculated one and the inbox row
+  with the outcomes (the computed parts taken from what ours wrote). No parsing into models, no logic, no
+  locks, no outcome publishing. From the first message consumed to the last commit. Run in each round right
+  after ours, on the round's events.
 - narrow ceiling, for context: the same, but only the columns the events change (rt_employees department,
   function and start, rt_contract_periods hours): two updates per event.
 The ratio is ours / ceiling; the issue's target is at least 30% of the ceiling. `--profile` runs ours under
@@ -406,6 +407,7 @@ class WrittenByOurs:
 
     employees: dict[int, tuple[int, int, str]]  # Nmbrs id -> (RegiTijd employee id, person id, synced values)
     audit: dict[uuid.UUID, tuple[str, str, str]]  # event id -> (subject, before, after)
+    changed: dict[uuid.UUID, frozenset[str]]  # event id -> the fields ours changed (its periods rewritten)
     leave: dict[uuid.UUID, tuple[int, date, str]]  # event id -> (employee id, as of, result)
     outcomes: dict[uuid.UUID, str]  # event id -> the outcomes stored in the inbox
 
@@ -423,6 +425,7 @@ async def written_by_ours(pool: asyncpg.Pool) -> WrittenByOurs:
             "SELECT causation_id, subject, before::text, after::text FROM audit_log WHERE action = 'apply'"
         )
     }
+    changed = {event_id: frozenset(json.loads(before)["changed"]) for event_id, (_, before, _) in audit.items()}
     leave = {
         r["causation_id"]: (r["employee_id"], r["as_of"], r["result"])
         for r in await pool.fetch("SELECT employee_id, as_of, result::text, causation_id FROM rt_leave_balances")
@@ -433,7 +436,7 @@ async def written_by_ours(pool: asyncpg.Pool) -> WrittenByOurs:
             f"SELECT event_id, outcomes::text FROM processed_events WHERE consumer = '{CONSUMER}'"
         )
     }
-    return WrittenByOurs(employees, audit, leave, outcomes)  # fmt: skip
+    return WrittenByOurs(employees, audit, changed, leave, outcomes)  # fmt: skip
 
 
 def _date_or_none(text: str | None) -> date | None:
@@ -485,6 +488,8 @@ async def run_ceiling(
     async def full(connection: asyncpg.Connection, events: list[tuple[uuid.UUID, dict[str, Any]]]) -> None:
         assert same_rows is not None
         employees, persons, contracts, schedules, audit, leave, inbox = [], [], [], [], [], [], []
+        rewritten_contracts: list[int] = []
+        rewritten_schedules: list[int] = []
         for event_id, after in events:
             employee_id, person_id, synced = same_rows.employees[after["employee_id"]]
             latest = after["employments"][-1]
@@ -496,27 +501,38 @@ async def run_ceiling(
             persons.append(
                 (person_id, *[_date_or_none(after[f]) if f == "birthday" else after[f] for f in PERSON_FIELDS])
             )
-            contracts += [
-                (employee_id, c["contract_id"], date.fromisoformat(c["start"]), _date_or_none(c["end"]),
-                 c["hours_per_week"] and Decimal(c["hours_per_week"]))
-                for c in after["contracts"]
-            ]  # fmt: skip
-            schedules += [
-                (employee_id, date.fromisoformat(s["start"]), Decimal(s["hours_per_week"]),
-                 s["parttime_percentage"] and Decimal(s["parttime_percentage"]))
-                for s in after["schedules"]
-            ]  # fmt: skip
+            # Periods only where ours rewrote them (it leaves unchanged ones alone).
+            changed = same_rows.changed[event_id]
+            if "contracts" in changed:
+                rewritten_contracts.append(employee_id)
+                contracts += [
+                    (employee_id, c["contract_id"], date.fromisoformat(c["start"]), _date_or_none(c["end"]),
+                     c["hours_per_week"] and Decimal(c["hours_per_week"]))
+                    for c in after["contracts"]
+                ]  # fmt: skip
+            if "schedules" in changed:
+                rewritten_schedules.append(employee_id)
+                schedules += [
+                    (employee_id, date.fromisoformat(s["start"]), Decimal(s["hours_per_week"]),
+                     s["parttime_percentage"] and Decimal(s["parttime_percentage"]))
+                    for s in after["schedules"]
+                ]  # fmt: skip
             audit.append((event_id, *same_rows.audit[event_id]))
             if event_id in same_rows.leave:
                 leave.append((*same_rows.leave[event_id], event_id))
             inbox.append((f"ceiling-{run}", event_id, same_rows.outcomes[event_id]))
-        ids = [row[0] for row in employees]
         await connection.executemany(FULL_EMPLOYEES, employees)
         await connection.executemany(FULL_PERSONS, persons)
-        await connection.execute("DELETE FROM rt_contract_periods WHERE employee_id = ANY($1::int[])", ids)
-        await connection.executemany("INSERT INTO rt_contract_periods VALUES ($1, $2, $3, $4, $5)", contracts)
-        await connection.execute("DELETE FROM rt_schedule_periods WHERE employee_id = ANY($1::int[])", ids)
-        await connection.executemany("INSERT INTO rt_schedule_periods VALUES ($1, $2, $3, $4)", schedules)
+        if rewritten_contracts:
+            await connection.execute(
+                "DELETE FROM rt_contract_periods WHERE employee_id = ANY($1::int[])", rewritten_contracts
+            )
+            await connection.executemany("INSERT INTO rt_contract_periods VALUES ($1, $2, $3, $4, $5)", contracts)
+        if rewritten_schedules:
+            await connection.execute(
+                "DELETE FROM rt_schedule_periods WHERE employee_id = ANY($1::int[])", rewritten_schedules
+            )
+            await connection.executemany("INSERT INTO rt_schedule_periods VALUES ($1, $2, $3, $4)", schedules)
         await connection.executemany(FULL_AUDIT, audit)
         if leave:
             await connection.executemany(FULL_LEAVE, leave)
