@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import asyncpg
+from pydantic_core import from_json
 
 from worker.domain.leave import (
     CaoLeave,
@@ -189,7 +189,7 @@ async def recalculate_leave_many(
     # The summary of the stored result, read in SQL: parsing whole results would cost more than the new
     # calculation. The keys and texts are those of balance_summary (JSON numbers are Decimal strings).
     stored = {
-        row["employee_id"]: json.loads(row["summary"])
+        row["employee_id"]: from_json(row["summary"])
         for row in await connection.fetch(
             """SELECT employee_id, json_build_object(
                    'as_of', result ->> 'as_of', 'leave_total', result -> 'balance' ->> 'total',
