@@ -19,8 +19,9 @@ Timed:
   with asyncpg `executemany` writing every row ours wrote for each event, with the same content: the
   employee (with its synced values), the person card, the contract and schedule periods where ours rewrote
   them (delete and insert), the audit entry, the leave result where ours recalculated one and the inbox row
-  with the outcomes (the computed parts taken from what ours wrote). No parsing into models, no logic, no
-  locks, no outcome publishing. From the first message consumed to the last commit. Run in each round right
+  with the outcomes (the computed parts taken from what ours wrote). Like ours it writes as the sync (so the
+  period triggers of migration 0008 do not count its writes as local edits). No parsing into models, no
+  logic, no locks, no outcome publishing. From the first message consumed to the last commit. Run in each round right
   after ours, on the round's events.
 - narrow ceiling, for context: the same, but only the columns the events change (rt_employees department,
   function and start, rt_contract_periods hours): two updates per event.
@@ -66,6 +67,7 @@ from support import (
 
 from worker.adapters.kafka import KafkaPublisher, client_kwargs
 from worker.adapters.postgres import create_pool
+from worker.adapters.target_store import SYNC_WRITER_SQL
 from worker.adapters.target_store_load import load_target_state
 from worker.config import Settings
 from worker.domain.changes import (
@@ -389,7 +391,8 @@ CEILING_CONTRACTS = """UPDATE rt_contract_periods c SET hours_per_week = $3
                        FROM rt_employees e
                        WHERE e.employee_id = c.employee_id AND e.nmbrs_employee_id = $1 AND c.contract_id = $2"""
 FULL_EMPLOYEES = """UPDATE rt_employees SET number = $2, function_id = $3, department_id = $4, labour_agreement_id = $5,
-                        employment_start = $6, employment_end = $7, nmbrs_synced = $8::jsonb, active = true
+                        employment_start = $6, employment_end = $7, nmbrs_synced = $8::jsonb, active = true,
+                        period_edits_seen = period_edits
                     WHERE employee_id = $1"""
 FULL_PERSONS = f"""UPDATE crm_persons SET {", ".join(f"{f} = ${i + 2}" for i, f in enumerate(PERSON_FIELDS))}
                    WHERE person_id = $1"""
@@ -482,6 +485,7 @@ async def run_ceiling(
                 (after["employee_id"], c["contract_id"], c["hours_per_week"] and Decimal(c["hours_per_week"]))
                 for c in after["contracts"]
             )
+        await connection.execute(SYNC_WRITER_SQL)  # it writes as the sync: not counted as local edits
         await connection.executemany(CEILING_EMPLOYEES, employees)
         await connection.executemany(CEILING_CONTRACTS, contracts)
 
@@ -521,6 +525,7 @@ async def run_ceiling(
             if event_id in same_rows.leave:
                 leave.append((*same_rows.leave[event_id], event_id))
             inbox.append((f"ceiling-{run}", event_id, same_rows.outcomes[event_id]))
+        await connection.execute(SYNC_WRITER_SQL)
         await connection.executemany(FULL_EMPLOYEES, employees)
         await connection.executemany(FULL_PERSONS, persons)
         if rewritten_contracts:

@@ -13,6 +13,7 @@ import pytest
 
 from tests.builders import company_change, department_change, employee_change, nmbrs_employee
 from worker.adapters.leave_store import recalculate_leave
+from worker.adapters.target_store import PostgresTargetStore
 from worker.domain.changes import (
     EmployeeChanged,
     Op,
@@ -20,6 +21,7 @@ from worker.domain.changes import (
 from worker.domain.events import Outcome, OutcomeKind
 from worker.domain.matching import MatchPolicy
 from worker.domain.nmbrs_records import CodeRef, ContractPeriod, EmploymentPeriod, NmbrsEmployee
+from worker.domain.reconcile import reconcile_employee
 
 pytestmark = pytest.mark.integration
 
@@ -298,3 +300,87 @@ async def test_two_employments_of_one_human_do_not_fight_over_the_person_card(ha
     again = await handle(event(employee(101), op=Op.READ))
     assert "drift" not in kinds(again)
     assert await db.fetchval("SELECT email_work FROM crm_persons WHERE external_ref = 'anna'") == "anna@techniek.nl"
+
+
+# Local period edits: a trigger counts them (migration 0008) and only then are the period lists read.
+LOCAL_PERIOD_EDITS = {
+    "contract hours changed": (
+        "contracts", "UPDATE rt_contract_periods SET hours_per_week = 32 WHERE employee_id = $1"),
+    "contract added": (
+        "contracts", "INSERT INTO rt_contract_periods VALUES ($1, 2, '2027-01-01', NULL, 20)"),
+    "schedule added": (
+        "schedules", "INSERT INTO rt_schedule_periods VALUES ($1, '2026-03-01', 24, 60)"),
+    "employment deleted": (
+        "employments", "DELETE FROM rt_employment_periods WHERE employee_id = $1"),
+}  # fmt: skip
+
+
+# Anna's periods as Nmbrs has them (see tests.builders): what a local edit is overwritten with.
+WRITTEN_BACK = {
+    "contracts": ("rt_contract_periods", "contract_id, start_date, end_date, hours_per_week",
+                  [(1, date(2026, 1, 1), None, Decimal("40.00"))]),
+    "schedules": ("rt_schedule_periods", "start_date", []),
+    "employments": ("rt_employment_periods", "employment_id, start_date, end_date", [(1, date(2026, 1, 1), None)]),
+}  # fmt: skip
+
+
+async def anna_employee_id(db: asyncpg.Pool) -> int:
+    employee_id: int = await db.fetchval("SELECT employee_id FROM rt_employees WHERE nmbrs_employee_id = 101")
+    return employee_id
+
+
+async def period_edits(db: asyncpg.Pool) -> tuple[int, int]:
+    row = await db.fetchrow("SELECT period_edits, period_edits_seen FROM rt_employees WHERE nmbrs_employee_id = 101")
+    return row["period_edits"], row["period_edits_seen"]
+
+
+@pytest.mark.parametrize("field, statement", LOCAL_PERIOD_EDITS.values(), ids=LOCAL_PERIOD_EDITS.keys())
+async def test_a_local_period_edit_is_reported_as_drift_and_written_back(
+    handle: Handle, db: asyncpg.Pool, field: str, statement: str
+) -> None:
+    await link_anna(handle)
+    await db.execute(statement, await anna_employee_id(db))
+    # A change of another field: the periods themselves did not change in Nmbrs.
+    outcomes = await handle(event(employee(last_name="Bergh"), op=Op.UPDATE, before=employee()))
+    assert [o.details["field"] for o in outcomes if o.kind is OutcomeKind.DRIFT] == [field]
+    table, columns, nmbrs_rows = WRITTEN_BACK[field]
+    rows = await db.fetch(f"SELECT {columns} FROM {table} WHERE employee_id = $1", await anna_employee_id(db))
+    assert [tuple(row) for row in rows] == nmbrs_rows
+    edits, seen = await period_edits(db)
+    assert edits == seen  # written back: nothing unseen is left
+
+
+async def test_the_syncs_own_period_writes_are_not_counted_as_local_edits(handle: Handle, db: asyncpg.Pool) -> None:
+    await link_anna(handle)
+    before = await period_edits(db)
+    longer = (ContractPeriod(contract_id=1, start=date(2026, 1, 1), hours_per_week=Decimal("36")),)
+    outcomes = await handle(event(employee(contracts=longer), op=Op.UPDATE, before=employee()))
+    assert "drift" not in kinds(outcomes)
+    edits, seen = await period_edits(db)
+    assert edits == seen and edits == before[0]
+    assert await db.fetchval(
+        "SELECT hours_per_week FROM rt_contract_periods WHERE employee_id = $1", await anna_employee_id(db)
+    ) == Decimal("36.00")
+
+
+async def test_a_period_edit_made_while_a_change_is_applied_is_compared_with_the_next_change(
+    handle: Handle, db: asyncpg.Pool
+) -> None:
+    await link_anna(handle)
+    employee_id = await anna_employee_id(db)
+    changed = employee(last_name="Bergh")
+    async with db.acquire() as connection, connection.transaction():
+        store = PostgresTargetStore(connection)
+        state = await store.record_state("employee", 101, changed.bsn_hash)
+        # Someone edits a contract after the sync read the state, before it writes the employee.
+        await db.execute("UPDATE rt_contract_periods SET hours_per_week = 32 WHERE employee_id = $1", employee_id)
+        plan = reconcile_employee(event(changed, op=Op.UPDATE, before=employee()), state, (), MatchPolicy())
+        await store.execute(plan, "employee", 101, changed, uuid.uuid4())
+    edits, seen = await period_edits(db)
+    assert edits > seen  # not marked as seen: the sync never read it
+    outcomes = await handle(event(employee(last_name="Berg"), op=Op.UPDATE, before=changed))
+    drift = [o for o in outcomes if o.kind is OutcomeKind.DRIFT]
+    assert [d.details["field"] for d in drift] == ["contracts"]
+    assert await db.fetchval(
+        "SELECT hours_per_week FROM rt_contract_periods WHERE employee_id = $1", employee_id
+    ) == Decimal("40.00")

@@ -84,6 +84,9 @@ PERIOD_TABLES: tuple[tuple[str, str, tuple[str, ...], Callable[[dict[str, Any]],
     ("schedules", "rt_schedule_periods", ("int", "date", "numeric", "numeric"),
      lambda s: (_date(s["start"]), s["hours_per_week"], s["parttime_percentage"])),
 )  # fmt: skip
+PERIOD_FIELDS = tuple(name for name, *_ in PERIOD_TABLES)
+# Set in a transaction that writes as the sync: the triggers of migration 0008 count other writers' edits only.
+SYNC_WRITER_SQL = "SELECT set_config('nmbrs_sync.writer', 'sync', true)"
 
 
 def _unnest(types: Sequence[str], first: int = 1) -> str:
@@ -144,6 +147,9 @@ class PostgresTargetStore:
 
     def __init__(self, connection: asyncpg.Connection) -> None:
         self.db = connection
+        # RegiTijd employee id -> its count of local period edits when its state was read (see migration
+        # 0008): what a write of the employee records as seen.
+        self._period_edits_read: dict[int, int] = {}
 
     async def lock_record(self, key: str) -> None:
         """Serialise everything that touches one Nmbrs record (changes and decisions never interleave)."""
@@ -219,26 +225,37 @@ class PostgresTargetStore:
         rows = await self.db.fetch(
             f"""SELECT k.crm_id, k.regitijd_id, {", ".join(f"p.{f}" for f in PERSON_FIELDS)}, e.employee_id, e.number,
                        e.company_id, c.nmbrs_company_id, e.function_id, e.department_id, e.labour_agreement_id,
-                       e.employment_start, e.employment_end, e.nmbrs_synced,
-                       (SELECT json_agg(json_build_object('employment_id', employment_id, 'start', start_date,
-                            'end', end_date) ORDER BY start_date, employment_id)
-                        FROM rt_employment_periods WHERE employee_id = e.employee_id) AS employments,
+                       e.employment_start, e.employment_end, e.nmbrs_synced, e.period_edits, r.periods_read,
                        {PRIMARY_SQL.format(me="e.employee_id")} AS primary,
-                       (SELECT json_agg(json_build_object('contract_id', contract_id, 'start', start_date,
-                            'end', end_date, 'hours_per_week', hours_per_week::text) ORDER BY start_date, contract_id)
-                        FROM rt_contract_periods WHERE employee_id = e.employee_id) AS contracts,
-                       (SELECT json_agg(json_build_object('start', start_date, 'hours_per_week', hours_per_week::text,
-                            'parttime_percentage', parttime_percentage::text) ORDER BY start_date)
-                        FROM rt_schedule_periods WHERE employee_id = e.employee_id) AS schedules
+                       -- The period lists only where they may differ from what the sync wrote (migration 0008).
+                       CASE WHEN r.periods_read THEN (
+                           SELECT json_agg(json_build_object('employment_id', employment_id, 'start', start_date,
+                               'end', end_date) ORDER BY start_date, employment_id)
+                           FROM rt_employment_periods WHERE employee_id = e.employee_id) END AS employments,
+                       CASE WHEN r.periods_read THEN (
+                           SELECT json_agg(json_build_object('contract_id', contract_id, 'start', start_date,
+                               'end', end_date, 'hours_per_week', hours_per_week::text) ORDER BY start_date,
+                               contract_id)
+                           FROM rt_contract_periods WHERE employee_id = e.employee_id) END AS contracts,
+                       CASE WHEN r.periods_read THEN (
+                           SELECT json_agg(json_build_object('start', start_date, 'hours_per_week',
+                               hours_per_week::text, 'parttime_percentage', parttime_percentage::text)
+                               ORDER BY start_date)
+                           FROM rt_schedule_periods WHERE employee_id = e.employee_id) END AS schedules
                 FROM unnest($1::int[], $2::int[]) AS k(crm_id, regitijd_id)
                 JOIN crm_persons p ON p.person_id = k.crm_id
                 LEFT JOIN rt_employees e ON e.employee_id = k.regitijd_id
-                LEFT JOIN rt_companies c ON c.company_id = e.company_id""",
+                LEFT JOIN rt_companies c ON c.company_id = e.company_id
+                CROSS JOIN LATERAL (SELECT e.period_edits IS DISTINCT FROM e.period_edits_seen
+                                           OR e.nmbrs_synced IS NULL AS periods_read) AS r""",
             crm_ids, regitijd_ids,
         )  # fmt: skip
         gone = ({f: None for f in PERSON_FIELDS}, None)  # the person is gone: nothing local
         found = {pair: gone for pair in linked}
         found.update({(row["crm_id"], row["regitijd_id"]): _employee_local_values(dict(row)) for row in rows})
+        self._period_edits_read.update(
+            (row["employee_id"], row["period_edits"]) for row in rows if row["employee_id"] is not None
+        )
         return found
 
     async def person_candidates(self, employee: NmbrsEmployee) -> list[PersonCandidate]:
@@ -432,17 +449,23 @@ class PostgresTargetStore:
                 list({item.action.values["nmbrs_company_id"] for item in items}),
             )
         )
+        await self.db.execute(SYNC_WRITER_SQL)
         # One statement per table for the whole run: far cheaper for the server than a statement per row.
         columns = ", ".join(f"{name} = v.{name}{'::jsonb' if t == 'jsonb' else ''}" for name, t in EMPLOYEE_COLUMNS)
-        employee_rows = [
-            (item.action.regitijd_id, *_employee_columns(item.action.values, company_ids)) for item in items
-        ]
+        # Local period edits counted when the state was read are seen now: the periods are written or equal.
+        employee_rows = []
+        for item in items:
+            employee_id = item.action.regitijd_id
+            assert employee_id is not None  # both callers pass employees that have their RegiTijd record
+            seen = self._period_edits_read.get(employee_id)
+            employee_rows.append((employee_id, *_employee_columns(item.action.values, company_ids), seen))
         await self.db.execute(
-            f"""UPDATE rt_employees e SET {columns}, active = true
-                FROM {_unnest(["int", *(t for _, t in EMPLOYEE_COLUMNS)])}
-                    AS v(employee_id, {", ".join(name for name, _ in EMPLOYEE_COLUMNS)})
+            f"""UPDATE rt_employees e SET {columns}, active = true,
+                    period_edits_seen = coalesce(v.period_edits_seen, e.period_edits_seen)
+                FROM {_unnest(["int", *(t for _, t in EMPLOYEE_COLUMNS), "int"])}
+                    AS v(employee_id, {", ".join(name for name, _ in EMPLOYEE_COLUMNS)}, period_edits_seen)
                 WHERE e.employee_id = v.employee_id AND e.source = 'nmbrs'""",
-            *_columns(employee_rows, 1 + len(EMPLOYEE_COLUMNS)),
+            *_columns(employee_rows, 2 + len(EMPLOYEE_COLUMNS)),
         )
         # One human, several employments: the person card follows the primary one only (see PRIMARY_SQL).
         person_rows = [
@@ -476,13 +499,16 @@ class PostgresTargetStore:
         regitijd_id = action.regitijd_id
         if regitijd_id is None:
             # An employee deactivated by an undone decision comes back, relinked, rather than twice.
-            regitijd_id = await self.db.fetchval(
+            created = await self.db.fetchrow(
                 """INSERT INTO rt_employees (person_id, source, nmbrs_employee_id) VALUES ($1, 'nmbrs', $2)
                    ON CONFLICT (nmbrs_employee_id) DO UPDATE SET person_id = EXCLUDED.person_id
-                   RETURNING employee_id""",
+                   RETURNING employee_id, period_edits""",
                 action.crm_id,
                 nmbrs_id,
             )
+            regitijd_id = created["employee_id"]
+            # Nothing local was read for it (every field counts as changed): all its periods are written now.
+            self._period_edits_read[regitijd_id] = created["period_edits"]
             await self.db.execute(
                 "UPDATE sync_links SET regitijd_id = $3 WHERE entity = 'employee' AND nmbrs_id = $1 AND crm_id = $2",
                 nmbrs_id,
@@ -594,8 +620,8 @@ def _employee_local_values(record: dict[str, Any]) -> tuple[dict[str, Any], dict
         labour_agreement_id=record["labour_agreement_id"],
         employment_start=_iso(record["employment_start"]),
         employment_end=_iso(record["employment_end"]),
-        employments=from_json(record["employments"] or "[]"),
-        contracts=from_json(record["contracts"] or "[]"),
-        schedules=from_json(record["schedules"] or "[]"),
     )  # fmt: skip
+    for name in PERIOD_FIELDS:
+        # Lists not read have no local edits since the sync wrote them (migration 0008): they are the synced ones.
+        local[name] = from_json(record[name] or "[]") if record["periods_read"] else (synced or {}).get(name, [])
     return local, synced
