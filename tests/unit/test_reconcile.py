@@ -24,6 +24,7 @@ from worker.domain.ownership import (
     NMBRS_OWNED_EMPLOYEE_FIELDS,
     detect_drift,
     employee_values,
+    hours_text,
 )
 from worker.domain.reconcile import (
     Apply,
@@ -157,6 +158,17 @@ def test_a_removed_unlinked_employee_withdraws_its_question() -> None:
 def test_ownership_never_lists_a_local_field_as_nmbrs_owned() -> None:
     assert not set(NMBRS_OWNED_EMPLOYEE_FIELDS) & set(LOCAL_EMPLOYEE_FIELDS)
     assert set(employee_values(nmbrs_employee())) == set(NMBRS_OWNED_EMPLOYEE_FIELDS)
+
+
+def test_hours_round_as_postgresql_stores_them() -> None:
+    # A half rounded to even ('36.12') would differ from the stored 36.13 and look like a local edit.
+    assert [hours_text(h) for h in ("36.125", "36.135", "-1.005", Decimal(40), None)] == [
+        "36.13",
+        "36.14",
+        "-1.01",
+        "40.00",
+        None,
+    ]
 
 
 def test_drift_is_only_reported_for_fields_edited_since_the_last_sync() -> None:

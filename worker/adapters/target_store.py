@@ -225,7 +225,7 @@ class PostgresTargetStore:
         rows = await self.db.fetch(
             f"""SELECT k.crm_id, k.regitijd_id, {", ".join(f"p.{f}" for f in PERSON_FIELDS)}, e.employee_id, e.number,
                        e.company_id, c.nmbrs_company_id, e.function_id, e.department_id, e.labour_agreement_id,
-                       e.employment_start, e.employment_end, e.nmbrs_synced, e.period_edits, r.periods_read,
+                       e.employment_start, e.employment_end, e.nmbrs_synced, r.period_edits, r.periods_read,
                        {PRIMARY_SQL.format(me="e.employee_id")} AS primary,
                        -- The period lists only where they may differ from what the sync wrote (migration 0008).
                        CASE WHEN r.periods_read THEN (
@@ -246,8 +246,10 @@ class PostgresTargetStore:
                 JOIN crm_persons p ON p.person_id = k.crm_id
                 LEFT JOIN rt_employees e ON e.employee_id = k.regitijd_id
                 LEFT JOIN rt_companies c ON c.company_id = e.company_id
-                CROSS JOIN LATERAL (SELECT e.period_edits IS DISTINCT FROM e.period_edits_seen
-                                           OR e.nmbrs_synced IS NULL AS periods_read) AS r""",
+                LEFT JOIN rt_period_edits pe ON pe.employee_id = e.employee_id
+                CROSS JOIN LATERAL (SELECT coalesce(pe.edits, 0) AS period_edits,
+                                           coalesce(pe.edits, 0) <> e.period_edits_seen OR e.nmbrs_synced IS NULL
+                                               AS periods_read) AS r""",
             crm_ids, regitijd_ids,
         )  # fmt: skip
         gone = ({f: None for f in PERSON_FIELDS}, None)  # the person is gone: nothing local
@@ -502,7 +504,8 @@ class PostgresTargetStore:
             created = await self.db.fetchrow(
                 """INSERT INTO rt_employees (person_id, source, nmbrs_employee_id) VALUES ($1, 'nmbrs', $2)
                    ON CONFLICT (nmbrs_employee_id) DO UPDATE SET person_id = EXCLUDED.person_id
-                   RETURNING employee_id, period_edits""",
+                   RETURNING employee_id, (SELECT coalesce(max(p.edits), 0) FROM rt_period_edits p
+                                           WHERE p.employee_id = rt_employees.employee_id) AS period_edits""",
                 action.crm_id,
                 nmbrs_id,
             )

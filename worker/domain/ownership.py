@@ -7,7 +7,7 @@ overwrites it (Nmbrs owns it) and reports the drift, naming the field, the local
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -82,8 +82,9 @@ def employee_values(employee: NmbrsEmployee) -> dict[str, Any]:
 
 
 def hours_text(value: Decimal | str | None) -> str | None:
-    """Hours as text with two decimals ('32.00'): the form the store keeps, so equal values compare equal."""
-    return None if value is None else str(Decimal(value).quantize(CENTS))
+    """Hours as text with two decimals ('32.00'): the form the store keeps, so equal values compare equal.
+    Halves round away from zero, as PostgreSQL rounds into numeric(6, 2) ('36.125' is stored as 36.13)."""
+    return None if value is None else str(Decimal(value).quantize(CENTS, rounding=ROUND_HALF_UP))
 
 
 def company_values(company: NmbrsCompany) -> dict[str, Any]:
