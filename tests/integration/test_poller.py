@@ -250,3 +250,37 @@ async def test_an_empty_company_list_removes_nothing(
     assert report.result == "failed" and "listed no companies" in report.reasons[0]
     assert len(await read_topic(kafka_topics.topics.employee_changes, None)) == created
     assert not [e for e in await read_topic(kafka_topics.topics.company_changes, None) if e["op"] == "d"]
+
+
+class WithoutCompany:
+    """Nmbrs as the API user sees it after one company was hidden from it (a template or tag change)."""
+
+    def __init__(self, nmbrs: NmbrsClient, hidden: int) -> None:
+        self.nmbrs, self.hidden = nmbrs, hidden
+
+    async def list_companies(self) -> list[Any]:
+        return [c for c in await self.nmbrs.list_companies() if c.company_id != self.hidden]
+
+    async def fetch_company(self, company: Any, as_of: Any) -> Any:
+        return await self.nmbrs.fetch_company(company, as_of)
+
+
+async def test_a_company_missing_from_the_list_is_held_with_its_employees_until_released(
+    poller: Poller,
+    nmbrs: NmbrsClient,
+    clean_poller_state: asyncpg.Pool,
+    publisher: KafkaPublisher,
+    kafka_topics: Settings,
+    read_topic: TopicReader,
+) -> None:
+    created = await first_poll(poller)
+    hiding = Poller(WithoutCompany(nmbrs, 2), PollStore(clean_poller_state), publisher, kafka_topics, utc_now)
+    held = await hiding.poll()
+    assert held.result == "held" and "company 2 is no longer listed by Nmbrs" in held.reasons
+    assert any(reason.startswith("all ") and "of company 2 removed" in reason for reason in held.reasons)
+    assert len(await read_topic(kafka_topics.topics.employee_changes, None)) == created
+    assert await clean_poller_state.fetchval("SELECT count(*) FROM nmbrs_snapshots WHERE deleted") == 0
+
+    released = await hiding.poll(PollOptions(release_hold=True))
+    assert released.result == "published" and released.changes["company:d"] == 1
+    assert released.changes["employee:d"] == held.breaker_counts["removed"] > 0

@@ -22,7 +22,7 @@ from worker.domain.changes import (
     record_key,
     reference_records,
 )
-from worker.domain.nmbrs_records import CodeRef, ContractPeriod, EmploymentPeriod, NmbrsEmployee
+from worker.domain.nmbrs_records import CodeRef, ContractPeriod, EmploymentPeriod, NmbrsCompany, NmbrsEmployee
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 
@@ -223,6 +223,37 @@ def test_breaker_holds_mass_company_moves() -> None:
     ]
     verdict = evaluate_breaker(100, 100, moves, BreakerPolicy())
     assert verdict.tripped and verdict.counts["moved"] == 20
+
+
+def removals(*employees: NmbrsEmployee) -> list[EmployeeChanged]:
+    planned = diff(Entity.EMPLOYEE, snapshot_of(*employees), {}, source(), always, NOW)
+    return [p.event for p in planned if isinstance(p.event, EmployeeChanged)]
+
+
+def test_breaker_holds_a_poll_that_removes_every_employee_of_a_small_company() -> None:
+    # 3 of 203 is far below the share and the minimum count: only the per-company rule sees it.
+    gone = removals(*(employee(i, company_id=10) for i in range(3)))
+    verdict = evaluate_breaker(203, 200, gone, BreakerPolicy(), {10: 3, 20: 200})
+    assert verdict.tripped and verdict.reasons == ("all 3 employees of company 10 removed",)
+    assert verdict.counts["companies_emptied"] == 1
+
+
+def test_breaker_lets_a_company_keep_some_of_its_employees() -> None:
+    gone = removals(*(employee(i, company_id=10) for i in range(2)))
+    assert not evaluate_breaker(203, 201, gone, BreakerPolicy(), {10: 3, 20: 200}).tripped
+
+
+def test_breaker_holds_a_poll_that_removes_a_company() -> None:
+    company = NmbrsCompany(company_id=10, name="Bakkerij De Zon B.V.")
+    known = {
+        record_key(Entity.COMPANY, 10): SnapshotEntry(
+            entity=Entity.COMPANY, key=record_key(Entity.COMPANY, 10), company_id=10,
+            fingerprint=fingerprint(company), version=1, record=company.model_dump(mode="json"),
+        )
+    }  # fmt: skip
+    gone = [p.event for p in diff(Entity.COMPANY, known, {}, source(), always, NOW)]
+    verdict = evaluate_breaker(0, 0, gone, BreakerPolicy())
+    assert verdict.tripped and verdict.reasons == ("company 10 is no longer listed by Nmbrs",)
 
 
 def test_a_different_change_seen_after_a_crash_gets_a_new_event_id() -> None:

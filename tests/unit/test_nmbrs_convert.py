@@ -21,7 +21,7 @@ from worker.adapters.nmbrs.errors import (
     NmbrsUnknownFault,
     fault_from_string,
 )
-from worker.domain.nmbrs_records import Gender, LabourAgreementRef, NmbrsCompany
+from worker.domain.nmbrs_records import EmploymentPeriod, Gender, LabourAgreementRef, NmbrsCompany
 
 DATA = Path(__file__).parents[1] / "data" / "nmbrs"
 KEY = b"test-key"
@@ -44,7 +44,10 @@ def _company_data(**overrides: object) -> convert.CompanyData:
         "labour_agreements": [LabourAgreementRef(id=5, description="CAO Bakkersbedrijf")],
         "listed": {101: convert.Listed("7", "Anouk van der Berg"), 102: convert.Listed("8", "Chloë Öztürk")},
         "personal": _personal(),
-        "employments": {},
+        "employments": {
+            101: [EmploymentPeriod(employment_id=1, start=date(2019, 3, 1))],
+            102: [EmploymentPeriod(employment_id=1, start=date(2024, 6, 1))],
+        },
         "functions": convert.parse_functions(_result("functions.xml", "Function_GetAll_AllEmployeesByCompany_V2")),
         "departments": {},
         "contracts": convert.parse_contracts(
@@ -249,6 +252,12 @@ def test_a_listed_employee_without_personal_info_makes_the_answer_unusable_not_a
     listed = {101: convert.Listed("7", "Anouk van der Berg"), 999: convert.Listed("9", "Nog Onbekend")}
     with pytest.raises(ValueError, match="999"):
         convert.build_snapshot(_company_data(listed=listed), date(2026, 11, 1), datetime.now(UTC), 9)
+
+
+def test_an_employment_answer_without_any_listed_employee_makes_the_answer_unusable() -> None:
+    # A nil or empty bulk answer would otherwise end or blank every employee of the company downstream.
+    with pytest.raises(ValueError, match="employment answer"):
+        convert.build_snapshot(_company_data(employments={}), date(2026, 11, 1), datetime.now(UTC), 9)
 
 
 @pytest.mark.parametrize(

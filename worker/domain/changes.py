@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -328,11 +329,32 @@ def moved_company(change: ChangeEvent[Any]) -> bool:
 
 
 def evaluate_breaker(
-    previous_active: int, fetched: int, changes: Iterable[ChangeEvent[Any]], policy: BreakerPolicy
+    previous_active: int,
+    fetched: int,
+    changes: Iterable[ChangeEvent[Any]],
+    policy: BreakerPolicy,
+    previous_by_company: Mapping[int, int] | None = None,
 ) -> BreakerVerdict:
     """Hold a poll that would remove, end or move more than the allowed share of employees, or whose
-    fetched head count dropped by more than that share (the signature of an incomplete fetch)."""
+    fetched head count dropped by more than that share (the signature of an incomplete fetch).
+
+    Whatever the numbers, it also holds a poll that removes a company, or every employee a company had
+    (`previous_by_company`: its active employees in the last snapshot). Nmbrs keeps leavers and almost
+    never deletes a company: a company missing from the list, or listing nobody, is far more likely hidden
+    from the API user or a failed answer, and a share of all employees would let a small company go."""
+    changes = list(changes)
     employee_changes = [c for c in changes if c.entity is Entity.EMPLOYEE]
+    removed_by_company = Counter(
+        c.before.company_id for c in employee_changes if c.op is Op.DELETE and isinstance(c.before, NmbrsEmployee)
+    )
+    by_company = previous_by_company or {}
+    emptied = sorted(
+        company_id for company_id, count in by_company.items() if count and removed_by_company[company_id] >= count
+    )
+    companies_removed = sorted(
+        c.before.company_id for c in changes if c.entity is Entity.COMPANY and c.op is Op.DELETE
+        and isinstance(c.before, NmbrsCompany)
+    )  # fmt: skip
     removed = sum(1 for c in employee_changes if c.op is Op.DELETE)
     ended = sum(1 for c in employee_changes if is_leaver(c))
     moved = sum(1 for c in employee_changes if moved_company(c))
@@ -344,11 +366,14 @@ def evaluate_breaker(
         "ended": ended,
         "moved": moved,
         "dropped": dropped,
+        "companies_removed": len(companies_removed),
+        "companies_emptied": len(emptied),
     }
+    reasons = [f"company {company_id} is no longer listed by Nmbrs" for company_id in companies_removed]
+    reasons += [f"all {by_company[company_id]} employees of company {company_id} removed" for company_id in emptied]
     if previous_active == 0:
-        return BreakerVerdict(tripped=False, counts=counts)
+        return BreakerVerdict(tripped=bool(reasons), reasons=tuple(reasons), counts=counts)
     limit = policy.max_share * previous_active
-    reasons = []
     for count, what in (
         (removed + ended, "removed or ended"),
         (moved, "moved to another company"),

@@ -264,7 +264,10 @@ class Poller:
             1 for e in previous.values() if e.entity is Entity.EMPLOYEE and not e.deleted and e.company_id in fetched_ok
         )
         fetched = sum(len(s.employees) for s in snapshots)
-        return evaluate_breaker(previous_active, fetched, [p.event for p in planned], self.policy)
+        by_company = Counter(
+            e.company_id for e in previous.values() if e.entity is Entity.EMPLOYEE and not e.deleted and e.company_id
+        )
+        return evaluate_breaker(previous_active, fetched, [p.event for p in planned], self.policy, by_company)
 
     def _report(
         self,

@@ -606,6 +606,10 @@ def build_employee(data: CompanyData, employee_id: int, as_of: date) -> NmbrsEmp
 
 def build_snapshot(data: CompanyData, as_of: date, fetched_at: datetime, soap_calls: int) -> CompanySnapshot:
     """The company snapshot: every listed employee, resolved to `as_of`, in EmployeeId order."""
+    if data.listed and not data.employments:
+        # Every Nmbrs employee has an employment (its start of service): an answer without any for a company
+        # that lists employees is incomplete, and would end or blank them all downstream.
+        raise ValueError("the employment answer holds none of the listed employees")
     return CompanySnapshot(
         company=data.company,
         current_period=data.current_period,
