@@ -147,6 +147,32 @@ async def test_ongedaan_maken_reverses_a_link_and_asks_again(handle: Handle, db:
     assert kinds(again) == ["rejected"] and "already undone" in (again[0].reason or "")
 
 
+async def test_undoing_a_block_takes_back_only_that_block(handle: Handle, db: asyncpg.Pool) -> None:
+    await asked(handle)
+    first = decision("blokkeren")
+    await decide(db, first)
+    await decide(db, decision("ontblokkeren"))
+    second = decision("blokkeren")
+    assert kinds(await decide(db, second)) == ["applied"]
+    # The first block is gone (unblocked); undoing it must not lift the second one.
+    refused = await decide(db, decision("ongedaan_maken", undo_decision_id=first.decision_id))
+    assert kinds(refused) == ["rejected"] and "no longer blocked by decision" in (refused[0].reason or "")
+    assert await db.fetchval("SELECT decision_id FROM sync_blocks WHERE nmbrs_id = 101") == second.decision_id
+    undone = await decide(db, decision("ongedaan_maken", undo_decision_id=second.decision_id))
+    assert kinds(undone) == ["applied", "needs_decision"]
+    assert await db.fetchval("SELECT count(*) FROM sync_blocks") == 0
+
+
+async def test_an_unblock_or_an_undo_cannot_be_undone(handle: Handle, db: asyncpg.Pool) -> None:
+    await asked(handle)
+    await decide(db, decision("blokkeren"))
+    unblock = decision("ontblokkeren")
+    await decide(db, unblock)
+    refused = await decide(db, decision("ongedaan_maken", undo_decision_id=unblock.decision_id))
+    assert kinds(refused) == ["rejected"] and "cannot be undone; decide again" in (refused[0].reason or "")
+    assert await db.fetchval("SELECT undone_by FROM decisions WHERE decision_id = $1", unblock.decision_id) is None
+
+
 async def test_undoing_aanmaken_deactivates_the_employee_and_keeps_the_person(handle: Handle, db: asyncpg.Pool) -> None:
     await asked(handle, 102, first_name="Zeger", prefix=None, last_name="Quist", birthday=date(1990, 1, 1),
                 email_work=None, bsn_hash=None)  # fmt: skip

@@ -7,8 +7,9 @@ state and either applies it or rejects it with a reason a human understands. Pur
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -36,13 +37,18 @@ ALIASES = {
 }
 BULK_ACTIONS = frozenset({DecisionAction.AANMAKEN, DecisionAction.BLOKKEREN, DecisionAction.OVERSLAAN})
 
+# Ids and hours as the store keeps them (integer, numeric(8, 2)): a command outside these ranges is rejected
+# with its reason when it is read, instead of failing in the database after it was accepted.
+StoreId = Annotated[int, Field(ge=1, le=2_147_483_647)]
+Hours = Annotated[float, Field(gt=-1_000_000, lt=1_000_000, allow_inf_nan=False)]
+
 
 class DecisionFilter(BaseModel):
     """Which pending questions a bulk decision answers; every given criterion must hold."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    company_id: int | None = Field(None, description="Only records of this Nmbrs company.")
+    company_id: StoreId | None = Field(None, description="Only records of this Nmbrs company.")
     situation: Literal["unmatched", "disputed"] | None = None
     max_best_score: float | None = Field(
         None, ge=0, le=1, description="Only records whose best candidate scores at most this (e.g. 0.2)."
@@ -56,14 +62,14 @@ class Decision(Message):
     event_type: Literal["decision"] = "decision"
     decision_id: uuid.UUID = Field(description="Unique; the same decision twice has one effect.")
     entity: Literal["employee", "company"] = "employee"
-    nmbrs_id: int | None = Field(None, description="The Nmbrs employee or company id.")
+    nmbrs_id: StoreId | None = Field(None, description="The Nmbrs employee or company id.")
     filter: DecisionFilter | None = Field(None, description="Bulk: answer every pending record it selects.")
     action: DecisionAction = Field(
         description="koppelen, aanmaken, blokkeren, overslaan, ontblokkeren, "
         "ongedaan_maken (or link, create, block, skip, unblock, undo)"
     )
-    target_id: int | None = Field(None, description="koppelen: the RegiCRM person or organisation id.")
-    version: int | None = Field(None, description="The pending question's version this answers.")
+    target_id: StoreId | None = Field(None, description="koppelen: the RegiCRM person or organisation id.")
+    version: StoreId | None = Field(None, description="The pending question's version this answers.")
     undo_decision_id: uuid.UUID | None = Field(None, description="ongedaan_maken: the decision to reverse.")
     preview: bool = Field(False, description="Bulk: report what would happen and change nothing.")
     decided_by: str = Field(min_length=1)
@@ -147,15 +153,15 @@ class FollowUpCommand(Message):
 
     event_type: Literal["follow_up"] = "follow_up"
     command_id: uuid.UUID
-    employee_id: int = Field(description="The RegiTijd employee id.")
+    employee_id: StoreId = Field(description="The RegiTijd employee id.")
     command: Literal[
         "set_manager", "set_is_manager", "leave_adjustment", "overtime_payout", "set_characteristic",
         "remove_characteristic", "link_time_category", "unlink_time_category",
     ]  # fmt: skip
-    manager_employee_id: int | None = None
+    manager_employee_id: StoreId | None = None
     is_manager: bool | None = None
-    hours: float | None = Field(None, description="leave_adjustment (may be negative) or overtime_payout.")
-    on: str | None = Field(None, description="Date of the adjustment or payout (YYYY-MM-DD).")
+    hours: Hours | None = Field(None, description="leave_adjustment (may be negative) or overtime_payout.")
+    on: date | None = Field(None, description="Date of the adjustment or payout (YYYY-MM-DD).")
     characteristic: str | None = Field(None, description=f"One of: {', '.join(CHARACTERISTICS)}.")
     time_category: str | None = Field(None, description="Code of the time-writing category.")
     reason: str | None = None

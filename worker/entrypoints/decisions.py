@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -302,16 +302,24 @@ async def undo(
     records = effect.get("records", {f"{earlier['entity']}:{earlier['nmbrs_id']}": effect})
     if f"{entity}:{nmbrs_id}" not in records:
         raise Rejected(f"decision {decision.undo_decision_id} was not about {entity} {nmbrs_id}")
+    if not any(e.get(part) for e in records.values() for part in REVERSIBLE):
+        # An unblock or an undo has nothing of its own to take back: deciding again is the way.
+        raise Rejected(f"decision {decision.undo_decision_id} ({earlier['action']}) cannot be undone; decide again")
     for key, record_effect in records.items():
         kind, _, text_id = key.partition(":")
-        await reverse(ctx, kind, int(text_id), record_effect)
+        await reverse(ctx, kind, int(text_id), record_effect, decision.undo_decision_id)
     await ctx.db.execute(
         "UPDATE decisions SET undone_by = $2 WHERE decision_id = $1", decision.undo_decision_id, ctx.decision_id
     )
     return {"undid": str(decision.undo_decision_id)}
 
 
-async def reverse(ctx: DecisionContext, entity: str, nmbrs_id: int, effect: dict[str, Any]) -> None:
+REVERSIBLE = ("linked", "blocked", "skipped")  # the effects undo takes back
+
+
+async def reverse(
+    ctx: DecisionContext, entity: str, nmbrs_id: int, effect: dict[str, Any], undone: uuid.UUID | None
+) -> None:
     subject = f"{entity}:{nmbrs_id}"
     await ctx.store.lock_record(subject)  # a bulk decision's other records were not locked yet
     ask: dict[int, dict[str, Any]] = {}
@@ -328,12 +336,17 @@ async def reverse(ctx: DecisionContext, entity: str, nmbrs_id: int, effect: dict
                     "not deleted", {"action": "ongedaan_maken", "regitijd_id": regitijd_id}, part="undo")  # fmt: skip
         ask[linked_id] = record
     if effect.get("blocked"):
-        record = await ctx.db.fetchval(
-            "DELETE FROM sync_blocks WHERE entity = $1 AND nmbrs_id = $2 RETURNING record", entity, nmbrs_id
-        )
+        # Only the block this decision made: after an unblock, or a newer block, there is nothing of it left.
+        removed = await ctx.db.fetchrow(
+            """DELETE FROM sync_blocks WHERE entity = $1 AND nmbrs_id = $2 AND decision_id IS NOT DISTINCT FROM $3
+               RETURNING record""",
+            entity, nmbrs_id, undone,
+        )  # fmt: skip
+        if removed is None:
+            raise Rejected(f"{subject} is no longer blocked by decision {undone}: nothing to undo")
         ctx.outcome(OutcomeKind.APPLIED, subject, "block undone", {"action": "ongedaan_maken"}, part="undo")
-        if record:
-            ask[nmbrs_id] = json.loads(record)
+        if removed["record"]:
+            ask[nmbrs_id] = json.loads(removed["record"])
     if effect.get("skipped"):
         await ctx.db.execute(
             "UPDATE pending_decisions SET skipped = false WHERE entity = $1 AND nmbrs_id = $2", entity, nmbrs_id
@@ -465,7 +478,7 @@ async def apply_follow_up(ctx: DecisionContext, command: FollowUpCommand) -> str
             )
             return f"is manager: {command.is_manager}"
         case "leave_adjustment" | "overtime_payout":
-            on = date.fromisoformat(command.on or "")
+            on = command.on
             if command.command == "leave_adjustment":
                 await ctx.db.execute(
                     "INSERT INTO rt_leave_adjustments (employee_id, booked_on, hours, reason) VALUES ($1, $2, $3, $4)",
