@@ -147,6 +147,34 @@ async def test_ongedaan_maken_reverses_a_link_and_asks_again(handle: Handle, db:
     assert kinds(again) == ["rejected"] and "already undone" in (again[0].reason or "")
 
 
+CARD = "SELECT first_name, last_name, birthday, email_work FROM crm_persons WHERE person_id = $1"
+
+
+async def test_undoing_a_wrong_koppelen_restores_the_person_card(handle: Handle, db: asyncpg.Pool) -> None:
+    piet = {"first_name": "Piet", "prefix": None, "last_name": "Jansen", "birthday": date(1975, 5, 5),
+            "email_work": "piet@zon.nl", "bsn_hash": None}  # fmt: skip
+    await asked(handle, **piet)
+    anna = await person(db, "anna")
+    card = await db.fetchrow(CARD, anna)
+    link = decision("koppelen", target_id=anna)  # the wrong person
+    await decide(db, link)
+    assert (await db.fetchrow(CARD, anna))["last_name"] == "Jansen"
+    outcomes = await decide(db, decision("ongedaan_maken", undo_decision_id=link.decision_id))
+    assert any("card restored" in (o.reason or "") for o in outcomes)
+    assert await db.fetchrow(CARD, anna) == card
+
+
+async def test_undo_leaves_a_card_edited_since_the_link_alone_and_says_so(handle: Handle, db: asyncpg.Pool) -> None:
+    await asked(handle, first_name="Piet", prefix=None, last_name="Jansen", bsn_hash=None)
+    anna = await person(db, "anna")
+    link = decision("koppelen", target_id=anna)
+    await decide(db, link)
+    await db.execute("UPDATE crm_persons SET email_work = 'p.jansen@zon.nl' WHERE person_id = $1", anna)
+    outcomes = await decide(db, decision("ongedaan_maken", undo_decision_id=link.decision_id))
+    assert any("changed since decision" in (o.reason or "") for o in outcomes)
+    assert (await db.fetchrow(CARD, anna))["email_work"] == "p.jansen@zon.nl"
+
+
 async def test_undoing_a_block_takes_back_only_that_block(handle: Handle, db: asyncpg.Pool) -> None:
     await asked(handle)
     first = decision("blokkeren")

@@ -25,7 +25,7 @@ from worker.domain.matching import (
     split_last_name,
 )
 from worker.domain.nmbrs_records import CodeRef, LabourAgreementRef, NmbrsCompany, NmbrsEmployee
-from worker.domain.ownership import PERSON_FIELDS
+from worker.domain.ownership import NMBRS_OWNED_COMPANY_FIELDS, PERSON_FIELDS
 from worker.domain.reconcile import (
     Apply,
     ClearPending,
@@ -60,6 +60,11 @@ EMPLOYEE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("nmbrs_synced", "jsonb"),
 )  # fmt: skip
 PERSON_TYPES = {"birthday": "date"}  # the other person fields are text
+# The RegiCRM card of an entity: its table, id column and the fields the sync writes on it.
+_CARDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "employee": ("crm_persons", "person_id", PERSON_FIELDS),
+    "company": ("crm_organisations", "organisation_id", NMBRS_OWNED_COMPANY_FIELDS),
+}
 AUDIT_TYPES = ("uuid", "text", "text", "jsonb", "jsonb")
 AUDIT_WIDTH = len(AUDIT_TYPES)
 
@@ -562,6 +567,32 @@ class PostgresTargetStore:
         await self._audit_apply(causation_id, f"company:{nmbrs_id}", action, actor)
         assert isinstance(company_id, int)
         return company_id
+
+    # --- the RegiCRM card a link writes (person or organisation) ---------------------------------------
+
+    async def card(self, entity: Entity, crm_id: int) -> dict[str, Any] | None:
+        """The Nmbrs-owned fields of the person (employee) or organisation (company) `crm_id`, JSON-shaped."""
+        table, id_column, fields = _CARDS[entity]
+        row = await self.db.fetchrow(f"SELECT {', '.join(fields)} FROM {table} WHERE {id_column} = $1", crm_id)
+        return None if row is None else {f: _iso(row[f]) if f == "birthday" else row[f] for f in fields}
+
+    async def restore_card(
+        self, entity: Entity, crm_id: int, before: dict[str, Any], written: dict[str, Any], causation_id: uuid.UUID,
+        actor: str,
+    ) -> bool:  # fmt: skip
+        """Put back the card's values from `before`, only while it still holds what a link `written`: a later
+        edit (by hand or by the sync) is newer than the values the undo would bring back. True if restored."""
+        table, id_column, fields = _CARDS[entity]
+        restored = await self.db.fetchval(
+            f"""UPDATE {table} SET {", ".join(f"{f} = ${i + 2}" for i, f in enumerate(fields))}
+                WHERE {id_column} = $1 AND ({", ".join(fields)}) IS NOT DISTINCT FROM
+                      ({", ".join(f"${i + 2 + len(fields)}" for i in range(len(fields)))})
+                RETURNING true""",
+            crm_id, *(_db_value(f, before.get(f)) for f in fields), *(_db_value(f, written.get(f)) for f in fields),
+        )  # fmt: skip
+        if restored:
+            await self._audit(causation_id, f"{table}:{crm_id}", "restore", written, before, actor)
+        return bool(restored)
 
     async def _audit_apply(self, causation_id: uuid.UUID, subject: str, action: Apply, actor: str) -> None:
         await self._audit_many([_apply_audit(causation_id, subject, action)], actor)

@@ -227,18 +227,22 @@ async def apply_single(
     subject = f"{entity}:{nmbrs_id}"
     if action is DecisionAction.KOPPELEN:
         assert record is not None and decision.target_id is not None
+        card_before = await ctx.store.card(entity, decision.target_id)
         regitijd_id = await link_and_apply(
             ctx, entity, nmbrs_id, record, decision.target_id, f"Koppelen by {ctx.actor}"
         )
         same_human = await link_same_human(ctx, record, decision.target_id, nmbrs_id) if entity == "employee" else {}
+        card_after = await ctx.store.card(entity, decision.target_id)
         ctx.outcome(
             OutcomeKind.APPLIED,
             subject,
             f"linked to {id_column.split('_')[0]} {decision.target_id}",
             {"action": action.value, "crm_id": decision.target_id, "regitijd_id": regitijd_id},
         )
-        # The Nmbrs data goes into the effect: an undo asks the question again with it.
-        return {"linked": {str(nmbrs_id): record, **same_human}, "crm_id": decision.target_id}
+        # The Nmbrs data goes into the effect: an undo asks the question again with it. So does the card as it
+        # was: the link wrote Nmbrs' name and contact data over it, and an undo puts them back.
+        card = {"card": {"before": card_before, "after": card_after}} if card_before != card_after else {}
+        return {"linked": {str(nmbrs_id): record, **same_human}, "crm_id": decision.target_id, **card}
     if action is DecisionAction.AANMAKEN:
         assert record is not None
         crm_id = await create_crm_record(ctx, entity, record)
@@ -335,6 +339,8 @@ async def reverse(
         ctx.outcome(OutcomeKind.APPLIED, f"{entity}:{linked_id}", "link undone; the RegiTijd record is deactivated, "
                     "not deleted", {"action": "ongedaan_maken", "regitijd_id": regitijd_id}, part="undo")  # fmt: skip
         ask[linked_id] = record
+    if effect.get("card"):
+        await restore_card(ctx, entity, effect["crm_id"], effect["card"], undone)
     if effect.get("blocked"):
         # Only the block this decision made: after an unblock, or a newer block, there is nothing of it left.
         removed = await ctx.db.fetchrow(
@@ -360,6 +366,19 @@ async def reverse(
         )
     for asked_id, record in ask.items():
         await ask_again(ctx, entity, asked_id, record)
+
+
+async def restore_card(
+    ctx: DecisionContext, entity: str, crm_id: int, card: dict[str, Any], undone: uuid.UUID | None
+) -> None:
+    kind = "person" if entity == "employee" else "organisation"
+    subject = f"{kind}:{crm_id}"
+    if await ctx.store.restore_card(entity, crm_id, card["before"], card["after"], ctx.decision_id, ctx.actor):
+        ctx.outcome(OutcomeKind.APPLIED, subject, f"{kind} card restored to its values before decision {undone}",
+                    {"action": "ongedaan_maken", "restored": card["before"]}, part="undo")  # fmt: skip
+    else:
+        ctx.outcome(OutcomeKind.APPLIED, subject, f"{kind} card changed since decision {undone}: left as it is, "
+                    "check its name and contact data", {"action": "ongedaan_maken"}, part="undo")  # fmt: skip
 
 
 # --- bulk -------------------------------------------------------------------------------------------------
