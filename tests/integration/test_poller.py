@@ -188,6 +188,30 @@ async def test_a_crash_between_publish_and_snapshot_commit_loses_nothing_and_rep
     assert (await poller.poll()).changes == {}
 
 
+async def test_a_change_published_before_a_crash_and_undone_in_nmbrs_is_published_again(
+    nmbrs: NmbrsClient,
+    sandbox: Any,
+    clean_poller_state: asyncpg.Pool,
+    publisher: KafkaPublisher,
+    kafka_topics: Settings,
+    read_topic: TopicReader,
+) -> None:
+    created = await first_poll(Poller(nmbrs, PollStore(clean_poller_state), publisher, kafka_topics, utc_now))
+    await sandbox.admin("PATCH", "employees/100001", {"personal_info": {"last_name": "Bergen"}})
+    crashing = Poller(nmbrs, CrashingStore(clean_poller_state), publisher, kafka_topics, utc_now)
+    assert (await crashing.poll()).result == "failed"  # 'Bergen' went out; the snapshot still says the old name
+    (edit,) = [e for e in await read_topic(kafka_topics.topics.employee_changes, created + 1) if e["op"] == "u"]
+    await sandbox.admin("PATCH", "employees/100001", {"personal_info": {"last_name": edit["before"]["last_name"]}})
+
+    # Against the snapshot nothing changed, yet consumers hold 'Bergen': the next poll republishes everything.
+    repaired = await crashing.poll()
+    assert repaired.result == "published" and repaired.full
+    events = await read_topic(kafka_topics.topics.employee_changes, None)
+    latest = [e for e in events if e["key"] == "employee:100001"][-1]
+    assert latest["op"] == "r" and latest["after"]["last_name"] == edit["before"]["last_name"]
+    assert not (await crashing.poll()).full  # repaired: back to normal polls
+
+
 async def test_a_dry_run_publishes_the_plan_only_and_leaves_the_snapshot_alone(
     poller: Poller, kafka_topics: Settings, read_topic: TopicReader, clean_poller_state: asyncpg.Pool
 ) -> None:

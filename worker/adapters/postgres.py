@@ -244,6 +244,22 @@ class PollStore:
             started_at,
         )
 
+    async def mark_publishing(self, poll_id: uuid.UUID) -> None:
+        await self.pool.execute("UPDATE poll_runs SET publishing_at = now() WHERE poll_id = $1", poll_id)
+
+    async def publish_interrupted(self) -> bool:
+        """Whether a poll began publishing and did not store its snapshot, with no full poll published since:
+        what it published may differ from the snapshot, and only republishing everything repairs that."""
+        return bool(
+            await self.pool.fetchval(
+                """SELECT EXISTS (
+                       SELECT 1 FROM poll_runs r
+                       WHERE r.publishing_at IS NOT NULL AND NOT r.dry_run AND r.status <> 'published'
+                         AND r.started_at >= coalesce((SELECT max(started_at) FROM poll_runs
+                                                       WHERE full_sync AND status = 'published'), '-infinity'))"""
+            )
+        )
+
     async def finish_run(self, poll_id: uuid.UUID, status: str, summary: dict[str, Any]) -> None:
         await self._finish(self.pool, poll_id, status, summary)
 

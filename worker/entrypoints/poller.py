@@ -8,6 +8,7 @@ then store the new snapshot. A company whose fetch failed keeps its records unto
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
@@ -94,11 +95,16 @@ class Poller:
             if not held:
                 log.info("poll %s skipped: another poll is running", poll_id)
                 return self._report(poll_id, options, "skipped", started, reasons=("another poll is running",))
+            if not options.full and not options.dry_run and await self.store.publish_interrupted():
+                log.warning("poll %s runs as a full reconciliation: an earlier poll was cut off while publishing",
+                            poll_id)  # fmt: skip
+                options = dataclasses.replace(options, full=True)
             await self.store.start_run(poll_id, options.request_id, options.full, options.dry_run, started)
             try:
                 report = await self._poll_locked(poll_id, options, started)
             except Exception as error:
-                # Nothing was published or stored; the next poll starts from the same snapshot.
+                # Nothing was stored; the next poll starts from the same snapshot (as a full reconciliation
+                # if this one had begun publishing).
                 log.exception("poll %s failed", poll_id)
                 report = self._report(
                     poll_id, options, "failed", started, reasons=(f"{type(error).__name__}: {error}",)
@@ -143,6 +149,8 @@ class Poller:
             return report
 
         clock = time.perf_counter()
+        if not options.dry_run:
+            await self.store.mark_publishing(poll_id)
         await self.publisher.publish_many(
             [(self._topic(p.event.entity, options.dry_run), p.event.key, p.event) for p in planned]
         )
