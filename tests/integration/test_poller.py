@@ -13,7 +13,7 @@ import pytest
 
 from worker.adapters.kafka import KafkaPublisher
 from worker.adapters.nmbrs.client import NmbrsClient
-from worker.adapters.postgres import PollStore
+from worker.adapters.postgres import POLL_LOCK_ID, PollStore
 from worker.config import Settings
 from worker.domain.changes import SnapshotEntry
 from worker.entrypoints.poller import Poller, PollOptions
@@ -308,3 +308,41 @@ async def test_a_company_missing_from_the_list_is_held_with_its_employees_until_
     released = await hiding.poll(PollOptions(release_hold=True))
     assert released.result == "published" and released.changes["company:d"] == 1
     assert released.changes["employee:d"] == held.breaker_counts["removed"] > 0
+
+
+class LosesTheLock:
+    """Nmbrs answering while the poll lock's database connection is cut (a failover, an idle timeout)."""
+
+    def __init__(self, nmbrs: NmbrsClient, pool: asyncpg.Pool) -> None:
+        self.nmbrs, self.pool = nmbrs, pool
+
+    async def list_companies(self) -> list[Any]:
+        await self.pool.execute(
+            """SELECT pg_terminate_backend(pid) FROM pg_locks
+               WHERE locktype = 'advisory' AND objid = $1 AND objsubid = 1 AND granted""",
+            POLL_LOCK_ID,
+        )
+        return await self.nmbrs.list_companies()
+
+    async def fetch_company(self, company: Any, as_of: Any) -> Any:
+        return await self.nmbrs.fetch_company(company, as_of)
+
+
+async def test_a_poll_that_lost_its_lock_publishes_and_stores_nothing(
+    nmbrs: NmbrsClient,
+    clean_poller_state: asyncpg.Pool,
+    publisher: KafkaPublisher,
+    kafka_topics: Settings,
+    read_topic: TopicReader,
+) -> None:
+    cut = Poller(LosesTheLock(nmbrs, clean_poller_state), PollStore(clean_poller_state), publisher, kafka_topics,
+                 utc_now)  # fmt: skip
+    report = await cut.poll()
+    assert report.result == "failed" and "poll lock was lost" in report.reasons[0]
+    assert await read_topic(kafka_topics.topics.employee_changes, None) == []
+    assert await clean_poller_state.fetchval("SELECT count(*) FROM nmbrs_snapshots") == 0
+    # The lock went with its connection: the next poll takes it and runs normally.
+    assert (await cut.poll()).result == "failed"  # (this Nmbrs cuts the lock again)
+    assert (await Poller(nmbrs, PollStore(clean_poller_state), publisher, kafka_topics, utc_now).poll()).result == (
+        "published"
+    )

@@ -147,6 +147,12 @@ async def run_once(
 # --- poller state ------------------------------------------------------------------------------------
 
 POLL_LOCK_ID = 7_366_002  # one poll at a time across every worker replica
+
+
+class PollLockLost(RuntimeError):
+    """The poll lock's connection closed during a poll: another replica may be polling."""
+
+
 RUNNING_REQUEST_TIMEOUT = timedelta(minutes=30)
 
 
@@ -163,24 +169,44 @@ class PollStore:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
+        self._lock_pid: int | None = None  # the backend holding our poll lock, while we hold it
 
     @asynccontextmanager
     async def poll_lock(self) -> AsyncIterator[bool]:
         """Yields True while this process holds the poll lock, False when another replica has it.
 
         A session lock: if releasing it fails (or is cancelled), the connection is terminated instead of
-        going back to the pool with the lock (the pool does not reset sessions, see keep_session)."""
+        going back to the pool with the lock (the pool does not reset sessions, see keep_session). A lock
+        whose connection closed is gone with it: see ensure_lock."""
         async with self.pool.acquire() as connection:
             held = bool(await connection.fetchval("SELECT pg_try_advisory_lock($1)", POLL_LOCK_ID))
+            self._lock_pid = connection.get_server_pid() if held else None
             try:
                 yield held
             finally:
+                self._lock_pid = None
                 if held:
                     try:
                         await connection.execute("SELECT pg_advisory_unlock($1)", POLL_LOCK_ID)
+                    except (asyncpg.ConnectionDoesNotExistError, asyncpg.AdminShutdownError, asyncpg.InterfaceError):
+                        pass  # the session ended, and its lock with it (the pool has let the connection go)
                     except BaseException:
                         connection.terminate()
                         raise
+
+    async def ensure_lock(self, executor: Any = None) -> None:
+        """Raise PollLockLost unless the poll lock taken by poll_lock is still held (its connection can
+        close during a long fetch, and another replica may then poll from the same snapshot)."""
+        if self._lock_pid is None:
+            return  # no lock was taken through poll_lock (a store used directly, as in tests)
+        held = await (executor or self.pool).fetchval(
+            """SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = $1
+                              AND ((classid::bigint << 32) | objid::bigint) = $2 AND objsubid = 1)""",
+            self._lock_pid,
+            POLL_LOCK_ID,
+        )
+        if not held:
+            raise PollLockLost("the poll lock was lost (its connection closed): nothing is published or stored")
 
     async def load_snapshot(self) -> dict[str, SnapshotEntry]:
         rows = await self.pool.fetch(
@@ -202,6 +228,7 @@ class PollStore:
     async def advance(self, entries: list[SnapshotEntry], poll_id: uuid.UUID, summary: dict[str, Any]) -> None:
         """Store the new snapshot and close the poll run in one transaction (after the broker acked)."""
         async with transaction(self.pool) as connection:
+            await self.ensure_lock(connection)
             await connection.executemany(
                 """INSERT INTO nmbrs_snapshots
                        (key, entity, company_id, fingerprint, version, deleted, record, updated_at)
@@ -245,6 +272,7 @@ class PollStore:
         )
 
     async def mark_publishing(self, poll_id: uuid.UUID) -> None:
+        await self.ensure_lock()
         await self.pool.execute("UPDATE poll_runs SET publishing_at = now() WHERE poll_id = $1", poll_id)
 
     async def publish_interrupted(self) -> bool:
