@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -17,7 +19,7 @@ from worker.domain.changes import Op
 from worker.domain.decisions import Decision, DecisionFilter, FollowUpCommand
 from worker.domain.events import Outcome, OutcomeKind
 from worker.domain.matching import MatchPolicy
-from worker.domain.nmbrs_records import ContractPeriod, EmploymentPeriod
+from worker.domain.nmbrs_records import ContractPeriod, EmploymentPeriod, NmbrsEmployee
 from worker.entrypoints.cli import leave_of_employee
 from worker.entrypoints.decisions import handle_decision, handle_follow_up
 
@@ -173,6 +175,46 @@ async def test_undo_leaves_a_card_edited_since_the_link_alone_and_says_so(handle
     outcomes = await decide(db, decision("ongedaan_maken", undo_decision_id=link.decision_id))
     assert any("changed since decision" in (o.reason or "") for o in outcomes)
     assert (await db.fetchrow(CARD, anna))["email_work"] == "p.jansen@zon.nl"
+
+
+@pytest.fixture
+async def nmbrs_snapshot(db: asyncpg.Pool) -> AsyncIterator[Callable[..., Awaitable[None]]]:
+    """Store what the poller last saw of an employee (the decision tests run without a poller)."""
+
+    async def store(record: NmbrsEmployee, version: int, deleted: bool = False) -> None:
+        await db.execute(
+            """INSERT INTO nmbrs_snapshots (key, entity, company_id, fingerprint, version, deleted, record)
+               VALUES ($1, 'employee', $2, 'test', $3, $4, $5::jsonb)""",
+            f"employee:{record.employee_id}", record.company_id, version, deleted, record.model_dump_json(),
+        )  # fmt: skip
+
+    yield store
+    await db.execute("DELETE FROM nmbrs_snapshots")
+
+
+async def test_undo_asks_again_with_what_nmbrs_holds_now(
+    handle: Handle, db: asyncpg.Pool, nmbrs_snapshot: Callable[..., Awaitable[None]]
+) -> None:
+    await asked(handle)
+    link = decision("koppelen", target_id=await person(db, "anna"))
+    await decide(db, link)
+    await nmbrs_snapshot(employee(last_name="Bergh"), version=4)  # Nmbrs changed the name since the link
+    await decide(db, decision("ongedaan_maken", undo_decision_id=link.decision_id))
+    question = await db.fetchrow("SELECT version, record FROM pending_decisions WHERE nmbrs_id = 101")
+    assert question["version"] == 4 and json.loads(question["record"])["last_name"] == "Bergh"
+
+
+async def test_undo_asks_nothing_about_an_employee_removed_from_nmbrs_meanwhile(
+    handle: Handle, db: asyncpg.Pool, nmbrs_snapshot: Callable[..., Awaitable[None]]
+) -> None:
+    await asked(handle)
+    link = decision("koppelen", target_id=await person(db, "anna"))
+    await decide(db, link)
+    await nmbrs_snapshot(employee(), version=2, deleted=True)
+    outcomes = await decide(db, decision("ongedaan_maken", undo_decision_id=link.decision_id))
+    assert any("removed from Nmbrs meanwhile" in (o.reason or "") for o in outcomes)
+    assert await db.fetchval("SELECT count(*) FROM pending_decisions") == 0
+    assert await db.fetchval("SELECT active FROM rt_employees WHERE nmbrs_employee_id = 101") is False
 
 
 async def test_undoing_a_block_takes_back_only_that_block(handle: Handle, db: asyncpg.Pool) -> None:

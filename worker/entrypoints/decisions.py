@@ -188,8 +188,20 @@ async def create_crm_record(ctx: DecisionContext, entity: str, record: dict[str,
 
 
 async def ask_again(ctx: DecisionContext, entity: str, nmbrs_id: int, record: dict[str, Any]) -> None:
-    """Put the record through reconciliation again (after unblock or undo): a fresh question, or an auto-link."""
-    version = await ctx.db.fetchval("SELECT version FROM nmbrs_snapshots WHERE key = $1", f"{entity}:{nmbrs_id}") or 1
+    """Put the record through reconciliation again (after unblock or undo): a fresh question, or an auto-link.
+
+    With the latest Nmbrs data: the snapshot's (Nmbrs may have changed the record since the decision that
+    kept `record`), else `record`; a record Nmbrs removed meanwhile is not asked about."""
+    latest = await ctx.db.fetchrow(
+        "SELECT version, deleted, record FROM nmbrs_snapshots WHERE key = $1", f"{entity}:{nmbrs_id}"
+    )
+    if latest is not None and latest["deleted"]:
+        ctx.outcome(OutcomeKind.APPLIED, f"{entity}:{nmbrs_id}", f"Nmbrs {entity} {nmbrs_id} was removed from "
+                    "Nmbrs meanwhile: nothing to ask", {"action": "re-ask"}, part="re-ask")  # fmt: skip
+        return
+    if latest is not None:
+        record = json.loads(latest["record"])
+    version = latest["version"] if latest is not None else 1
     source = ChangeSource(poll_id=ctx.decision_id, fetched_at=ctx.now)
     event_id = uuid.uuid5(_RE_ASK_NAMESPACE, f"{ctx.decision_id}:{entity}:{nmbrs_id}")
     model = _model(entity, record)
