@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable
@@ -405,3 +406,23 @@ async def test_period_lists_without_unseen_edits_are_not_read_back(handle: Handl
     assert await db.fetchval(
         "SELECT hours_per_week FROM rt_contract_periods WHERE employee_id = $1", await anna_employee_id(db)
     ) == Decimal("32.00")
+
+
+async def test_an_employee_change_waits_for_a_link_of_its_company_in_flight(handle: Handle, db: asyncpg.Pool) -> None:
+    await link_anna(handle)  # company 1 is not linked yet: no RegiTijd company
+    organisation = await db.fetchval("SELECT organisation_id FROM crm_organisations LIMIT 1")
+    async with db.acquire() as link, link.transaction():
+        # A link of company 1 (a decision, or its own change event) gives its employees the company...
+        await PostgresTargetStore(link).lock_record("company:1")
+        company_id = await link.fetchval(
+            "INSERT INTO rt_companies (organisation_id, nmbrs_company_id, name) VALUES ($1, 1, 'Zon') "
+            "RETURNING company_id",
+            organisation,
+        )
+        await link.execute("UPDATE rt_employees SET company_id = $1 WHERE nmbrs_employee_id = 101", company_id)
+        # ...while a change of one of them comes in. It must not write the company it could not see yet.
+        change = asyncio.create_task(handle(event(employee(last_name="Bergh"), op=Op.UPDATE, before=employee())))
+        await asyncio.sleep(0.5)
+        assert not change.done()
+    await change
+    assert await db.fetchval("SELECT company_id FROM rt_employees WHERE nmbrs_employee_id = 101") == company_id

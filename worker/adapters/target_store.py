@@ -450,10 +450,18 @@ class PostgresTargetStore:
         needs_references = [item.employee for item in items if REFERENCE_FIELDS & set(item.action.changed)]
         if needs_references:
             await self._ensure_references(needs_references)
+        nmbrs_companies = sorted({item.action.values["nmbrs_company_id"] for item in items})
+        # Shared with every other employee write, exclusive to linking the company (lock_record): read while a
+        # link of the company was in flight, the mapping would miss it, and the write would clear the company
+        # the link gave these employees.
+        await self.db.execute(
+            "SELECT pg_advisory_xact_lock_shared(hashtextextended('company:' || id, 0)) FROM unnest($1::int[]) AS id",
+            nmbrs_companies,
+        )
         company_ids = dict(
             await self.db.fetch(
                 "SELECT nmbrs_company_id, company_id FROM rt_companies WHERE nmbrs_company_id = ANY($1::int[])",
-                list({item.action.values["nmbrs_company_id"] for item in items}),
+                nmbrs_companies,
             )
         )
         await self.db.execute(SYNC_WRITER_SQL)
