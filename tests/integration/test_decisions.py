@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.builders import NOW
+from tests.builders import HASH_ANNA, NOW
 from worker.adapters.postgres import PollStore
 from worker.config import Settings
 from worker.domain.changes import Op
@@ -175,6 +175,25 @@ async def test_undo_leaves_a_card_edited_since_the_link_alone_and_says_so(handle
     outcomes = await decide(db, decision("ongedaan_maken", undo_decision_id=link.decision_id))
     assert any("changed since decision" in (o.reason or "") for o in outcomes)
     assert (await db.fetchrow(CARD, anna))["email_work"] == "p.jansen@zon.nl"
+
+
+async def test_an_employment_of_a_human_linked_elsewhere_can_only_join_that_person(
+    handle: Handle, db: asyncpg.Pool
+) -> None:
+    await asked(handle, 101)
+    await asked(handle, 205, company_id=2)
+    anna, piet = await person(db, "anna"), await person(db, "piet")
+    # 101 got linked while 205's question was being asked (the two raced): 205 is still open.
+    await db.execute("DELETE FROM pending_decisions WHERE nmbrs_id = 101")
+    await db.execute(
+        """INSERT INTO sync_links (entity, nmbrs_id, crm_id, bsn_hash, linked_by, reason)
+           VALUES ('employee', 101, $1, $2, 'sync', 'test')""",
+        anna, HASH_ANNA,
+    )  # fmt: skip
+    for wrong in (decision("aanmaken", 205), decision("koppelen", 205, target_id=piet)):
+        refused = await decide(db, wrong)
+        assert kinds(refused) == ["rejected"] and f"already linked to person {anna}" in (refused[0].reason or "")
+    assert "applied" in kinds(await decide(db, decision("koppelen", 205, target_id=anna)))
 
 
 @pytest.fixture

@@ -117,6 +117,9 @@ class RecordSituation(BaseModel):
     pending: PendingQuestion | None = None
     linked_to: int | None = None
     blocked: bool = False
+    same_human_persons: tuple[int, ...] = Field(
+        (), description="Persons other employments of this human (same BSN hash) are linked to."
+    )
 
 
 def rejection(decision: Decision, situation: RecordSituation, target_exists: bool) -> str | None:
@@ -145,6 +148,11 @@ def rejection(decision: Decision, situation: RecordSituation, target_exists: boo
         )
     if action is DecisionAction.KOPPELEN and not target_exists:
         return f"{crm_kind} {decision.target_id} does not exist in RegiCRM"
+    same = situation.same_human_persons
+    if same and action in (DecisionAction.AANMAKEN, DecisionAction.KOPPELEN) and decision.target_id not in same:
+        # One human, one person (rule 4): another employment of this human is linked already.
+        persons = " or ".join(f"person {p}" for p in same)
+        return f"the same human (BSN) is already linked to {persons} through another employment: koppelen to it"
     return None
 
 

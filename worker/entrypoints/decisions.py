@@ -108,14 +108,25 @@ async def situation_of(
         "SELECT record FROM nmbrs_snapshots WHERE key = $1 AND NOT deleted", f"{entity}:{nmbrs_id}"
     )
     record_text = (pending and pending["record"]) or snapshot or (block and block["record"])
+    record = json.loads(record_text) if record_text else None
+    bsn_hash = record.get("bsn_hash") if entity == "employee" and record else None
+    same_human = None
+    if bsn_hash:
+        same_human = await ctx.db.fetchval(
+            """SELECT array_agg(DISTINCT crm_id ORDER BY crm_id) FROM sync_links
+               WHERE entity = 'employee' AND bsn_hash = $1 AND nmbrs_id <> $2""",
+            bsn_hash,
+            nmbrs_id,
+        )
     situation = RecordSituation(
         known=bool(record_text or linked),
         pending=PendingQuestion(version=pending["version"], situation=pending["situation"], skipped=pending["skipped"])
         if pending else None,
         linked_to=linked,
         blocked=block is not None,
+        same_human_persons=tuple(same_human or ()),
     )  # fmt: skip
-    return situation, (json.loads(record_text) if record_text else None)
+    return situation, record
 
 
 def _model(entity: str, record: dict[str, Any]) -> NmbrsEmployee | NmbrsCompany:
