@@ -211,12 +211,18 @@ async def nmbrs_snapshot(db: asyncpg.Pool) -> AsyncIterator[Callable[..., Awaita
     await db.execute("DELETE FROM nmbrs_snapshots")
 
 
-async def test_undo_asks_again_with_what_nmbrs_holds_now(
-    handle: Handle, db: asyncpg.Pool, nmbrs_snapshot: Callable[..., Awaitable[None]]
-) -> None:
+async def linked_to_anna(handle: Handle, db: asyncpg.Pool) -> Decision:
+    """Ask about Nmbrs employee 101 and answer Koppelen to anna; returns that decision."""
     await asked(handle)
     link = decision("koppelen", target_id=await person(db, "anna"))
     await decide(db, link)
+    return link
+
+
+async def test_undo_asks_again_with_what_nmbrs_holds_now(
+    handle: Handle, db: asyncpg.Pool, nmbrs_snapshot: Callable[..., Awaitable[None]]
+) -> None:
+    link = await linked_to_anna(handle, db)
     await nmbrs_snapshot(employee(last_name="Bergh"), version=4)  # Nmbrs changed the name since the link
     await decide(db, decision("ongedaan_maken", undo_decision_id=link.decision_id))
     question = await db.fetchrow("SELECT version, record FROM pending_decisions WHERE nmbrs_id = 101")
@@ -226,9 +232,7 @@ async def test_undo_asks_again_with_what_nmbrs_holds_now(
 async def test_undo_asks_nothing_about_an_employee_removed_from_nmbrs_meanwhile(
     handle: Handle, db: asyncpg.Pool, nmbrs_snapshot: Callable[..., Awaitable[None]]
 ) -> None:
-    await asked(handle)
-    link = decision("koppelen", target_id=await person(db, "anna"))
-    await decide(db, link)
+    link = await linked_to_anna(handle, db)
     await nmbrs_snapshot(employee(), version=2, deleted=True)
     outcomes = await decide(db, decision("ongedaan_maken", undo_decision_id=link.decision_id))
     assert any("removed from Nmbrs meanwhile" in (o.reason or "") for o in outcomes)
