@@ -155,6 +155,10 @@ class PostgresTargetStore:
         # RegiTijd employee id -> its count of local period edits when its state was read (see migration
         # 0008): what a write of the employee records as seen.
         self._period_edits_read: dict[int, int] = {}
+        # Done once per transaction before employee writes (a store serves one transaction; after a rollback
+        # to a savepoint it must not write again, as the decision consumer never does).
+        self._companies_locked: set[int] = set()
+        self._writing_as_sync = False
 
     async def lock_record(self, key: str) -> None:
         """Serialise everything that touches one Nmbrs record (changes and decisions never interleave)."""
@@ -451,20 +455,25 @@ class PostgresTargetStore:
         if needs_references:
             await self._ensure_references(needs_references)
         nmbrs_companies = sorted({item.action.values["nmbrs_company_id"] for item in items})
-        # Shared with every other employee write, exclusive to linking the company (lock_record): read while a
-        # link of the company was in flight, the mapping would miss it, and the write would clear the company
-        # the link gave these employees.
-        await self.db.execute(
-            "SELECT pg_advisory_xact_lock_shared(hashtextextended('company:' || id, 0)) FROM unnest($1::int[]) AS id",
-            nmbrs_companies,
-        )
+        if unlocked := [c for c in nmbrs_companies if c not in self._companies_locked]:
+            # Shared with every other employee write, exclusive to linking the company (lock_record): read while
+            # a link of the company was in flight, the mapping would miss it, and the write would clear the
+            # company the link gave these employees.
+            await self.db.execute(
+                "SELECT pg_advisory_xact_lock_shared(hashtextextended('company:' || id, 0)) "
+                "FROM unnest($1::int[]) AS id",
+                unlocked,
+            )
+            self._companies_locked.update(unlocked)
         company_ids = dict(
             await self.db.fetch(
                 "SELECT nmbrs_company_id, company_id FROM rt_companies WHERE nmbrs_company_id = ANY($1::int[])",
                 nmbrs_companies,
             )
         )
-        await self.db.execute(SYNC_WRITER_SQL)
+        if not self._writing_as_sync:
+            await self.db.execute(SYNC_WRITER_SQL)
+            self._writing_as_sync = True
         # One statement per table for the whole run: far cheaper for the server than a statement per row.
         columns = ", ".join(f"{name} = v.{name}{'::jsonb' if t == 'jsonb' else ''}" for name, t in EMPLOYEE_COLUMNS)
         # Local period edits counted when the state was read are seen now: the periods are written or equal.
