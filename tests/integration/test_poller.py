@@ -28,11 +28,38 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+PollerFactory = Callable[..., Poller]
+
+
 @pytest.fixture
-def poller(
+def make_poller(
     nmbrs: NmbrsClient, clean_poller_state: asyncpg.Pool, publisher: KafkaPublisher, kafka_topics: Settings
-) -> Poller:
-    return Poller(nmbrs, PollStore(clean_poller_state), publisher, kafka_topics, utc_now)
+) -> PollerFactory:
+    """`make_poller(nmbrs=None, store=PollStore)`: a poller on the test state, with another Nmbrs (default:
+    the sandbox client) or another PollStore class."""
+
+    def make(other_nmbrs: Any = None, store: type[PollStore] = PollStore) -> Poller:
+        return Poller(other_nmbrs or nmbrs, store(clean_poller_state), publisher, kafka_topics, utc_now)
+
+    return make
+
+
+@pytest.fixture
+def poller(make_poller: PollerFactory) -> Poller:
+    return make_poller()
+
+
+class NmbrsVariant:
+    """The sandbox's Nmbrs with one behaviour changed by a subclass."""
+
+    def __init__(self, nmbrs: NmbrsClient) -> None:
+        self.nmbrs = nmbrs
+
+    async def list_companies(self) -> list[Any]:
+        return await self.nmbrs.list_companies()
+
+    async def fetch_company(self, company: Any, as_of: Any) -> Any:
+        return await self.nmbrs.fetch_company(company, as_of)
 
 
 async def first_poll(poller: Poller) -> int:
@@ -168,13 +195,9 @@ class CrashingStore(PollStore):
 
 
 async def test_a_crash_between_publish_and_snapshot_commit_loses_nothing_and_repeats_the_same_ids(
-    nmbrs: NmbrsClient,
-    clean_poller_state: asyncpg.Pool,
-    publisher: KafkaPublisher,
-    kafka_topics: Settings,
-    read_topic: TopicReader,
+    make_poller: PollerFactory, kafka_topics: Settings, read_topic: TopicReader
 ) -> None:
-    poller = Poller(nmbrs, CrashingStore(clean_poller_state), publisher, kafka_topics, utc_now)
+    poller = make_poller(store=CrashingStore)
     crashed = await poller.poll()
     assert crashed.result == "failed" and "killed" in crashed.reasons[0]
     first_count = len(await read_topic(kafka_topics.topics.employee_changes, None))
@@ -190,16 +213,11 @@ async def test_a_crash_between_publish_and_snapshot_commit_loses_nothing_and_rep
 
 
 async def test_a_change_published_before_a_crash_and_undone_in_nmbrs_is_published_again(
-    nmbrs: NmbrsClient,
-    sandbox: Any,
-    clean_poller_state: asyncpg.Pool,
-    publisher: KafkaPublisher,
-    kafka_topics: Settings,
-    read_topic: TopicReader,
+    poller: Poller, make_poller: PollerFactory, sandbox: Any, kafka_topics: Settings, read_topic: TopicReader
 ) -> None:
-    created = await first_poll(Poller(nmbrs, PollStore(clean_poller_state), publisher, kafka_topics, utc_now))
+    created = await first_poll(poller)
     await sandbox.admin("PATCH", "employees/100001", {"personal_info": {"last_name": "Bergen"}})
-    crashing = Poller(nmbrs, CrashingStore(clean_poller_state), publisher, kafka_topics, utc_now)
+    crashing = make_poller(store=CrashingStore)
     assert (await crashing.poll()).result == "failed"  # 'Bergen' went out; the snapshot still says the old name
     (edit,) = [e for e in await read_topic(kafka_topics.topics.employee_changes, created + 1) if e["op"] == "u"]
     await asyncio.sleep(1.1)  # Nmbrs dates records to the second: the undo must be the later record
@@ -265,43 +283,33 @@ class NoCompanies:
 
 
 async def test_an_empty_company_list_removes_nothing(
-    poller: Poller,
-    clean_poller_state: asyncpg.Pool,
-    publisher: KafkaPublisher,
-    kafka_topics: Settings,
-    read_topic: TopicReader,
+    poller: Poller, make_poller: PollerFactory, kafka_topics: Settings, read_topic: TopicReader
 ) -> None:
     created = await first_poll(poller)
-    empty = Poller(NoCompanies(), PollStore(clean_poller_state), publisher, kafka_topics, utc_now)
+    empty = make_poller(NoCompanies())
     report = await empty.poll()
     assert report.result == "failed" and "listed no companies" in report.reasons[0]
     assert len(await read_topic(kafka_topics.topics.employee_changes, None)) == created
     assert not [e for e in await read_topic(kafka_topics.topics.company_changes, None) if e["op"] == "d"]
 
 
-class WithoutCompany:
-    """Nmbrs as the API user sees it after one company was hidden from it (a template or tag change)."""
-
-    def __init__(self, nmbrs: NmbrsClient, hidden: int) -> None:
-        self.nmbrs, self.hidden = nmbrs, hidden
+class WithoutCompany2(NmbrsVariant):
+    """Nmbrs as the API user sees it after company 2 was hidden from it (a template or tag change)."""
 
     async def list_companies(self) -> list[Any]:
-        return [c for c in await self.nmbrs.list_companies() if c.company_id != self.hidden]
-
-    async def fetch_company(self, company: Any, as_of: Any) -> Any:
-        return await self.nmbrs.fetch_company(company, as_of)
+        return [c for c in await super().list_companies() if c.company_id != 2]
 
 
 async def test_a_company_missing_from_the_list_is_held_with_its_employees_until_released(
     poller: Poller,
+    make_poller: PollerFactory,
     nmbrs: NmbrsClient,
     clean_poller_state: asyncpg.Pool,
-    publisher: KafkaPublisher,
     kafka_topics: Settings,
     read_topic: TopicReader,
 ) -> None:
     created = await first_poll(poller)
-    hiding = Poller(WithoutCompany(nmbrs, 2), PollStore(clean_poller_state), publisher, kafka_topics, utc_now)
+    hiding = make_poller(WithoutCompany2(nmbrs))
     held = await hiding.poll()
     assert held.result == "held" and "company 2 is no longer listed by Nmbrs" in held.reasons
     assert any(reason.startswith("all ") and "of company 2 removed" in reason for reason in held.reasons)
@@ -313,11 +321,12 @@ async def test_a_company_missing_from_the_list_is_held_with_its_employees_until_
     assert released.changes["employee:d"] == held.breaker_counts["removed"] > 0
 
 
-class LosesTheLock:
+class LosesTheLock(NmbrsVariant):
     """Nmbrs answering while the poll lock's database connection is cut (a failover, an idle timeout)."""
 
     def __init__(self, nmbrs: NmbrsClient, pool: asyncpg.Pool) -> None:
-        self.nmbrs, self.pool = nmbrs, pool
+        super().__init__(nmbrs)
+        self.pool = pool
 
     async def list_companies(self) -> list[Any]:
         await self.pool.execute(
@@ -325,27 +334,22 @@ class LosesTheLock:
                WHERE locktype = 'advisory' AND objid = $1 AND objsubid = 1 AND granted""",
             POLL_LOCK_ID,
         )
-        return await self.nmbrs.list_companies()
-
-    async def fetch_company(self, company: Any, as_of: Any) -> Any:
-        return await self.nmbrs.fetch_company(company, as_of)
+        return await super().list_companies()
 
 
 async def test_a_poll_that_lost_its_lock_publishes_and_stores_nothing(
+    poller: Poller,
+    make_poller: PollerFactory,
     nmbrs: NmbrsClient,
     clean_poller_state: asyncpg.Pool,
-    publisher: KafkaPublisher,
     kafka_topics: Settings,
     read_topic: TopicReader,
 ) -> None:
-    cut = Poller(LosesTheLock(nmbrs, clean_poller_state), PollStore(clean_poller_state), publisher, kafka_topics,
-                 utc_now)  # fmt: skip
+    cut = make_poller(LosesTheLock(nmbrs, clean_poller_state))
     report = await cut.poll()
     assert report.result == "failed" and "poll lock was lost" in report.reasons[0]
     assert await read_topic(kafka_topics.topics.employee_changes, None) == []
     assert await clean_poller_state.fetchval("SELECT count(*) FROM nmbrs_snapshots") == 0
     # The lock went with its connection: the next poll takes it and runs normally.
     assert (await cut.poll()).result == "failed"  # (this Nmbrs cuts the lock again)
-    assert (await Poller(nmbrs, PollStore(clean_poller_state), publisher, kafka_topics, utc_now).poll()).result == (
-        "published"
-    )
+    assert (await poller.poll()).result == "published"
