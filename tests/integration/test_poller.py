@@ -55,6 +55,10 @@ class NmbrsVariant:
     def __init__(self, nmbrs: NmbrsClient) -> None:
         self.nmbrs = nmbrs
 
+    @property
+    def soap_calls(self) -> int:
+        return self.nmbrs.soap_calls
+
     async def list_companies(self) -> list[Any]:
         return await self.nmbrs.list_companies()
 
@@ -71,8 +75,12 @@ async def first_poll(poller: Poller) -> int:
 async def test_first_poll_emits_a_create_per_employee_company_and_reference(
     poller: Poller, kafka_topics: Settings, read_topic: TopicReader, sandbox: Any
 ) -> None:
+    await sandbox.admin("DELETE", "calls")
     report = await poller.poll()
     dataset = await sandbox.admin("GET", "dataset")
+    # The poll's SOAP calls are every call Nmbrs received, the company listing included.
+    assert report.soap_calls == (await sandbox.admin("GET", "calls"))["total"]
+    assert report.soap_calls == 1 + sum(c.soap_calls for c in report.companies)
 
     assert report.result == "published" and report.status == "green"
     employees = await read_topic(kafka_topics.topics.employee_changes, report.changes["employee:c"])
@@ -146,8 +154,11 @@ async def test_a_company_whose_fetch_fails_produces_no_removals_and_turns_red(
     report = await poller.poll()
 
     assert report.result == "published" and report.status == "red"
-    assert [c.company_id for c in report.companies if not c.ok] == [2]
-    assert "company 2" in report.reasons[0] and "2004" in report.reasons[0]
+    (failed,) = [c for c in report.companies if not c.ok]
+    assert failed.company_id == 2 and "company 2" in report.reasons[0] and "2004" in report.reasons[0]
+    # What the failed company cost still counts: the period, CAO and type calls, the lists, the bulk calls.
+    assert failed.soap_calls >= 3
+    assert report.soap_calls == 1 + sum(c.soap_calls for c in report.companies)
     # Company 1 still synced; nobody of company 2 was removed.
     assert report.changes == {"employee:u": 1}
     events = await read_topic(kafka_topics.topics.employee_changes, created + 1)
@@ -274,6 +285,8 @@ async def test_only_one_poll_runs_at_a_time(poller: Poller, clean_poller_state: 
 
 class NoCompanies:
     """An Nmbrs that suddenly lists no companies (a filtered API user, a half answer)."""
+
+    soap_calls = 1
 
     async def list_companies(self) -> list[Any]:
         return []

@@ -115,6 +115,7 @@ class Poller:
 
     async def _poll_locked(self, poll_id: uuid.UUID, options: PollOptions, started: datetime) -> PollReport:
         clock = time.perf_counter()
+        calls_before = self.nmbrs.soap_calls
         as_of = nmbrs_today(started)
         companies = await self.nmbrs.list_companies()
         previous = await self.store.load_snapshot()
@@ -138,7 +139,8 @@ class Poller:
             "changes": dict(changes),
             "breaker_counts": verdict.counts,
             "companies": tuple(fetches),
-            "soap_calls": sum(f.soap_calls for f in fetches),
+            # The listing and failed companies included: what the poll cost of the fair-use budget.
+            "soap_calls": self.nmbrs.soap_calls - calls_before,
             "fetch_s": round(fetch_s, 3),
             "diff_s": round(diff_s, 3),
         }
@@ -184,7 +186,13 @@ class Poller:
                     return await self.nmbrs.fetch_company(company, as_of)
                 except NmbrsError as error:
                     log.warning("company %s fetch failed: %s", company.company_id, error)
-                    return CompanyFetch(company_id=company.company_id, name=company.name, ok=False, error=str(error))
+                    return CompanyFetch(
+                        company_id=company.company_id,
+                        name=company.name,
+                        ok=False,
+                        soap_calls=error.soap_calls,
+                        error=str(error),
+                    )
 
         results = await asyncio.gather(*(fetch(company) for company in companies))
         snapshots = [r for r in results if isinstance(r, CompanySnapshot)]

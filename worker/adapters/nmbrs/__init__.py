@@ -15,10 +15,14 @@ WSDL_DIR = Path(__file__).parent / "wsdl"
 class NmbrsPort(Protocol):
     """What the poller needs from Nmbrs; tests substitute a fake."""
 
+    soap_calls: int
+    """SOAP calls made so far, retries included: a poll reports its own as the difference."""
+
     async def list_companies(self) -> list[NmbrsCompany]:
         """Every company the API user can see."""
         ...
 
     async def fetch_company(self, company: NmbrsCompany, as_of: date) -> CompanySnapshot:
-        """A complete snapshot of one company resolved to `as_of`; raises NmbrsError otherwise."""
+        """A complete snapshot of one company resolved to `as_of`; raises NmbrsError otherwise, with the
+        calls the attempt cost in its `soap_calls`."""
         ...

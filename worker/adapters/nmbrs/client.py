@@ -171,6 +171,20 @@ class NmbrsClient:
         """A complete snapshot of one company resolved to `as_of`, or an NmbrsError: never a partial one."""
         tally = _Tally()
         try:
+            snapshot = await self._fetch_snapshot(company, as_of, tally)
+        except NmbrsError as error:
+            error.soap_calls = tally.calls
+            raise
+        log.info(
+            "Nmbrs company %s fetched: %d employees, %d SOAP calls",
+            company.company_id,
+            len(snapshot.employees),
+            tally.calls,
+        )
+        return snapshot
+
+    async def _fetch_snapshot(self, company: NmbrsCompany, as_of: date, tally: _Tally) -> CompanySnapshot:
+        try:
             data = await self._fetch(company, tally)
         except ExceptionGroup as group:
             # Concurrent calls fail as a group; the caller gets the first typed error (the others were
@@ -179,17 +193,10 @@ class NmbrsClient:
             raise (found if isinstance(found, NmbrsError) else _unexpected(company, group)) from None
         try:
             with self._own_work():
-                snapshot = convert.build_snapshot(data, as_of, datetime.now(UTC), tally.calls)
+                return convert.build_snapshot(data, as_of, datetime.now(UTC), tally.calls)
         except (ValueError, KeyError, TypeError) as error:  # includes pydantic's ValidationError
             # An answer we cannot make sense of fails this company only, never the whole poll.
             raise _unexpected(company, error) from None
-        log.info(
-            "Nmbrs company %s fetched: %d employees, %d SOAP calls",
-            company.company_id,
-            len(snapshot.employees),
-            tally.calls,
-        )
-        return snapshot
 
     async def _fetch(self, company: NmbrsCompany, tally: _Tally) -> convert.CompanyData:
         cid = company.company_id

@@ -16,6 +16,8 @@ class NmbrsError(Exception):
     """Base of every Nmbrs adapter error."""
 
     retryable = False
+    # SOAP calls spent on the failed fetch (retries included), set by fetch_company: what a poll cost.
+    soap_calls = 0
 
     def __init__(self, message: str, *, operation: str | None = None) -> None:
         super().__init__(f"{operation}: {message}" if operation else message)
