@@ -72,6 +72,23 @@ async def test_koppelen_links_to_the_chosen_person_applies_fields_and_lists_foll
     assert tasks == ["manager", "time_category", "personeelslid", "characteristics"]
 
 
+async def test_koppelen_to_a_person_with_a_blue_employee_warns_and_leaves_it_alone(
+    handle: Handle, db: asyncpg.Pool
+) -> None:
+    await asked(handle, first_name="Piet", prefix=None, last_name="Jansen", bsn_hash=None)
+    piet = await person(db, "piet")
+    blue = await db.fetchrow("SELECT * FROM rt_employees WHERE person_id = $1 AND source = 'manual'", piet)
+    outcomes = await decide(db, decision("koppelen", target_id=piet))
+    applied = next(o for o in outcomes if o.kind is OutcomeKind.APPLIED)
+    assert applied.details["blue_employees"] == [blue["employee_id"]]
+    assert "manual (blue) RegiTijd employee" in (applied.reason or "") and "end it by hand" in (applied.reason or "")
+    assert await db.fetchrow("SELECT * FROM rt_employees WHERE employee_id = $1", blue["employee_id"]) == blue
+    # No warning where there is no blue employee.
+    await asked(handle, 102)
+    plain = await decide(db, decision("koppelen", 102, target_id=await person(db, "anna")))
+    assert "blue_employees" not in next(o for o in plain if o.kind is OutcomeKind.APPLIED).details
+
+
 async def test_koppelen_also_links_the_other_open_employments_of_the_same_human(
     handle: Handle, db: asyncpg.Pool
 ) -> None:

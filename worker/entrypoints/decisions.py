@@ -183,6 +183,28 @@ async def link_same_human(
     return linked
 
 
+async def blue_employees(ctx: DecisionContext, person_id: int) -> list[asyncpg.Record]:
+    """The person's active manual ('blue') RegiTijd employees, with their company's name."""
+    return await ctx.db.fetch(
+        """SELECT e.employee_id, c.name AS company FROM rt_employees e
+           LEFT JOIN rt_companies c ON c.company_id = e.company_id
+           WHERE e.person_id = $1 AND e.source = 'manual' AND e.active ORDER BY e.employee_id""",
+        person_id,
+    )
+
+
+def _blue_warning(blue: list[asyncpg.Record]) -> str:
+    # The sync never changes a blue employee (rule 9): when it was this same employment, entered by hand before
+    # Nmbrs, the person now has it twice and only a human can end the manual one.
+    if not blue:
+        return ""
+    names = ", ".join(f"{b['employee_id']} ({b['company'] or 'no company'})" for b in blue)
+    return (
+        f"; warning: this person also has a manual (blue) RegiTijd employee {names}, which the sync leaves"
+        " unchanged: if it is this same employment, end it by hand"
+    )
+
+
 async def create_crm_record(ctx: DecisionContext, entity: str, record: dict[str, Any]) -> int:
     """Aanmaken: a new RegiCRM person (with RegiPersoneel: Personeelslid) or organisation from Nmbrs data."""
     if entity == "company":
@@ -256,12 +278,14 @@ async def apply_single(
         )
         same_human = await link_same_human(ctx, record, decision.target_id, nmbrs_id) if entity == "employee" else {}
         card_after = await ctx.store.card(entity, decision.target_id)
+        blue = await blue_employees(ctx, decision.target_id) if entity == "employee" else []
         ctx.outcome(
             OutcomeKind.APPLIED,
             subject,
-            f"linked to {id_column.split('_')[0]} {decision.target_id}",
-            {"action": action.value, "crm_id": decision.target_id, "regitijd_id": regitijd_id},
-        )
+            f"linked to {id_column.split('_')[0]} {decision.target_id}" + _blue_warning(blue),
+            {"action": action.value, "crm_id": decision.target_id, "regitijd_id": regitijd_id,
+             **({"blue_employees": [b["employee_id"] for b in blue]} if blue else {})},
+        )  # fmt: skip
         # The Nmbrs data goes into the effect: an undo asks the question again with it. So does the card as it
         # was: the link wrote Nmbrs' name and contact data over it, and an undo puts them back.
         card = {"card": {"before": card_before, "after": card_after}} if card_before != card_after else {}
