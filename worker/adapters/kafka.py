@@ -117,9 +117,21 @@ async def delete_topics_with_prefix(settings: Settings, prefixes: Iterable[str])
         names = sorted(name for name in await admin.list_topics() if name.startswith(wanted))
         for start in range(0, len(names), 500):
             await admin.delete_topics(names[start : start + 500])
+        await _wait_until_gone(admin, names)
         return names
     finally:
         await admin.close()
+
+
+async def _wait_until_gone(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+    """Wait until the broker no longer lists the deleted topics: the controller accepts a deletion before the
+    broker's metadata drops the topic, and a topic of the same name created meanwhile would clash with it."""
+    deadline = time.monotonic() + TOPICS_VISIBLE_TIMEOUT_S
+    while lingering := set(names) & set(await admin.list_topics()):
+        if time.monotonic() > deadline:
+            still = ", ".join(sorted(lingering))
+            raise RuntimeError(f"topics still listed {TOPICS_VISIBLE_TIMEOUT_S:.0f} s after deleting them: {still}")
+        await asyncio.sleep(0.1)
 
 
 async def _wait_until_visible(admin: AIOKafkaAdminClient, names: list[str]) -> None:
