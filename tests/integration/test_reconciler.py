@@ -262,6 +262,21 @@ async def test_a_bsn_linked_to_two_persons_is_not_linked_automatically(handle: H
     assert kinds(outcomes) == ["needs_decision"]
 
 
+async def test_a_bsn_corrected_in_nmbrs_no_longer_pulls_its_old_owner_onto_the_person(
+    handle: Handle, db: asyncpg.Pool
+) -> None:
+    await link_anna(handle, 101)
+    corrected = employee(101, bsn_hash="c0" * 32)  # the BSN was typed wrongly and is corrected in Nmbrs
+    assert kinds(await handle(event(corrected, Op.UPDATE, employee(101)))) == ["applied"]
+    assert await db.fetchval("SELECT bsn_hash FROM sync_links WHERE nmbrs_id = 101") == "c0" * 32
+    assert await db.fetchval("SELECT count(*) FROM audit_log WHERE subject = 'employee:101' AND action = 'bsn_changed'")
+    # The old BSN's real owner, hired later, is not linked to Anna's card for it.
+    stranger = employee(300, first_name="Fatima", prefix=None, last_name="el Amrani", birthday=date(1990, 1, 1),
+                        email_work="fatima@zon.nl")  # fmt: skip
+    assert kinds(await handle(event(stranger))) != ["auto_linked", "leave_recalculated"]
+    assert await db.fetchval("SELECT count(*) FROM sync_links WHERE nmbrs_id = 300") == 0
+
+
 async def test_a_rehire_keeps_every_period_of_service_for_the_leave_calculation(
     handle: Handle, db: asyncpg.Pool
 ) -> None:

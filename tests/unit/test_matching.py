@@ -370,12 +370,42 @@ def test_same_bsn_hash_already_linked_auto_links_with_reason() -> None:
     assert decision.reason == "same BSN hash as Nmbrs employee 55, already linked to person 9"
 
 
-def test_linked_person_for_bsn_from_the_store_auto_links_even_without_candidates() -> None:
-    decision = decide_match(employee(bsn_hash="h1"), [], linked_person_for_bsn=12)
+def test_the_person_the_store_links_to_the_bsn_auto_links_when_a_candidate() -> None:
+    decision = decide_match(employee(bsn_hash="h1"), [person(12), person(2)], linked_persons_for_bsn=(12,))
     assert isinstance(decision, AutoLink)
     assert decision.person_id == 12
     assert "already linked to person 12" in decision.reason
     assert "BSN hash" in decision.reason
+
+
+def test_a_bsn_match_with_nothing_else_in_common_asks_a_human() -> None:
+    # A BSN typed wrongly (or corrected) in Nmbrs: the person it points at shares no name, birthday or e-mail.
+    decision = decide_match(employee(bsn_hash="h1"), [person(2)], linked_persons_for_bsn=(12,))
+    assert isinstance(decision, NeedsDecision) and decision.situation == "disputed"
+    assert "person 12, who shares no name" in decision.reason and "check the BSN in Nmbrs" in decision.reason
+    assert [c.person_id for c in decision.candidates] == [2]
+    alone = decide_match(employee(bsn_hash="h1"), [], linked_persons_for_bsn=(12,))
+    assert isinstance(alone, NeedsDecision) and alone.situation == "unmatched"
+
+
+def test_a_bsn_match_whose_birthday_differs_asks_a_human() -> None:
+    stranger = person(3, first_name="Fatima", prefix=None, last_name="el Amrani", birthday=date(1990, 1, 1),
+                      linked_nmbrs_employee_ids=(10,), bsn_hash="h1")  # fmt: skip
+    decision = decide_match(employee(bsn_hash="h1"), [stranger])
+    assert isinstance(decision, NeedsDecision) and decision.situation == "disputed"
+    assert "birthdays differ" in decision.reason and "1990-01-01 on the card" in decision.reason
+    assert [c.person_id for c in decision.candidates] == [3]
+    # A card without a birthday contradicts nothing.
+    undated = stranger.model_copy(update={"birthday": None})
+    assert isinstance(decide_match(employee(bsn_hash="h1"), [undated]), AutoLink)
+
+
+def test_a_bsn_the_store_finds_on_two_persons_is_disputed_even_when_one_is_a_candidate() -> None:
+    # The second person was not among the candidates (another name, no shared birthday or e-mail).
+    candidate = person(9, linked_nmbrs_employee_ids=(55,), bsn_hash="h1")
+    decision = decide_match(employee(bsn_hash="h1"), [candidate], linked_persons_for_bsn=(9, 14))
+    assert isinstance(decision, NeedsDecision) and decision.situation == "disputed"
+    assert "several persons (9, 14)" in decision.reason
 
 
 def test_same_bsn_hash_on_two_persons_is_disputed() -> None:

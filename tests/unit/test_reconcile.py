@@ -6,7 +6,7 @@ import uuid
 from datetime import date
 from decimal import Decimal
 
-from tests.builders import NOW, company_change, department_change, employee_change, nmbrs_employee
+from tests.builders import HASH_ANNA, NOW, company_change, department_change, employee_change, nmbrs_employee
 from worker.domain.changes import (
     ChangeSource,
     EmployeeChanged,
@@ -33,6 +33,7 @@ from worker.domain.reconcile import (
     Link,
     LinkedRecord,
     RecalculateLeave,
+    RecordBsnHash,
     RecordState,
     SavePending,
     UpsertReference,
@@ -54,9 +55,21 @@ def linked(local: dict[str, object] | None = None, synced: dict[str, object] | N
     values = employee_values(nmbrs_employee())
     return RecordState(
         link=LinkedRecord(
-            crm_id=11, regitijd_id=21, local=local or values, synced=synced if synced is not None else values
+            crm_id=11,
+            regitijd_id=21,
+            local=local or values,
+            synced=synced if synced is not None else values,
+            bsn_hash=HASH_ANNA,
         )
     )
+
+
+def test_a_bsn_corrected_in_nmbrs_updates_the_link_hash() -> None:
+    corrected = nmbrs_employee(bsn_hash="cd" * 32)
+    plan = reconcile_employee(change(corrected, op=Op.UPDATE), linked(), [], POLICY)
+    assert plan.actions[-1] == RecordBsnHash(bsn_hash="cd" * 32)
+    unchanged = reconcile_employee(change(nmbrs_employee(), op=Op.UPDATE), linked(), [], POLICY)
+    assert not [a for a in unchanged.actions if isinstance(a, RecordBsnHash)]
 
 
 def person(person_id: int, **fields: object) -> PersonCandidate:
@@ -121,7 +134,7 @@ def test_blocked_employee_is_ignored() -> None:
 
 
 def test_second_employment_of_a_linked_human_is_linked_automatically_with_the_reason() -> None:
-    state = RecordState(linked_person_for_bsn=11)
+    state = RecordState(linked_persons_for_bsn=(11,))
     candidate = person(11, last_name="Berg", prefix="van der", bsn_hash="ab" * 32, linked_nmbrs_employee_ids=(6,))
     plan = reconcile_employee(change(nmbrs_employee(), op=Op.CREATE), state, [candidate], POLICY)
     assert plan.situation == "auto_linked"

@@ -33,6 +33,7 @@ from worker.domain.reconcile import (
     Link,
     LinkedRecord,
     Plan,
+    RecordBsnHash,
     RecordState,
     SavePending,
     UpsertReference,
@@ -188,10 +189,11 @@ class PostgresTargetStore:
                       EXISTS (SELECT 1 FROM sync_blocks b WHERE b.entity = $1 AND b.nmbrs_id = r.nmbrs_id) AS blocked,
                       (SELECT p.version FROM pending_decisions p WHERE p.entity = $1 AND p.nmbrs_id = r.nmbrs_id)
                           AS pending,
-                      -- Certain only when the human's other employments all point at one person.
-                      (SELECT CASE WHEN count(DISTINCT s.crm_id) = 1 THEN min(s.crm_id) END FROM sync_links s
-                       WHERE r.bsn_hash IS NOT NULL AND s.entity = 'employee' AND s.bsn_hash = r.bsn_hash
-                         AND s.nmbrs_id <> r.nmbrs_id) AS same_human
+                      l.bsn_hash AS link_bsn_hash,
+                      -- Every person the human's other employments point at (more than one: duplicates).
+                      ARRAY(SELECT DISTINCT s.crm_id FROM sync_links s
+                            WHERE r.bsn_hash IS NOT NULL AND s.entity = 'employee' AND s.bsn_hash = r.bsn_hash
+                              AND s.nmbrs_id <> r.nmbrs_id ORDER BY s.crm_id) AS same_human
                FROM unnest($2::int[], $3::text[]) AS r(nmbrs_id, bsn_hash)
                LEFT JOIN sync_links l ON l.entity = $1 AND l.nmbrs_id = r.nmbrs_id""",
             entity, ids, [records[i] if entity == "employee" else None for i in ids],
@@ -203,9 +205,10 @@ class PostgresTargetStore:
             link = None
             if row["crm_id"] is not None:
                 values, synced = local[(row["crm_id"], row["regitijd_id"])]
-                link = LinkedRecord(crm_id=row["crm_id"], regitijd_id=row["regitijd_id"], local=values, synced=synced)
+                link = LinkedRecord(crm_id=row["crm_id"], regitijd_id=row["regitijd_id"], local=values, synced=synced,
+                                    bsn_hash=row["link_bsn_hash"])  # fmt: skip
             states[row["nmbrs_id"]] = RecordState(link=link, blocked=row["blocked"], pending_version=row["pending"],
-                                                  linked_person_for_bsn=row["same_human"])  # fmt: skip
+                                                  linked_persons_for_bsn=tuple(row["same_human"]))  # fmt: skip
         return states
 
     async def _local_values(
@@ -391,6 +394,13 @@ class PostgresTargetStore:
                 await self._audit(
                     causation_id, f"{entity}:{nmbrs_id}", "deactivate", None, {"reason": action.reason}, actor
                 )
+            elif isinstance(action, RecordBsnHash):
+                await self.db.execute(
+                    "UPDATE sync_links SET bsn_hash = $2 WHERE entity = 'employee' AND nmbrs_id = $1",
+                    nmbrs_id, action.bsn_hash,
+                )  # fmt: skip
+                # The hashes themselves stay out of the audit: only that the identity changed.
+                await self._audit(causation_id, f"{entity}:{nmbrs_id}", "bsn_changed", None, {}, actor)
             elif isinstance(action, UpsertReference):
                 await self.upsert_reference(
                     action.kind, action.nmbrs_id, action.code, action.description, action.active

@@ -854,13 +854,14 @@ def decide_match(
     employee: NmbrsEmployee,
     candidates: Iterable[PersonCandidate],
     policy: MatchPolicy | None = None,
-    linked_person_for_bsn: int | None = None,
+    linked_persons_for_bsn: Sequence[int] = (),
 ) -> MatchDecision:
     """Link automatically when certain, otherwise ask a human with the ranked candidates.
 
-    Certain means: another Nmbrs employment of the same human (same BSN hash) is already linked
-    (`linked_person_for_bsn`, from the store, or a candidate carrying the same BSN hash and a link),
-    or the opt-in definite rule of `policy` is met.
+    Certain means: another Nmbrs employment of the same human (same BSN hash) is already linked, to one
+    person only (`linked_persons_for_bsn`, from the store, and candidates carrying the same BSN hash and a
+    link), and that person is a candidate whose birthday does not contradict the employee's; or the
+    opt-in definite rule of `policy` is met.
     """
     policy = policy or MatchPolicy()
     candidate_list = list(candidates)
@@ -869,42 +870,15 @@ def decide_match(
     scored_by_id = {s.person_id: s for s in ranked}
     shown = [c for c in ranked if c.score >= policy.min_score][: policy.top_n]
 
-    if linked_person_for_bsn is not None:
-        person = by_id.get(linked_person_for_bsn)
-        others = sorted(set(person.linked_nmbrs_employee_ids) - {employee.employee_id}) if person else []
-        via = f"Nmbrs employee {others[0]}" if others else "another Nmbrs employment"
-        return AutoLink(
-            person_id=linked_person_for_bsn,
-            rule="same_bsn_hash",
-            reason=f"same BSN hash as {via}, already linked to person {linked_person_for_bsn}",
-            candidate=scored_by_id.get(linked_person_for_bsn),
-        )
-
-    same_human = [
-        c
+    same_human = set(linked_persons_for_bsn) | {
+        c.person_id
         for c in candidate_list
         if employee.bsn_hash
         and c.bsn_hash == employee.bsn_hash
         and set(c.linked_nmbrs_employee_ids) - {employee.employee_id}
-    ]
-    if len({c.person_id for c in same_human}) == 1:
-        person = same_human[0]
-        other = min(set(person.linked_nmbrs_employee_ids) - {employee.employee_id})
-        return AutoLink(
-            person_id=person.person_id,
-            rule="same_bsn_hash",
-            reason=f"same BSN hash as Nmbrs employee {other}, already linked to person {person.person_id}",
-            candidate=scored_by_id[person.person_id],
-        )
+    }
     if same_human:
-        ids = sorted({c.person_id for c in same_human})
-        carried = sorted({*(c.person_id for c in shown), *ids}, key=lambda i: _person_rank(scored_by_id[i]))
-        return NeedsDecision(
-            situation="disputed",
-            candidates=tuple(scored_by_id[i] for i in carried),
-            reason=f"the same BSN hash is linked to several persons ({', '.join(map(str, ids))}): "
-            "duplicates in RegiCRM, choose one",
-        )
+        return _same_human_decision(employee, sorted(same_human), by_id, scored_by_id, shown)
 
     if not shown:
         return NeedsDecision(
@@ -933,6 +907,48 @@ def decide_match(
         candidates=tuple(shown),
         reason=f"{len(shown)} candidate{'s' if len(shown) != 1 else ''} at or above {policy.min_score:.2f}, "
         f"best person {top.person_id} ({top.score:.2f}); {why_not}",
+    )
+
+
+def _same_human_decision(
+    employee: NmbrsEmployee,
+    person_ids: list[int],
+    by_id: dict[int, PersonCandidate],
+    scored_by_id: dict[int, ScoredCandidate],
+    shown: list[ScoredCandidate],
+) -> MatchDecision:
+    """Another employment of this human (same BSN hash) is linked to `person_ids`: link to that person when
+    it is one and nothing contradicts it, else ask. A BSN typed wrongly in Nmbrs, or corrected there, would
+    otherwise put a stranger's employment on someone's card, the worst mistake a sync can make."""
+
+    def ask(reason: str) -> NeedsDecision:
+        found = [i for i in person_ids if i in scored_by_id]
+        carried = sorted({*(c.person_id for c in shown), *found}, key=lambda i: _person_rank(scored_by_id[i]))
+        return NeedsDecision(
+            situation="disputed" if carried else "unmatched",
+            candidates=tuple(scored_by_id[i] for i in carried),
+            reason=reason,
+        )
+
+    if len(person_ids) > 1:
+        return ask(f"the same BSN hash is linked to several persons ({', '.join(map(str, person_ids))}): "
+                   "duplicates in RegiCRM, choose one")  # fmt: skip
+    (person_id,) = person_ids
+    person = by_id.get(person_id)
+    if person is None:
+        return ask(f"same BSN hash as an employment linked to person {person_id}, who shares no name, birthday or "
+                   "e-mail with this employee: check the BSN in Nmbrs")  # fmt: skip
+    if employee.birthday and person.birthday and employee.birthday != person.birthday:
+        return ask(f"same BSN hash as an employment linked to person {person_id}, but the birthdays differ "
+                   f"({employee.birthday.isoformat()} in Nmbrs, {person.birthday.isoformat()} on the card): "
+                   "check the BSN in Nmbrs")  # fmt: skip
+    others = sorted(set(person.linked_nmbrs_employee_ids) - {employee.employee_id})
+    via = f"Nmbrs employee {others[0]}" if others else "another Nmbrs employment"
+    return AutoLink(
+        person_id=person_id,
+        rule="same_bsn_hash",
+        reason=f"same BSN hash as {via}, already linked to person {person_id}",
+        candidate=scored_by_id[person_id],
     )
 
 

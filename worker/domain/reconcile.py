@@ -49,13 +49,16 @@ class LinkedRecord(_Frozen):
     regitijd_id: int | None = Field(description="employee_id or company_id (None: not created yet)")
     local: dict[str, Any] = Field(description="Nmbrs-owned fields as they are now in RegiTijd/RegiCRM.")
     synced: dict[str, Any] | None = Field(description="Nmbrs-owned fields as the sync last wrote them.")
+    bsn_hash: str | None = Field(None, description="The employee's BSN hash as the link records it.")
 
 
 class RecordState(_Frozen):
     link: LinkedRecord | None = None
     blocked: bool = False
     pending_version: int | None = None
-    linked_person_for_bsn: int | None = Field(None, description="Person another employment of this BSN is linked to.")
+    linked_persons_for_bsn: tuple[int, ...] = Field(
+        (), description="Persons the other employments of this BSN are linked to (more than one: duplicates)."
+    )
 
 
 # --- the plan ----------------------------------------------------------------------------------------
@@ -96,6 +99,13 @@ class Deactivate(_Frozen):
     reason: str
 
 
+class RecordBsnHash(_Frozen):
+    """Keep the link's BSN hash equal to the employee's: the same-human rules read it."""
+
+    action: Literal["record_bsn_hash"] = "record_bsn_hash"
+    bsn_hash: str | None
+
+
 class RecalculateLeave(_Frozen):
     action: Literal["recalculate_leave"] = "recalculate_leave"
     fields: tuple[str, ...]
@@ -110,7 +120,7 @@ class UpsertReference(_Frozen):
     active: bool
 
 
-Action = Apply | Link | SavePending | ClearPending | Deactivate | RecalculateLeave | UpsertReference
+Action = Apply | Link | SavePending | ClearPending | Deactivate | RecordBsnHash | RecalculateLeave | UpsertReference
 
 
 class PlannedOutcome(_Frozen):
@@ -188,8 +198,12 @@ def reconcile_employee(
     employee = event.after
     values = employee_values(employee)
     if state.link is not None:
-        return _apply_linked(state.link, values, LEAVE_FIELDS)
-    decision = decide_match(employee, candidates, policy, state.linked_person_for_bsn)
+        plan = _apply_linked(state.link, values, LEAVE_FIELDS)
+        if employee.bsn_hash == state.link.bsn_hash:
+            return plan
+        # A BSN corrected in Nmbrs: a stale hash on the link would pull the BSN's real owner onto this person.
+        return plan.model_copy(update={"actions": (*plan.actions, RecordBsnHash(bsn_hash=employee.bsn_hash))})
+    decision = decide_match(employee, candidates, policy, state.linked_persons_for_bsn)
     if isinstance(decision, AutoLink):
         return _auto_link(state, values, LEAVE_FIELDS, decision.person_id, decision.reason,
                           {"person_id": decision.person_id, "rule": decision.rule})  # fmt: skip
