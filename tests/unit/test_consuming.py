@@ -260,3 +260,67 @@ async def test_a_dead_letter_the_broker_refuses_whole_is_sent_cut_and_the_batch_
     ((_, _, letter),) = [item for item in sink.published if item[0] == "dlq"]
     assert len(letter.value) == consuming.DEAD_LETTER_VALUE_MAX  # type: ignore[attr-defined]
     assert "the original is at in[0]@7" in letter.reason  # type: ignore[attr-defined]
+
+
+class RefusingSink(RecordingSink):
+    """A broker that refuses every publish for a while with an error no retry is said to cure (a missing
+    write permission, a fenced producer), then takes them again."""
+
+    def __init__(self, refusals: int) -> None:
+        super().__init__()
+        self.refusals = refusals
+
+    async def publish(self, topic: str, key: str, message: Message) -> None:
+        from aiokafka.errors import TopicAuthorizationFailedError
+
+        if self.refusals:
+            self.refusals -= 1
+            raise TopicAuthorizationFailedError()
+        await super().publish(topic, key, message)
+
+
+async def test_a_batch_is_never_given_up_when_the_broker_refuses_its_dead_letter_or_outcomes() -> None:
+    # The batch is acknowledged once the shell returns, also when it raises: giving up would lose it.
+    sink = RefusingSink(refusals=5)
+    requests = [valid_request() for _ in range(3)]
+    handled: list[int] = []
+
+    async def handle_batch(messages: list[SyncRequested]) -> list[Outcome]:
+        handled.append(len(messages))
+        return [o for m in messages for o in accepted(m)]
+
+    outcomes = await consume_batch(
+        [raw(b"not json"), *raws(requests)], context(sink), SyncRequested.model_validate_json, handle_batch
+    )
+    assert handled == [3] and len(outcomes) == 3
+    assert [topic for topic, _, _ in sink.published] == ["dlq", "out", "out", "out"]
+    sink.refusals = 4  # now only the outcomes are refused
+    again = await consume_batch(raws(requests), context(sink), SyncRequested.model_validate_json, handle_batch)
+    assert len(again) == 3 and [topic for topic, _, _ in sink.published[4:]] == ["out", "out", "out"]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.DiskFullError("could not extend file"),
+        asyncpg.OutOfMemoryError("out of memory"),
+        asyncpg.AdminShutdownError("terminating connection due to administrator command"),
+        asyncpg.QueryCanceledError("canceling statement due to user request"),
+        asyncpg.ReadOnlySQLTransactionError("cannot execute UPDATE in a read-only transaction"),
+        asyncpg.IdleInTransactionSessionTimeoutError("idle-in-transaction timeout"),
+    ],
+)
+async def test_a_database_incident_is_waited_out_not_dead_lettered(error: Exception) -> None:
+    sink = RecordingSink()
+    calls = 0
+
+    async def during_incident(messages: list[SyncRequested]) -> list[Outcome]:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise error
+        return [o for m in messages for o in accepted(m)]
+
+    requests = [valid_request() for _ in range(2)]
+    outcomes = await consume_batch(raws(requests), context(sink), SyncRequested.model_validate_json, during_incident)
+    assert calls == 3 and len(outcomes) == 2 and not [t for t, _, _ in sink.published if t == "dlq"]

@@ -5,7 +5,11 @@ Failure policy (never log and carry on):
 - infrastructure errors (database or broker unreachable) are retried with capped backoff for as long as
   it takes, holding the partition so per-record order is kept;
 - any other handler error is a bug for this message: it goes to the dead-letter topic with the error, and
-  the agent goes on with the next message.
+  the agent goes on with the next message;
+- outcomes and (cut) dead letters are published until the broker takes them, whatever the error: the
+  batch a message came with is acknowledged once the shell returns, also when it raises, so giving up
+  would lose the batch. A broker that refuses for good (a missing write permission) holds the partition,
+  and says so in the log, until it is fixed.
 """
 
 from __future__ import annotations
@@ -30,15 +34,17 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
 
-# Errors that say "not now" rather than "never": the database or the broker is unreachable or busy.
-# Anything else (a bad statement, a message too large) would fail forever and goes to the dead letters.
+# Errors that say "not now" rather than "never": the database or the broker is unreachable, busy, out of
+# resources or in the hands of an operator. Anything else (a bad statement, a message too large) would fail
+# forever and goes to the dead letters: a database incident must never dead-letter every event.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,  # includes ConnectionError
     asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
+    asyncpg.PostgresConnectionError,  # class 08, and a connection closed under us
+    asyncpg.InsufficientResourcesError,  # class 53: disk full, out of memory, too many connections
+    asyncpg.OperatorInterventionError,  # class 57: shutdown, crash recovery, a cancelled query
+    asyncpg.ReadOnlySQLTransactionError,  # connected to a standby after a failover
+    asyncpg.IdleInTransactionSessionTimeoutError,
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
     KafkaTimeoutError,
@@ -94,14 +100,14 @@ def backoff_delay(attempt: int, cap_s: float) -> float:
     return random.uniform(0, min(cap_s, 0.1 * 2**attempt))
 
 
-async def with_retries(operation: Callable[[], Awaitable[T]], what: str, cap_s: float) -> T:
-    """Run `operation` until it succeeds, retrying infrastructure errors only."""
+async def with_retries(operation: Callable[[], Awaitable[T]], what: str, cap_s: float, every_error: bool = False) -> T:
+    """Run `operation` until it succeeds, retrying infrastructure errors only (`every_error`: any error)."""
     attempt = 0
     while True:
         try:
             return await operation()
         except Exception as error:
-            if not is_transient(error):
+            if not every_error and not is_transient(error):
                 raise
             delay = backoff_delay(attempt, cap_s)
             log.warning(
@@ -217,11 +223,7 @@ async def _parse_or_dead_letter(raw: RawMessage, context: ConsumerContext, parse
     await _dead_letter(raw, context, reason)
     rejected = context.rejection_for_malformed and context.rejection_for_malformed(raw.value or b"", reason)
     if rejected:
-        await with_retries(
-            lambda: context.sink.publish(context.outcomes_topic, rejected.subject, rejected),
-            "rejection publish",
-            context.max_backoff_s,
-        )
+        await _publish([rejected], context)
     return None
 
 
@@ -250,8 +252,9 @@ async def _dead_letter(raw: RawMessage, context: ConsumerContext, reason: str) -
         )
         await with_retries(
             lambda: context.sink.publish(context.dead_letter_topic, cut.key or "", cut),
-            "dead-letter publish",
+            "cut dead-letter publish",
             context.max_backoff_s,
+            every_error=True,
         )
 
 
@@ -261,4 +264,6 @@ async def _publish(outcomes: list[Outcome], context: ConsumerContext) -> None:
     # One round trip for all of them: the acknowledgements are awaited together.
     batch: list[tuple[str, str, Message]] = [(context.outcomes_topic, o.subject, o) for o in outcomes]
     batch += [(context.copies[o.kind], o.subject, o) for o in outcomes if o.kind in context.copies]
-    await with_retries(lambda: context.sink.publish_many(batch), "outcome publish", context.max_backoff_s)
+    await with_retries(
+        lambda: context.sink.publish_many(batch), "outcome publish", context.max_backoff_s, every_error=True
+    )
