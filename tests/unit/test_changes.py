@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -9,6 +10,7 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
+from tests.builders import department_change, employee_change, nmbrs_employee
 from worker.domain.changes import (
     BreakerPolicy,
     ChangeSource,
@@ -19,6 +21,7 @@ from worker.domain.changes import (
     diff,
     evaluate_breaker,
     fingerprint,
+    parse_change_event,
     record_key,
     reference_records,
 )
@@ -265,3 +268,24 @@ def test_a_different_change_seen_after_a_crash_gets_a_new_event_id() -> None:
     removal = diff(Entity.EMPLOYEE, snapshot_of(old), {}, source(), always, NOW)
     ids = {first[0].event.event_id, other[0].event.event_id, removal[0].event.event_id}
     assert len(ids) == 3
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"key": "employee:999"}, "does not name the record"),
+        ({"entity": "company", "key": "company:101"}, "does not belong in a EmployeeChanged"),
+    ],
+)
+def test_an_event_whose_key_or_entity_misfits_its_record_is_malformed(change: dict[str, str], problem: str) -> None:
+    # The key picks the record that is locked and written: a mismatch would put the data on another employee.
+    data = employee_change(nmbrs_employee(101)).model_dump(mode="json") | change
+    with pytest.raises(ValidationError, match=problem):
+        parse_change_event(json.dumps(data).encode())
+
+
+def test_a_reference_event_carries_a_record_of_its_own_kind() -> None:
+    data = department_change(Op.CREATE).model_dump(mode="json")
+    data |= {"entity": "function", "key": "function:7"}
+    with pytest.raises(ValidationError, match="a department record in a function event"):
+        parse_change_event(json.dumps(data).encode())

@@ -91,6 +91,28 @@ class ChangeEvent(Message, Generic[R]):
             raise ValueError("op 'r' has an 'after'")
         return self
 
+    @model_validator(mode="after")
+    def _key_matches_record(self) -> ChangeEvent[R]:
+        # The key picks the record that is locked and written: one naming another record than the data it
+        # carries would put that data on the wrong employee.
+        if not isinstance(self, EVENT_CLASS[self.entity]):
+            raise ValueError(f"entity '{self.entity.value}' does not belong in a {type(self).__name__} event")
+        for record in (self.before, self.after):
+            if record is not None and record_key(self.entity, _record_id(record)) != self.key:
+                raise ValueError(f"key '{self.key}' does not name the record it carries")
+            if isinstance(record, ReferenceRecord) and record.kind != self.entity.value:
+                raise ValueError(f"a {record.kind} record in a {self.entity.value} event")
+        return self
+
+
+def _record_id(record: Record) -> int:
+    if isinstance(record, NmbrsEmployee):
+        return record.employee_id
+    if isinstance(record, NmbrsCompany):
+        return record.company_id
+    assert isinstance(record, ReferenceRecord)
+    return record.id
+
 
 class EmployeeChanged(ChangeEvent[NmbrsEmployee]):
     event_type: Literal["employee_changed"] = "employee_changed"
