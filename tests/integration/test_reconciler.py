@@ -97,6 +97,17 @@ async def test_the_definite_rule_links_and_creates_the_regitijd_employee(handle:
     assert leave["statutory"] == "160.00"  # full year 2026 at 40 h: 4 x 40
 
 
+async def test_an_auto_link_keeps_the_card_it_overwrote_in_the_audit(handle: Handle, db: asyncpg.Pool) -> None:
+    anna = await db.fetchval("SELECT person_id FROM crm_persons WHERE external_ref = 'anna'")
+    await db.execute("UPDATE crm_persons SET phone_mobile = '06-99887766' WHERE person_id = $1", anna)
+    await link_anna(handle)
+    before = json.loads(
+        await db.fetchval("SELECT before FROM audit_log WHERE subject = 'employee:101' AND action = 'link'")
+    )
+    assert before["card"]["phone_mobile"] == "06-99887766"  # Nmbrs has no mobile number: the link cleared it
+    assert await db.fetchval("SELECT phone_mobile FROM crm_persons WHERE person_id = $1", anna) is None
+
+
 async def test_second_employment_of_the_same_human_links_to_the_same_person(handle: Handle, db: asyncpg.Pool) -> None:
     await link_anna(handle)
     outcomes = await handle(event(employee(205, company_id=2, function=CodeRef(id=6, code="6", description="Verkoop"))))

@@ -352,11 +352,13 @@ class PostgresTargetStore:
                     entity, nmbrs_id, action.crm_id, getattr(record, "bsn_hash", None), action.linked_by,
                     action.reason,
                 )  # fmt: skip
+                # The card as it was: the link writes Nmbrs' name and contact data over it (also for a link
+                # nobody decided, an auto-link), and this is where its earlier values can be found again.
                 await self._audit(
                     causation_id,
                     f"{entity}:{nmbrs_id}",
                     "link",
-                    None,
+                    {"card": await self.card(entity, action.crm_id)},
                     {"crm_id": action.crm_id, "reason": action.reason},
                     actor,
                 )
