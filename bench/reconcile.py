@@ -392,7 +392,7 @@ CEILING_CONTRACTS = """UPDATE rt_contract_periods c SET hours_per_week = $3
                        WHERE e.employee_id = c.employee_id AND e.nmbrs_employee_id = $1 AND c.contract_id = $2"""
 FULL_EMPLOYEES = """UPDATE rt_employees SET number = $2, function_id = $3, department_id = $4, labour_agreement_id = $5,
                         employment_start = $6, employment_end = $7, nmbrs_synced = $8::jsonb, active = true,
-                        period_edits_seen = $9
+                        period_edits_seen = $9, nmbrs_version = $10
                     WHERE employee_id = $1"""
 FULL_PERSONS = f"""UPDATE crm_persons SET {", ".join(f"{f} = ${i + 2}" for i, f in enumerate(PERSON_FIELDS))}
                    WHERE person_id = $1"""
@@ -408,8 +408,8 @@ FULL_INBOX = "INSERT INTO processed_events (consumer, event_id, outcomes) VALUES
 class WrittenByOurs:
     """What ours wrote besides the records themselves, per event: the same-rows ceiling writes it again."""
 
-    # Nmbrs id -> (RegiTijd employee id, person id, synced values, local period edits seen)
-    employees: dict[int, tuple[int, int, str, int]]
+    # Nmbrs id -> (RegiTijd employee id, person id, synced values, local period edits seen, version written)
+    employees: dict[int, tuple[int, int, str, int, int]]
     audit: dict[uuid.UUID, tuple[str, str, str]]  # event id -> (subject, before, after)
     changed: dict[uuid.UUID, frozenset[str]]  # event id -> the fields ours changed (its periods rewritten)
     leave: dict[uuid.UUID, tuple[int, date, str]]  # event id -> (employee id, as of, result)
@@ -418,9 +418,16 @@ class WrittenByOurs:
 
 async def written_by_ours(pool: asyncpg.Pool) -> WrittenByOurs:
     employees = {
-        r["nmbrs_employee_id"]: (r["employee_id"], r["person_id"], r["nmbrs_synced"], r["period_edits_seen"])
+        r["nmbrs_employee_id"]: (
+            r["employee_id"],
+            r["person_id"],
+            r["nmbrs_synced"],
+            r["period_edits_seen"],
+            r["nmbrs_version"],
+        )
         for r in await pool.fetch(
-            "SELECT nmbrs_employee_id, employee_id, person_id, nmbrs_synced::text, period_edits_seen FROM rt_employees"
+            """SELECT nmbrs_employee_id, employee_id, person_id, nmbrs_synced::text, period_edits_seen, nmbrs_version
+               FROM rt_employees"""
         )
     }
     audit = {
@@ -496,12 +503,12 @@ async def run_ceiling(
         rewritten_contracts: list[int] = []
         rewritten_schedules: list[int] = []
         for event_id, after in events:
-            employee_id, person_id, synced, period_edits_seen = same_rows.employees[after["employee_id"]]
+            employee_id, person_id, synced, period_edits_seen, version = same_rows.employees[after["employee_id"]]
             latest = after["employments"][-1]
             employees.append(
                 (employee_id, after["number"], after["function"]["id"], after["department"]["id"],
                  after["labour_agreement"]["id"], date.fromisoformat(latest["start"]), _date_or_none(latest["end"]),
-                 synced, period_edits_seen)
+                 synced, period_edits_seen, version)
             )  # fmt: skip
             persons.append(
                 (person_id, *[_date_or_none(after[f]) if f == "birthday" else after[f] for f in PERSON_FIELDS])

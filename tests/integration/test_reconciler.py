@@ -224,6 +224,18 @@ async def test_redelivery_has_no_second_effect_and_repeats_the_same_outcomes(han
     assert await db.fetchval("SELECT count(*) FROM audit_log WHERE subject = 'employee:101' AND action = 'link'") == 1
 
 
+async def test_a_replayed_older_change_does_not_write_old_data_back(handle: Handle, db: asyncpg.Pool) -> None:
+    await link_anna(handle)
+    newer = event(employee(last_name="Bergh"), Op.UPDATE, employee())
+    assert kinds(await handle(newer)) == ["applied"]
+    # The first change again under another id: a dead letter replayed, or a second poller after a lost lock.
+    replayed = employee_change(employee(last_name="Oud"), Op.UPDATE, employee(), version=newer.version - 1)
+    outcomes = await handle(replayed)
+    assert kinds(outcomes) == ["stale"] and f"older than version {newer.version}" in (outcomes[0].reason or "")
+    assert await db.fetchval("SELECT last_name FROM crm_persons WHERE external_ref = 'anna'") == "Bergh"
+    assert await db.fetchval("SELECT nmbrs_version FROM rt_employees WHERE nmbrs_employee_id = 101") == newer.version
+
+
 async def test_a_newer_change_replaces_the_pending_question_with_a_new_version(
     handle: Handle, db: asyncpg.Pool
 ) -> None:

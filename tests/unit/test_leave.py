@@ -24,6 +24,7 @@ from worker.domain.leave import (
     OvertimePayout,
     YearReport,
     entitlement_for_year,
+    hours_from,
     leave_balance,
     leave_input_json_schema,
 )
@@ -466,3 +467,15 @@ def test_input_models_are_frozen() -> None:
     period = EmploymentPeriod(start=date(2023, 1, 1))
     with pytest.raises(ValidationError):
         period.start = date(2024, 1, 1)  # type: ignore[misc]
+
+
+def test_contract_hours_cover_the_days_before_the_first_schedule() -> None:
+    # A 24 h contract from March 2023; the first schedule (32 h) only from 2024: 2023 still earns leave.
+    contracts, schedules = hours(("2023-03-01", None, "24")), hours(("2024-01-01", None, "32"))
+    periods = hours_from(schedules, contracts)
+    assert periods == (*hours(("2023-03-01", "2023-12-31", "24")), *schedules)
+    assert entitlement_for_year(2023, employed("2023-03-01"), periods).statutory == D("80.48")  # 4 x 24 x 306/365
+    assert entitlement_for_year(2024, employed("2023-03-01"), periods).statutory == D("128.00")  # the schedule's
+    # A contract that starts once the schedule runs adds nothing; without a schedule the contracts are all.
+    assert hours_from(schedules, hours(("2024-06-01", None, "36"))) == schedules
+    assert hours_from((), contracts) == contracts

@@ -72,6 +72,18 @@ def test_a_bsn_corrected_in_nmbrs_updates_the_link_hash() -> None:
     assert not [a for a in unchanged.actions if isinstance(a, RecordBsnHash)]
 
 
+def test_a_change_older_than_the_version_handled_is_ignored() -> None:
+    state = linked().model_copy(update={"applied_version": 6})
+    old = change(nmbrs_employee(last_name="Oud"))  # version 1
+    plan = reconcile_employee(old.model_copy(update={"version": 5}), state, [], POLICY)
+    assert plan.situation == "ignored" and plan.actions == ()
+    assert plan.outcomes[0].kind is OutcomeKind.STALE and "older than version 6" in plan.outcomes[0].reason
+    # The same version again (a full reconciliation's read) is handled: it repairs drift.
+    assert reconcile_employee(old.model_copy(update={"version": 6}), state, [], POLICY).situation == "linked"
+    asked = RecordState(pending_version=3)
+    assert reconcile_employee(old.model_copy(update={"version": 2}), asked, [], POLICY).situation == "ignored"
+
+
 def person(person_id: int, **fields: object) -> PersonCandidate:
     return PersonCandidate.model_validate({"person_id": person_id, **fields})
 

@@ -20,6 +20,7 @@ from worker.domain.leave import (
     LeaveTaken,
     OvertimeEntry,
     OvertimePayout,
+    hours_from,
     leave_balance,
 )
 
@@ -121,16 +122,14 @@ def _leave_input(
     periods: list[asyncpg.Record],
     history: LeaveHistory,
 ) -> LeaveInput:
-    # The schedule (rooster) is the finer source of hours; contracts carry them when there is no schedule.
-    by_start: dict[date, HoursPeriod] = {}
-    if schedules:
-        for row in schedules:
-            by_start[row["start_date"]] = HoursPeriod(start=row["start_date"], hours_per_week=row["hours_per_week"])
-    else:
-        for row in contracts:
-            by_start[row["start_date"]] = HoursPeriod(
-                start=row["start_date"], end=row["end_date"], hours_per_week=row["hours_per_week"]
-            )
+    # One period per start date (the last row wins, as the lists are ordered by start).
+    schedule_periods = {
+        r["start_date"]: HoursPeriod(start=r["start_date"], hours_per_week=r["hours_per_week"]) for r in schedules
+    }
+    contract_periods = {
+        r["start_date"]: HoursPeriod(start=r["start_date"], end=r["end_date"], hours_per_week=r["hours_per_week"])
+        for r in contracts
+    }
     cao = CaoLeave()
     if employee["description"] is not None:
         cao = CaoLeave(
@@ -146,7 +145,7 @@ def _leave_input(
         employee_id=employee["employee_id"],
         as_of=as_of,
         employments=employments,
-        hours_periods=tuple(by_start.values()),
+        hours_periods=hours_from(tuple(schedule_periods.values()), tuple(contract_periods.values())),
         cao=cao,
         adjustments=history.adjustments,
         leave_taken=history.leave_taken,

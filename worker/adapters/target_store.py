@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any, Protocol
 
@@ -120,6 +120,7 @@ class EmployeeApply:
     nmbrs_id: int
     employee: NmbrsEmployee
     causation_id: uuid.UUID
+    version: int | None = None  # the change's snapshot version; None (a decision) keeps the one written
 
 
 class TargetStore(Protocol):
@@ -190,6 +191,10 @@ class PostgresTargetStore:
                       (SELECT p.version FROM pending_decisions p WHERE p.entity = $1 AND p.nmbrs_id = r.nmbrs_id)
                           AS pending,
                       l.bsn_hash AS link_bsn_hash,
+                      CASE WHEN $1 = 'employee'
+                           THEN (SELECT e.nmbrs_version FROM rt_employees e WHERE e.employee_id = l.regitijd_id)
+                           ELSE (SELECT c.nmbrs_version FROM rt_companies c WHERE c.company_id = l.regitijd_id)
+                      END AS applied_version,
                       -- Every person the human's other employments point at (more than one: duplicates).
                       ARRAY(SELECT DISTINCT s.crm_id FROM sync_links s
                             WHERE r.bsn_hash IS NOT NULL AND s.entity = 'employee' AND s.bsn_hash = r.bsn_hash
@@ -208,6 +213,7 @@ class PostgresTargetStore:
                 link = LinkedRecord(crm_id=row["crm_id"], regitijd_id=row["regitijd_id"], local=values, synced=synced,
                                     bsn_hash=row["link_bsn_hash"])  # fmt: skip
             states[row["nmbrs_id"]] = RecordState(link=link, blocked=row["blocked"], pending_version=row["pending"],
+                                                  applied_version=row["applied_version"],
                                                   linked_persons_for_bsn=tuple(row["same_human"]))  # fmt: skip
         return states
 
@@ -340,8 +346,10 @@ class PostgresTargetStore:
         record: Any,
         causation_id: uuid.UUID,
         actor: str = "sync",
+        version: int | None = None,
     ) -> list[int]:
-        """Carry out the plan's store actions; returns the RegiTijd ids whose leave must be recalculated."""
+        """Carry out the plan's store actions; returns the RegiTijd ids whose leave must be recalculated.
+        `version`: the record's snapshot version, remembered on the RegiTijd record (None keeps the one there)."""
         recalculate: list[int] = []
         regitijd_id: int | None = None
         for action in plan.actions:
@@ -364,9 +372,10 @@ class PostgresTargetStore:
                 )
             elif isinstance(action, Apply):
                 if entity == "employee":
-                    regitijd_id = await self._apply_employee(action, nmbrs_id, record, causation_id, actor)
+                    item = EmployeeApply(action, nmbrs_id, record, causation_id, version)
+                    regitijd_id = await self._apply_employee(item, actor)
                 else:
-                    regitijd_id = await self._apply_company(action, nmbrs_id, causation_id, actor)
+                    regitijd_id = await self._apply_company(action, nmbrs_id, causation_id, actor, version)
             elif isinstance(action, SavePending):
                 await self.db.execute(
                     """INSERT INTO pending_decisions (entity, nmbrs_id, version, situation, company_id, record,
@@ -494,14 +503,16 @@ class PostgresTargetStore:
             employee_id = item.action.regitijd_id
             assert employee_id is not None  # both callers pass employees that have their RegiTijd record
             seen = self._period_edits_read.get(employee_id)
-            employee_rows.append((employee_id, *_employee_columns(item.action.values, company_ids), seen))
+            employee_rows.append((employee_id, *_employee_columns(item.action.values, company_ids), seen, item.version))
         await self.db.execute(
             f"""UPDATE rt_employees e SET {columns}, active = true,
-                    period_edits_seen = coalesce(v.period_edits_seen, e.period_edits_seen)
-                FROM {_unnest(["int", *(t for _, t in EMPLOYEE_COLUMNS), "int"])}
-                    AS v(employee_id, {", ".join(name for name, _ in EMPLOYEE_COLUMNS)}, period_edits_seen)
+                    period_edits_seen = coalesce(v.period_edits_seen, e.period_edits_seen),
+                    nmbrs_version = coalesce(v.nmbrs_version, e.nmbrs_version)
+                FROM {_unnest(["int", *(t for _, t in EMPLOYEE_COLUMNS), "int", "int"])}
+                    AS v(employee_id, {", ".join(name for name, _ in EMPLOYEE_COLUMNS)}, period_edits_seen,
+                         nmbrs_version)
                 WHERE e.employee_id = v.employee_id AND e.source = 'nmbrs'""",
-            *_columns(employee_rows, 2 + len(EMPLOYEE_COLUMNS)),
+            *_columns(employee_rows, 3 + len(EMPLOYEE_COLUMNS)),
         )
         # One human, several employments: the person card follows the primary one only (see PRIMARY_SQL).
         person_rows = [
@@ -529,9 +540,8 @@ class PostgresTargetStore:
             [_apply_audit(item.causation_id, f"employee:{item.nmbrs_id}", item.action) for item in items], actor
         )
 
-    async def _apply_employee(
-        self, action: Apply, nmbrs_id: int, employee: NmbrsEmployee, causation_id: uuid.UUID, actor: str
-    ) -> int:
+    async def _apply_employee(self, item: EmployeeApply, actor: str) -> int:
+        action, nmbrs_id = item.action, item.nmbrs_id
         regitijd_id = action.regitijd_id
         if regitijd_id is None:
             # An employee deactivated by an undone decision comes back, relinked, rather than twice.
@@ -552,12 +562,14 @@ class PostgresTargetStore:
                 action.crm_id,
                 regitijd_id,
             )
-            action = action.model_copy(update={"regitijd_id": regitijd_id})
-        await self._write_employees([EmployeeApply(action, nmbrs_id, employee, causation_id)], actor)
+            item = replace(item, action=action.model_copy(update={"regitijd_id": regitijd_id}))
+        await self._write_employees([item], actor)
         assert isinstance(regitijd_id, int)
         return regitijd_id
 
-    async def _apply_company(self, action: Apply, nmbrs_id: int, causation_id: uuid.UUID, actor: str) -> int:
+    async def _apply_company(
+        self, action: Apply, nmbrs_id: int, causation_id: uuid.UUID, actor: str, version: int | None
+    ) -> int:
         values = action.values
         await self.db.execute(
             """UPDATE crm_organisations SET name = $2, kvk_number = $3, email = $4, phone = $5, website = $6
@@ -570,15 +582,17 @@ class PostgresTargetStore:
             values["website"],
         )
         company_id = await self.db.fetchval(
-            """INSERT INTO rt_companies (organisation_id, nmbrs_company_id, name, nmbrs_synced, active)
-               VALUES ($1, $2, $3, $4::jsonb, true)
+            """INSERT INTO rt_companies (organisation_id, nmbrs_company_id, name, nmbrs_synced, active, nmbrs_version)
+               VALUES ($1, $2, $3, $4::jsonb, true, $5)
                ON CONFLICT (nmbrs_company_id) DO UPDATE SET organisation_id = EXCLUDED.organisation_id,
-                   name = EXCLUDED.name, nmbrs_synced = EXCLUDED.nmbrs_synced, active = true
+                   name = EXCLUDED.name, nmbrs_synced = EXCLUDED.nmbrs_synced, active = true,
+                   nmbrs_version = coalesce(EXCLUDED.nmbrs_version, rt_companies.nmbrs_version)
                RETURNING company_id""",
             action.crm_id,
             nmbrs_id,
             values["name"],
             _json(values),
+            version,
         )
         await self.db.execute(
             "UPDATE sync_links SET regitijd_id = $2 WHERE entity = 'company' AND nmbrs_id = $1",

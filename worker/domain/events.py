@@ -52,6 +52,7 @@ class OutcomeKind(StrEnum):
     FOLLOW_UP = "follow_up"
     PREVIEW = "preview"
     REJECTED = "rejected"
+    STALE = "stale"
 
 
 class Outcome(Message):

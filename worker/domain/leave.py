@@ -26,7 +26,7 @@ import calendar
 import functools
 import itertools
 from collections.abc import Iterable, Sequence
-from datetime import date
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal
 from enum import StrEnum
 from typing import Annotated, Any
@@ -281,6 +281,18 @@ def _expires_on(year: int, component: LeaveComponent) -> date:
 
 def _divide(numerator: Decimal, denominator: Decimal, quantum: Decimal) -> Decimal:
     return _CONTEXT.divide(numerator, denominator).quantize(quantum, rounding=ROUND_HALF_UP, context=_CONTEXT)
+
+
+def hours_from(schedules: Sequence[HoursPeriod], contracts: Sequence[HoursPeriod]) -> tuple[HoursPeriod, ...]:
+    """The hours periods of an employee: the schedule (rooster) is the finer source and applies from its first
+    start on; the contracts' hours cover the days before it, or every day when there is no schedule."""
+    if not schedules:
+        return tuple(contracts)
+    day_before = min(s.start for s in schedules) - timedelta(days=1)
+    earlier = tuple(
+        c.model_copy(update={"end": min(c.end or day_before, day_before)}) for c in contracts if c.start <= day_before
+    )
+    return (*earlier, *schedules)
 
 
 def entitlement_for_year(

@@ -56,6 +56,7 @@ class RecordState(_Frozen):
     link: LinkedRecord | None = None
     blocked: bool = False
     pending_version: int | None = None
+    applied_version: int | None = Field(None, description="Snapshot version last written to the RegiTijd record.")
     linked_persons_for_bsn: tuple[int, ...] = Field(
         (), description="Persons the other employments of this BSN are linked to (more than one: duplicates)."
     )
@@ -187,12 +188,31 @@ def _blocked(what: str) -> Plan:
     )
 
 
+def _stale(version: int, state: RecordState, what: str) -> Plan | None:
+    """A plan ignoring the change when a newer version of its record was already written or asked about."""
+    seen = [v for v in (state.applied_version, state.pending_version) if v is not None]
+    if not seen or version >= max(seen):
+        return None
+    return Plan(
+        situation="ignored",
+        outcomes=(
+            PlannedOutcome(
+                kind=OutcomeKind.STALE,
+                reason=f"{what} version {version} is older than version {max(seen)} already handled: ignored",
+                details={"version": version, "handled_version": max(seen)},
+            ),
+        ),
+    )
+
+
 def reconcile_employee(
     event: EmployeeChanged, state: RecordState, candidates: Sequence[PersonCandidate], policy: MatchPolicy
 ) -> Plan:
     """Decide what one employee change means for RegiCRM/RegiTijd."""
     if state.blocked:
         return _blocked(f"Nmbrs employee {event.key}")
+    if stale := _stale(event.version, state, f"Nmbrs employee {event.key}"):
+        return stale
     if event.op is Op.DELETE or event.after is None:
         return _removed(state, f"Nmbrs employee {event.key}")
     employee = event.after
@@ -220,6 +240,8 @@ def reconcile_company(
     """Companies follow the employee rules: link to a RegiCRM organisation, or ask (Koppelen/Aanmaken)."""
     if state.blocked:
         return _blocked(f"Nmbrs company {event.key}")
+    if stale := _stale(event.version, state, f"Nmbrs company {event.key}"):
+        return stale
     if event.op is Op.DELETE or event.after is None:
         return _removed(state, f"Nmbrs company {event.key}")
     values = company_values(event.after)

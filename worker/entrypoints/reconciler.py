@@ -77,7 +77,7 @@ async def _plan_and_apply(
     else:
         assert isinstance(event, ReferenceChanged)
         plan, record, entity = reconcile_reference(event), event.after or event.before, event.entity.value
-    recalculate = await store.execute(plan, entity, nmbrs_id, record, event.event_id)
+    recalculate = await store.execute(plan, entity, nmbrs_id, record, event.event_id, version=event.version)
     return plan, recalculate
 
 
@@ -123,7 +123,7 @@ async def _write_set_based(
         for action in plan.actions:
             if isinstance(action, Apply):
                 assert event.after is not None
-                applies.append(EmployeeApply(action, _nmbrs_id(event), event.after, event.event_id))
+                applies.append(EmployeeApply(action, _nmbrs_id(event), event.after, event.event_id, event.version))
             elif state.link is not None and state.link.regitijd_id is not None:
                 recalculate[state.link.regitijd_id] = event.event_id
     await store.apply_linked_employees(applies)
