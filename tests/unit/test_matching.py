@@ -460,6 +460,22 @@ def test_definite_rule_does_not_link_below_its_threshold_or_to_a_blue_employee()
     assert isinstance(decide_match(FULL_EMPLOYEE, [full_match(is_blue_employee=True)], allowed), AutoLink)
 
 
+def test_definite_rule_needs_the_birthday_and_first_name_exact_and_the_login_card() -> None:
+    policy = MatchPolicy(auto_link_min_score=0.9)
+    # A father's card without a birthday, with the family e-mail and phone, for his son.
+    father = decide_match(FULL_EMPLOYEE, [full_match(birthday=None)], policy)
+    assert isinstance(father, NeedsDecision) and "date of birth does not agree exactly (missing)" in father.reason
+    # Twins: Johanna is hired, only Johannes has a card.
+    johanna = FULL_EMPLOYEE.model_copy(update={"first_name": "Johanna", "initials": "J."})
+    twin = decide_match(johanna, [full_match(first_name="Johannes", initials="J.")], policy)
+    assert isinstance(twin, NeedsDecision) and "first name does not agree exactly" in twin.reason
+    # Duplicates: the card with the login account is the right one, even when another scores higher.
+    login = person(4, has_login_account=True)
+    duplicates = decide_match(FULL_EMPLOYEE, [full_match(3), login], MatchPolicy(auto_link_min_score=0.9,
+                                                                                 auto_link_margin=0.1))  # fmt: skip
+    assert isinstance(duplicates, NeedsDecision) and "person 4 has the login account" in duplicates.reason
+
+
 def test_no_candidate_above_min_score_is_unmatched() -> None:
     decision = decide_match(
         employee(), [person(1, prefix=None, last_name="Pietersen", first_name="Klaas", birthday=None)]

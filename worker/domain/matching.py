@@ -889,7 +889,7 @@ def decide_match(
         )
     top = shown[0]
     runner_up = ranked[1] if len(ranked) > 1 else None
-    why_not = _definite_rule_refusal(top, runner_up, policy)
+    why_not = _definite_rule_refusal(top, runner_up, shown, policy)
     if why_not is None:
         lead = (
             f"{top.score - runner_up.score:.2f} ahead of person {runner_up.person_id} ({runner_up.score:.2f})"
@@ -952,13 +952,25 @@ def _same_human_decision(
     )
 
 
-def _definite_rule_refusal(top: ScoredCandidate, runner_up: ScoredCandidate | None, policy: MatchPolicy) -> str | None:
-    """Why the definite rule does not link `top`, or None when it does."""
+def _definite_rule_refusal(
+    top: ScoredCandidate, runner_up: ScoredCandidate | None, shown: Sequence[ScoredCandidate], policy: MatchPolicy
+) -> str | None:
+    """Why the definite rule does not link `top`, or None when it does.
+
+    A score adds up evidence that relatives share (a family e-mail, phone and address; Johanna and Johannes
+    are close names), so a definite link also needs the birthday and the first name to agree exactly, and
+    never skips the card with the login account (the right one among duplicates) for another."""
     threshold = policy.auto_link_min_score
     if threshold is None:
         return "automatic linking on score is off"
     if top.score < threshold:
         return f"below the definite threshold {threshold:.2f}"
+    levels = {c.field: c.level for c in top.comparisons}
+    for field in ("birthday", "first_name"):
+        if levels.get(field) is not Level.EXACT:
+            return f"the {_FIELD_LABELS[field]} does not agree exactly ({levels.get(field, Level.MISSING).value})"
+    if not top.has_login_account and (login := next((c for c in shown if c.has_login_account), None)):
+        return f"person {login.person_id} has the login account: duplicates in RegiCRM, choose one"
     if runner_up is not None and round(top.score - runner_up.score, 4) < policy.auto_link_margin:
         return (
             f"person {runner_up.person_id} ({runner_up.score:.2f}) is within the margin {policy.auto_link_margin:.2f}"
