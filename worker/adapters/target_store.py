@@ -40,6 +40,9 @@ from worker.domain.reconcile import (
 )
 
 Entity = str  # 'employee' | 'company'
+# A linked record's RegiTijd/RegiCRM side: its Nmbrs-owned fields as they are, as the sync last wrote them, and
+# the snapshot version it wrote.
+LocalSide = tuple[dict[str, Any], dict[str, Any] | None, int | None]
 # The employment whose name and contact data the shared person card shows: of one human's active
 # Nmbrs employments, the one that started last (then the highest Nmbrs id). Without this, employments
 # with different work e-mail or phone would overwrite the card in turn and report each other as drift.
@@ -191,10 +194,6 @@ class PostgresTargetStore:
                       (SELECT p.version FROM pending_decisions p WHERE p.entity = $1 AND p.nmbrs_id = r.nmbrs_id)
                           AS pending,
                       l.bsn_hash AS link_bsn_hash,
-                      CASE WHEN $1 = 'employee'
-                           THEN (SELECT e.nmbrs_version FROM rt_employees e WHERE e.employee_id = l.regitijd_id)
-                           ELSE (SELECT c.nmbrs_version FROM rt_companies c WHERE c.company_id = l.regitijd_id)
-                      END AS applied_version,
                       -- Every person the human's other employments point at (more than one: duplicates).
                       ARRAY(SELECT DISTINCT s.crm_id FROM sync_links s
                             WHERE r.bsn_hash IS NOT NULL AND s.entity = 'employee' AND s.bsn_hash = r.bsn_hash
@@ -207,43 +206,46 @@ class PostgresTargetStore:
         local = await self._local_values(entity, linked) if linked else {}
         states = {}
         for row in rows:
-            link = None
+            link, version = None, None
             if row["crm_id"] is not None:
-                values, synced = local[(row["crm_id"], row["regitijd_id"])]
+                values, synced, version = local[(row["crm_id"], row["regitijd_id"])]
                 link = LinkedRecord(crm_id=row["crm_id"], regitijd_id=row["regitijd_id"], local=values, synced=synced,
                                     bsn_hash=row["link_bsn_hash"])  # fmt: skip
             states[row["nmbrs_id"]] = RecordState(link=link, blocked=row["blocked"], pending_version=row["pending"],
-                                                  applied_version=row["applied_version"],
+                                                  applied_version=version,
                                                   linked_persons_for_bsn=tuple(row["same_human"]))  # fmt: skip
         return states
 
     async def _local_values(
         self, entity: Entity, linked: list[tuple[int, int | None]]
-    ) -> dict[tuple[int, int | None], tuple[dict[str, Any], dict[str, Any] | None]]:
-        """(crm_id, regitijd_id) -> (the Nmbrs-owned fields as they are locally, as the sync last wrote them)."""
+    ) -> dict[tuple[int, int | None], LocalSide]:
+        """(crm_id, regitijd_id) -> the Nmbrs-owned fields as they are locally, as the sync last wrote them, and
+        the snapshot version it wrote."""
         crm_ids, regitijd_ids = [c for c, _ in linked], [r for _, r in linked]
         if entity == "company":
             rows = await self.db.fetch(
-                """SELECT k.crm_id, k.regitijd_id, o.name, o.kvk_number, o.email, o.phone, o.website, c.nmbrs_synced
+                """SELECT k.crm_id, k.regitijd_id, o.name, o.kvk_number, o.email, o.phone, o.website, c.nmbrs_synced,
+                          c.nmbrs_version
                    FROM unnest($1::int[], $2::int[]) AS k(crm_id, regitijd_id)
                    JOIN crm_organisations o ON o.organisation_id = k.crm_id
                    LEFT JOIN rt_companies c ON c.company_id = k.regitijd_id""",
                 crm_ids, regitijd_ids,
             )  # fmt: skip
-            found: dict[tuple[int, int | None], tuple[dict[str, Any], dict[str, Any] | None]] = {
-                pair: ({}, None)
+            found: dict[tuple[int, int | None], LocalSide] = {
+                pair: ({}, None, None)
                 for pair in linked  # the organisation is gone: nothing local
             }
             for row in rows:
                 values = dict(row)
                 key = (values.pop("crm_id"), values.pop("regitijd_id"))
-                synced = values.pop("nmbrs_synced", None)
-                found[key] = (values, from_json(synced) if synced else None)
+                synced, version = values.pop("nmbrs_synced", None), values.pop("nmbrs_version")
+                found[key] = (values, from_json(synced) if synced else None, version)
             return found
         rows = await self.db.fetch(
             f"""SELECT k.crm_id, k.regitijd_id, {", ".join(f"p.{f}" for f in PERSON_FIELDS)}, e.employee_id, e.number,
                        e.company_id, c.nmbrs_company_id, e.function_id, e.department_id, e.labour_agreement_id,
-                       e.employment_start, e.employment_end, e.nmbrs_synced, r.period_edits, r.periods_read,
+                       e.employment_start, e.employment_end, e.nmbrs_synced, e.nmbrs_version, r.period_edits,
+                       r.periods_read,
                        {PRIMARY_SQL.format(me="e.employee_id")} AS primary,
                        -- The period lists only where they may differ from what the sync wrote (migration 0008).
                        CASE WHEN r.periods_read THEN (
@@ -270,9 +272,14 @@ class PostgresTargetStore:
                                                AS periods_read) AS r""",
             crm_ids, regitijd_ids,
         )  # fmt: skip
-        gone = ({f: None for f in PERSON_FIELDS}, None)  # the person is gone: nothing local
+        gone: LocalSide = ({f: None for f in PERSON_FIELDS}, None, None)  # the person is gone: nothing local
         found = {pair: gone for pair in linked}
-        found.update({(row["crm_id"], row["regitijd_id"]): _employee_local_values(dict(row)) for row in rows})
+        found.update(
+            {
+                (row["crm_id"], row["regitijd_id"]): (*_employee_local_values(dict(row)), row["nmbrs_version"])
+                for row in rows
+            }
+        )
         self._period_edits_read.update(
             (row["employee_id"], row["period_edits"]) for row in rows if row["employee_id"] is not None
         )
