@@ -7,7 +7,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import asyncpg
 import pytest
@@ -21,7 +21,7 @@ from worker.domain.changes import (
 )
 from worker.domain.events import Outcome, OutcomeKind
 from worker.domain.matching import MatchPolicy
-from worker.domain.nmbrs_records import CodeRef, ContractPeriod, EmploymentPeriod, NmbrsEmployee
+from worker.domain.nmbrs_records import CodeRef, ContractPeriod, EmploymentPeriod, LabourAgreementRef, NmbrsEmployee
 from worker.domain.reconcile import reconcile_employee
 
 pytestmark = pytest.mark.integration
@@ -265,12 +265,22 @@ async def test_reference_data_is_created_and_deactivated_automatically(handle: H
 
 
 async def test_extra_statutory_leave_comes_from_the_cao_settings(handle: Handle, db: asyncpg.Pool) -> None:
-    from worker.domain.nmbrs_records import LabourAgreementRef
-
     outcomes = await handle(event(employee(labour_agreement=LabourAgreementRef(id=2, description="Bakkerij"))), AUTO)
     leave = outcomes[-1].details["after"]
     # 16 h/year at 38 h full time, working 40 h: 16 x 40 / 38 = 16.84 for the full year 2026.
     assert leave["extra"] == "16.84" and leave["statutory"] == "160.00"
+
+
+async def test_a_cao_change_keeps_the_extra_leave_earned_under_the_old_cao(handle: Handle, db: asyncpg.Pool) -> None:
+    bakkerij = employee(labour_agreement=LabourAgreementRef(id=2, description="Bakkerij"))
+    await handle(event(bakkerij), AUTO)
+    outcomes = await handle(event(employee(labour_agreement=None), Op.UPDATE, bakkerij))
+    change = await db.fetchrow("SELECT changed_on, from_id, to_id FROM rt_labour_agreement_changes")
+    assert (change["from_id"], change["to_id"]) == (2, None)
+    # 2026 earns Bakkerij's 16 h a year (at 38 h full time, working 40 h) up to the change, nothing after it.
+    days = (change["changed_on"] - date(2026, 1, 1)).days
+    expected = (Decimal(16 * 40) / 38 * days / 365).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    assert outcomes[-1].details["after"]["extra"] == str(expected) != "0.00"
 
 
 async def test_a_bsn_linked_to_two_persons_is_not_linked_automatically(handle: Handle, db: asyncpg.Pool) -> None:

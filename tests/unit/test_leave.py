@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from worker.domain.leave import (
     AllocationPart,
     CaoLeave,
+    EarlierCao,
     EmploymentPeriod,
     HoursPeriod,
     LeaveAdjustment,
@@ -479,3 +480,21 @@ def test_contract_hours_cover_the_days_before_the_first_schedule() -> None:
     # A contract that starts once the schedule runs adds nothing; without a schedule the contracts are all.
     assert hours_from(schedules, hours(("2024-06-01", None, "36"))) == schedules
     assert hours_from((), contracts) == contracts
+
+
+def test_a_cao_change_leaves_the_extra_leave_of_earlier_days_alone() -> None:
+    # 40 extra hours a year under CAO Bakkers until 30 June 2024, then a CAO without extra leave.
+    bakkers = CaoLeave(name="Bakkers", extra_hours_fulltime=D(40))
+    result = leave_balance(
+        LeaveInput(
+            as_of=date(2024, 12, 31),
+            employments=employed("2020-01-01"),
+            hours_periods=hours(("2020-01-01", None, "40")),
+            cao=CaoLeave(name="Schoonmaak"),
+            earlier_caos=(EarlierCao(until=date(2024, 6, 30), cao=bakkers),),
+        )
+    )
+    assert [year(result, y).entitlement.extra for y in (2020, 2021, 2022, 2023)] == [D("40.00")] * 4
+    assert year(result, 2024).entitlement.extra == D("19.89")  # 40 x 182 / 366
+    lines = "\n".join(result.explanation)
+    assert "(CAO Bakkers)" in lines and "(CAO Schoonmaak)" in lines

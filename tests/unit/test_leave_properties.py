@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from worker.domain.leave import (
     CaoLeave,
+    EarlierCao,
     EmploymentPeriod,
     HoursPeriod,
     LeaveInput,
@@ -87,6 +88,13 @@ def test_entitlement_is_additive_over_split_periods_up_to_rounding(
     )
     same = entitlement_for_year(year, (EmploymentPeriod(start=start, end=end),), two_schedules, cao)
     assert (same.statutory, same.extra) == (whole.statutory, whole.extra)
+    # nor does a change to the same CAO
+    unchanged = entitlement_for_year(year, *constant(start, end, hours), cao, (EarlierCao(until=split, cao=cao),))
+    assert (unchanged.statutory, unchanged.extra) == (whole.statutory, whole.extra)
+    # and a change of CAO on the split day earns the first one's extra leave before it, the second's after it
+    nothing = CaoLeave(name="none", extra_hours_fulltime=Decimal(0))
+    changed = entitlement_for_year(year, *constant(start, end, hours), nothing, (EarlierCao(until=split, cao=cao),))
+    assert abs(changed.extra - first.extra) <= CENT and changed.statutory == whole.statutory
 
 
 @PROPERTY

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import asyncpg
@@ -12,6 +12,7 @@ from pydantic_core import from_json
 
 from worker.domain.leave import (
     CaoLeave,
+    EarlierCao,
     EmploymentPeriod,
     HoursPeriod,
     LeaveAdjustment,
@@ -74,6 +75,19 @@ async def load_leave_inputs(
     adjustments = await rows(
         "SELECT employee_id, booked_on, hours, reason FROM rt_leave_adjustments WHERE employee_id = ANY($1::int[])"
     )
+    cao_changes = await rows(
+        """SELECT employee_id, changed_on, from_id FROM rt_labour_agreement_changes
+           WHERE employee_id = ANY($1::int[]) ORDER BY employee_id, changed_on"""
+    )
+    earlier_ids = sorted({r["from_id"] for found in cao_changes.values() for r in found if r["from_id"] is not None})
+    earlier_caos = {
+        r["nmbrs_id"]: _cao_leave(r)
+        for r in await connection.fetch(
+            """SELECT nmbrs_id, description, extra_leave_hours_fulltime, fulltime_hours_per_week
+               FROM rt_labour_agreements WHERE nmbrs_id = ANY($1::int[])""",
+            earlier_ids,
+        )
+    }
     taken = await rows("SELECT employee_id, taken_on, hours FROM rt_leave_taken WHERE employee_id = ANY($1::int[])")
     worked = await rows("SELECT employee_id, worked_on, hours FROM rt_overtime WHERE employee_id = ANY($1::int[])")
     paid = await rows("SELECT employee_id, paid_on, hours FROM rt_overtime_payouts WHERE employee_id = ANY($1::int[])")
@@ -84,6 +98,11 @@ async def load_leave_inputs(
             schedules.get(employee_id, []),
             contracts.get(employee_id, []),
             periods.get(employee_id, []),
+            tuple(
+                # The old CAO applied up to the day before the change (a CAO no longer known: none).
+                EarlierCao(until=r["changed_on"] - timedelta(days=1), cao=earlier_caos.get(r["from_id"], CaoLeave()))
+                for r in cao_changes.get(employee_id, [])
+            ),
             LeaveHistory(
                 adjustments=tuple(
                     LeaveAdjustment(booked_on=r["booked_on"], hours=r["hours"], reason=r["reason"])
@@ -114,12 +133,22 @@ class LeaveHistory:
     overtime_paid_out: tuple[OvertimePayout, ...]
 
 
+def _cao_leave(row: asyncpg.Record) -> CaoLeave:
+    """A labour agreement's leave settings (rt_labour_agreements: description and the two leave columns)."""
+    return CaoLeave(
+        name=row["description"],
+        extra_hours_fulltime=row["extra_leave_hours_fulltime"],
+        fulltime_hours_per_week=row["fulltime_hours_per_week"],
+    )
+
+
 def _leave_input(
     employee: asyncpg.Record,
     as_of: date,
     schedules: list[asyncpg.Record],
     contracts: list[asyncpg.Record],
     periods: list[asyncpg.Record],
+    earlier_caos: tuple[EarlierCao, ...],
     history: LeaveHistory,
 ) -> LeaveInput:
     # One period per start date (the last row wins, as the lists are ordered by start).
@@ -130,13 +159,7 @@ def _leave_input(
         r["start_date"]: HoursPeriod(start=r["start_date"], end=r["end_date"], hours_per_week=r["hours_per_week"])
         for r in contracts
     }
-    cao = CaoLeave()
-    if employee["description"] is not None:
-        cao = CaoLeave(
-            name=employee["description"],
-            extra_hours_fulltime=employee["extra_leave_hours_fulltime"],
-            fulltime_hours_per_week=employee["fulltime_hours_per_week"],
-        )
+    cao = _cao_leave(employee) if employee["description"] is not None else CaoLeave()
     # Nmbrs employees carry every period of service (a rehire has several); a blue employee only the one.
     employments = tuple(EmploymentPeriod(start=p["start_date"], end=p["end_date"]) for p in periods)
     if not employments and employee["employment_start"] is not None:
@@ -147,6 +170,7 @@ def _leave_input(
         employments=employments,
         hours_periods=hours_from(tuple(schedule_periods.values()), tuple(contract_periods.values())),
         cao=cao,
+        earlier_caos=earlier_caos,
         adjustments=history.adjustments,
         leave_taken=history.leave_taken,
         overtime_worked=history.overtime_worked,

@@ -24,7 +24,7 @@ from worker.domain.matching import (
     normalise_organisation_name,
     split_last_name,
 )
-from worker.domain.nmbrs_records import CodeRef, LabourAgreementRef, NmbrsCompany, NmbrsEmployee
+from worker.domain.nmbrs_records import NMBRS_TIMEZONE, CodeRef, LabourAgreementRef, NmbrsCompany, NmbrsEmployee
 from worker.domain.ownership import NMBRS_OWNED_COMPANY_FIELDS, PERSON_FIELDS
 from worker.domain.reconcile import (
     Apply,
@@ -502,6 +502,8 @@ class PostgresTargetStore:
         if not self._writing_as_sync:
             await self.db.execute(SYNC_WRITER_SQL)
             self._writing_as_sync = True
+        if cao_changed := [item for item in items if "labour_agreement_id" in item.action.changed]:
+            await self._remember_cao_changes(cao_changed)
         # One statement per table for the whole run: far cheaper for the server than a statement per row.
         columns = ", ".join(f"{name} = v.{name}{'::jsonb' if t == 'jsonb' else ''}" for name, t in EMPLOYEE_COLUMNS)
         # Local period edits counted when the state was read are seen now: the periods are written or equal.
@@ -545,6 +547,23 @@ class PostgresTargetStore:
             await _insert_rows(self.db, table, types, rows)
         await self._audit_many(
             [_apply_audit(item.causation_id, f"employee:{item.nmbrs_id}", item.action) for item in items], actor
+        )
+
+    async def _remember_cao_changes(self, items: list[EmployeeApply]) -> None:
+        """Record the CAO changes among `items` before they are written (migration 0011): compared with what the
+        sync wrote last, so a local edit written back is no change, and a first write has nothing to compare."""
+        await self.db.execute(
+            """INSERT INTO rt_labour_agreement_changes (employee_id, changed_on, from_id, to_id)
+               SELECT e.employee_id, (now() AT TIME ZONE $3)::date, (e.nmbrs_synced ->> 'labour_agreement_id')::int,
+                      v.to_id
+               FROM unnest($1::int[], $2::int[]) AS v(employee_id, to_id)
+               JOIN rt_employees e ON e.employee_id = v.employee_id
+               WHERE e.nmbrs_synced IS NOT NULL
+                 AND (e.nmbrs_synced ->> 'labour_agreement_id')::int IS DISTINCT FROM v.to_id
+               ON CONFLICT (employee_id, changed_on) DO UPDATE SET to_id = EXCLUDED.to_id""",
+            [item.action.regitijd_id for item in items],
+            [item.action.values["labour_agreement_id"] for item in items],
+            str(NMBRS_TIMEZONE),
         )
 
     async def _apply_employee(self, item: EmployeeApply, actor: str) -> int:

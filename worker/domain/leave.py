@@ -5,8 +5,10 @@ Rules (docs/domain.md, "Leave"; issue "Leave and hours"):
 * Entitlement per calendar year, computed per employed day and summed::
 
       statutory = sum_d 4 x hours_per_week(d) / days_in_year
-      extra     = sum_d cao_extra_hours_fulltime x hours_per_week(d) / cao_fulltime_hours_per_week
+      extra     = sum_d cao_extra_hours_fulltime(d) x hours_per_week(d) / cao_fulltime_hours_per_week(d)
                   / days_in_year
+
+  where the CAO of day d is the one that applied that day (`earlier_caos`, else the current one).
 
   Each component is rounded once, at the end, to 2 decimals (half up); 366 days in a leap year.
   Consecutive days with the same hours are summed exactly first (sum of hours x days), so the year
@@ -29,6 +31,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal
 from enum import StrEnum
+from fractions import Fraction
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -110,6 +113,14 @@ class CaoLeave(LeaveInputModel):
     fulltime_hours_per_week: Annotated[Decimal, Field(gt=0, le=HOURS_IN_A_WEEK, allow_inf_nan=False)] = Decimal(40)
 
 
+class EarlierCao(LeaveInputModel):
+    """A labour agreement that applied before the current one (`LeaveInput.cao`), up to and including
+    `until`: a CAO change earns the new CAO's extra leave from its day on and leaves earlier days alone."""
+
+    until: date
+    cao: CaoLeave
+
+
 class LeaveAdjustment(LeaveInputModel):
     """A manual leave adjustment (aanpassing verlof); negative hours subtract."""
 
@@ -147,6 +158,7 @@ class LeaveInput(LeaveInputModel):
     employments: tuple[EmploymentPeriod, ...] = ()
     hours_periods: tuple[HoursPeriod, ...] = ()
     cao: CaoLeave = CaoLeave()
+    earlier_caos: tuple[EarlierCao, ...] = ()
     adjustments: tuple[LeaveAdjustment, ...] = ()
     leave_taken: tuple[LeaveTaken, ...] = ()
     overtime_worked: tuple[OvertimeEntry, ...] = ()
@@ -162,6 +174,9 @@ class LeaveInput(LeaveInputModel):
         if duplicates:
             # Two schedules starting the same day: which one applies is undecidable, so refuse.
             raise ValueError(f"several hours periods start on {', '.join(map(str, duplicates))}")
+        untils = [c.until for c in self.earlier_caos]
+        if len(set(untils)) != len(untils):
+            raise ValueError("several earlier labour agreements end on the same day")
         return self
 
 
@@ -300,31 +315,49 @@ def entitlement_for_year(
     employments: Sequence[EmploymentPeriod],
     hours_periods: Sequence[HoursPeriod],
     cao: CaoLeave | None = None,
+    earlier_caos: Sequence[EarlierCao] = (),
 ) -> YearEntitlement:
     """Statutory and extra-statutory entitlement earned in calendar `year`, with one explanation
     segment per run of consecutive employed days under the same hours period.
 
     Employed days not covered by any hours period earn nothing (hours 0, with a note)."""
-    return _entitlements([year], employments, hours_periods, cao or CaoLeave())[year][0]
+    return _entitlements([year], employments, hours_periods, cao or CaoLeave(), earlier_caos)[year][0]
+
+
+# A CAO as a run carries it: (name, extra hours at full time, full-time hours), Decimals as text: 40 and 40.00
+# are equal (one cache entry) but are shown differently.
+CaoKey = tuple[str | None, str, str]
+Run = tuple[int, int, str | None, CaoKey]  # first and last ordinal, hours per week (None: no period), CAO
+
+
+def _cao_key(cao: CaoLeave) -> CaoKey:
+    return cao.name, str(cao.extra_hours_fulltime), str(cao.fulltime_hours_per_week)
 
 
 def _entitlements(
-    years: Sequence[int], employments: Sequence[EmploymentPeriod], hours_periods: Sequence[HoursPeriod], cao: CaoLeave
+    years: Sequence[int],
+    employments: Sequence[EmploymentPeriod],
+    hours_periods: Sequence[HoursPeriod],
+    cao: CaoLeave,
+    earlier_caos: Sequence[EarlierCao] = (),
 ) -> dict[int, tuple[YearEntitlement, tuple[str, ...]]]:
     """Per year: its entitlement and the lines explaining it."""
-    # Decimals go in as text: 40 and 40.00 are equal (one cache entry) but are shown differently.
-    extra_text, fulltime_text = str(cao.extra_hours_fulltime), str(cao.fulltime_hours_per_week)
-    runs = _employed_runs(years, employments, hours_periods)
-    return {year: _entitlement(year, runs[year], extra_text, fulltime_text) for year in years}
+    caos = [(c.until.toordinal(), _cao_key(c.cao)) for c in sorted(earlier_caos, key=lambda c: c.until)]
+    runs = _employed_runs(years, employments, hours_periods, caos, _cao_key(cao))
+    return {year: _entitlement(year, runs[year]) for year in years}
 
 
 def _employed_runs(
-    years: Iterable[int], employments: Sequence[EmploymentPeriod], hours_periods: Sequence[HoursPeriod]
-) -> dict[int, tuple[tuple[int, int, str | None], ...]]:
-    """Per year: (first ordinal, last ordinal, hours per week as text or None when no hours period covers
-    them) per run of consecutive employed days of the year under the same hours period."""
+    years: Iterable[int],
+    employments: Sequence[EmploymentPeriod],
+    hours_periods: Sequence[HoursPeriod],
+    earlier_caos: Sequence[tuple[int, CaoKey]],
+    current_cao: CaoKey,
+) -> dict[int, tuple[Run, ...]]:
+    """Per year: the runs of consecutive employed days of the year under the same hours period and CAO.
+    `earlier_caos`: (last ordinal, CAO) by end; the current CAO applies after them."""
     wanted = sorted(set(years))
-    found: dict[int, list[tuple[int, int, HoursPeriod | None]]] = {year: [] for year in wanted}
+    found: dict[int, list[tuple[int, int, HoursPeriod | None, CaoKey]]] = {year: [] for year in wanted}
     if wanted:
         # The state (employed? which hours period? which year?) only changes at these days; walk the
         # intervals between them instead of every day, all years in one pass, on ordinals (cheap to
@@ -339,6 +372,7 @@ def _employed_runs(
             cuts.add(start)
             if end != _OPEN:
                 cuts.add(end + 1)
+        cuts.update(until + 1 for until, _ in earlier_caos)
         first, last = date(wanted[0], 1, 1).toordinal(), date(wanted[-1], 12, 31).toordinal() + 1
         bounds = sorted(c for c in cuts if first <= c <= last)
         for lo, hi in itertools.pairwise(bounds):
@@ -351,12 +385,15 @@ def _employed_runs(
                     break
                 if lo <= end:
                     period = candidate
-            if runs and runs[-1][1] + 1 == lo and runs[-1][2] is period:
-                runs[-1] = (runs[-1][0], hi - 1, period)
+            cao = next((key for until, key in earlier_caos if lo <= until), current_cao)
+            if runs and runs[-1][1] + 1 == lo and runs[-1][2] is period and runs[-1][3] == cao:
+                runs[-1] = (runs[-1][0], hi - 1, period, cao)
             else:
-                runs.append((lo, hi - 1, period))
+                runs.append((lo, hi - 1, period, cao))
     return {
-        year: tuple((lo, hi, str(period.hours_per_week) if period is not None else None) for lo, hi, period in runs)
+        year: tuple(
+            (lo, hi, str(period.hours_per_week) if period is not None else None, cao) for lo, hi, period, cao in runs
+        )
         for year, runs in found.items()
     }
 
@@ -364,18 +401,19 @@ def _employed_runs(
 # Most years of most employees are the same few runs (a whole year at 40 hours, say): their entitlement
 # and its explanation are built once. Pure, so memoising cannot change a result.
 @functools.lru_cache(maxsize=4096)
-def _entitlement(
-    year: int, runs: tuple[tuple[int, int, str | None], ...], extra_fulltime_text: str, fulltime_text: str
-) -> tuple[YearEntitlement, tuple[str, ...]]:
-    extra_fulltime, fulltime = Decimal(extra_fulltime_text), Decimal(fulltime_text)
+def _entitlement(year: int, runs: tuple[Run, ...]) -> tuple[YearEntitlement, tuple[str, ...]]:
     n_days = days_in_year(year)
     n = Decimal(n_days)
     hour_days = Decimal(0)  # exact sum over days of hours_per_week(d)
+    # The extra leave is summed exactly per CAO (hours x days), then divided once: one rounding per year.
+    hour_days_by_cao: dict[CaoKey, Decimal] = {}
     segments: list[EntitlementSegment] = []
-    for lo, hi, period_hours in runs:
+    for lo, hi, period_hours, cao in runs:
+        extra_fulltime, fulltime = Decimal(cao[1]), Decimal(cao[2])
         days = hi - lo + 1
         hours = Decimal(period_hours) if period_hours is not None else Decimal(0)
         hour_days += hours * days
+        hour_days_by_cao[cao] = hour_days_by_cao.get(cao, Decimal(0)) + hours * days
         segments.append(
             EntitlementSegment(
                 start=date.fromordinal(lo),
@@ -392,26 +430,39 @@ def _entitlement(
         days_in_year=n_days,
         employed_days=sum(s.days for s in segments),
         statutory=_divide(STATUTORY_WEEKS * hour_days, n, _CENT),
-        extra=_divide(extra_fulltime * hour_days, fulltime * n, _CENT),
+        extra=_extra_for_year(hour_days_by_cao, n),
         statutory_expires_on=statutory_expires_on(year),
         extra_expires_on=extra_expires_on(year),
         segments=tuple(segments),
     )
-    return entitlement, tuple(_entitlement_lines(entitlement, extra_fulltime, fulltime))
+    return entitlement, tuple(_entitlement_lines(entitlement, [cao for *_, cao in runs]))
 
 
-def _entitlement_lines(e: YearEntitlement, extra_fulltime: Decimal, fulltime: Decimal) -> Iterable[str]:
+def _extra_for_year(hour_days_by_cao: dict[CaoKey, Decimal], n: Decimal) -> Decimal:
+    # Exact as a fraction (the full-time hours differ per CAO), divided once: one CAO gives the very
+    # division extra x hour_days / (fulltime x n).
+    total = sum(
+        (Fraction(cao[1]) * Fraction(hour_days) / Fraction(cao[2]) for cao, hour_days in hour_days_by_cao.items()),
+        Fraction(0),
+    ) / Fraction(n)
+    return _divide(Decimal(total.numerator), Decimal(total.denominator), _CENT)
+
+
+def _entitlement_lines(e: YearEntitlement, caos: Sequence[CaoKey]) -> Iterable[str]:
     yield f"{e.year}: {e.employed_days} of {e.days_in_year} days employed"
-    for s in e.segments:
+    several = len(set(caos)) > 1
+    for s, (name, extra_fulltime, fulltime) in zip(e.segments, caos, strict=True):
         line = (
             f"  {s.start}..{s.end}: {s.days} days x {s.hours_per_week} h/week -> statutory "
             f"4 x {s.hours_per_week} x {s.days} / {e.days_in_year} = {s.statutory_earned}"
         )
-        if extra_fulltime:
+        if Decimal(extra_fulltime) or several:
             line += (
                 f", extra {extra_fulltime} x {s.hours_per_week} / "
                 f"{fulltime} x {s.days} / {e.days_in_year} = {s.extra_earned}"
             )
+            if several:
+                line += f" (CAO {name or 'none'})"
         if s.note:
             line += f" ({s.note})"
         yield line
@@ -453,7 +504,7 @@ def leave_balance(data: LeaveInput) -> LeaveResult:
     report_years = sorted(data.years) if data.years is not None else balance_years
 
     explained = _entitlements(sorted(set(balance_years) | set(report_years)), data.employments,
-                              data.hours_periods, data.cao)  # fmt: skip
+                              data.hours_periods, data.cao, data.earlier_caos)  # fmt: skip
     entitlements = {y: entitlement for y, (entitlement, _) in explained.items()}
     remaining: dict[tuple[int, LeaveComponent], Decimal] = {}
     for y in balance_years:
