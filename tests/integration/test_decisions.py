@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,6 +15,7 @@ import pytest
 
 from tests.builders import HASH_ANNA, NOW
 from worker.adapters.postgres import PollStore
+from worker.adapters.target_store import PostgresTargetStore, human_key
 from worker.config import Settings
 from worker.domain.changes import Op
 from worker.domain.decisions import Decision, DecisionFilter, FollowUpCommand
@@ -442,3 +444,15 @@ async def test_aanmaken_in_bulk_creates_one_person_for_one_human_with_two_employ
         == 1
     )
     assert await db.fetchval("SELECT count(*) FROM pending_decisions") == 0
+
+
+async def test_a_decision_waits_for_another_employment_of_its_human_being_judged(
+    handle: Handle, db: asyncpg.Pool
+) -> None:
+    await asked(handle)
+    async with db.acquire() as other, other.transaction():
+        await PostgresTargetStore(other).lock_record(human_key(HASH_ANNA))  # the reconciler judging employment 205
+        koppelen = asyncio.create_task(decide(db, decision("koppelen", target_id=await person(db, "anna"))))
+        await asyncio.sleep(0.5)
+        assert not koppelen.done()
+    assert "applied" in kinds(await koppelen)

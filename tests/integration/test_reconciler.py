@@ -12,9 +12,9 @@ from decimal import ROUND_HALF_UP, Decimal
 import asyncpg
 import pytest
 
-from tests.builders import company_change, department_change, employee_change, nmbrs_employee
+from tests.builders import HASH_ANNA, company_change, department_change, employee_change, nmbrs_employee
 from worker.adapters.leave_store import recalculate_leave
-from worker.adapters.target_store import SYNC_WRITER_SQL, PostgresTargetStore
+from worker.adapters.target_store import SYNC_WRITER_SQL, PostgresTargetStore, human_key
 from worker.domain.changes import (
     EmployeeChanged,
     Op,
@@ -474,3 +474,21 @@ async def test_an_employee_change_waits_for_a_link_of_its_company_in_flight(hand
         assert not change.done()
     await change
     assert await db.fetchval("SELECT company_id FROM rt_employees WHERE nmbrs_employee_id = 101") == company_id
+
+
+async def test_one_humans_employments_are_judged_one_after_the_other(handle: Handle, db: asyncpg.Pool) -> None:
+    anna = await db.fetchval("SELECT person_id FROM crm_persons WHERE external_ref = 'anna'")
+    async with db.acquire() as other, other.transaction():
+        # A Koppelen of employment 101 (or another worker) is linking Anna's human...
+        await PostgresTargetStore(other).lock_record(human_key(HASH_ANNA))
+        await other.execute(
+            """INSERT INTO sync_links (entity, nmbrs_id, crm_id, bsn_hash, linked_by, reason)
+               VALUES ('employee', 101, $1, $2, 'hr.anja', 'Koppelen')""",
+            anna, HASH_ANNA,
+        )  # fmt: skip
+        # ...while her employment 205 comes in: it waits, instead of being judged without that link.
+        second = asyncio.create_task(handle(event(employee(205, company_id=2))))
+        await asyncio.sleep(0.5)
+        assert not second.done()
+    outcomes = await second
+    assert outcomes[0].kind is OutcomeKind.AUTO_LINKED and outcomes[0].details["person_id"] == anna

@@ -115,6 +115,11 @@ async def _insert_rows(db: asyncpg.Connection, table: str, types: Sequence[str],
         await db.execute(f"INSERT INTO {table} SELECT * FROM {_unnest(types)}", *_columns(rows, len(types)))
 
 
+def human_key(bsn_hash: str) -> str:
+    """The lock key of a human: every employment with this BSN hash."""
+    return f"human:{bsn_hash}"
+
+
 @dataclass(frozen=True)
 class EmployeeApply:
     """One employee's Apply with what it came from."""

@@ -18,7 +18,7 @@ import asyncpg
 from worker.adapters.hr_queries import open_tasks
 from worker.adapters.leave_store import recalculate_leave
 from worker.adapters.postgres import Inbox, run_once
-from worker.adapters.target_store import PostgresTargetStore
+from worker.adapters.target_store import PostgresTargetStore, human_key
 from worker.domain.changes import ChangeSource, CompanyChanged, EmployeeChanged, Entity, Op
 from worker.domain.decisions import (
     TASKS,
@@ -260,6 +260,11 @@ async def apply_single(
     """Apply one action to one record; returns its effect (for undo). Raises Rejected."""
     await ctx.store.lock_record(f"{entity}:{nmbrs_id}")
     situation, record = await situation_of(ctx, entity, nmbrs_id)
+    if entity == "employee" and record is not None and record.get("bsn_hash"):
+        # The human too (as the reconciler does): another employment of this human judged meanwhile must not land
+        # on another person. Read again under it.
+        await ctx.store.lock_record(human_key(record["bsn_hash"]))
+        situation, record = await situation_of(ctx, entity, nmbrs_id)
     table = "crm_persons" if entity == "employee" else "crm_organisations"
     id_column = "person_id" if entity == "employee" else "organisation_id"
     target_exists = decision.target_id is not None and bool(

@@ -24,7 +24,7 @@ import asyncpg
 
 from worker.adapters.leave_store import recalculate_leave_many
 from worker.adapters.postgres import Inbox, transaction
-from worker.adapters.target_store import EmployeeApply, PostgresTargetStore
+from worker.adapters.target_store import EmployeeApply, PostgresTargetStore, human_key
 from worker.domain.changes import ChangeEvent, CompanyChanged, EmployeeChanged, ReferenceChanged
 from worker.domain.events import Outcome, OutcomeKind, outcome_for
 from worker.domain.matching import MatchPolicy
@@ -52,6 +52,15 @@ LeaveSummaries = dict[int, tuple[dict[str, Any] | None, dict[str, Any]]]
 
 def _nmbrs_id(event: ChangeEvent[Any]) -> int:
     return int(event.key.split(":", 1)[1])
+
+
+def _lock_keys(event: ChangeEvent[Any]) -> list[str]:
+    """The record, and for an employee the human (BSN hash): two employments of one human are judged one after
+    the other, also by two workers or against a decision, so they cannot end up on two persons."""
+    keys = [event.key]
+    if isinstance(event, EmployeeChanged):
+        keys += [human_key(r.bsn_hash) for r in (event.before, event.after) if r is not None and r.bsn_hash]
+    return keys
 
 
 async def _plan_and_apply(
@@ -146,7 +155,7 @@ async def _reconcile(
     position, window = 0, len(events)
     while position < len(events):
         chunk = events[position : position + window]
-        await store.lock_records([event.key for event in chunk])
+        await store.lock_records([key for event in chunk for key in _lock_keys(event)])
         # A state serves the first event of its record in the chunk (a later one starts a new run): its BSN
         # hash is the one to judge the same-human rule by.
         employees: dict[int, NmbrsEmployee | None] = {}
