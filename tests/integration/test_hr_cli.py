@@ -184,6 +184,7 @@ async def test_pending_lists_the_questions_with_scored_and_flagged_candidates(
 
     question = questions["employee:101"]
     assert question["situation"] == "disputed" and question["version"] == _versions["employee:101"]
+    assert "automatic linking on score is off" in question["reason"]  # why it was asked, as the matcher said
     assert question["name"] == "Anna van der Berg" and question["company_name"] == "Bakkerij De Zon B.V."
     best, second = question["candidates"]
     assert best["crm_id"] == anna and "has_login_account" in best["flags"] and best["score"] == 1.0
@@ -200,6 +201,7 @@ async def test_pending_lists_the_questions_with_scored_and_flagged_candidates(
     lines = text.splitlines()
     anna_row = next(line for line in lines if line.startswith("red") and "employee:101" in line)
     assert "Anna van der Berg" in anna_row and "disputed" in anna_row
+    assert lines[lines.index(anna_row) + 1].strip().startswith("why: ") and question["reason"] in text
     candidate_row = next(line for line in lines if line.strip().startswith(f"{anna} "))
     assert "1.00" in candidate_row and "has_login_account" in candidate_row and "birthday=exact" in candidate_row
     assert f"nmbrs-sync decide koppelen employee:101 --person {anna} --version {question['version']}" in text

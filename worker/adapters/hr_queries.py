@@ -81,6 +81,7 @@ class PendingQuestionView(_Frozen):
     nmbrs_id: int
     version: int = Field(description="Pass it to 'decide --version' for staleness protection.")
     situation: Literal["unmatched", "disputed"]
+    reason: str | None = Field(None, description="Why it was asked, in words.")
     name: str
     number: str | None = None
     birthday: date | None = None
@@ -111,7 +112,8 @@ async def pending_questions(connection: asyncpg.Connection, include_skipped: boo
     """Every open question with its ranked candidates, ordered by company, then companies before their
     employees, then name; skipped questions (Overslaan: hidden until the next sync) only on request, last."""
     rows = await connection.fetch(
-        """SELECT q.entity, q.nmbrs_id, q.version, q.situation, q.company_id, q.record, q.candidates, q.skipped,
+        """SELECT q.entity, q.nmbrs_id, q.version, q.situation, q.reason, q.company_id, q.record, q.candidates,
+                  q.skipped,
                   q.created_at, extract(epoch FROM now() - q.created_at)::float8 AS age_s,
                   -- The company's name: RegiTijd when linked, else what Nmbrs sent (snapshot or its own question).
                   coalesce(c.name, s.record ->> 'name', cq.record ->> 'name') AS company_name
@@ -171,6 +173,7 @@ def _question(
         nmbrs_id=row["nmbrs_id"],
         version=row["version"],
         situation=row["situation"],
+        reason=row["reason"],
         name=name,
         number=record.get("number"),
         birthday=record.get("birthday"),

@@ -391,15 +391,15 @@ class PostgresTargetStore:
             elif isinstance(action, SavePending):
                 await self.db.execute(
                     """INSERT INTO pending_decisions (entity, nmbrs_id, version, situation, company_id, record,
-                                                      candidates, causation_id)
-                       VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8)
+                                                      candidates, causation_id, reason)
+                       VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9)
                        ON CONFLICT (entity, nmbrs_id) DO UPDATE SET version = EXCLUDED.version,
                            situation = EXCLUDED.situation, company_id = EXCLUDED.company_id,
                            record = EXCLUDED.record, candidates = EXCLUDED.candidates,
-                           causation_id = EXCLUDED.causation_id, created_at = now()""",
+                           causation_id = EXCLUDED.causation_id, reason = EXCLUDED.reason, created_at = now()""",
                     entity, nmbrs_id, action.version, action.situation, getattr(record, "company_id", None),
                     record.model_dump_json(), _json([c.model_dump(mode="json") for c in action.candidates]),
-                    causation_id,
+                    causation_id, action.reason,
                 )  # fmt: skip
             elif isinstance(action, ClearPending):
                 await self.db.execute(

@@ -280,8 +280,9 @@ def _details(question: hr_queries.PendingQuestionView) -> str:
 
 
 def _candidate_lines(question: hr_queries.PendingQuestionView) -> list[str]:
+    why = [f"      why: {question.reason}"] if question.reason else []
     if not question.candidates:
-        return ["      no candidates scored high enough: search with 'nmbrs-sync search NAME'"]
+        return [*why, "      no candidates scored high enough: search with 'nmbrs-sync search NAME'"]
     kind = "person" if question.entity == "employee" else "organisation"
     table = _table(
         (kind, "name", "score", "flags", "fields"),
@@ -297,7 +298,7 @@ def _candidate_lines(question: hr_queries.PendingQuestionView) -> list[str]:
             for c in question.candidates
         ],
     )
-    return ["      " + line for line in table.splitlines()]
+    return [*why, *("      " + line for line in table.splitlines())]
 
 
 def decide_hint(question: hr_queries.PendingQuestionView) -> str:
