@@ -359,9 +359,32 @@ async def test_bulk_create_only_where_no_candidate_scores_above_the_threshold(ha
     await asked(handle, 101)  # strong candidates (anna)
     await asked(handle, 102, first_name="Zeger", prefix=None, last_name="Quist", birthday=date(1990, 1, 1),
                 email_work=None, bsn_hash=None)  # fmt: skip
-    outcomes = await decide(db, decision("aanmaken", None, filter=DecisionFilter(max_best_score=0.2)))
+    await asked(handle, 103, first_name="Wout", prefix=None, last_name="Zwart", birthday=date(1991, 1, 1),
+                email_work=None, bsn_hash=None)  # fmt: skip
+    await decide(db, decision("overslaan", 103))  # skipped: hidden from HR until the next sync, so left alone
+    outcomes = await decide(db, decision("aanmaken", None, filter=DecisionFilter(company_id=1, max_best_score=0.2)))
     assert outcomes[-1].details["records"] == ["employee:102"]
-    assert await db.fetchval("SELECT nmbrs_id FROM pending_decisions") == 101
+    assert sorted(await db.fetch("SELECT nmbrs_id FROM pending_decisions")) == [(101,), (103,)]
+
+
+async def test_a_bulk_is_undone_record_by_record_or_whole_on_request(handle: Handle, db: asyncpg.Pool) -> None:
+    for employee_id in (301, 302, 303):
+        await asked(handle, employee_id, company_id=3, first_name=f"X{employee_id}", prefix=None, last_name="Qq",
+                    birthday=date(1990, 1, 1), email_work=None, bsn_hash=None)  # fmt: skip
+    bulk = decision("aanmaken", None, filter=DecisionFilter(company_id=3, situation="unmatched"))
+    await decide(db, bulk)
+    active = "SELECT nmbrs_employee_id FROM rt_employees WHERE active AND nmbrs_employee_id > 300 ORDER BY 1"
+    assert [r[0] for r in await db.fetch(active)] == [301, 302, 303]
+
+    one = await decide(db, decision("ongedaan_maken", 302, undo_decision_id=bulk.decision_id))
+    assert "needs_decision" in kinds(one)
+    assert [r[0] for r in await db.fetch(active)] == [301, 303]  # only the record named
+    again = await decide(db, decision("ongedaan_maken", 302, undo_decision_id=bulk.decision_id))
+    assert kinds(again) == ["rejected"] and "already undone" in (again[0].reason or "")
+
+    rest = await decide(db, decision("ongedaan_maken", 301, undo_decision_id=bulk.decision_id, undo_all_records=True))
+    assert kinds(rest).count("needs_decision") == 2 and await db.fetch(active) == []
+    assert await db.fetchval("SELECT undone_by FROM decisions WHERE decision_id = $1", bulk.decision_id) is not None
 
 
 async def test_follow_up_commands_change_local_data_and_the_next_sync_leaves_it_alone(
@@ -436,7 +459,7 @@ async def test_aanmaken_in_bulk_creates_one_person_for_one_human_with_two_employ
              "email_work": None, "bsn_hash": "c3" * 32}  # fmt: skip
     await asked(handle, 401, company_id=4, **zeger)
     await asked(handle, 402, company_id=4, **zeger)
-    outcomes = await decide(db, decision("aanmaken", None, filter=DecisionFilter(company_id=4)))
+    outcomes = await decide(db, decision("aanmaken", None, filter=DecisionFilter(company_id=4, situation="unmatched")))
     assert kinds(outcomes).count("auto_linked") == 1
     assert await db.fetchval("SELECT count(*) FROM crm_persons WHERE last_name = 'Quist'") == 1
     assert (

@@ -88,6 +88,11 @@ def test_every_decision_gets_its_own_id() -> None:
         (("ontblokkeren", "--company-filter", "1"), "bulk decision can only be"),
         (("aanmaken", "--company-filter", "1", "--max-best-score", "1.5"), "max_best_score"),
         (("merge", "employee:101"), "unknown action 'merge'"),
+        # A disputed question's best candidate may be the person already: a bulk aanmaken must narrow it down.
+        (("aanmaken", "--company-filter", "1"), "needs situation 'unmatched' or a max_best_score"),
+        (("aanmaken", "--company-filter", "1", "--situation", "disputed"), "needs situation 'unmatched'"),
+        (("blokkeren", "--company-filter", "1", "--version", "3"), "--version belongs to one RECORD"),
+        (("blokkeren", "employee:101", "--all-records"), "--all-records only goes with ongedaan_maken"),
     ],
 )
 def test_command_lines_that_are_not_a_valid_decision_say_how_to_write_them(argv: tuple[str, ...], message: str) -> None:

@@ -48,7 +48,7 @@ class DecisionFilter(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    company_id: StoreId | None = Field(None, description="Only records of this Nmbrs company.")
+    company_id: StoreId = Field(description="Only records of this Nmbrs company (a bulk never spans companies).")
     situation: Literal["unmatched", "disputed"] | None = None
     max_best_score: float | None = Field(
         None, ge=0, le=1, description="Only records whose best candidate scores at most this (e.g. 0.2)."
@@ -71,6 +71,9 @@ class Decision(Message):
     target_id: StoreId | None = Field(None, description="koppelen: the RegiCRM person or organisation id.")
     version: StoreId | None = Field(None, description="The pending question's version this answers.")
     undo_decision_id: uuid.UUID | None = Field(None, description="ongedaan_maken: the decision to reverse.")
+    undo_all_records: bool = Field(
+        False, description="ongedaan_maken of a bulk decision: every record it answered, not only nmbrs_id."
+    )
     preview: bool = Field(False, description="Bulk: report what would happen and change nothing.")
     decided_by: str = Field(min_length=1)
     decided_at: AwareDatetime
@@ -91,6 +94,17 @@ class Decision(Message):
             raise ValueError("koppelen needs target_id: the RegiCRM person or organisation to link to")
         if self.action is DecisionAction.ONGEDAAN_MAKEN and self.undo_decision_id is None:
             raise ValueError("ongedaan_maken needs undo_decision_id")
+        if self.undo_all_records and self.action is not DecisionAction.ONGEDAAN_MAKEN:
+            raise ValueError("undo_all_records only goes with ongedaan_maken")
+        if (
+            self.filter is not None
+            and self.action is DecisionAction.AANMAKEN
+            and self.filter.situation != "unmatched"
+            and self.filter.max_best_score is None
+        ):
+            # A disputed question's best candidate may well be the person already: creating it again would
+            # make a duplicate card.
+            raise ValueError("a bulk aanmaken needs situation 'unmatched' or a max_best_score")
         return self
 
     @property

@@ -355,19 +355,29 @@ async def undo(
     if earlier["result"] != "applied" or earlier["undone_by"] is not None:
         raise Rejected(f"decision {decision.undo_decision_id} was not applied or is already undone")
     effect = json.loads(earlier["effect"])
-    records = effect.get("records", {f"{earlier['entity']}:{earlier['nmbrs_id']}": effect})
-    if f"{entity}:{nmbrs_id}" not in records:
+    bulk = "records" in effect
+    records = effect["records"] if bulk else {f"{earlier['entity']}:{earlier['nmbrs_id']}": effect}
+    named = f"{entity}:{nmbrs_id}"
+    if named not in records:
         raise Rejected(f"decision {decision.undo_decision_id} was not about {entity} {nmbrs_id}")
-    if not any(e.get(part) for e in records.values() for part in REVERSIBLE):
+    # A bulk is undone record by record (the one named), or whole on request; a record undone before stays so.
+    chosen = {key: e for key, e in records.items() if (decision.undo_all_records or key == named)
+              and not e.get("undone_by")}  # fmt: skip
+    if not chosen:
+        raise Rejected(f"{named} of decision {decision.undo_decision_id} is already undone")
+    if not any(e.get(part) for e in chosen.values() for part in REVERSIBLE):
         # An unblock or an undo has nothing of its own to take back: deciding again is the way.
         raise Rejected(f"decision {decision.undo_decision_id} ({earlier['action']}) cannot be undone; decide again")
-    for key, record_effect in records.items():
+    for key, record_effect in chosen.items():
         kind, _, text_id = key.partition(":")
         await reverse(ctx, kind, int(text_id), record_effect, decision.undo_decision_id)
+        record_effect["undone_by"] = str(ctx.decision_id)
+    whole = not bulk or all(e.get("undone_by") for e in records.values())
     await ctx.db.execute(
-        "UPDATE decisions SET undone_by = $2 WHERE decision_id = $1", decision.undo_decision_id, ctx.decision_id
-    )
-    return {"undid": str(decision.undo_decision_id)}
+        "UPDATE decisions SET effect = $3::jsonb, undone_by = CASE WHEN $4 THEN $2::uuid END WHERE decision_id = $1",
+        decision.undo_decision_id, ctx.decision_id, json.dumps(effect), whole,
+    )  # fmt: skip
+    return {"undid": str(decision.undo_decision_id), "records": sorted(chosen)}
 
 
 REVERSIBLE = ("linked", "blocked", "skipped")  # the effects undo takes back
@@ -438,11 +448,9 @@ async def restore_card(
 
 async def apply_bulk(ctx: DecisionContext, decision: Decision) -> dict[str, Any]:
     assert decision.filter is not None
-    where = ["entity = $1"]
-    args: list[Any] = [decision.entity]
-    if decision.filter.company_id is not None:
-        args.append(decision.filter.company_id)
-        where.append(f"company_id = ${len(args)}")
+    # Skipped questions (Overslaan) are hidden from HR until the next sync: a bulk does not answer them either.
+    where = ["entity = $1", "NOT skipped", "company_id = $2"]
+    args: list[Any] = [decision.entity, decision.filter.company_id]
     if decision.filter.situation is not None:
         args.append(decision.filter.situation)
         where.append(f"situation = ${len(args)}")

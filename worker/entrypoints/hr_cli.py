@@ -106,6 +106,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "current one); a newer Nmbrs change then rejects the decision as stale instead of applying it blindly",
     )  # fmt: skip
     decide.add_argument("--undo", type=uuid.UUID, metavar="DECISION_ID", help="ongedaan_maken: the decision to undo")
+    decide.add_argument(
+        "--all-records", action="store_true", help="ongedaan_maken of a bulk decision: every record it answered "
+        "(default: only RECORD)",
+    )  # fmt: skip
     decide.add_argument("--by", metavar="NAME", help="who decides (default: the operating-system user)")
     decide.add_argument("--note", metavar="TEXT", help="a note kept with the decision")
     decide.add_argument("--company-filter", type=int, metavar="C", help="bulk: every open question of Nmbrs company C")
@@ -437,6 +441,8 @@ def decision_from_args(args: argparse.Namespace, now: datetime, version_lookup: 
                          "or --company-filter C for a bulk decision")  # fmt: skip
     if not bulk and (args.situation is not None or args.max_best_score is not None or args.preview):
         raise UsageError("--situation, --max-best-score and --preview belong to a bulk decision (--company-filter)")
+    if bulk and args.version is not None:
+        raise UsageError("--version belongs to one RECORD; a bulk answers each question at its current version")
     if bulk and action not in BULK_ACTIONS:
         allowed = ", ".join(sorted(a.value for a in BULK_ACTIONS))
         raise UsageError(f"a bulk decision can only be {allowed}; {action.value} needs one RECORD")
@@ -456,6 +462,8 @@ def decision_from_args(args: argparse.Namespace, now: datetime, version_lookup: 
         raise UsageError("--person and --organisation only go with koppelen")
     if (action is DecisionAction.ONGEDAAN_MAKEN) != (args.undo is not None):
         raise UsageError("ongedaan_maken needs --undo DECISION_ID (the id 'decide' printed), and only it takes --undo")
+    if args.all_records and action is not DecisionAction.ONGEDAAN_MAKEN:
+        raise UsageError("--all-records only goes with ongedaan_maken")
     version = args.version
     if version is None and nmbrs_id is not None and action in ANSWERS:
         version = version_lookup(entity, nmbrs_id)
@@ -473,6 +481,7 @@ def decision_from_args(args: argparse.Namespace, now: datetime, version_lookup: 
             target_id=target_id,
             version=version if nmbrs_id is not None else None,
             undo_decision_id=args.undo,
+            undo_all_records=bool(args.all_records),
             preview=bool(args.preview),
             decided_by=args.by or _os_user(),
             decided_at=now,
@@ -511,7 +520,7 @@ def describe(decision: Decision) -> str:
     if decision.version is not None:
         scope += f" (version {decision.version})"
     if decision.undo_decision_id is not None:
-        scope += f" (undo {decision.undo_decision_id})"
+        scope += f" (undo {decision.undo_decision_id}{', every record' if decision.undo_all_records else ''})"
     return f"{what}: {scope}"
 
 
@@ -570,6 +579,9 @@ def _report(args: argparse.Namespace, decision: Decision, outcomes: list[Outcome
     else:
         for outcome in outcomes or ():
             print(f"{outcome.kind.value}: {outcome.reason or outcome.subject}")
+            if outcome.kind is OutcomeKind.PREVIEW:
+                # What a real run would answer, to check before running it.
+                print("\n".join(f"  {record}" for record in outcome.details.get("records", [])))
     if code == EXIT_NO_OUTCOME:
         print(
             f"nmbrs-sync decide: no outcome for decision {decision.decision_id} within {args.wait:g} s; the worker "
