@@ -492,3 +492,15 @@ async def test_one_humans_employments_are_judged_one_after_the_other(handle: Han
         assert not second.done()
     outcomes = await second
     assert outcomes[0].kind is OutcomeKind.AUTO_LINKED and outcomes[0].details["person_id"] == anna
+
+
+@pytest.mark.parametrize("last_name", ["Yılmaz", "Şahin", "Łukasik", "Dvořák", "Trần", "Mu\u0308ller"])
+async def test_a_card_with_any_latin_diacritics_is_offered_as_a_candidate(
+    handle: Handle, db: asyncpg.Pool, last_name: str
+) -> None:
+    person = await db.fetchval(
+        "INSERT INTO crm_persons (first_name, last_name) VALUES ('Emre', $1) RETURNING person_id", last_name
+    )
+    outcomes = await handle(event(employee(first_name="Emre", prefix=None, last_name=last_name, email_work=None,
+                                           birthday=date(1977, 7, 7), bsn_hash=None)))  # fmt: skip
+    assert outcomes[0].kind is OutcomeKind.NEEDS_DECISION and person in outcomes[0].details["candidates"]

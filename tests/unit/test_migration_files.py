@@ -25,3 +25,12 @@ def test_a_badly_named_file_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "1_First.sql").write_text("SELECT 1;")
     with pytest.raises(MigrationError, match="NNNN_lower_case_name"):
         load_migrations(tmp_path)
+
+
+def test_the_candidate_search_column_folds_names_as_the_hr_search_does() -> None:
+    # crm_persons.match_name is a generated column: it cannot call Python, so the migration holds the folding
+    # expression written out. A change of matching.fold() must come with a migration that writes it anew.
+    from worker.adapters.hr_queries import sql_fold_literal
+
+    (latest,) = [m for m in load_migrations() if m.name.endswith("full_name_folding")]
+    assert sql_fold_literal("last_name") in latest.sql

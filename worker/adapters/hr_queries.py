@@ -216,9 +216,15 @@ def _question_order(question: PendingQuestionView) -> tuple[bool, bool, str, int
 # --- search ------------------------------------------------------------------------------------------------
 
 # Accent- and case-free comparison in SQL that agrees with matching.fold() for Latin letters: translate()
-# for the letters fold() maps to one letter, replace() for the ligatures it spells out (æ -> ae).
-# Generated once from fold() itself, so the two cannot drift apart.
-_LATIN = [c for c in map(chr, range(0xC0, 0x250)) if c.isalpha()]  # Latin-1 Supplement to Latin Extended-B
+# for the letters fold() maps to one letter, replace() for the ligatures it spells out (æ -> ae), after NFC
+# (a name stored with combining marks folds like the precomposed one). Generated from fold() itself, so the
+# two cannot drift apart; crm_persons.match_name (migration 0013) holds the same expression, and a test says so.
+_LATIN = [
+    c
+    for block in (range(0xC0, 0x250), range(0x1E00, 0x1F00))  # Latin-1 Supplement to Extended-B; Vietnamese
+    for c in map(chr, block)
+    if c.isalpha()
+]
 _ONE_LETTER = [(c, fold(c)) for c in _LATIN if len(fold(c)) == 1 and fold(c) != c]
 _FOLD_FROM = "".join(c for c, _ in _ONE_LETTER) + "’‘`´ʼ"
 _FOLD_TO = "".join(f for _, f in _ONE_LETTER) + "'''''"
@@ -227,12 +233,17 @@ _LIGATURES = [(c, fold(c)) for c in _LATIN if len(fold(c)) > 1 and fold(c).isasc
 _JOINERS = " -'."
 
 
-def _sql_fold(expression: str) -> str:
-    """SQL folding `expression`; $1 and $2 must be bound to _FOLD_FROM and _FOLD_TO."""
-    folded = f"translate({expression}, $1, $2)"
+def _sql_fold(expression: str, fold_from: str = "$1", fold_to: str = "$2") -> str:
+    """SQL folding `expression`; by default $1 and $2 must be bound to _FOLD_FROM and _FOLD_TO."""
+    folded = f"translate(normalize({expression}, NFC), {fold_from}, {fold_to})"
     for ligature, spelled in _LIGATURES:  # letters only: safe as literals
         folded = f"replace({folded}, '{ligature}', '{spelled}')"
     return f"lower({folded})"
+
+
+def sql_fold_literal(expression: str) -> str:
+    """_sql_fold with the translation written out: for a generated column, which cannot take parameters."""
+    return _sql_fold(expression, "'" + _FOLD_FROM.replace("'", "''") + "'", "'" + _FOLD_TO.replace("'", "''") + "'")
 
 
 _DATE_FORMATS = ("%Y-%m-%d", "%d-%m-%Y", "%d/%m/%Y", "%d.%m.%Y")
