@@ -241,6 +241,8 @@ async def test_a_change_published_before_a_crash_and_undone_in_nmbrs_is_publishe
     events = await read_topic(kafka_topics.topics.employee_changes, created + 1 + republished)
     latest = [e for e in events if e["key"] == "employee:100001"][-1]
     assert latest["op"] == "r" and latest["after"]["last_name"] == edit["before"]["last_name"]
+    # At the version of the change that went out, not below it: a consumer would ignore an older one as stale.
+    assert latest["version"] == edit["version"] and latest["source"]["repair"]
     assert not (await crashing.poll()).full  # repaired: back to normal polls
 
 

@@ -124,6 +124,17 @@ def test_full_reconciliation_reads_unchanged_records_with_a_fresh_event_id_each_
     assert first[0].event.event_id != second[0].event.event_id
 
 
+def test_a_repair_reconciliation_reads_above_any_version_a_cut_off_poll_may_have_published() -> None:
+    unchanged, edited = employee(1), employee(2)
+    repair = ChangeSource(poll_id=uuid.uuid4(), fetched_at=NOW, full=True, repair=True)
+    planned = diff(Entity.EMPLOYEE, snapshot_of(unchanged, edited), current(unchanged, employee(2, last_name="X")),
+                   repair, always, NOW)  # fmt: skip
+    assert [(p.event.op, p.event.version, p.snapshot.version) for p in planned] == [
+        (Op.READ, 2, 2),
+        (Op.UPDATE, 2, 2),
+    ]
+
+
 def test_repeating_a_poll_after_a_crash_gives_the_same_event_ids() -> None:
     old, new = employee(1), employee(1, last_name="Bergh")
     first = diff(Entity.EMPLOYEE, snapshot_of(old), current(new), source(), always, NOW)

@@ -60,6 +60,11 @@ class ChangeSource(BaseModel):
     company_id: int | None = Field(None, description="The company whose fetch produced the record.")
     fetched_at: AwareDatetime
     full: bool = Field(False, description="Part of a full reconciliation.")
+    repair: bool = Field(
+        False,
+        description="Part of the full reconciliation after a poll was cut off while publishing: its reads carry a "
+        "new version, above any the cut-off poll may have published.",
+    )
 
 
 R = TypeVar("R", bound=Record)
@@ -259,7 +264,10 @@ def diff(
             fields = changed_fields(old.record, after_json)
             plan(Op.UPDATE, key, old.version + 1, company_id, old.record, record, fields or ("record",), print_)
         elif source.full:
-            plan(Op.READ, key, old.version, company_id, None, record, (), print_)
+            # After a cut-off publish the record may already have been changed downstream at old.version + 1
+            # (with what Nmbrs no longer holds): a read at a lower version would be ignored there as stale.
+            version = old.version + 1 if source.repair else old.version
+            plan(Op.READ, key, version, company_id, None, record, (), print_)
     for key in sorted(previous.keys() - current.keys()):
         old = previous[key]
         if not old.deleted and removable(old):

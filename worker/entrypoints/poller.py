@@ -58,6 +58,7 @@ class PollOptions:
     dry_run: bool = False
     release_hold: bool = False
     request_id: uuid.UUID | None = None
+    repair: bool = False  # set by the poller itself after a poll was cut off while publishing
 
 
 class Poller:
@@ -98,7 +99,7 @@ class Poller:
             if not options.full and not options.dry_run and await self.store.publish_interrupted():
                 log.warning("poll %s runs as a full reconciliation: an earlier poll was cut off while publishing",
                             poll_id)  # fmt: skip
-                options = dataclasses.replace(options, full=True)
+                options = dataclasses.replace(options, full=True, repair=True)
             await self.store.start_run(poll_id, options.request_id, options.full, options.dry_run, started)
             try:
                 report = await self._poll_locked(poll_id, options, started)
@@ -219,7 +220,7 @@ class Poller:
         snapshots: list[CompanySnapshot],
     ) -> list[PlannedChange]:
         now = self.now()
-        source = ChangeSource(poll_id=poll_id, fetched_at=now, full=options.full)
+        source = ChangeSource(poll_id=poll_id, fetched_at=now, full=options.full, repair=options.repair)
         fetched_ok = {s.company.company_id for s in snapshots}
         all_ok = bool(companies) and len(fetched_ok) == len(companies)
         by_entity: dict[Entity, dict[str, SnapshotEntry]] = {entity: {} for entity in Entity}
