@@ -474,7 +474,8 @@ async def test_a_decision_waits_for_another_employment_of_its_human_being_judged
 ) -> None:
     await asked(handle)
     async with db.acquire() as other, other.transaction():
-        await PostgresTargetStore(other).lock_record(human_key(HASH_ANNA))  # the reconciler judging employment 205
+        # The reconciler judging another employment of Anna's.
+        await PostgresTargetStore(other, today=NOW.date()).lock_record(human_key(HASH_ANNA))
         koppelen = asyncio.create_task(decide(db, decision("koppelen", target_id=await person(db, "anna"))))
         await asyncio.sleep(0.5)
         assert not koppelen.done()

@@ -12,7 +12,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import asyncpg
 import pytest
 
-from tests.builders import HASH_ANNA, company_change, department_change, employee_change, nmbrs_employee
+from tests.builders import HASH_ANNA, NOW, company_change, department_change, employee_change, nmbrs_employee
 from worker.adapters.leave_store import recalculate_leave
 from worker.adapters.target_store import SYNC_WRITER_SQL, PostgresTargetStore, human_key
 from worker.domain.changes import (
@@ -276,11 +276,21 @@ async def test_a_cao_change_keeps_the_extra_leave_earned_under_the_old_cao(handl
     await handle(event(bakkerij), AUTO)
     outcomes = await handle(event(employee(labour_agreement=None), Op.UPDATE, bakkerij))
     change = await db.fetchrow("SELECT changed_on, from_id, to_id FROM rt_labour_agreement_changes")
-    assert (change["from_id"], change["to_id"]) == (2, None)
+    assert tuple(change) == (date(2026, 11, 28), 2, None)  # dated with the reconciler's clock
     # 2026 earns Bakkerij's 16 h a year (at 38 h full time, working 40 h) up to the change, nothing after it.
     days = (change["changed_on"] - date(2026, 1, 1)).days
     expected = (Decimal(16 * 40) / 38 * days / 365).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
     assert outcomes[-1].details["after"]["extra"] == str(expected) != "0.00"
+
+
+async def test_a_cao_change_set_locally_first_is_still_remembered(handle: Handle, db: asyncpg.Pool) -> None:
+    bakkerij = employee(labour_agreement=LabourAgreementRef(id=2, description="Bakkerij"))
+    await handle(event(bakkerij), AUTO)
+    assert await db.fetchval("SELECT count(*) FROM rt_labour_agreement_changes") == 0  # a first write is no change
+    # HR already set the new CAO (none) in RegiTijd, then Nmbrs changes it too: nothing differs locally.
+    await db.execute("UPDATE rt_employees SET labour_agreement_id = NULL WHERE nmbrs_employee_id = 101")
+    await handle(event(employee(labour_agreement=None), Op.UPDATE, bakkerij))
+    assert tuple(await db.fetchrow("SELECT from_id, to_id FROM rt_labour_agreement_changes")) == (2, None)
 
 
 async def test_a_bsn_linked_to_two_persons_is_not_linked_automatically(handle: Handle, db: asyncpg.Pool) -> None:
@@ -425,7 +435,7 @@ async def test_a_period_edit_made_while_a_change_is_applied_is_compared_with_the
     employee_id = await anna_employee_id(db)
     changed = employee(last_name="Bergh")
     async with db.acquire() as connection, connection.transaction():
-        store = PostgresTargetStore(connection)
+        store = PostgresTargetStore(connection, today=NOW.date())
         state = await store.record_state("employee", 101, changed.bsn_hash)
         # Someone edits a contract after the sync read the state, before it writes the employee.
         await db.execute("UPDATE rt_contract_periods SET hours_per_week = 32 WHERE employee_id = $1", employee_id)
@@ -461,7 +471,7 @@ async def test_an_employee_change_waits_for_a_link_of_its_company_in_flight(hand
     organisation = await db.fetchval("SELECT organisation_id FROM crm_organisations LIMIT 1")
     async with db.acquire() as link, link.transaction():
         # A link of company 1 (a decision, or its own change event) gives its employees the company...
-        await PostgresTargetStore(link).lock_record("company:1")
+        await PostgresTargetStore(link, today=NOW.date()).lock_record("company:1")
         company_id = await link.fetchval(
             "INSERT INTO rt_companies (organisation_id, nmbrs_company_id, name) VALUES ($1, 1, 'Zon') "
             "RETURNING company_id",
@@ -480,7 +490,7 @@ async def test_one_humans_employments_are_judged_one_after_the_other(handle: Han
     anna = await db.fetchval("SELECT person_id FROM crm_persons WHERE external_ref = 'anna'")
     async with db.acquire() as other, other.transaction():
         # A Koppelen of employment 101 (or another worker) is linking Anna's human...
-        await PostgresTargetStore(other).lock_record(human_key(HASH_ANNA))
+        await PostgresTargetStore(other, today=NOW.date()).lock_record(human_key(HASH_ANNA))
         await other.execute(
             """INSERT INTO sync_links (entity, nmbrs_id, crm_id, bsn_hash, linked_by, reason)
                VALUES ('employee', 101, $1, $2, 'hr.anja', 'Koppelen')""",

@@ -24,7 +24,7 @@ from worker.domain.matching import (
     normalise_organisation_name,
     split_last_name,
 )
-from worker.domain.nmbrs_records import NMBRS_TIMEZONE, CodeRef, LabourAgreementRef, NmbrsCompany, NmbrsEmployee
+from worker.domain.nmbrs_records import CodeRef, LabourAgreementRef, NmbrsCompany, NmbrsEmployee
 from worker.domain.ownership import NMBRS_OWNED_COMPANY_FIELDS, PERSON_FIELDS
 from worker.domain.reconcile import (
     Apply,
@@ -160,8 +160,10 @@ def _json(value: Any) -> str:
 class PostgresTargetStore:
     """The target store on one connection; the caller owns the transaction (one unit of work)."""
 
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: asyncpg.Connection, *, today: date) -> None:
+        """`today`: the Dutch calendar date of the work (a CAO change is dated with it)."""
         self.db = connection
+        self.today = today
         # RegiTijd employee id -> its count of local period edits when its state was read (see migration
         # 0008): what a write of the employee records as seen.
         self._period_edits_read: dict[int, int] = {}
@@ -507,8 +509,11 @@ class PostgresTargetStore:
         if not self._writing_as_sync:
             await self.db.execute(SYNC_WRITER_SQL)
             self._writing_as_sync = True
-        if cao_changed := [item for item in items if "labour_agreement_id" in item.action.changed]:
-            await self._remember_cao_changes(cao_changed)
+        # The SQL compares with what the sync wrote last; these are the candidates (a decision's write counts
+        # every field as changed, a change whose CAO was already set locally counts it as changed since synced).
+        candidates = [i for i in items if "labour_agreement_id" in (*i.action.changed, *i.action.since_synced)]
+        if candidates:
+            await self._remember_cao_changes(candidates)
         # One statement per table for the whole run: far cheaper for the server than a statement per row.
         columns = ", ".join(f"{name} = v.{name}{'::jsonb' if t == 'jsonb' else ''}" for name, t in EMPLOYEE_COLUMNS)
         # Local period edits counted when the state was read are seen now: the periods are written or equal.
@@ -555,12 +560,12 @@ class PostgresTargetStore:
         )
 
     async def _remember_cao_changes(self, items: list[EmployeeApply]) -> None:
-        """Record the CAO changes among `items` before they are written (migration 0011): compared with what the
-        sync wrote last, so a local edit written back is no change, and a first write has nothing to compare."""
+        """Record the CAO changes among `items` before they are written (migration 0011), dated today: compared
+        with what the sync wrote last, so a local edit written back is none, and a first write has nothing to
+        compare with."""
         await self.db.execute(
             """INSERT INTO rt_labour_agreement_changes (employee_id, changed_on, from_id, to_id)
-               SELECT e.employee_id, (now() AT TIME ZONE $3)::date, (e.nmbrs_synced ->> 'labour_agreement_id')::int,
-                      v.to_id
+               SELECT e.employee_id, $3, (e.nmbrs_synced ->> 'labour_agreement_id')::int, v.to_id
                FROM unnest($1::int[], $2::int[]) AS v(employee_id, to_id)
                JOIN rt_employees e ON e.employee_id = v.employee_id
                WHERE e.nmbrs_synced IS NOT NULL
@@ -568,7 +573,7 @@ class PostgresTargetStore:
                ON CONFLICT (employee_id, changed_on) DO UPDATE SET to_id = EXCLUDED.to_id""",
             [item.action.regitijd_id for item in items],
             [item.action.values["labour_agreement_id"] for item in items],
-            str(NMBRS_TIMEZONE),
+            self.today,
         )
 
     async def _apply_employee(self, item: EmployeeApply, actor: str) -> int:

@@ -73,6 +73,9 @@ class Apply(_Frozen):
     regitijd_id: int | None
     values: dict[str, Any]
     changed: tuple[str, ...]
+    since_synced: tuple[str, ...] = Field(
+        (), description="Fields that differ from what the sync last wrote (none for a first write)."
+    )
 
 
 class Link(_Frozen):
@@ -153,7 +156,9 @@ def _apply_linked(link: LinkedRecord, values: dict[str, Any], leave_fields: froz
     drifts = detect_drift(link.synced, link.local, values)
     actions: list[Action] = []
     if changed or link.regitijd_id is None or link.synced != values:
-        actions.append(Apply(crm_id=link.crm_id, regitijd_id=link.regitijd_id, values=values, changed=changed))
+        since_synced = differing_fields(link.synced, values) if link.synced is not None else ()
+        actions.append(Apply(crm_id=link.crm_id, regitijd_id=link.regitijd_id, values=values, changed=changed,
+                             since_synced=since_synced))  # fmt: skip
     leave_changed = tuple(sorted(set(changed) & leave_fields))
     if leave_changed or (link.regitijd_id is None and leave_fields):
         actions.append(RecalculateLeave(fields=leave_changed or tuple(sorted(leave_fields))))

@@ -60,7 +60,7 @@ class DecisionContext:
         self, connection: asyncpg.Connection, decision_id: uuid.UUID, actor: str, policy: MatchPolicy, now: datetime
     ) -> None:
         self.db = connection
-        self.store = PostgresTargetStore(connection)
+        self.store = PostgresTargetStore(connection, today=nmbrs_today(now))
         self.decision_id = decision_id
         self.actor = actor
         self.policy = policy

@@ -212,7 +212,8 @@ async def handle_changes(
     async with transaction(pool) as connection:
         claims = await INBOX.claim_many(connection, [event.event_id for event in events])
         new = list({e.event_id: e for e in events if claims[e.event_id].is_new}.values())
-        fresh = await _reconcile(new, PostgresTargetStore(connection), policy, now())
+        at = now()
+        fresh = await _reconcile(new, PostgresTargetStore(connection, today=nmbrs_today(at)), policy, at)
         if fresh:
             await INBOX.record_outcomes_many(connection, fresh)
     outcomes: list[Outcome] = []
