@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.builders import HASH_ANNA, NOW
+from tests.builders import HASH_ANNA, NOW, employee_change
 from worker.adapters.postgres import PollStore
 from worker.adapters.target_store import PostgresTargetStore, human_key
 from worker.config import Settings
@@ -480,3 +480,15 @@ async def test_a_decision_waits_for_another_employment_of_its_human_being_judged
         await asyncio.sleep(0.5)
         assert not koppelen.done()
     assert "applied" in kinds(await koppelen)
+
+
+async def test_a_record_written_by_a_decision_ignores_an_older_change_arriving_late(
+    handle: Handle, db: asyncpg.Pool
+) -> None:
+    await asked(handle)
+    await asked(handle)  # a newer change: the question is asked again at the next version
+    version = await db.fetchval("SELECT version FROM pending_decisions WHERE nmbrs_id = 101")
+    await decide(db, decision("koppelen", target_id=await person(db, "anna")))
+    assert await db.fetchval("SELECT nmbrs_version FROM rt_employees WHERE nmbrs_employee_id = 101") == version
+    late = employee_change(employee(last_name="Oud"), Op.UPDATE, employee(), version=version - 1)
+    assert kinds(await handle(late)) == ["stale"]

@@ -139,12 +139,19 @@ async def link_and_apply(
     """Link the record to `crm_id`, write its Nmbrs-owned fields, close its question; returns the RegiTijd id."""
     model = _model(entity, record)
     values = employee_values(model) if isinstance(model, NmbrsEmployee) else company_values(model)
+    # The version of the record written (its question's, else the snapshot's, as situation_of picks the record):
+    # a change older than it that arrives later is then ignored as stale.
+    version = await ctx.db.fetchval(
+        """SELECT coalesce((SELECT version FROM pending_decisions WHERE entity = $1 AND nmbrs_id = $2),
+                           (SELECT version FROM nmbrs_snapshots WHERE key = $1 || ':' || $2 AND NOT deleted))""",
+        entity, nmbrs_id,
+    )  # fmt: skip
     plan = Plan(situation="linked", actions=(
         Link(crm_id=crm_id, linked_by=ctx.actor, reason=reason), ClearPending(),
         Apply(crm_id=crm_id, regitijd_id=None, values=values, changed=tuple(sorted(values))),
         *([RecalculateLeave(fields=("employment_start",))] if entity == "employee" else []),
     ))  # fmt: skip
-    recalculate = await ctx.store.execute(plan, entity, nmbrs_id, model, ctx.decision_id, ctx.actor)
+    recalculate = await ctx.store.execute(plan, entity, nmbrs_id, model, ctx.decision_id, ctx.actor, version)
     regitijd_id: int | None = await ctx.db.fetchval(
         "SELECT regitijd_id FROM sync_links WHERE entity = $1 AND nmbrs_id = $2", entity, nmbrs_id
     )
