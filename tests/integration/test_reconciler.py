@@ -313,11 +313,23 @@ async def test_a_bsn_corrected_in_nmbrs_no_longer_pulls_its_old_owner_onto_the_p
     assert kinds(await handle(event(corrected, Op.UPDATE, employee(101)))) == ["applied"]
     assert await db.fetchval("SELECT bsn_hash FROM sync_links WHERE nmbrs_id = 101") == "c0" * 32
     assert await db.fetchval("SELECT count(*) FROM audit_log WHERE subject = 'employee:101' AND action = 'bsn_changed'")
-    # The old BSN's real owner, hired later, is not linked to Anna's card for it.
-    stranger = employee(300, first_name="Fatima", prefix=None, last_name="el Amrani", birthday=date(1990, 1, 1),
-                        email_work="fatima@zon.nl")  # fmt: skip
-    assert kinds(await handle(event(stranger))) != ["auto_linked", "leave_recalculated"]
+    # The old BSN's real owner, hired later, is not linked to Anna's card for it: only the refreshed hash tells
+    # them apart (same surname and birthday; another first name and e-mail).
+    owner = employee(300, first_name="Femke", email_work="femke@zon.nl")
+    assert kinds(await handle(event(owner))) == ["needs_decision"]
     assert await db.fetchval("SELECT count(*) FROM sync_links WHERE nmbrs_id = 300") == 0
+
+
+async def test_the_person_a_bsn_points_at_is_offered_even_when_nothing_else_agrees(
+    handle: Handle, db: asyncpg.Pool
+) -> None:
+    await link_anna(handle, 101)
+    anna = await db.fetchval("SELECT crm_id FROM sync_links WHERE nmbrs_id = 101")
+    stranger = employee(300, first_name="Fatima", prefix=None, last_name="el Amrani", birthday=date(1990, 1, 1),
+                        email_work="fatima@zon.nl")  # Anna's BSN (hash), typed for a new hire by mistake  # fmt: skip
+    (asked,) = await handle(event(stranger))
+    assert asked.kind is OutcomeKind.NEEDS_DECISION and anna in asked.details["candidates"]
+    assert "correct the BSN in Nmbrs" in (asked.reason or "")
 
 
 async def test_a_rehire_keeps_every_period_of_service_for_the_leave_calculation(

@@ -378,14 +378,15 @@ def test_the_person_the_store_links_to_the_bsn_auto_links_when_a_candidate() -> 
     assert "BSN hash" in decision.reason
 
 
-def test_a_bsn_match_with_nothing_else_in_common_asks_a_human() -> None:
+def test_a_bsn_match_with_nothing_else_in_common_asks_a_human_and_offers_that_person() -> None:
     # A BSN typed wrongly (or corrected) in Nmbrs: the person it points at shares no name, birthday or e-mail.
-    decision = decide_match(employee(bsn_hash="h1"), [person(2)], linked_persons_for_bsn=(12,))
+    stranger = person(12, first_name="Fatima", prefix=None, last_name="el Amrani", birthday=None)
+    decision = decide_match(employee(bsn_hash="h1"), [person(2), stranger], linked_persons_for_bsn=(12,))
     assert isinstance(decision, NeedsDecision) and decision.situation == "disputed"
-    assert "person 12, who shares no name" in decision.reason and "check the BSN in Nmbrs" in decision.reason
-    assert [c.person_id for c in decision.candidates] == [2]
-    alone = decide_match(employee(bsn_hash="h1"), [], linked_persons_for_bsn=(12,))
-    assert isinstance(alone, NeedsDecision) and alone.situation == "unmatched"
+    assert "person 12, who shares no name" in decision.reason and "correct the BSN in Nmbrs" in decision.reason
+    assert [c.person_id for c in decision.candidates] == [2, 12]  # Koppelen to 12 stays one command away
+    gone = decide_match(employee(bsn_hash="h1"), [], linked_persons_for_bsn=(12,))
+    assert isinstance(gone, NeedsDecision) and gone.situation == "unmatched" and "card is gone" in gone.reason
 
 
 def test_a_bsn_match_whose_birthday_differs_asks_a_human() -> None:
@@ -395,9 +396,11 @@ def test_a_bsn_match_whose_birthday_differs_asks_a_human() -> None:
     assert isinstance(decision, NeedsDecision) and decision.situation == "disputed"
     assert "birthdays differ" in decision.reason and "1990-01-01 on the card" in decision.reason
     assert [c.person_id for c in decision.candidates] == [3]
-    # A card without a birthday contradicts nothing.
-    undated = stranger.model_copy(update={"birthday": None})
+    # A card without a birthday contradicts nothing, but a stranger's name alone does not agree either.
+    undated = person(3, birthday=None, linked_nmbrs_employee_ids=(10,), bsn_hash="h1")
     assert isinstance(decide_match(employee(bsn_hash="h1"), [undated]), AutoLink)
+    nameless = decide_match(employee(bsn_hash="h1"), [stranger.model_copy(update={"birthday": None})])
+    assert isinstance(nameless, NeedsDecision) and "shares no name" in nameless.reason
 
 
 def test_a_bsn_the_store_finds_on_two_persons_is_disputed_even_when_one_is_a_candidate() -> None:

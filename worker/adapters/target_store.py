@@ -292,8 +292,9 @@ class PostgresTargetStore:
         )
         return found
 
-    async def person_candidates(self, employee: NmbrsEmployee) -> list[PersonCandidate]:
-        """Persons worth scoring: similar last name, same birthday or same e-mail (the matcher decides)."""
+    async def person_candidates(self, employee: NmbrsEmployee, also: Sequence[int] = ()) -> list[PersonCandidate]:
+        """Persons worth scoring: similar last name, same birthday or same e-mail (the matcher decides), and the
+        persons `also` (those the employee's BSN is linked to, shown even when nothing else agrees)."""
         _, core = split_last_name(employee.last_name, employee.prefix)
         stem = fold(core)[:4]
         emails = [e.lower() for e in (employee.email_work, employee.email_private) if e]
@@ -303,18 +304,22 @@ class PostgresTargetStore:
                           AS is_blue,
                       ARRAY(SELECT l.nmbrs_id FROM sync_links l WHERE l.entity = 'employee' AND l.crm_id = p.person_id)
                           AS linked_ids,
+                      -- The employee's own hash when one of the person's links has it.
                       (SELECT l.bsn_hash FROM sync_links l WHERE l.entity = 'employee' AND l.crm_id = p.person_id
-                          AND l.bsn_hash IS NOT NULL LIMIT 1) AS bsn_hash
+                          AND l.bsn_hash IS NOT NULL ORDER BY l.bsn_hash IS NOT DISTINCT FROM $5 DESC LIMIT 1)
+                          AS bsn_hash
                FROM crm_persons p LEFT JOIN crm_accounts a USING (person_id)
                WHERE ($1 <> '' AND p.match_name LIKE '%' || $1 || '%')
                   OR p.birthday = $2
                   OR lower(p.email_work) = ANY($3::text[]) OR lower(p.email_private) = ANY($3::text[])
+                  OR p.person_id = ANY($4::int[])
                -- Strongest evidence first, so the limit never cuts the right person (or the login card).
-               ORDER BY (lower(p.email_work) = ANY($3::text[]) OR lower(p.email_private) = ANY($3::text[])) DESC,
+               ORDER BY p.person_id = ANY($4::int[]) DESC,
+                        (lower(p.email_work) = ANY($3::text[]) OR lower(p.email_private) = ANY($3::text[])) DESC,
                         (p.birthday = $2 AND $1 <> '' AND p.match_name LIKE '%' || $1 || '%') DESC,
                         (p.birthday = $2) DESC, (a.person_id IS NOT NULL) DESC, p.person_id
                LIMIT 200""",
-            stem, employee.birthday, emails,
+            stem, employee.birthday, emails, list(also), employee.bsn_hash,
         )  # fmt: skip
         return [
             PersonCandidate(

@@ -166,7 +166,10 @@ def rejection(decision: Decision, situation: RecordSituation, target_exists: boo
     if same and action in (DecisionAction.AANMAKEN, DecisionAction.KOPPELEN) and decision.target_id not in same:
         # One human, one person (rule 4): another employment of this human is linked already.
         persons = " or ".join(f"person {p}" for p in same)
-        return f"the same human (BSN) is already linked to {persons} through another employment: koppelen to it"
+        return (
+            f"the same human (BSN) is already linked to {persons} through another employment: koppelen to it, "
+            "or correct the BSN in Nmbrs if it is wrong (the question is then asked anew)"
+        )
     return None
 
 

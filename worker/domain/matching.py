@@ -878,7 +878,7 @@ def decide_match(
         and set(c.linked_nmbrs_employee_ids) - {employee.employee_id}
     }
     if same_human:
-        return _same_human_decision(employee, sorted(same_human), by_id, scored_by_id, shown)
+        return _same_human_decision(employee, sorted(same_human), by_id, scored_by_id, shown, policy.min_score)
 
     if not shown:
         return NeedsDecision(
@@ -916,10 +916,12 @@ def _same_human_decision(
     by_id: dict[int, PersonCandidate],
     scored_by_id: dict[int, ScoredCandidate],
     shown: list[ScoredCandidate],
+    min_score: float,
 ) -> MatchDecision:
     """Another employment of this human (same BSN hash) is linked to `person_ids`: link to that person when
     it is one and nothing contradicts it, else ask. A BSN typed wrongly in Nmbrs, or corrected there, would
-    otherwise put a stranger's employment on someone's card, the worst mistake a sync can make."""
+    otherwise put a stranger's employment on someone's card, the worst mistake a sync can make. The persons of
+    the BSN are always among the candidates shown (the store adds them), so Koppelen to one is a command away."""
 
     def ask(reason: str) -> NeedsDecision:
         found = [i for i in person_ids if i in scored_by_id]
@@ -935,13 +937,18 @@ def _same_human_decision(
                    "duplicates in RegiCRM, choose one")  # fmt: skip
     (person_id,) = person_ids
     person = by_id.get(person_id)
+    # Koppelen to another person or Aanmaken is refused while the BSN is linked to this one (one human, one
+    # person): the way out of a wrong BSN is to correct it in Nmbrs, after which the question is asked anew.
+    choices = f"Koppelen to person {person_id} if the card is right, else correct the BSN in Nmbrs"
     if person is None:
-        return ask(f"same BSN hash as an employment linked to person {person_id}, who shares no name, birthday or "
-                   "e-mail with this employee: check the BSN in Nmbrs")  # fmt: skip
+        return ask(f"same BSN hash as an employment linked to person {person_id}, whose card is gone: {choices}")
     if employee.birthday and person.birthday and employee.birthday != person.birthday:
         return ask(f"same BSN hash as an employment linked to person {person_id}, but the birthdays differ "
                    f"({employee.birthday.isoformat()} in Nmbrs, {person.birthday.isoformat()} on the card): "
-                   "check the BSN in Nmbrs")  # fmt: skip
+                   f"{choices}")  # fmt: skip
+    if scored_by_id[person_id].score < min_score:
+        return ask(f"same BSN hash as an employment linked to person {person_id}, who shares no name, birthday or "
+                   f"e-mail with this employee: {choices}")  # fmt: skip
     others = sorted(set(person.linked_nmbrs_employee_ids) - {employee.employee_id})
     via = f"Nmbrs employee {others[0]}" if others else "another Nmbrs employment"
     return AutoLink(

@@ -251,7 +251,8 @@ async def ask_again(ctx: DecisionContext, entity: str, nmbrs_id: int, record: di
             "source": source, "ts": ctx.now}  # fmt: skip
     if isinstance(model, NmbrsEmployee):
         event = EmployeeChanged(entity=Entity.EMPLOYEE, **read)
-        plan = reconcile_employee(event, state, await ctx.store.person_candidates(model), ctx.policy)
+        candidates = await ctx.store.person_candidates(model, state.linked_persons_for_bsn)
+        plan = reconcile_employee(event, state, candidates, ctx.policy)
     else:
         company_event = CompanyChanged(entity=Entity.COMPANY, **read)
         plan = reconcile_company(company_event, state, await ctx.store.organisation_candidates(model), ctx.policy)

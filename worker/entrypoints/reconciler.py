@@ -74,7 +74,11 @@ async def _plan_and_apply(
         record = event.after or event.before
         assert record is not None
         state = state or await store.record_state("employee", nmbrs_id, record.bsn_hash)
-        candidates = await store.person_candidates(record) if state.link is None and event.after else []
+        candidates = (
+            await store.person_candidates(record, state.linked_persons_for_bsn)
+            if state.link is None and event.after
+            else []
+        )
         plan = reconcile_employee(event, state, candidates, policy)
         entity = "employee"
     elif isinstance(event, CompanyChanged):
