@@ -177,12 +177,14 @@ class PostgresTargetStore:
         await self.lock_records([key])
 
     async def lock_records(self, keys: list[str]) -> None:
-        """lock_record for many records, in key order: two batches never wait for each other in a cycle. A
-        decision that locks a second record later can still meet a batch in a cycle; PostgreSQL then aborts
-        one of them and the consumer shell retries it (DeadlockDetectedError is transient)."""
+        """lock_record for many records: humans (human_key) first, then the records, each in key order, as the
+        decisions lock them too, so two transactions never wait for each other in a cycle. A decision that locks a
+        second record later can still meet a batch in one; PostgreSQL then aborts one of them and the consumer
+        shell retries it (DeadlockDetectedError is transient)."""
         await self.db.execute(
             """SELECT pg_advisory_xact_lock(hashtextextended(key, 0))
-               FROM (SELECT DISTINCT key FROM unnest($1::text[]) AS key ORDER BY key) AS keys""",
+               FROM (SELECT key FROM (SELECT DISTINCT key FROM unnest($1::text[]) AS key) AS distinct_keys
+                     ORDER BY key NOT LIKE 'human:%', key) AS keys""",
             keys,
         )
 

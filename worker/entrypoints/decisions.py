@@ -129,6 +129,19 @@ async def situation_of(
     return situation, record
 
 
+async def _bsn_hash_of(ctx: DecisionContext, entity: str, nmbrs_id: int) -> str | None:
+    """The BSN hash of the employee's record as situation_of would pick it (question, snapshot, block)."""
+    if entity != "employee":
+        return None
+    hash_: str | None = await ctx.db.fetchval(
+        """SELECT coalesce((SELECT record FROM pending_decisions WHERE entity = $1 AND nmbrs_id = $2),
+                           (SELECT record FROM nmbrs_snapshots WHERE key = $1 || ':' || $2 AND NOT deleted),
+                           (SELECT record FROM sync_blocks WHERE entity = $1 AND nmbrs_id = $2)) ->> 'bsn_hash'""",
+        entity, nmbrs_id,
+    )  # fmt: skip
+    return hash_
+
+
 def _model(entity: str, record: dict[str, Any]) -> NmbrsEmployee | NmbrsCompany:
     return NmbrsEmployee.model_validate(record) if entity == "employee" else NmbrsCompany.model_validate(record)
 
@@ -266,12 +279,15 @@ async def apply_single(
     ctx: DecisionContext, decision: Decision, entity: str, nmbrs_id: int, action: DecisionAction, version: int | None
 ) -> dict[str, Any]:
     """Apply one action to one record; returns its effect (for undo). Raises Rejected."""
+    # The human too, before the record as change batches lock them: another employment of this human judged
+    # meanwhile must not land on another person. The hash is peeked at unlocked, and checked once locked.
+    human = await _bsn_hash_of(ctx, entity, nmbrs_id)
+    if human:
+        await ctx.store.lock_record(human_key(human))
     await ctx.store.lock_record(f"{entity}:{nmbrs_id}")
     situation, record = await situation_of(ctx, entity, nmbrs_id)
-    if entity == "employee" and record is not None and record.get("bsn_hash"):
-        # The human too (as the reconciler does): another employment of this human judged meanwhile must not land
-        # on another person. Read again under it.
-        await ctx.store.lock_record(human_key(record["bsn_hash"]))
+    if record is not None and record.get("bsn_hash") not in (None, human):
+        await ctx.store.lock_record(human_key(record["bsn_hash"]))  # changed meanwhile (rare)
         situation, record = await situation_of(ctx, entity, nmbrs_id)
     table = "crm_persons" if entity == "employee" else "crm_organisations"
     id_column = "person_id" if entity == "employee" else "organisation_id"
