@@ -102,7 +102,7 @@ class Settings(BaseSettings):
     reconcile_batch_max: int = Field(
         200,
         ge=1,
-        le=1000,  # a batch holds an advisory lock per record: stay well inside the server's lock table
+        le=1000,  # a batch holds two advisory locks per employee (record, human): stay inside the lock table
         description="Change events the reconciler handles in one transaction at most (a batch holds the worker"
         " for its duration: larger batches are faster but delay decisions more).",
     )

@@ -305,7 +305,6 @@ async def test_a_batch_is_never_given_up_when_the_broker_refuses_its_dead_letter
         asyncpg.DiskFullError("could not extend file"),
         asyncpg.OutOfMemoryError("out of memory"),
         asyncpg.AdminShutdownError("terminating connection due to administrator command"),
-        asyncpg.QueryCanceledError("canceling statement due to user request"),
         asyncpg.ReadOnlySQLTransactionError("cannot execute UPDATE in a read-only transaction"),
         asyncpg.IdleInTransactionSessionTimeoutError("idle-in-transaction timeout"),
     ],
@@ -324,3 +323,18 @@ async def test_a_database_incident_is_waited_out_not_dead_lettered(error: Except
     requests = [valid_request() for _ in range(2)]
     outcomes = await consume_batch(raws(requests), context(sink), SyncRequested.model_validate_json, during_incident)
     assert calls == 3 and len(outcomes) == 2 and not [t for t, _, _ in sink.published if t == "dlq"]
+
+
+async def test_a_statement_timeout_sends_the_batch_one_by_one_instead_of_holding_the_partition() -> None:
+    sink = RecordingSink()
+    requests = [valid_request() for _ in range(2)]
+    slow = requests[1].event_id
+
+    async def times_out_with_the_slow_one(messages: list[SyncRequested]) -> list[Outcome]:
+        if any(m.event_id == slow for m in messages):
+            raise asyncpg.QueryCanceledError("canceling statement due to statement timeout")
+        return [o for m in messages for o in accepted(m)]
+
+    outcomes = await consume_batch(raws(requests), context(sink), SyncRequested.model_validate_json,
+                                   times_out_with_the_slow_one)  # fmt: skip
+    assert len(outcomes) == 1 and [topic for topic, _, _ in sink.published] == ["out", "dlq"]

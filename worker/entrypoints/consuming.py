@@ -42,7 +42,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,
     asyncpg.PostgresConnectionError,  # class 08, and a connection closed under us
     asyncpg.InsufficientResourcesError,  # class 53: disk full, out of memory, too many connections
-    asyncpg.OperatorInterventionError,  # class 57: shutdown, crash recovery, a cancelled query
+    asyncpg.OperatorInterventionError,  # class 57: shutdown, crash recovery
     asyncpg.ReadOnlySQLTransactionError,  # connected to a standby after a failover
     asyncpg.IdleInTransactionSessionTimeoutError,
     asyncpg.SerializationError,
@@ -51,10 +51,19 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+# Of those classes, the errors a given batch meets again every time (a statement timeout or an operator's
+# cancel, a configured limit such as temp_file_limit): retried forever they would hold the partition, so the
+# batch is handled one by one instead, and an event that still fails alone is dead-lettered.
+REPEATING_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.QueryCanceledError,
+    asyncpg.ConfigurationLimitExceededError,
+)
+
+
 def is_transient(error: BaseException) -> bool:
     if isinstance(error, KafkaError):
         return bool(error.retriable) or isinstance(error, KafkaTimeoutError)
-    return isinstance(error, TRANSIENT_ERRORS)
+    return isinstance(error, TRANSIENT_ERRORS) and not isinstance(error, REPEATING_ERRORS)
 
 
 class EventSink(Protocol):
