@@ -309,6 +309,10 @@ async def test_a_task_disappears_once_done_and_inactive_employees_are_not_listed
         "'RegiPersoneel: Personeelslid']) FROM rt_employees WHERE employee_id = $1",
         kees,
     )
+    # Lotte by her Nmbrs id (as 'pending' shows it) or her RegiTijd id (as this list shows it); Kees has none left.
+    for which in ("employee:130", str(lotte)):
+        (found,) = json.loads((await run(settings, capsys, "tasks", "--employee", which, "--json"))[1])
+        assert found["employee_id"] == lotte
     assert json.loads((await run(settings, capsys, "tasks", "--employee", str(kees), "--json"))[1]) == []
     assert "no open follow-up tasks for RegiTijd employee" in (await run(settings, capsys, "tasks", "--employee",
                                                                          str(kees)))[1]  # fmt: skip

@@ -12,7 +12,7 @@ from worker.adapters.hr_queries import CandidateView, PendingQuestionView
 from worker.domain.decisions import Decision, DecisionAction
 from worker.domain.events import OutcomeKind, outcome_for
 from worker.entrypoints import hr_cli
-from worker.entrypoints.hr_cli import UsageError, decision_from_args, parse_record
+from worker.entrypoints.hr_cli import UsageError, decision_from_args, parse_record, parse_task_employee
 
 NOW = datetime(2026, 11, 28, 9, tzinfo=UTC)
 
@@ -216,3 +216,12 @@ def test_not_waiting_is_success_without_outcomes(capsys: pytest.CaptureFixture[s
     decision = decide("skip", "101")
     assert hr_cli._report(parse("decide", "skip", "101", "--wait", "0"), decision, None) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_the_tasks_employee_is_an_nmbrs_record_or_a_bare_regitijd_id() -> None:
+    assert parse_task_employee("employee:123") == ("nmbrs", 123)
+    assert parse_task_employee("45") == ("regitijd", 45)
+    assert parse_task_employee(None) is None
+    for wrong in ("company:4", "x", "0"):
+        with pytest.raises(UsageError):
+            parse_task_employee(wrong)

@@ -129,7 +129,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     decide.set_defaults(func=cmd_decide)
 
     tasks = subparsers.add_parser("tasks", help="open follow-up tasks per employee (gegevens aanvullen)")
-    tasks.add_argument("--employee", type=int, metavar="ID", help="only this RegiTijd employee")
+    tasks.add_argument(
+        "--employee", metavar="ID", help="only this employee: employee:123 (the Nmbrs id, as 'pending' shows it) or "
+        "a bare RegiTijd employee id (as this list and the follow-up commands show it)",
+    )  # fmt: skip
     _json_flag(tasks)
     tasks.set_defaults(func=cmd_tasks)
 
@@ -375,21 +378,39 @@ def render_search(result: hr_queries.SearchResult) -> str:
     return "\n".join(parts)
 
 
+def parse_task_employee(text: str | None) -> tuple[str, int] | None:
+    """'employee:123' -> ('nmbrs', 123); '45' -> ('regitijd', 45); None -> None (every employee)."""
+    if text is None:
+        return None
+    if ":" in text:
+        kind, number = parse_record(text)
+        if kind != "employee":
+            raise UsageError(f"--employee {text!r}: follow-up tasks belong to employees, e.g. employee:123")
+        return "nmbrs", number
+    if not text.strip().isdigit() or int(text) < 1:
+        raise UsageError(f"--employee {text!r}: write employee:123 (Nmbrs id) or a bare RegiTijd employee id")
+    return "regitijd", int(text)
+
+
 async def run_tasks(args: argparse.Namespace, settings: Settings) -> int:
     from worker.adapters import hr_queries
 
-    return await _show(
-        args,
-        settings,
-        lambda db: hr_queries.open_tasks(db, employee_id=args.employee),
-        partial(render_tasks, employee=args.employee),
-    )
+    wanted = parse_task_employee(args.employee)
+
+    async def fetch(db: asyncpg.Connection) -> list[hr_queries.EmployeeTasks]:
+        found = await hr_queries.open_tasks(db, employee_id=wanted[1] if wanted and wanted[0] == "regitijd" else None)
+        return [t for t in found if wanted is None or wanted[0] != "nmbrs" or t.nmbrs_employee_id == wanted[1]]
+
+    return await _show(args, settings, fetch, partial(render_tasks, employee=wanted))
 
 
-def render_tasks(open_tasks: Sequence[hr_queries.EmployeeTasks], employee: int | None) -> str:
+def render_tasks(open_tasks: Sequence[hr_queries.EmployeeTasks], employee: tuple[str, int] | None) -> str:
     if not open_tasks:
-        scope = f"RegiTijd employee {employee}" if employee is not None else "any active Nmbrs employee"
-        return f"no open follow-up tasks for {scope}"
+        if employee is None:
+            return "no open follow-up tasks for any active Nmbrs employee"
+        which = f"Nmbrs employee {employee[1]}" if employee[0] == "nmbrs" else f"RegiTijd employee {employee[1]}"
+        # Also said when the id is unknown or not linked: the list cannot tell 'nothing open' from 'nobody'.
+        return f"no open follow-up tasks for {which} (or it is not an active, linked Nmbrs employee)"
     table = _table(
         ("employee", "nmbrs", "name", "company", "open tasks"),
         [
