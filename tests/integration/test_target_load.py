@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -231,3 +233,33 @@ async def test_cli_load_prints_a_table_and_commits(
     assert out.splitlines()[0].split() == ["kind", "inserted", "updated", "deleted", "unchanged"]
     assert "organisations" in out and "changed" in out
     assert await empty_store.fetchval("SELECT count(*) FROM crm_organisations") == 3
+
+
+async def test_cli_dry_run_on_a_new_database_leaves_even_the_schema_alone(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = settings.database_url.get_secret_value()
+    name = f"nmbrs_sync_dry_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(urlunsplit(urlsplit(url)._replace(path="/postgres")))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        fresh_url = urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+        fresh = Settings(database_url=fresh_url, _env_file=None)  # type: ignore[call-arg]
+        exit_code = await asyncio.to_thread(cmd_target_load, cli_args(DEMO_TARGET, dry_run=True), fresh)
+        assert exit_code == 0 and "dry run" in capsys.readouterr().out
+        connection = await asyncpg.connect(fresh.database_url.get_secret_value())
+        try:
+            assert await connection.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == 0
+        finally:
+            await connection.close()
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}"')
+        await admin.close()
+
+
+async def test_cli_without_a_database_says_so_with_exit_4(capsys: pytest.CaptureFixture[str]) -> None:
+    url = "postgresql://nobody:secret@127.0.0.1:1/none"
+    nowhere = Settings(database_url=url, _env_file=None)  # type: ignore[call-arg]
+    assert await asyncio.to_thread(cmd_target_load, cli_args(DEMO_TARGET), nowhere) == 4
+    err = capsys.readouterr().err
+    assert "cannot connect to the database" in err and "secret" not in err

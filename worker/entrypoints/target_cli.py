@@ -38,7 +38,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def cmd_target_load(args: argparse.Namespace, settings: Settings) -> int:
     """Exit 0 when loaded (or, with --dry-run, loadable), 2 for an unreadable or invalid file, 1 when the
-    file conflicts with the store."""
+    file conflicts with the store, 4 when the database cannot be reached."""
+    import asyncpg
+
     from worker.adapters.target_store_load import TargetLoadError
 
     try:
@@ -57,6 +59,10 @@ def cmd_target_load(args: argparse.Namespace, settings: Settings) -> int:
     except TargetLoadError as error:
         print(f"nmbrs-sync: {args.file}: {error}; nothing was loaded", file=sys.stderr)
         return 1
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InvalidAuthorizationSpecificationError,
+            asyncpg.InvalidCatalogNameError, asyncpg.CannotConnectNowError) as error:  # fmt: skip
+        print(f"nmbrs-sync: cannot connect to the database: {error}; nothing was loaded", file=sys.stderr)
+        return 4
     if args.json:
         print(json.dumps({"file": args.file, "dry_run": args.dry_run, "counts": report.as_dict()}, indent=2))
     else:
@@ -75,11 +81,12 @@ async def _load(settings: Settings, state: TargetState, *, dry_run: bool) -> Loa
 
     connection = await asyncpg.connect(settings.database_url.get_secret_value())
     try:
-        # The load writes into tables of the latest migration; an older database would fail half-way.
-        await migrate(connection)
         transaction = connection.transaction()
         await transaction.start()
         try:
+            # The load writes into tables of the latest migration; an older database would fail half-way. In the
+            # transaction, so that a dry run leaves even the schema as it was.
+            await migrate(connection)
             report = await load_target_state(connection, state)
         except BaseException:
             await transaction.rollback()
