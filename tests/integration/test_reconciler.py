@@ -13,8 +13,10 @@ import asyncpg
 import pytest
 
 from tests.builders import HASH_ANNA, NOW, company_change, department_change, employee_change, nmbrs_employee
+from tests.integration.conftest import STATE
 from worker.adapters.leave_store import recalculate_leave
 from worker.adapters.target_store import SYNC_WRITER_SQL, PostgresTargetStore, human_key
+from worker.adapters.target_store_load import load_target_state
 from worker.domain.changes import (
     EmployeeChanged,
     Op,
@@ -23,6 +25,7 @@ from worker.domain.events import Outcome, OutcomeKind
 from worker.domain.matching import MatchPolicy
 from worker.domain.nmbrs_records import CodeRef, ContractPeriod, EmploymentPeriod, LabourAgreementRef, NmbrsEmployee
 from worker.domain.reconcile import reconcile_employee
+from worker.domain.target_state import parse_target_file
 
 pytestmark = pytest.mark.integration
 
@@ -291,6 +294,17 @@ async def test_a_cao_change_set_locally_first_is_still_remembered(handle: Handle
     await db.execute("UPDATE rt_employees SET labour_agreement_id = NULL WHERE nmbrs_employee_id = 101")
     await handle(event(employee(labour_agreement=None), Op.UPDATE, bakkerij))
     assert tuple(await db.fetchrow("SELECT from_id, to_id FROM rt_labour_agreement_changes")) == (2, None)
+
+
+async def test_changing_a_caos_leave_settings_recalculates_its_employees(handle: Handle, db: asyncpg.Pool) -> None:
+    await handle(event(employee(labour_agreement=LabourAgreementRef(id=2, description="Bakkerij"))), AUTO)
+    doubled = parse_target_file(STATE.replace('extra_leave_hours_fulltime: "16"', 'extra_leave_hours_fulltime: "32"'),
+                                "state.yaml")  # fmt: skip
+    async with db.acquire() as connection:
+        report = await load_target_state(connection, doubled, as_of=NOW.date())
+    assert report.leave_recalculated == 1
+    stored = json.loads(await db.fetchval("SELECT result FROM rt_leave_balances"))
+    assert stored["years"][-1]["entitlement"]["extra"] == "33.68"  # 32 x 40 / 38 for 2026, was 16.84
 
 
 async def test_a_bsn_linked_to_two_persons_is_not_linked_automatically(handle: Handle, db: asyncpg.Pool) -> None:

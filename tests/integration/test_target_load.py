@@ -180,8 +180,8 @@ async def test_a_conflict_half_way_loads_nothing(empty_store: asyncpg.Pool, demo
     assert await contents(empty_store) == before
 
 
-def cli_args(file: Path, *, dry_run: bool = False, as_json: bool = False) -> argparse.Namespace:
-    return argparse.Namespace(file=str(file), dry_run=dry_run, json=as_json)
+def cli_args(file: Path, *, dry_run: bool = False, as_json: bool = False, if_empty: bool = False) -> argparse.Namespace:
+    return argparse.Namespace(file=str(file), dry_run=dry_run, json=as_json, if_empty=if_empty)
 
 
 @pytest.fixture
@@ -263,3 +263,16 @@ async def test_cli_without_a_database_says_so_with_exit_4(capsys: pytest.Capture
     assert await asyncio.to_thread(cmd_target_load, cli_args(DEMO_TARGET), nowhere) == 4
     err = capsys.readouterr().err
     assert "cannot connect to the database" in err and "secret" not in err
+
+
+async def test_cli_if_empty_loads_a_new_store_once_and_then_leaves_it_alone(
+    empty_store: asyncpg.Pool, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await asyncio.to_thread(cmd_target_load, cli_args(DEMO_TARGET, if_empty=True), settings) == 0
+    assert await empty_store.fetchval("SELECT count(*) FROM crm_organisations") == 3
+    # What was decided since (here: a card edited) survives a second demo start.
+    await empty_store.execute("UPDATE crm_persons SET email_work = 'kept@example.nl' WHERE person_id = 1")
+    capsys.readouterr()
+    assert await asyncio.to_thread(cmd_target_load, cli_args(DEMO_TARGET, if_empty=True), settings) == 0
+    assert "not loaded" in capsys.readouterr().out
+    assert await empty_store.fetchval("SELECT email_work FROM crm_persons WHERE person_id = 1") == "kept@example.nl"

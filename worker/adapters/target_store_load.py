@@ -9,13 +9,16 @@ Everything happens in one transaction: a load that fails half-way leaves the sto
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
+from worker.adapters.leave_store import recalculate_leave_many
+from worker.domain.nmbrs_records import nmbrs_today
 from worker.domain.target_state import BlueEmployeeState, PersonState, TargetState
 
 ACTOR = "target load"
@@ -52,6 +55,8 @@ class LoadReport:
     """What a load did (or, in a dry run, would do) per kind of record."""
 
     counts: dict[str, KindCounts] = field(default_factory=lambda: {kind: KindCounts() for kind in KINDS})
+    # Employees whose leave was recalculated because the leave settings of a CAO they have (or had) changed.
+    leave_recalculated: int = 0
 
     @property
     def changes(self) -> int:
@@ -87,11 +92,20 @@ TIME_CATEGORIES = _Table("time_categories", "rt_time_categories", "category_id",
 LABOUR_AGREEMENTS = _Table("labour_agreements", "rt_labour_agreements", "nmbrs_id", "nmbrs_id", "labour-agreement")
 
 
-async def load_target_state(connection: asyncpg.Connection, state: TargetState) -> LoadReport:
-    """Upsert `state` in one transaction (a savepoint when the caller already opened one)."""
+async def load_target_state(
+    connection: asyncpg.Connection, state: TargetState, as_of: date | None = None
+) -> LoadReport:
+    """Upsert `state` in one transaction (a savepoint when the caller already opened one). `as_of`: the day
+    leave is recalculated for when a CAO's leave settings change (default: today in the Dutch calendar)."""
     report = LoadReport()
     async with connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock($1)", LOAD_LOCK_ID)
+        leave_settings = {
+            r["nmbrs_id"]: (r["extra_leave_hours_fulltime"], r["fulltime_hours_per_week"])
+            for r in await connection.fetch(
+                "SELECT nmbrs_id, extra_leave_hours_fulltime, fulltime_hours_per_week FROM rt_labour_agreements"
+            )
+        }
         organisation_ids = {
             organisation.ref: await _upsert(
                 connection,
@@ -134,7 +148,34 @@ async def load_target_state(connection: asyncpg.Connection, state: TargetState) 
                 agreement.nmbrs_id,
                 agreement.model_dump(exclude={"nmbrs_id"}),
             )
+        changed_caos = [
+            a.nmbrs_id
+            for a in state.labour_agreements
+            if leave_settings.get(a.nmbrs_id, (a.extra_leave_hours_fulltime, a.fulltime_hours_per_week))
+            != (a.extra_leave_hours_fulltime, a.fulltime_hours_per_week)
+        ]
+        if changed_caos:
+            report.leave_recalculated = await _recalculate_leave_under(
+                connection, changed_caos, as_of or nmbrs_today(datetime.now(UTC))
+            )
     return report
+
+
+async def _recalculate_leave_under(connection: asyncpg.Connection, caos: list[int], as_of: date) -> int:
+    """Recalculate the stored leave of the active employees who have, or had, one of `caos`: their balances
+    were computed with the old settings."""
+    employee_ids = [
+        r["employee_id"]
+        for r in await connection.fetch(
+            """SELECT employee_id FROM rt_employees
+               WHERE active AND (labour_agreement_id = ANY($1::int[]) OR employee_id IN (
+                   SELECT employee_id FROM rt_labour_agreement_changes WHERE from_id = ANY($1::int[])))""",
+            caos,
+        )
+    ]
+    if employee_ids:
+        await recalculate_leave_many(connection, dict.fromkeys(employee_ids, uuid.uuid4()), as_of)
+    return len(employee_ids)
 
 
 def _person_values(person: PersonState, organisation_ids: dict[str, int]) -> dict[str, Any]:

@@ -32,6 +32,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     load.add_argument("file", help="YAML, or JSON when it ends in .json (format: TargetState in schemas/)")
     load.add_argument("--dry-run", action="store_true", help="validate and report what would change; write nothing")
+    load.add_argument(
+        "--if-empty", action="store_true", help="load only into an empty store (the demo: a second run keeps what "
+        "was decided since, instead of putting the file's values back)",
+    )  # fmt: skip
     load.add_argument("--json", action="store_true", help="print the report as JSON")
     load.set_defaults(func=cmd_target_load)
 
@@ -55,7 +59,7 @@ def cmd_target_load(args: argparse.Namespace, settings: Settings) -> int:
         print(f"nmbrs-sync: {error}", file=sys.stderr)
         return 2
     try:
-        report = asyncio.run(_load(settings, state, dry_run=args.dry_run))
+        report = asyncio.run(_load(settings, state, dry_run=args.dry_run, if_empty=args.if_empty))
     except TargetLoadError as error:
         print(f"nmbrs-sync: {args.file}: {error}; nothing was loaded", file=sys.stderr)
         return 1
@@ -63,17 +67,23 @@ def cmd_target_load(args: argparse.Namespace, settings: Settings) -> int:
             asyncpg.InvalidCatalogNameError, asyncpg.CannotConnectNowError) as error:  # fmt: skip
         print(f"nmbrs-sync: cannot connect to the database: {error}; nothing was loaded", file=sys.stderr)
         return 4
+    if report is None:
+        print(f"{args.file}: not loaded: the store already holds persons or organisations (--if-empty)")
+        return 0
     if args.json:
-        print(json.dumps({"file": args.file, "dry_run": args.dry_run, "counts": report.as_dict()}, indent=2))
+        print(json.dumps({"file": args.file, "dry_run": args.dry_run, "counts": report.as_dict(),
+                          "leave_recalculated": report.leave_recalculated}, indent=2))  # fmt: skip
     else:
         print(_table(report.as_dict()))
         verb = "would change" if args.dry_run else "changed"
         suffix = " (dry run: rolled back, nothing written)" if args.dry_run else ""
         print(f"\n{args.file}: {verb} {report.changes} record(s){suffix}")
+        if report.leave_recalculated:
+            print(f"leave recalculated for {report.leave_recalculated} employee(s): their CAO's leave settings changed")
     return 0
 
 
-async def _load(settings: Settings, state: TargetState, *, dry_run: bool) -> LoadReport:
+async def _load(settings: Settings, state: TargetState, *, dry_run: bool, if_empty: bool = False) -> LoadReport | None:
     import asyncpg
 
     from worker.adapters.migrations import migrate
@@ -87,6 +97,11 @@ async def _load(settings: Settings, state: TargetState, *, dry_run: bool) -> Loa
             # The load writes into tables of the latest migration; an older database would fail half-way. In the
             # transaction, so that a dry run leaves even the schema as it was.
             await migrate(connection)
+            if if_empty and await connection.fetchval(
+                "SELECT EXISTS (SELECT FROM crm_persons) OR EXISTS (SELECT FROM crm_organisations)"
+            ):
+                await transaction.rollback()
+                return None
             report = await load_target_state(connection, state)
         except BaseException:
             await transaction.rollback()
