@@ -21,12 +21,13 @@ from worker.adapters.kafka import KafkaPublisher, client_kwargs
 from worker.adapters.target_store_load import load_target_state
 from worker.config import Settings
 from worker.domain.changes import ChangeSource, CompanyChanged, EmployeeChanged, Entity, Op
-from worker.domain.decisions import Decision
+from worker.domain.decisions import Decision, FollowUpCommand
 from worker.domain.events import OutcomeKind, outcome_for
 from worker.domain.matching import MatchPolicy
 from worker.domain.nmbrs_records import ContractPeriod, EmploymentPeriod, NmbrsCompany, NmbrsEmployee
 from worker.domain.target_state import parse_target_file
 from worker.entrypoints import hr_cli
+from worker.entrypoints.decisions import handle_follow_up
 from worker.entrypoints.reconciler import handle_change
 
 from .conftest import TARGET_TABLES, TopicReader
@@ -117,7 +118,8 @@ def args(*argv: str) -> argparse.Namespace:
 async def run(settings: Settings, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     parsed = args(*argv)
     runner = {"status": hr_cli.run_status, "pending": hr_cli.run_pending, "search": hr_cli.run_search,
-              "tasks": hr_cli.run_tasks, "decide": hr_cli.run_decide}[parsed.command]  # fmt: skip
+              "tasks": hr_cli.run_tasks, "decide": hr_cli.run_decide,
+              "followup": hr_cli.run_followup}[parsed.command]  # fmt: skip
     code = await runner(parsed, settings)
     return code, capsys.readouterr().out
 
@@ -447,3 +449,48 @@ async def test_the_outcome_watcher_reads_from_the_end_offsets_taken_at_start(top
         finally:
             await watcher.stop()
     assert [(o.kind, o.reason) for o in found] == [(OutcomeKind.APPLIED, "new")]
+
+
+# --- followup -------------------------------------------------------------------------------------------------
+
+
+async def decision_consumer_once(settings: Settings, store: asyncpg.Pool) -> None:
+    """Handles the first follow-up command on the topic with the decision consumer's own handler."""
+    consumer = AIOKafkaConsumer(
+        settings.topics.followup_commands, **client_kwargs(settings), group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        record = await asyncio.wait_for(consumer.getone(), 20)
+    finally:
+        await consumer.stop()
+    command = FollowUpCommand.model_validate_json(record.value)
+    outcomes = await handle_follow_up(command, store, lambda: NOW)
+    async with KafkaPublisher(settings) as publisher:
+        for outcome in outcomes:
+            await publisher.publish(settings.topics.outcomes, outcome.subject, outcome)
+
+
+async def test_followup_completes_a_task_by_the_nmbrs_id_pending_showed(
+    store: asyncpg.Pool, topics: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kees, lotte = await employee_id(store, 120), await employee_id(store, 130)
+    worker = asyncio.create_task(decision_consumer_once(topics, store))
+    code, out = await run(topics, capsys, "followup", "set_manager", "employee:120", "--manager", str(lotte),
+                          "--by", "hr-test")  # fmt: skip
+    await worker
+    assert code == 0 and "applied" in out
+    assert await store.fetchval("SELECT manager_employee_id FROM rt_employees WHERE employee_id = $1", kees) == lotte
+    _, tasks = await run(topics, capsys, "tasks", "--employee", "employee:120", "--json")
+    assert "manager" not in json.loads(tasks)[0]["tasks"]
+
+
+async def test_followup_says_what_is_missing_and_posts_nothing(
+    store: asyncpg.Pool, topics: Settings, capsys: pytest.CaptureFixture[str], read_topic: TopicReader
+) -> None:
+    assert await hr_cli.run_followup(args("followup", "leave_adjustment", "12", "--hours", "8"), topics) == 2
+    assert "needs 'on'" in capsys.readouterr().err
+    unknown = args("followup", "set_manager", "employee:999999", "--manager", "1")
+    assert await hr_cli.run_followup(unknown, topics) == 2
+    assert "has no RegiTijd employee" in capsys.readouterr().err
+    assert await read_topic(topics.topics.followup_commands, None) == []

@@ -12,7 +12,7 @@ from worker.adapters.hr_queries import CandidateView, PendingQuestionView
 from worker.domain.decisions import Decision, DecisionAction
 from worker.domain.events import OutcomeKind, outcome_for
 from worker.entrypoints import hr_cli
-from worker.entrypoints.hr_cli import UsageError, decision_from_args, parse_record, parse_task_employee
+from worker.entrypoints.hr_cli import UsageError, decision_from_args, parse_employee_ref, parse_record
 
 NOW = datetime(2026, 11, 28, 9, tzinfo=UTC)
 
@@ -219,9 +219,26 @@ def test_not_waiting_is_success_without_outcomes(capsys: pytest.CaptureFixture[s
 
 
 def test_the_tasks_employee_is_an_nmbrs_record_or_a_bare_regitijd_id() -> None:
-    assert parse_task_employee("employee:123") == ("nmbrs", 123)
-    assert parse_task_employee("45") == ("regitijd", 45)
-    assert parse_task_employee(None) is None
+    assert parse_employee_ref("employee:123") == ("nmbrs", 123)
+    assert parse_employee_ref("45") == ("regitijd", 45)
+    assert parse_employee_ref(None) is None
     for wrong in ("company:4", "x", "0"):
         with pytest.raises(UsageError):
-            parse_task_employee(wrong)
+            parse_employee_ref(wrong)
+
+
+def test_a_followup_command_line_becomes_the_command_or_says_what_is_missing() -> None:
+    command = hr_cli.follow_up_from_args(
+        parse("followup", "leave_adjustment", "12", "--hours", "-4", "--on", "2026-11-01", "--by", "hr"), 12, NOW
+    )
+    assert (command.command, command.employee_id, command.hours, command.key) == (
+        "leave_adjustment", 12, -4, "rt-employee:12",
+    )  # fmt: skip
+    assert (
+        hr_cli.follow_up_from_args(parse("followup", "set_is_manager", "3", "--is-manager", "no"), 3, NOW).is_manager
+        is False
+    )
+    with pytest.raises(UsageError, match="needs manager_employee_id"):
+        hr_cli.follow_up_from_args(parse("followup", "set_manager", "3"), 3, NOW)
+    with pytest.raises(UsageError, match="unknown characteristic"):
+        hr_cli.follow_up_from_args(parse("followup", "set_characteristic", "3", "--characteristic", "Baas"), 3, NOW)

@@ -1,4 +1,4 @@
-"""The HR command line, a first frontend: `status`, `pending`, `search`, `decide`, `tasks`.
+"""The HR command line, a first frontend: `status`, `pending`, `search`, `decide`, `tasks`, `followup`.
 
 It reads the store only through the read-only queries (worker/adapters/hr_queries.py) and changes nothing
 itself: `decide` posts a Decision event on the decisions topic, exactly as any other frontend would, and
@@ -16,17 +16,26 @@ import asyncio
 import getpass
 import json
 import sys
+import typing
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from worker.config import Settings
-from worker.domain.decisions import ALIASES, BULK_ACTIONS, TASKS, Decision, DecisionAction, DecisionFilter
-from worker.domain.events import Outcome, OutcomeKind
+from worker.domain.decisions import (
+    ALIASES,
+    BULK_ACTIONS,
+    TASKS,
+    Decision,
+    DecisionAction,
+    DecisionFilter,
+    FollowUpCommand,
+)
+from worker.domain.events import Message, Outcome, OutcomeKind
 from worker.domain.nmbrs_records import nmbrs_today
 
 if TYPE_CHECKING:
@@ -67,7 +76,7 @@ class UsageError(ValueError):
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `status`, `pending`, `search`, `decide` and `tasks` to the main parser's subcommands."""
+    """Add `status`, `pending`, `search`, `decide`, `tasks` and `followup` to the main parser's subcommands."""
     status = subparsers.add_parser("status", help="every sync step green or red, with counts and reasons")
     _json_flag(status)
     status.set_defaults(func=cmd_status)
@@ -136,6 +145,33 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _json_flag(tasks)
     tasks.set_defaults(func=cmd_tasks)
 
+    followup = subparsers.add_parser(
+        "followup", help="complete an employee's data (gegevens aanvullen): manager, is-manager, leave adjustment, "
+        "overtime payout, characteristics, time-writing categories; posted as a follow-up command",
+    )  # fmt: skip
+    followup.add_argument(
+        "follow_up", choices=FOLLOW_UP_COMMANDS, metavar="COMMAND", help=", ".join(FOLLOW_UP_COMMANDS)
+    )
+    followup.add_argument(
+        "employee", metavar="EMPLOYEE", help="a bare RegiTijd employee id (as 'tasks' shows it) or employee:123 "
+        "(the Nmbrs id)",
+    )  # fmt: skip
+    followup.add_argument("--manager", type=int, metavar="ID", help="set_manager: the manager's RegiTijd employee id")
+    followup.add_argument("--is-manager", choices=["yes", "no"], help="set_is_manager")
+    followup.add_argument(
+        "--hours", type=float, metavar="H", help="leave_adjustment (may be negative), overtime_payout"
+    )
+    followup.add_argument("--on", type=date.fromisoformat, metavar="DATE", help="the date of an adjustment or payout")
+    followup.add_argument(
+        "--characteristic", metavar="C", help="set_ or remove_characteristic, e.g. 'RegiAct: Uitvoerder'"
+    )
+    followup.add_argument("--time-category", metavar="CODE", help="link_ or unlink_time_category")
+    followup.add_argument("--reason", metavar="TEXT", help="kept with the change")
+    followup.add_argument("--by", metavar="NAME", help="who changes it (default: the operating-system user)")
+    followup.add_argument("--wait", type=float, default=10.0, metavar="S", help="seconds to wait for the outcome")
+    _json_flag(followup)
+    followup.set_defaults(func=cmd_followup)
+
 
 def _json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON for scripts instead of a table")
@@ -162,6 +198,10 @@ def cmd_decide(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_tasks(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(run_tasks(args, settings))
+
+
+def cmd_followup(args: argparse.Namespace, settings: Settings) -> int:
+    return asyncio.run(run_followup(args, settings))
 
 
 def _unavailable(error: Exception) -> int:
@@ -378,7 +418,7 @@ def render_search(result: hr_queries.SearchResult) -> str:
     return "\n".join(parts)
 
 
-def parse_task_employee(text: str | None) -> tuple[str, int] | None:
+def parse_employee_ref(text: str | None) -> tuple[str, int] | None:
     """'employee:123' -> ('nmbrs', 123); '45' -> ('regitijd', 45); None -> None (every employee)."""
     if text is None:
         return None
@@ -395,7 +435,7 @@ def parse_task_employee(text: str | None) -> tuple[str, int] | None:
 async def run_tasks(args: argparse.Namespace, settings: Settings) -> int:
     from worker.adapters import hr_queries
 
-    wanted = parse_task_employee(args.employee)
+    wanted = parse_employee_ref(args.employee)
 
     async def fetch(db: asyncpg.Connection) -> list[hr_queries.EmployeeTasks]:
         found = await hr_queries.open_tasks(db, employee_id=wanted[1] if wanted and wanted[0] == "regitijd" else None)
@@ -420,6 +460,64 @@ def render_tasks(open_tasks: Sequence[hr_queries.EmployeeTasks], employee: tuple
     )
     used = {task for t in open_tasks for task in t.tasks}
     return table + "\n\n" + "\n".join(f"{task}: {text}" for task, text in TASKS.items() if task in used)
+
+
+# --- followup -----------------------------------------------------------------------------------------------
+
+FOLLOW_UP_COMMANDS = typing.get_args(FollowUpCommand.model_fields["command"].annotation)
+
+
+def follow_up_from_args(args: argparse.Namespace, employee_id: int, now: datetime) -> FollowUpCommand:
+    """The FollowUpCommand a `followup` command line stands for (`employee_id`: the RegiTijd id)."""
+    try:
+        return FollowUpCommand(
+            command_id=uuid.uuid4(),
+            employee_id=employee_id,
+            command=args.follow_up,
+            manager_employee_id=args.manager,
+            is_manager=None if args.is_manager is None else args.is_manager == "yes",
+            hours=args.hours,
+            on=args.on,
+            characteristic=args.characteristic,
+            time_category=args.time_category,
+            reason=args.reason,
+            issued_by=args.by or _os_user(),
+            issued_at=now,
+        )
+    except ValidationError as error:
+        raise UsageError(
+            "; ".join(problem["msg"].removeprefix("Value error, ") for problem in error.errors())
+        ) from None
+
+
+async def run_followup(args: argparse.Namespace, settings: Settings) -> int:
+    from aiokafka.errors import KafkaError
+
+    from worker.adapters import hr_queries
+
+    try:
+        kind, number = parse_employee_ref(args.employee) or ("", 0)
+        if kind == "nmbrs":
+            async with hr_queries.read_only_connection(_dsn(settings)) as connection:
+                found = await connection.fetchval(
+                    "SELECT employee_id FROM rt_employees WHERE nmbrs_employee_id = $1", number
+                )
+            if found is None:
+                raise UsageError(f"Nmbrs employee {number} has no RegiTijd employee (is it linked?)")
+            number = found
+        command = follow_up_from_args(args, number, datetime.now(UTC))
+    except UsageError as error:
+        print(f"nmbrs-sync followup: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except hr_queries.StoreUnavailable as error:
+        return _unavailable(error)
+    line = None if args.json else f"follow-up {command.command_id} posted: {command.command} for {command.key}"
+    try:
+        outcomes = await post_command(settings, settings.topics.followup_commands, command.key, command,
+                                      command.command_id, args.wait, line)  # fmt: skip
+    except (KafkaError, OSError) as error:
+        return _unavailable(RuntimeError(f"cannot post to Kafka at {settings.kafka_bootstrap_servers}: {error!r}"))
+    return report_outcomes(args, "follow-up", command.command_id, command, outcomes, "nmbrs-sync tasks")
 
 
 # --- decide ----------------------------------------------------------------------------------------------
@@ -581,6 +679,14 @@ async def _current_version(args: argparse.Namespace, settings: Settings) -> int 
 
 
 def _report(args: argparse.Namespace, decision: Decision, outcomes: list[Outcome] | None) -> int:
+    return report_outcomes(args, "decision", decision.decision_id, decision, outcomes, "nmbrs-sync pending")
+
+
+def report_outcomes(
+    args: argparse.Namespace, kind: str, command_id: uuid.UUID, command: Message, outcomes: list[Outcome] | None,
+    check_with: str,
+) -> int:  # fmt: skip
+    """Print what a posted `kind` ('decision', 'follow-up') caused; the exit code says how it settled."""
     settled = [o for o in outcomes or () if o.kind in SETTLING]
     if outcomes is None:
         result, code = "posted", EXIT_OK
@@ -592,9 +698,9 @@ def _report(args: argparse.Namespace, decision: Decision, outcomes: list[Outcome
         result, code = settled[0].kind.value, EXIT_OK
     if args.json:
         _print_json({
-            "decision_id": str(decision.decision_id),
+            f"{kind.replace('-', '_')}_id": str(command_id),
             "result": result,
-            "decision": decision.model_dump(mode="json"),
+            kind.replace("-", "_"): command.model_dump(mode="json"),
             "outcomes": [o.model_dump(mode="json") for o in outcomes or ()],
         })  # fmt: skip
     else:
@@ -605,9 +711,8 @@ def _report(args: argparse.Namespace, decision: Decision, outcomes: list[Outcome
                 print("\n".join(f"  {record}" for record in outcome.details.get("records", [])))
     if code == EXIT_NO_OUTCOME:
         print(
-            f"nmbrs-sync decide: no outcome for decision {decision.decision_id} within {args.wait:g} s; the worker "
-            "may not be running. The decision stays on the topic and is handled when the worker runs; check "
-            "with 'nmbrs-sync pending'.",
+            f"nmbrs-sync: no outcome for {kind} {command_id} within {args.wait:g} s; the worker may not be running. "
+            f"The {kind} stays on the topic and is handled when the worker runs; check with '{check_with}'.",
             file=sys.stderr,
         )
     return code
@@ -618,6 +723,16 @@ async def post_decision(
 ) -> list[Outcome] | None:
     """Publish the decision keyed by its record; then, unless `wait_s` is 0 (None), return the outcomes it
     caused within `wait_s` (none of them settling it when the worker did not answer in time)."""
+    line = f"decision {decision.decision_id} posted: {describe(decision)}" if announce else None
+    return await post_command(settings, settings.topics.decisions, decision.key, decision, decision.decision_id,
+                              wait_s, line)  # fmt: skip
+
+
+async def post_command(
+    settings: Settings, topic: str, key: str, command: Message, command_id: uuid.UUID, wait_s: float,
+    announce: str | None,
+) -> list[Outcome] | None:  # fmt: skip
+    """Publish `command` on `topic`; then, unless `wait_s` is 0 (None), the outcomes it caused within `wait_s`."""
     from worker.adapters.kafka import KafkaPublisher
 
     watcher = OutcomeWatcher(settings) if wait_s > 0 else None
@@ -626,12 +741,12 @@ async def post_decision(
             # Positioned before publishing: an outcome faster than us cannot slip by unseen.
             await watcher.start()
         async with KafkaPublisher(settings) as publisher:
-            await publisher.publish(settings.topics.decisions, decision.key, decision)
+            await publisher.publish(topic, key, command)
         if announce:
-            print(f"decision {decision.decision_id} posted: {describe(decision)}", flush=True)
+            print(announce, flush=True)
         if watcher is None:
             return None
-        return await watcher.outcomes_of(decision.decision_id, wait_s)
+        return await watcher.outcomes_of(command_id, wait_s)
     finally:
         if watcher is not None:
             await watcher.stop()
