@@ -494,3 +494,21 @@ async def test_followup_says_what_is_missing_and_posts_nothing(
     assert await hr_cli.run_followup(unknown, topics) == 2
     assert "has no RegiTijd employee" in capsys.readouterr().err
     assert await read_topic(topics.topics.followup_commands, None) == []
+
+
+async def test_search_puts_the_exact_last_name_first_and_says_when_more_match(
+    store: asyncpg.Pool, topics: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await store.executemany(
+        "INSERT INTO crm_persons (first_name, last_name) VALUES ($1, 'Bos-Jansen')", [(f"A{i:02d}",) for i in range(25)]
+    )
+    jansen = await store.fetchval(
+        "INSERT INTO crm_persons (first_name, last_name) VALUES ('Zoë', 'Jansen') RETURNING person_id"
+    )
+    found = await search(topics, capsys, "jansen")
+    names = [p["name"].split()[-1] for p in found["persons"]]
+    # Every Jansen (Zoë, and Kees of the starting state) before the 25 Bos-Jansens, which sort first by name.
+    assert names[:2] == ["Jansen", "Jansen"] and jansen in [p["person_id"] for p in found["persons"][:2]]
+    assert found["more_persons"] is True
+    _, text = await run(topics, capsys, "search", "jansen")
+    assert "more match" in text

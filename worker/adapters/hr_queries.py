@@ -300,6 +300,8 @@ class SearchResult(_Frozen):
     text: str
     persons: tuple[PersonHit, ...]
     organisations: tuple[OrganisationHit, ...]
+    more_persons: bool = Field(False, description="More persons match than shown: refine the search.")
+    more_organisations: bool = Field(False, description="More organisations match than shown.")
 
 
 class _Criteria:
@@ -351,9 +353,10 @@ async def search(connection: asyncpg.Connection, text: str, limit: int = 20) -> 
                OR $8 IN (right(regexp_replace(p.phone_work, '\\D', '', 'g'), {_PHONE_TAIL}),
                          right(regexp_replace(p.phone_mobile, '\\D', '', 'g'), {_PHONE_TAIL}),
                          right(regexp_replace(p.phone_private, '\\D', '', 'g'), {_PHONE_TAIL}))
-            ORDER BY {_sql_fold("p.last_name")}, {_sql_fold("coalesce(p.first_name, '')")},
-                     a.account_id IS NULL, p.person_id
-            LIMIT $9""",
+            -- A last name typed in full first: 'Jansen' is not lost among the Janssens behind the limit.
+            ORDER BY {_sql_fold("p.last_name")} = ANY($3::text[]) DESC, {_sql_fold("p.last_name")},
+                     {_sql_fold("coalesce(p.first_name, '')")}, a.account_id IS NULL, p.person_id
+            LIMIT $9 + 1""",
         _FOLD_FROM, _FOLD_TO, criteria.tokens, criteria.compact, _JOINERS, criteria.email, criteria.birthday,
         criteria.phone_tail, limit,
     )  # fmt: skip
@@ -371,7 +374,7 @@ async def search(connection: asyncpg.Connection, text: str, limit: int = 20) -> 
                OR strpos(lower(o.email), $6) > 0
                OR lpad(regexp_replace(o.kvk_number, '\\D', '', 'g'), 8, '0') = $7
             ORDER BY {name}, o.organisation_id
-            LIMIT $8""",
+            LIMIT $8 + 1""",
         _FOLD_FROM, _FOLD_TO, criteria.tokens, criteria.compact, _JOINERS, criteria.email, criteria.kvk, limit,
     )  # fmt: skip
     persons = tuple(
@@ -382,16 +385,22 @@ async def search(connection: asyncpg.Connection, text: str, limit: int = 20) -> 
             has_login_account=r["username"] is not None, is_blue_employee=r["is_blue"],
             linked_nmbrs_employee_ids=tuple(r["linked_ids"]), regitijd_employee_ids=tuple(r["employee_ids"]),
         )
-        for r in person_rows
+        for r in person_rows[:limit]
     )  # fmt: skip
     organisations = tuple(
         OrganisationHit(
             organisation_id=r["organisation_id"], name=r["name"], kvk_number=r["kvk_number"], email=r["email"],
             linked_nmbrs_company_ids=tuple(r["linked_ids"]), regitijd_company_ids=tuple(r["company_ids"]),
         )
-        for r in organisation_rows
+        for r in organisation_rows[:limit]
     )  # fmt: skip
-    return SearchResult(text=text, persons=persons, organisations=organisations)
+    return SearchResult(
+        text=text,
+        persons=persons,
+        organisations=organisations,
+        more_persons=len(person_rows) > limit,
+        more_organisations=len(organisation_rows) > limit,
+    )
 
 
 # --- follow-up tasks ---------------------------------------------------------------------------------------

@@ -374,7 +374,8 @@ def render_search(result: hr_queries.SearchResult) -> str:
         return f"nothing found for {result.text!r}"
     parts: list[str] = []
     if result.persons:
-        parts.append(f"persons ({len(result.persons)})")
+        more = ", more match: add a first name, birthday or e-mail" if result.more_persons else ""
+        parts.append(f"persons ({len(result.persons)}{more})")
         parts.append(
             _table(
                 ("person", "name", "born", "e-mail", "organisation", "account", "flags", "linked to"),
@@ -398,7 +399,8 @@ def render_search(result: hr_queries.SearchResult) -> str:
     if result.organisations:
         if parts:
             parts.append("")
-        parts.append(f"organisations ({len(result.organisations)})")
+        more = ", more match: refine the search" if result.more_organisations else ""
+        parts.append(f"organisations ({len(result.organisations)}{more})")
         parts.append(
             _table(
                 ("organisation", "name", "kvk", "e-mail", "linked to"),
