@@ -283,6 +283,12 @@ async def test_an_unblock_or_an_undo_cannot_be_undone(handle: Handle, db: asyncp
     refused = await decide(db, decision("ongedaan_maken", undo_decision_id=unblock.decision_id))
     assert kinds(refused) == ["rejected"] and "cannot be undone; decide again" in (refused[0].reason or "")
     assert await db.fetchval("SELECT undone_by FROM decisions WHERE decision_id = $1", unblock.decision_id) is None
+    block = decision("blokkeren")
+    await decide(db, block)
+    undo = decision("ongedaan_maken", undo_decision_id=block.decision_id)
+    await decide(db, undo)
+    again = await decide(db, decision("ongedaan_maken", undo_decision_id=undo.decision_id))
+    assert kinds(again) == ["rejected"] and "cannot be undone; decide again" in (again[0].reason or "")
 
 
 async def test_undoing_aanmaken_deactivates_the_employee_and_keeps_the_person(handle: Handle, db: asyncpg.Pool) -> None:
@@ -467,6 +473,34 @@ async def test_aanmaken_in_bulk_creates_one_person_for_one_human_with_two_employ
         == 1
     )
     assert await db.fetchval("SELECT count(*) FROM pending_decisions") == 0
+
+
+async def test_a_bulk_leaves_out_a_record_whose_other_employment_it_does_not_select(
+    handle: Handle, db: asyncpg.Pool
+) -> None:
+    zeger = {"first_name": "Zeger", "prefix": None, "last_name": "Quist", "birthday": date(1990, 1, 1),
+             "email_work": None, "bsn_hash": "c4" * 32}  # fmt: skip
+    await asked(handle, 401, company_id=4, **zeger)
+    await asked(handle, 501, company_id=5, **zeger)  # the same human in another company: not selected
+    bulk = decision("aanmaken", None, filter=DecisionFilter(company_id=4, situation="unmatched"))
+    outcomes = await decide(db, bulk)
+    done = next(o for o in outcomes if o.subject == "bulk")
+    assert done.details["records"] == [] and done.details["left_out"] == ["employee:401"]
+    assert "left out 1" in (done.reason or "") and await db.fetchval("SELECT count(*) FROM pending_decisions") == 2
+
+
+async def test_undoing_a_bulk_by_an_employment_it_took_along_undoes_that_human(
+    handle: Handle, db: asyncpg.Pool
+) -> None:
+    zeger = {"first_name": "Zeger", "prefix": None, "last_name": "Quist", "birthday": date(1990, 1, 1),
+             "email_work": None, "bsn_hash": "c5" * 32}  # fmt: skip
+    await asked(handle, 401, company_id=4, **zeger)
+    await asked(handle, 402, company_id=4, **zeger)
+    bulk = decision("aanmaken", None, filter=DecisionFilter(company_id=4, situation="unmatched"))
+    await decide(db, bulk)
+    undone = await decide(db, decision("ongedaan_maken", 402, undo_decision_id=bulk.decision_id))
+    assert kinds(undone).count("needs_decision") == 2
+    assert await db.fetchval("SELECT count(*) FROM rt_employees WHERE active AND nmbrs_employee_id > 400") == 0
 
 
 async def test_a_decision_waits_for_another_employment_of_its_human_being_judged(

@@ -379,9 +379,12 @@ async def undo(
     if earlier["result"] != "applied" or earlier["undone_by"] is not None:
         raise Rejected(f"decision {decision.undo_decision_id} was not applied or is already undone")
     effect = json.loads(earlier["effect"])
-    bulk = "records" in effect
-    records = effect["records"] if bulk else {f"{earlier['entity']}:{earlier['nmbrs_id']}": effect}
+    bulk = earlier["nmbrs_id"] is None  # a bulk decision answered records by filter
+    records = effect.get("records", {}) if bulk else {f"{earlier['entity']}:{earlier['nmbrs_id']}": effect}
     named = f"{entity}:{nmbrs_id}"
+    if named not in records:
+        # Another employment of the same human, linked along with a record the bulk answered: undone with it.
+        named = next((key for key, e in records.items() if str(nmbrs_id) in e.get("linked", {})), named)
     if named not in records:
         raise Rejected(f"decision {decision.undo_decision_id} was not about {entity} {nmbrs_id}")
     # A bulk is undone record by record (the one named), or whole on request; a record undone before stays so.
@@ -401,7 +404,7 @@ async def undo(
         "UPDATE decisions SET effect = $3::jsonb, undone_by = CASE WHEN $4 THEN $2::uuid END WHERE decision_id = $1",
         decision.undo_decision_id, ctx.decision_id, json.dumps(effect), whole,
     )  # fmt: skip
-    return {"undid": str(decision.undo_decision_id), "records": sorted(chosen)}
+    return {"undid": str(decision.undo_decision_id), "undid_records": sorted(chosen)}
 
 
 REVERSIBLE = ("linked", "blocked", "skipped")  # the effects undo takes back
@@ -481,16 +484,35 @@ async def apply_bulk(ctx: DecisionContext, decision: Decision) -> dict[str, Any]
     if decision.filter.max_best_score is not None:
         args.append(decision.filter.max_best_score)
         where.append(f"coalesce((candidates -> 0 ->> 'score')::float, 0) <= ${len(args)}")
-    selected = await ctx.db.fetch(
-        f"SELECT nmbrs_id, version FROM pending_decisions WHERE {' AND '.join(where)} ORDER BY nmbrs_id", *args
-    )
+    found = await ctx.db.fetch(
+        f"""SELECT nmbrs_id, version, record ->> 'bsn_hash' AS bsn_hash,
+                   -- Open employments of the same human the filter leaves out: answering this one would take
+                   -- them along (one human, one person) past the guard rails, so it is left for a human.
+                   ARRAY(SELECT o.nmbrs_id FROM pending_decisions o
+                         WHERE o.entity = 'employee' AND o.nmbrs_id <> q.nmbrs_id
+                           AND o.record ->> 'bsn_hash' = q.record ->> 'bsn_hash') AS siblings
+            FROM pending_decisions q WHERE {' AND '.join(where)} ORDER BY nmbrs_id""",
+        *args,
+    )  # fmt: skip
+    chosen = {row["nmbrs_id"] for row in found}
+    selected = [row for row in found if set(row["siblings"]) <= chosen]
+    left_out = [f"{decision.entity}:{row['nmbrs_id']}" for row in found if not set(row["siblings"]) <= chosen]
     keys = [f"{decision.entity}:{row['nmbrs_id']}" for row in selected]
+    # Every human, then every record, locked up front in the order change batches lock them.
+    humans = [human_key(row["bsn_hash"]) for row in selected if row["bsn_hash"]]
+    await ctx.store.lock_records([*humans, *keys])
+    skipped_note = (
+        f"; left out {len(left_out)} whose human has other open employments the filter does not select: "
+        f"{', '.join(left_out)}"
+        if left_out
+        else ""
+    )
     if decision.preview:
         ctx.outcome(
             OutcomeKind.PREVIEW,
             "bulk",
-            f"would {decision.action.value} {len(keys)} pending records",
-            {"action": decision.action.value, "records": keys},
+            f"would {decision.action.value} {len(keys)} pending records{skipped_note}",
+            {"action": decision.action.value, "records": keys, "left_out": left_out},
         )
         return {"preview": keys}
     effects = {}
@@ -505,8 +527,8 @@ async def apply_bulk(ctx: DecisionContext, decision: Decision) -> dict[str, Any]
     ctx.outcome(
         OutcomeKind.APPLIED,
         "bulk",
-        f"{decision.action.value} applied to {len(keys)} pending records",
-        {"action": decision.action.value, "records": keys},
+        f"{decision.action.value} applied to {len(keys)} pending records{skipped_note}",
+        {"action": decision.action.value, "records": keys, "left_out": left_out},
     )
     return {"records": effects}
 
