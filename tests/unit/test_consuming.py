@@ -338,3 +338,19 @@ async def test_a_statement_timeout_sends_the_batch_one_by_one_instead_of_holding
     outcomes = await consume_batch(raws(requests), context(sink), SyncRequested.model_validate_json,
                                    times_out_with_the_slow_one)  # fmt: skip
     assert len(outcomes) == 1 and [topic for topic, _, _ in sink.published] == ["out", "dlq"]
+
+
+async def test_a_single_cancel_by_an_operator_is_retried_not_dead_lettered() -> None:
+    sink = RecordingSink()
+    calls = 0
+
+    async def cancelled_once(messages: list[SyncRequested]) -> list[Outcome]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise asyncpg.QueryCanceledError("canceling statement due to user request")
+        return [o for m in messages for o in accepted(m)]
+
+    outcomes = await consume_batch(raws([valid_request()]), context(sink), SyncRequested.model_validate_json,
+                                   cancelled_once)  # fmt: skip
+    assert calls == 2 and len(outcomes) == 1 and [t for t, _, _ in sink.published] == ["out"]

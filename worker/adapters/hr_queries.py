@@ -228,7 +228,7 @@ _LATIN = [
 _ONE_LETTER = [(c, fold(c)) for c in _LATIN if len(fold(c)) == 1 and fold(c) != c]
 _FOLD_FROM = "".join(c for c, _ in _ONE_LETTER) + "’‘`´ʼ"
 _FOLD_TO = "".join(f for _, f in _ONE_LETTER) + "'''''"
-_LIGATURES = [(c, fold(c)) for c in _LATIN if len(fold(c)) > 1 and fold(c).isascii() and fold(c).isalpha()]
+_LIGATURES = [(c, fold(c)) for c in _LATIN if len(fold(c)) > 1]  # æ -> ae, ŀ -> l·, ŉ -> 'n
 # Characters ignored when comparing names written together ('vanderberg', "d'Ancona", 'Jansen-de Vries').
 _JOINERS = " -'."
 
@@ -236,8 +236,8 @@ _JOINERS = " -'."
 def _sql_fold(expression: str, fold_from: str = "$1", fold_to: str = "$2") -> str:
     """SQL folding `expression`; by default $1 and $2 must be bound to _FOLD_FROM and _FOLD_TO."""
     folded = f"translate(normalize({expression}, NFC), {fold_from}, {fold_to})"
-    for ligature, spelled in _LIGATURES:  # letters only: safe as literals
-        folded = f"replace({folded}, '{ligature}', '{spelled}')"
+    for ligature, spelled in _LIGATURES:
+        folded = f"replace({folded}, '{ligature}', '{spelled.replace(chr(39), chr(39) * 2)}')"
     return f"lower({folded})"
 
 

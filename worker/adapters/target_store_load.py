@@ -12,7 +12,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import asyncpg
@@ -151,8 +151,8 @@ async def load_target_state(
         changed_caos = [
             a.nmbrs_id
             for a in state.labour_agreements
-            if leave_settings.get(a.nmbrs_id, (a.extra_leave_hours_fulltime, a.fulltime_hours_per_week))
-            != (a.extra_leave_hours_fulltime, a.fulltime_hours_per_week)
+            if (settings := (_cents(a.extra_leave_hours_fulltime), _cents(a.fulltime_hours_per_week)))
+            != leave_settings.get(a.nmbrs_id, settings)
         ]
         if changed_caos:
             report.leave_recalculated = await _recalculate_leave_under(
@@ -161,15 +161,20 @@ async def load_target_state(
     return report
 
 
+def _cents(value: Decimal) -> Decimal:
+    # As the numeric(…, 2) columns store it: a file's 7.555 is the stored 7.56, not a change on every load.
+    return value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
 async def _recalculate_leave_under(connection: asyncpg.Connection, caos: list[int], as_of: date) -> int:
-    """Recalculate the stored leave of the active employees who have, or had, one of `caos`: their balances
-    were computed with the old settings."""
+    """Recalculate the stored leave of the employees who have, or had, one of `caos` (leavers too: their final
+    balance counts): their balances were computed with the old settings."""
     employee_ids = [
         r["employee_id"]
         for r in await connection.fetch(
             """SELECT employee_id FROM rt_employees
-               WHERE active AND (labour_agreement_id = ANY($1::int[]) OR employee_id IN (
-                   SELECT employee_id FROM rt_labour_agreement_changes WHERE from_id = ANY($1::int[])))""",
+               WHERE labour_agreement_id = ANY($1::int[]) OR employee_id IN (
+                   SELECT employee_id FROM rt_labour_agreement_changes WHERE from_id = ANY($1::int[]))""",
             caos,
         )
     ]

@@ -279,7 +279,7 @@ OrganisationMatchDecision = OrganisationAutoLink | OrganisationNeedsDecision
 # Letters NFKD does not decompose into a base letter plus a mark.
 _UNDECOMPOSABLE = str.maketrans(
     {"ø": "o", "Ø": "o", "ł": "l", "Ł": "l", "đ": "d", "Đ": "d", "ı": "i", "æ": "ae", "Æ": "ae",
-     "œ": "oe", "Œ": "oe", "þ": "th"}
+     "œ": "oe", "Œ": "oe", "þ": "th", "Þ": "th"}
 )  # fmt: skip
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'", "ʼ": "'"})
 _SPACES = re.compile(r"\s+")
@@ -294,9 +294,10 @@ def fold(text: str | None) -> str:
         return ""
     if text.isascii():  # most names and postcodes: no diacritics to strip, and casefold is lower
         return _SPACES.sub(" ", text.replace("`", "'").lower()).strip()
-    text = text.translate(_UNDECOMPOSABLE).translate(_APOSTROPHES)
     decomposed = unicodedata.normalize("NFKD", text)
+    # After stripping the marks: 'Ǣ' is Æ with a macron and spells 'ae' like Æ itself; 'ŉ' decomposes to ʼn.
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    stripped = stripped.translate(_UNDECOMPOSABLE).translate(_APOSTROPHES)
     return _SPACES.sub(" ", stripped.casefold()).strip()
 
 

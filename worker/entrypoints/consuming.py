@@ -51,19 +51,24 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-# Of those classes, the errors a given batch meets again every time (a statement timeout or an operator's
-# cancel, a configured limit such as temp_file_limit): retried forever they would hold the partition, so the
-# batch is handled one by one instead, and an event that still fails alone is dead-lettered.
+# Errors that may pass (a cancel by an operator, a statement timeout while waiting on a lock) or may meet a
+# given batch every time (a slow statement, a configured limit such as temp_file_limit): retried a few times,
+# then given up, so that a batch is handled one by one and an event that still fails alone is dead-lettered
+# instead of holding the partition forever.
 REPEATING_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.QueryCanceledError,
     asyncpg.ConfigurationLimitExceededError,
 )
+REPEATING_ERROR_ATTEMPTS = 3
 
 
-def is_transient(error: BaseException) -> bool:
+def is_transient(error: BaseException, attempt: int = 0) -> bool:
+    """Whether `error` (met `attempt` times before) is worth another try."""
     if isinstance(error, KafkaError):
         return bool(error.retriable) or isinstance(error, KafkaTimeoutError)
-    return isinstance(error, TRANSIENT_ERRORS) and not isinstance(error, REPEATING_ERRORS)
+    if isinstance(error, REPEATING_ERRORS):
+        return attempt < REPEATING_ERROR_ATTEMPTS
+    return isinstance(error, TRANSIENT_ERRORS)
 
 
 class EventSink(Protocol):
@@ -116,7 +121,7 @@ async def with_retries(operation: Callable[[], Awaitable[T]], what: str, cap_s: 
         try:
             return await operation()
         except Exception as error:
-            if not every_error and not is_transient(error):
+            if not every_error and not is_transient(error, attempt):
                 raise
             delay = backoff_delay(attempt, cap_s)
             log.warning(
