@@ -27,7 +27,7 @@ from worker.domain.matching import MatchPolicy
 from worker.domain.nmbrs_records import ContractPeriod, EmploymentPeriod, NmbrsCompany, NmbrsEmployee
 from worker.domain.target_state import parse_target_file
 from worker.entrypoints import hr_cli
-from worker.entrypoints.decisions import handle_follow_up
+from worker.entrypoints.decisions import handle_decision, handle_follow_up
 from worker.entrypoints.reconciler import handle_change
 
 from .conftest import TARGET_TABLES, TopicReader
@@ -119,7 +119,8 @@ async def run(settings: Settings, capsys: pytest.CaptureFixture[str], *argv: str
     parsed = args(*argv)
     runner = {"status": hr_cli.run_status, "pending": hr_cli.run_pending, "search": hr_cli.run_search,
               "tasks": hr_cli.run_tasks, "decide": hr_cli.run_decide,
-              "followup": hr_cli.run_followup}[parsed.command]  # fmt: skip
+              "followup": hr_cli.run_followup, "decisions": hr_cli.run_decisions,
+              "blocked": hr_cli.run_blocked}[parsed.command]  # fmt: skip
     code = await runner(parsed, settings)
     return code, capsys.readouterr().out
 
@@ -512,3 +513,23 @@ async def test_search_puts_the_exact_last_name_first_and_says_when_more_match(
     assert found["more_persons"] is True
     _, text = await run(topics, capsys, "search", "jansen")
     assert "more match" in text
+
+
+# --- decisions, blocked -----------------------------------------------------------------------------------------
+
+
+async def test_decisions_and_blocked_list_what_undo_and_ontblokkeren_need(
+    store: asyncpg.Pool, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    block = Decision(decision_id=uuid.uuid4(), nmbrs_id=102, action="blokkeren", decided_by="hr.anja",
+                     decided_at=NOW, note="not ours")  # fmt: skip
+    await handle_decision(block, store, MatchPolicy(), lambda: NOW)
+    _, blocked = await run(settings, capsys, "blocked")
+    row = next(line for line in blocked.splitlines() if line.startswith("employee:102"))
+    assert "Zeger Quist" in row and "hr.anja" in row and "not ours" in row and "decide ontblokkeren" in blocked
+
+    _, listed = await run(settings, capsys, "decisions", "--record", "employee:102", "--json")
+    (made,) = json.loads(listed)
+    assert (made["decision_id"], made["action"], made["result"]) == (str(block.decision_id), "blokkeren", "applied")
+    _, other = await run(settings, capsys, "decisions", "--record", "employee:101", "--json")
+    assert json.loads(other) == []

@@ -460,3 +460,76 @@ async def open_tasks(connection: asyncpg.Connection, employee_id: int | None = N
         (f for f in found if f.tasks),
         key=lambda f: (f.company_name is None, fold(f.company_name), fold(f.name), f.employee_id),
     )
+
+
+# --- decisions made, records blocked -------------------------------------------------------------------
+
+
+class DecisionView(_Frozen):
+    """A decision as it was handled: its id is what 'decide ongedaan_maken --undo' takes."""
+
+    decision_id: str
+    decided_at: datetime
+    decided_by: str
+    action: str
+    record: str = Field(description="'employee:123', 'company:4', or 'bulk' for a filter.")
+    result: Literal["applied", "rejected", "previewed"]
+    reason: str | None = None
+    undone_by: str | None = None
+
+
+async def decision_history(
+    connection: asyncpg.Connection, record: tuple[str, int] | None = None, limit: int = 50
+) -> list[DecisionView]:
+    """The latest decisions, newest first; for one record also the bulk decisions that answered it."""
+    key = f"{record[0]}:{record[1]}" if record else None
+    rows = await connection.fetch(
+        """SELECT decision_id::text, decided_at, decided_by, action, entity, nmbrs_id, result, reason,
+                  undone_by::text
+           FROM decisions
+           WHERE $1::text IS NULL OR (entity = $2 AND nmbrs_id = $3) OR effect -> 'records' ? $1
+           ORDER BY decided_at DESC, received_at DESC
+           LIMIT $4""",
+        key, record[0] if record else None, record[1] if record else None, limit,
+    )  # fmt: skip
+    return [
+        DecisionView(
+            decision_id=r["decision_id"], decided_at=r["decided_at"], decided_by=r["decided_by"], action=r["action"],
+            record=f"{r['entity']}:{r['nmbrs_id']}" if r["nmbrs_id"] is not None else "bulk", result=r["result"],
+            reason=r["reason"], undone_by=r["undone_by"],
+        )
+        for r in rows
+    ]  # fmt: skip
+
+
+class BlockView(_Frozen):
+    """A record blocked (Blokkeren): ignored by every sync until 'decide ontblokkeren'."""
+
+    record: str
+    name: str | None
+    blocked_at: datetime
+    blocked_by: str
+    reason: str | None = None
+    decision_id: str | None = None
+
+
+async def blocked_records(connection: asyncpg.Connection) -> list[BlockView]:
+    rows = await connection.fetch(
+        """SELECT entity, nmbrs_id, record, blocked_at, blocked_by, reason, decision_id::text
+           FROM sync_blocks ORDER BY blocked_at DESC, entity, nmbrs_id"""
+    )
+    views = []
+    for r in rows:
+        data = json.loads(r["record"]) if r["record"] else {}
+        name = (
+            _person_name(data.get("first_name"), data.get("prefix"), data.get("last_name"))
+            if r["entity"] == "employee"
+            else data.get("name")
+        )
+        views.append(
+            BlockView(
+                record=f"{r['entity']}:{r['nmbrs_id']}", name=name or None, blocked_at=r["blocked_at"],
+                blocked_by=r["blocked_by"], reason=r["reason"], decision_id=r["decision_id"],
+            )
+        )  # fmt: skip
+    return views

@@ -1,9 +1,10 @@
-"""The HR command line, a first frontend: `status`, `pending`, `search`, `decide`, `tasks`, `followup`.
+"""The HR command line, a first frontend: `status`, `pending`, `search`, `decide`, `decisions`, `blocked`, `tasks`,
+`followup`.
 
 It reads the store only through the read-only queries (worker/adapters/hr_queries.py) and changes nothing
-itself: `decide` posts a Decision event on the decisions topic, exactly as any other frontend would, and
-waits for the worker's outcome. Every command prints a fixed-width table, or JSON with `--json`.
-Registered on the main parser by `register(subparsers)`.
+itself: `decide` posts a Decision event on the decisions topic (and `followup` a follow-up command), exactly as
+any other frontend would, and waits for the worker's outcome. Every command prints a fixed-width table, or JSON
+with `--json`. Registered on the main parser by `register(subparsers)`.
 
 Exit codes: 0 ok / applied, 1 rejected by the worker, 2 usage error, 3 no outcome in time (is the worker
 running?), 4 database or Kafka unreachable.
@@ -145,6 +146,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _json_flag(tasks)
     tasks.set_defaults(func=cmd_tasks)
 
+    history = subparsers.add_parser(
+        "decisions", help="the latest decisions with their ids (for 'decide ongedaan_maken --undo ID')"
+    )
+    history.add_argument("--record", metavar="RECORD", help="only this record (and the bulks that answered it)")
+    history.add_argument("--limit", type=int, default=50, metavar="N", help="at most N (default 50)")
+    _json_flag(history)
+    history.set_defaults(func=cmd_decisions)
+
+    blocked = subparsers.add_parser("blocked", help="records blocked (Blokkeren), for 'decide ontblokkeren'")
+    _json_flag(blocked)
+    blocked.set_defaults(func=cmd_blocked)
+
     followup = subparsers.add_parser(
         "followup", help="complete an employee's data (gegevens aanvullen): manager, is-manager, leave adjustment, "
         "overtime payout, characteristics, time-writing categories; posted as a follow-up command",
@@ -202,6 +215,14 @@ def cmd_tasks(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_followup(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(run_followup(args, settings))
+
+
+def cmd_decisions(args: argparse.Namespace, settings: Settings) -> int:
+    return asyncio.run(run_decisions(args, settings))
+
+
+def cmd_blocked(args: argparse.Namespace, settings: Settings) -> int:
+    return asyncio.run(run_blocked(args, settings))
 
 
 def _unavailable(error: Exception) -> int:
@@ -520,6 +541,49 @@ async def run_followup(args: argparse.Namespace, settings: Settings) -> int:
     except (KafkaError, OSError) as error:
         return _unavailable(RuntimeError(f"cannot post to Kafka at {settings.kafka_bootstrap_servers}: {error!r}"))
     return report_outcomes(args, "follow-up", command.command_id, command, outcomes, "nmbrs-sync tasks")
+
+
+# --- decisions, blocked ---------------------------------------------------------------------------------------
+
+
+async def run_decisions(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.adapters import hr_queries
+
+    try:
+        record = parse_record(args.record) if args.record else None
+    except UsageError as error:
+        print(f"nmbrs-sync decisions: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    return await _show(args, settings, lambda db: hr_queries.decision_history(db, record, args.limit), render_decisions)
+
+
+def render_decisions(decisions: Sequence[hr_queries.DecisionView]) -> str:
+    if not decisions:
+        return "no decisions yet"
+    return _table(
+        ("decision", "when", "by", "action", "record", "result", "undone", "reason"),
+        [
+            (d.decision_id, f"{d.decided_at:%Y-%m-%d %H:%M}", d.decided_by, d.action, d.record, d.result,
+             "yes" if d.undone_by else "-", d.reason or "-")
+            for d in decisions
+        ],
+    )  # fmt: skip
+
+
+async def run_blocked(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.adapters import hr_queries
+
+    return await _show(args, settings, hr_queries.blocked_records, render_blocked)
+
+
+def render_blocked(blocks: Sequence[hr_queries.BlockView]) -> str:
+    if not blocks:
+        return "no blocked records"
+    table = _table(
+        ("record", "name", "since", "by", "reason"),
+        [(b.record, b.name or "-", f"{b.blocked_at:%Y-%m-%d}", b.blocked_by, b.reason or "-") for b in blocks],
+    )
+    return table + "\n\nunblock: nmbrs-sync decide ontblokkeren RECORD (the question is asked again)"
 
 
 # --- decide ----------------------------------------------------------------------------------------------
