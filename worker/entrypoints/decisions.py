@@ -205,12 +205,13 @@ async def link_same_human(
 
 async def blue_employees(ctx: DecisionContext, person_id: int) -> list[asyncpg.Record]:
     """The person's active manual ('blue') RegiTijd employees, with their company's name."""
-    return await ctx.db.fetch(
+    found: list[asyncpg.Record] = await ctx.db.fetch(
         """SELECT e.employee_id, c.name AS company FROM rt_employees e
            LEFT JOIN rt_companies c ON c.company_id = e.company_id
            WHERE e.person_id = $1 AND e.source = 'manual' AND e.active ORDER BY e.employee_id""",
         person_id,
     )
+    return found
 
 
 def _blue_warning(blue: list[asyncpg.Record]) -> str:
