@@ -458,14 +458,20 @@ async def test_leave_of_a_stored_employee_is_printed_with_its_explanation(
     assert await leave_of_employee(settings, 987654, None, None) == 1
 
 
+async def quist_twice(handle: Handle, bsn_hash: str, second: tuple[int, int] = (402, 4)) -> Decision:
+    """Ask about two employments of Zeger Quist, whom no RegiCRM card resembles: 401 at company 4 and
+    `second` (employee, company); returns the bulk Aanmaken of company 4's unmatched questions."""
+    zeger = {"first_name": "Zeger", "prefix": None, "last_name": "Quist", "birthday": date(1990, 1, 1),
+             "email_work": None, "bsn_hash": bsn_hash}  # fmt: skip
+    await asked(handle, 401, company_id=4, **zeger)
+    await asked(handle, second[0], company_id=second[1], **zeger)
+    return decision("aanmaken", None, filter=DecisionFilter(company_id=4, situation="unmatched"))
+
+
 async def test_aanmaken_in_bulk_creates_one_person_for_one_human_with_two_employments(
     handle: Handle, db: asyncpg.Pool
 ) -> None:
-    zeger = {"first_name": "Zeger", "prefix": None, "last_name": "Quist", "birthday": date(1990, 1, 1),
-             "email_work": None, "bsn_hash": "c3" * 32}  # fmt: skip
-    await asked(handle, 401, company_id=4, **zeger)
-    await asked(handle, 402, company_id=4, **zeger)
-    outcomes = await decide(db, decision("aanmaken", None, filter=DecisionFilter(company_id=4, situation="unmatched")))
+    outcomes = await decide(db, await quist_twice(handle, "c3" * 32))
     assert kinds(outcomes).count("auto_linked") == 1
     assert await db.fetchval("SELECT count(*) FROM crm_persons WHERE last_name = 'Quist'") == 1
     assert (
@@ -478,12 +484,8 @@ async def test_aanmaken_in_bulk_creates_one_person_for_one_human_with_two_employ
 async def test_a_bulk_leaves_out_a_record_whose_other_employment_it_does_not_select(
     handle: Handle, db: asyncpg.Pool
 ) -> None:
-    zeger = {"first_name": "Zeger", "prefix": None, "last_name": "Quist", "birthday": date(1990, 1, 1),
-             "email_work": None, "bsn_hash": "c4" * 32}  # fmt: skip
-    await asked(handle, 401, company_id=4, **zeger)
-    await asked(handle, 501, company_id=5, **zeger)  # the same human in another company: not selected
-    bulk = decision("aanmaken", None, filter=DecisionFilter(company_id=4, situation="unmatched"))
-    outcomes = await decide(db, bulk)
+    # The same human in another company: not selected.
+    outcomes = await decide(db, await quist_twice(handle, "c4" * 32, second=(501, 5)))
     done = next(o for o in outcomes if o.subject == "bulk")
     assert done.details["records"] == [] and done.details["left_out"] == ["employee:401"]
     assert "left out 1" in (done.reason or "") and await db.fetchval("SELECT count(*) FROM pending_decisions") == 2
@@ -492,11 +494,7 @@ async def test_a_bulk_leaves_out_a_record_whose_other_employment_it_does_not_sel
 async def test_undoing_a_bulk_by_an_employment_it_took_along_undoes_that_human(
     handle: Handle, db: asyncpg.Pool
 ) -> None:
-    zeger = {"first_name": "Zeger", "prefix": None, "last_name": "Quist", "birthday": date(1990, 1, 1),
-             "email_work": None, "bsn_hash": "c5" * 32}  # fmt: skip
-    await asked(handle, 401, company_id=4, **zeger)
-    await asked(handle, 402, company_id=4, **zeger)
-    bulk = decision("aanmaken", None, filter=DecisionFilter(company_id=4, situation="unmatched"))
+    bulk = await quist_twice(handle, "c5" * 32)
     await decide(db, bulk)
     undone = await decide(db, decision("ongedaan_maken", 402, undo_decision_id=bulk.decision_id))
     assert kinds(undone).count("needs_decision") == 2
