@@ -170,7 +170,7 @@ async def test_answered_questions_turn_the_employees_step_green(
 def test_the_sync_command_wrapper_runs_outside_an_event_loop(
     store: asyncpg.Pool, settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert hr_cli.cmd_status(args("status"), settings) == 0
+    assert hr_cli.synchronous(hr_cli.run_status)(args("status"), settings) == 0
     assert "red: " in capsys.readouterr().out
 
 

@@ -19,7 +19,7 @@ import json
 import sys
 import typing
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, date, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -80,14 +80,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add `status`, `pending`, `search`, `decide`, `tasks` and `followup` to the main parser's subcommands."""
     status = subparsers.add_parser("status", help="every sync step green or red, with counts and reasons")
     _json_flag(status)
-    status.set_defaults(func=cmd_status)
+    status.set_defaults(func=synchronous(run_status))
 
     pending = subparsers.add_parser(
         "pending", help="open questions (Koppelen/Aanmaken/Blokkeren/Overslaan) with candidates and scores"
     )
     pending.add_argument("--all", action="store_true", help="also show skipped questions (Overslaan)")
     _json_flag(pending)
-    pending.set_defaults(func=cmd_pending)
+    pending.set_defaults(func=synchronous(run_pending))
 
     search = subparsers.add_parser(
         "search", help="find RegiCRM persons and organisations to link to (Koppelen)",
@@ -97,7 +97,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     search.add_argument("text", metavar="TEXT")
     search.add_argument("--limit", type=int, default=20, help="at most this many of each (default 20)")
     _json_flag(search)
-    search.set_defaults(func=cmd_search)
+    search.set_defaults(func=synchronous(run_search))
 
     decide = subparsers.add_parser(
         "decide",
@@ -136,7 +136,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="seconds to wait for the outcome (default 10; 0: post only)",
     )
     _json_flag(decide)
-    decide.set_defaults(func=cmd_decide)
+    decide.set_defaults(func=synchronous(run_decide))
 
     tasks = subparsers.add_parser("tasks", help="open follow-up tasks per employee (gegevens aanvullen)")
     tasks.add_argument(
@@ -144,7 +144,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "a bare RegiTijd employee id (as this list and the follow-up commands show it)",
     )  # fmt: skip
     _json_flag(tasks)
-    tasks.set_defaults(func=cmd_tasks)
+    tasks.set_defaults(func=synchronous(run_tasks))
 
     history = subparsers.add_parser(
         "decisions", help="the latest decisions with their ids (for 'decide ongedaan_maken --undo ID')"
@@ -152,11 +152,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     history.add_argument("--record", metavar="RECORD", help="only this record (and the bulks that answered it)")
     history.add_argument("--limit", type=int, default=50, metavar="N", help="at most N (default 50)")
     _json_flag(history)
-    history.set_defaults(func=cmd_decisions)
+    history.set_defaults(func=synchronous(run_decisions))
 
     blocked = subparsers.add_parser("blocked", help="records blocked (Blokkeren), for 'decide ontblokkeren'")
     _json_flag(blocked)
-    blocked.set_defaults(func=cmd_blocked)
+    blocked.set_defaults(func=synchronous(run_blocked))
 
     followup = subparsers.add_parser(
         "followup", help="complete an employee's data (gegevens aanvullen): manager, is-manager, leave adjustment, "
@@ -183,7 +183,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     followup.add_argument("--by", metavar="NAME", help="who changes it (default: the operating-system user)")
     followup.add_argument("--wait", type=float, default=10.0, metavar="S", help="seconds to wait for the outcome")
     _json_flag(followup)
-    followup.set_defaults(func=cmd_followup)
+    followup.set_defaults(func=synchronous(run_followup))
 
 
 def _json_flag(parser: argparse.ArgumentParser) -> None:
@@ -193,36 +193,13 @@ def _json_flag(parser: argparse.ArgumentParser) -> None:
 # --- the commands: sync wrappers (Command signature) around async bodies (callable from async tests) -----
 
 
-def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    return asyncio.run(run_status(args, settings))
+def synchronous(body: Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]) -> Callable[..., int]:
+    """The Command the main parser calls (args, settings) -> exit code, running the async `body`."""
 
+    def command(args: argparse.Namespace, settings: Settings) -> int:
+        return asyncio.run(body(args, settings))
 
-def cmd_pending(args: argparse.Namespace, settings: Settings) -> int:
-    return asyncio.run(run_pending(args, settings))
-
-
-def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
-    return asyncio.run(run_search(args, settings))
-
-
-def cmd_decide(args: argparse.Namespace, settings: Settings) -> int:
-    return asyncio.run(run_decide(args, settings))
-
-
-def cmd_tasks(args: argparse.Namespace, settings: Settings) -> int:
-    return asyncio.run(run_tasks(args, settings))
-
-
-def cmd_followup(args: argparse.Namespace, settings: Settings) -> int:
-    return asyncio.run(run_followup(args, settings))
-
-
-def cmd_decisions(args: argparse.Namespace, settings: Settings) -> int:
-    return asyncio.run(run_decisions(args, settings))
-
-
-def cmd_blocked(args: argparse.Namespace, settings: Settings) -> int:
-    return asyncio.run(run_blocked(args, settings))
+    return command
 
 
 def _unavailable(error: Exception) -> int:
