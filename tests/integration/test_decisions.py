@@ -361,6 +361,31 @@ async def test_bulk_preview_changes_nothing_and_bulk_blocks_all_pending_of_a_com
     assert await db.fetchval("SELECT count(*) FROM pending_decisions") == 1
 
 
+async def test_a_bulk_confirming_a_preview_answers_only_what_it_listed_as_it_was(
+    handle: Handle, db: asyncpg.Pool
+) -> None:
+    for employee_id in (301, 302, 303):
+        await asked(handle, employee_id, company_id=3, first_name=f"X{employee_id}", prefix=None, last_name="Qq",
+                    birthday=date(1990, 1, 1), email_work=None, bsn_hash=None)  # fmt: skip
+    select = DecisionFilter(company_id=3, situation="unmatched")
+    preview = decision("aanmaken", None, filter=select, preview=True)
+    await decide(db, preview)
+    # Since the preview: 302 changed in Nmbrs (asked again), 303 was answered, 304 came in.
+    await asked(handle, 302, company_id=3, first_name="X302", prefix=None, last_name="Qq-Bakker",
+                birthday=date(1990, 1, 1), email_work=None, bsn_hash=None)  # fmt: skip
+    await decide(db, decision("blokkeren", 303))
+    await asked(handle, 304, company_id=3, first_name="X304", prefix=None, last_name="Qq",
+                birthday=date(1990, 1, 1), email_work=None, bsn_hash=None)  # fmt: skip
+    outcomes = await decide(db, decision("aanmaken", None, filter=select, confirms=preview.decision_id))
+    done = next(o for o in outcomes if o.subject == "bulk")
+    assert done.details["records"] == ["employee:301"]
+    assert done.details["changed_since_preview"] == ["employee:302", "employee:303"]
+    other = decision("aanmaken", None, filter=DecisionFilter(company_id=3, max_best_score=0.5),
+                     confirms=preview.decision_id)  # fmt: skip
+    refused = await decide(db, other)
+    assert kinds(refused) == ["rejected"] and "another action or filter" in (refused[0].reason or "")
+
+
 async def test_bulk_create_only_where_no_candidate_scores_above_the_threshold(handle: Handle, db: asyncpg.Pool) -> None:
     await asked(handle, 101)  # strong candidates (anna)
     await asked(handle, 102, first_name="Zeger", prefix=None, last_name="Quist", birthday=date(1990, 1, 1),

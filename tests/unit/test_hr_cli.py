@@ -93,6 +93,8 @@ def test_every_decision_gets_its_own_id() -> None:
         (("aanmaken", "--company-filter", "1", "--situation", "disputed"), "needs situation 'unmatched'"),
         (("blokkeren", "--company-filter", "1", "--version", "3"), "--version belongs to one RECORD"),
         (("blokkeren", "employee:101", "--all-records"), "--all-records only goes with ongedaan_maken"),
+        (("blokkeren", "employee:101", "--confirm", str(uuid.uuid4())), "--confirm PREVIEW_ID carries out a preview"),
+        (("blokkeren", "--company-filter", "1", "--preview", "--confirm", str(uuid.uuid4())), "without --preview"),
     ],
 )
 def test_command_lines_that_are_not_a_valid_decision_say_how_to_write_them(argv: tuple[str, ...], message: str) -> None:
@@ -242,3 +244,17 @@ def test_a_followup_command_line_becomes_the_command_or_says_what_is_missing() -
         hr_cli.follow_up_from_args(parse("followup", "set_manager", "3"), 3, NOW)
     with pytest.raises(UsageError, match="unknown characteristic"):
         hr_cli.follow_up_from_args(parse("followup", "set_characteristic", "3", "--characteristic", "Baas"), 3, NOW)
+
+
+def test_a_preview_tells_how_to_answer_exactly_what_it_listed(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ("aanmaken", "--company-filter", "4", "--situation", "unmatched", "--preview", "--by", "hr")
+    preview = decision_from_args(parse("decide", *argv), NOW, no_lookup)
+    listed = outcome_for(preview.decision_id, OutcomeKind.PREVIEW, "bulk", NOW, "would aanmaken 1",
+                         {"records": ["employee:401"]})  # fmt: skip
+    assert hr_cli._report(parse("decide", *argv), preview, [listed]) == 0
+    out = capsys.readouterr().out
+    assert "  employee:401" in out
+    confirm = f"nmbrs-sync decide aanmaken --company-filter 4 --situation unmatched --confirm {preview.decision_id}"
+    assert confirm in out
+    run = decision_from_args(parse("decide", *confirm.split()[2:], "--by", "hr"), NOW, no_lookup)
+    assert run.confirms == preview.decision_id and run.filter == preview.filter and not run.preview

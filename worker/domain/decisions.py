@@ -75,6 +75,11 @@ class Decision(Message):
         False, description="ongedaan_maken of a bulk decision: every record it answered, not only nmbrs_id."
     )
     preview: bool = Field(False, description="Bulk: report what would happen and change nothing.")
+    confirms: uuid.UUID | None = Field(
+        None,
+        description="Bulk: the preview (its decision id) this run carries out: only the records it listed, at the "
+        "versions it saw; records changed or gone since are left out and named.",
+    )
     decided_by: str = Field(min_length=1)
     decided_at: AwareDatetime
     note: str | None = None
@@ -94,6 +99,8 @@ class Decision(Message):
             raise ValueError("koppelen needs target_id: the RegiCRM person or organisation to link to")
         if self.action is DecisionAction.ONGEDAAN_MAKEN and self.undo_decision_id is None:
             raise ValueError("ongedaan_maken needs undo_decision_id")
+        if self.confirms is not None and (self.filter is None or self.preview):
+            raise ValueError("confirms goes with a bulk decision that is not itself a preview")
         if self.undo_all_records and self.action is not DecisionAction.ONGEDAAN_MAKEN:
             raise ValueError("undo_all_records only goes with ongedaan_maken")
         if (

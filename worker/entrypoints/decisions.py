@@ -474,6 +474,21 @@ async def restore_card(
 # --- bulk -------------------------------------------------------------------------------------------------
 
 
+async def _previewed(ctx: DecisionContext, decision: Decision) -> dict[str, int]:
+    """The records (key -> version) of the preview `decision` confirms; Rejected when it is no such preview."""
+    assert decision.filter is not None
+    preview = await ctx.db.fetchrow(
+        "SELECT action, result, effect FROM decisions WHERE decision_id = $1", decision.confirms
+    )
+    effect = json.loads(preview["effect"]) if preview is not None else {}
+    if preview is None or preview["result"] != "previewed" or "versions" not in effect:
+        raise Rejected(f"decision {decision.confirms} is not a preview")
+    if preview["action"] != decision.action.value or effect["filter"] != decision.filter.model_dump(mode="json"):
+        raise Rejected(f"preview {decision.confirms} was of another action or filter: preview this one again")
+    versions: dict[str, int] = effect["versions"]
+    return versions
+
+
 async def apply_bulk(ctx: DecisionContext, decision: Decision) -> dict[str, Any]:
     assert decision.filter is not None
     # Skipped questions (Overslaan) are hidden from HR until the next sync: a bulk does not answer them either.
@@ -498,6 +513,12 @@ async def apply_bulk(ctx: DecisionContext, decision: Decision) -> dict[str, Any]
     chosen = {row["nmbrs_id"] for row in found}
     selected = [row for row in found if set(row["siblings"]) <= chosen]
     left_out = [f"{decision.entity}:{row['nmbrs_id']}" for row in found if not set(row["siblings"]) <= chosen]
+    changed: list[str] = []
+    if decision.confirms is not None:
+        previewed = await _previewed(ctx, decision)
+        current = {f"{decision.entity}:{row['nmbrs_id']}": row["version"] for row in selected}
+        changed = sorted(key for key, version in previewed.items() if current.get(key) != version)
+        selected = [row for row in selected if previewed.get(f"{decision.entity}:{row['nmbrs_id']}") == row["version"]]
     keys = [f"{decision.entity}:{row['nmbrs_id']}" for row in selected]
     # Every human, then every record, locked up front in the order change batches lock them.
     humans = [human_key(row["bsn_hash"]) for row in selected if row["bsn_hash"]]
@@ -507,7 +528,7 @@ async def apply_bulk(ctx: DecisionContext, decision: Decision) -> dict[str, Any]
         f"{', '.join(left_out)}"
         if left_out
         else ""
-    )
+    ) + (f"; left out {len(changed)} changed or answered since the preview: {', '.join(changed)}" if changed else "")
     if decision.preview:
         ctx.outcome(
             OutcomeKind.PREVIEW,
@@ -515,7 +536,8 @@ async def apply_bulk(ctx: DecisionContext, decision: Decision) -> dict[str, Any]
             f"would {decision.action.value} {len(keys)} pending records{skipped_note}",
             {"action": decision.action.value, "records": keys, "left_out": left_out},
         )
-        return {"preview": keys}
+        versions = {f"{decision.entity}:{row['nmbrs_id']}": row["version"] for row in selected}
+        return {"preview": keys, "versions": versions, "filter": decision.filter.model_dump(mode="json")}
     effects = {}
     handled: set[str] = set()
     for row in selected:
@@ -529,7 +551,7 @@ async def apply_bulk(ctx: DecisionContext, decision: Decision) -> dict[str, Any]
         OutcomeKind.APPLIED,
         "bulk",
         f"{decision.action.value} applied to {len(keys)} pending records{skipped_note}",
-        {"action": decision.action.value, "records": keys, "left_out": left_out},
+        {"action": decision.action.value, "records": keys, "left_out": left_out, "changed_since_preview": changed},
     )
     return {"records": effects}
 

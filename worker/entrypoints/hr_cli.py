@@ -129,6 +129,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     decide.add_argument("--preview", action="store_true", help="bulk: report what would happen, change nothing")
     decide.add_argument(
+        "--confirm", type=uuid.UUID, metavar="PREVIEW_ID", help="bulk: answer exactly what this preview listed "
+        "(records changed or answered since are left out and named)",
+    )  # fmt: skip
+    decide.add_argument(
         "--wait",
         type=float,
         default=10.0,
@@ -603,6 +607,8 @@ def decision_from_args(args: argparse.Namespace, now: datetime, version_lookup: 
                          "or --company-filter C for a bulk decision")  # fmt: skip
     if not bulk and (args.situation is not None or args.max_best_score is not None or args.preview):
         raise UsageError("--situation, --max-best-score and --preview belong to a bulk decision (--company-filter)")
+    if args.confirm is not None and (not bulk or args.preview):
+        raise UsageError("--confirm PREVIEW_ID carries out a preview: give it to the bulk decision, without --preview")
     if bulk and args.version is not None:
         raise UsageError("--version belongs to one RECORD; a bulk answers each question at its current version")
     if bulk and action not in BULK_ACTIONS:
@@ -645,6 +651,7 @@ def decision_from_args(args: argparse.Namespace, now: datetime, version_lookup: 
             undo_decision_id=args.undo,
             undo_all_records=bool(args.all_records),
             preview=bool(args.preview),
+            confirms=args.confirm,
             decided_by=args.by or _os_user(),
             decided_at=now,
             note=args.note,
@@ -722,7 +729,16 @@ async def _current_version(args: argparse.Namespace, settings: Settings) -> int 
 
 
 def _report(args: argparse.Namespace, decision: Decision, outcomes: list[Outcome] | None) -> int:
-    return report_outcomes(args, "decision", decision.decision_id, decision, outcomes, "nmbrs-sync pending")
+    code = report_outcomes(args, "decision", decision.decision_id, decision, outcomes, "nmbrs-sync pending")
+    if decision.preview and code == EXIT_OK and outcomes and not args.json:
+        f = decision.filter
+        assert f is not None
+        narrowing = (f" --situation {f.situation}" if f.situation else "") + (
+            f" --max-best-score {f.max_best_score}" if f.max_best_score is not None else ""
+        )
+        print(f"to answer exactly these: nmbrs-sync decide {decision.action.value} --company-filter {f.company_id}"
+              f"{narrowing} --confirm {decision.decision_id}")  # fmt: skip
+    return code
 
 
 def report_outcomes(
