@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 
 from tests.builders import HASH_ANNA, NOW, employee_change
+from worker.adapters.hr_queries import decision_history
 from worker.adapters.postgres import PollStore
 from worker.adapters.target_store import PostgresTargetStore, human_key
 from worker.config import Settings
@@ -386,6 +387,20 @@ async def test_a_bulk_confirming_a_preview_answers_only_what_it_listed_as_it_was
     assert kinds(refused) == ["rejected"] and "another action or filter" in (refused[0].reason or "")
 
 
+async def test_a_confirmed_bulk_never_takes_along_an_employment_changed_since_the_preview(
+    handle: Handle, db: asyncpg.Pool
+) -> None:
+    preview = (await quist_twice(handle, "c6" * 32)).model_copy(update={"preview": True})
+    await decide(db, preview)
+    await asked(handle, 402, company_id=4, first_name="Zeger", prefix=None, last_name="Quist-Bos",
+                birthday=date(1990, 1, 1), email_work=None, bsn_hash="c6" * 32)  # changed in Nmbrs  # fmt: skip
+    run = preview.model_copy(update={"decision_id": uuid.uuid4(), "preview": False, "confirms": preview.decision_id})
+    done = next(o for o in await decide(db, run) if o.subject == "bulk")
+    assert done.details["records"] == [] and done.details["left_out"] == ["employee:401"]
+    assert done.details["changed_since_preview"] == ["employee:402"]
+    assert await db.fetchval("SELECT count(*) FROM sync_links WHERE nmbrs_id IN (401, 402)") == 0
+
+
 async def test_bulk_create_only_where_no_candidate_scores_above_the_threshold(handle: Handle, db: asyncpg.Pool) -> None:
     await asked(handle, 101)  # strong candidates (anna)
     await asked(handle, 102, first_name="Zeger", prefix=None, last_name="Quist", birthday=date(1990, 1, 1),
@@ -521,6 +536,9 @@ async def test_undoing_a_bulk_by_an_employment_it_took_along_undoes_that_human(
 ) -> None:
     bulk = await quist_twice(handle, "c5" * 32)
     await decide(db, bulk)
+    async with db.acquire() as connection:  # what 'nmbrs-sync decisions --record employee:402' shows
+        listed = await decision_history(connection, ("employee", 402))
+    assert listed[0].decision_id == str(bulk.decision_id)  # the newest; earlier tests' decisions may follow
     undone = await decide(db, decision("ongedaan_maken", 402, undo_decision_id=bulk.decision_id))
     assert kinds(undone).count("needs_decision") == 2
     assert await db.fetchval("SELECT count(*) FROM rt_employees WHERE active AND nmbrs_employee_id > 400") == 0

@@ -481,13 +481,17 @@ class DecisionView(_Frozen):
 async def decision_history(
     connection: asyncpg.Connection, record: tuple[str, int] | None = None, limit: int = 50
 ) -> list[DecisionView]:
-    """The latest decisions, newest first; for one record also the bulk decisions that answered it."""
+    """The latest decisions, newest first; for one record also those that answered it in bulk or took it along
+    as another employment of the same human (an undo naming the record takes those back too)."""
     key = f"{record[0]}:{record[1]}" if record else None
     rows = await connection.fetch(
         """SELECT decision_id::text, decided_at, decided_by, action, entity, nmbrs_id, result, reason,
                   undone_by::text
            FROM decisions
-           WHERE $1::text IS NULL OR (entity = $2 AND nmbrs_id = $3) OR effect -> 'records' ? $1
+           WHERE $1::text IS NULL
+              OR (entity = $2 AND (nmbrs_id = $3 OR effect -> 'linked' ? $3::text))
+              OR (nmbrs_id IS NULL AND entity = $2 AND (effect -> 'records' ? $1 OR EXISTS (
+                      SELECT FROM jsonb_each(effect -> 'records') AS r WHERE r.value -> 'linked' ? $3::text)))
            ORDER BY decided_at DESC, received_at DESC
            LIMIT $4""",
         key, record[0] if record else None, record[1] if record else None, limit,

@@ -294,7 +294,8 @@ def fold(text: str | None) -> str:
         return ""
     if text.isascii():  # most names and postcodes: no diacritics to strip, and casefold is lower
         return _SPACES.sub(" ", text.replace("`", "'").lower()).strip()
-    decomposed = unicodedata.normalize("NFKD", text)
+    # Apostrophes before decomposing too: NFKD turns '´' into a space and a combining accent.
+    decomposed = unicodedata.normalize("NFKD", text.translate(_APOSTROPHES))
     # After stripping the marks: 'Ǣ' is Æ with a macron and spells 'ae' like Æ itself; 'ŉ' decomposes to ʼn.
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
     stripped = stripped.translate(_UNDECOMPOSABLE).translate(_APOSTROPHES)

@@ -383,7 +383,7 @@ async def undo(
     bulk = earlier["nmbrs_id"] is None  # a bulk decision answered records by filter
     records = effect.get("records", {}) if bulk else {f"{earlier['entity']}:{earlier['nmbrs_id']}": effect}
     named = f"{entity}:{nmbrs_id}"
-    if named not in records:
+    if named not in records and entity == earlier["entity"]:
         # Another employment of the same human, linked along with a record the bulk answered: undone with it.
         named = next((key for key, e in records.items() if str(nmbrs_id) in e.get("linked", {})), named)
     if named not in records:
@@ -478,12 +478,16 @@ async def _previewed(ctx: DecisionContext, decision: Decision) -> dict[str, int]
     """The records (key -> version) of the preview `decision` confirms; Rejected when it is no such preview."""
     assert decision.filter is not None
     preview = await ctx.db.fetchrow(
-        "SELECT action, result, effect FROM decisions WHERE decision_id = $1", decision.confirms
+        "SELECT entity, action, result, effect FROM decisions WHERE decision_id = $1", decision.confirms
     )
     effect = json.loads(preview["effect"]) if preview is not None else {}
     if preview is None or preview["result"] != "previewed" or "versions" not in effect:
         raise Rejected(f"decision {decision.confirms} is not a preview")
-    if preview["action"] != decision.action.value or effect["filter"] != decision.filter.model_dump(mode="json"):
+    if (preview["entity"], preview["action"], effect["filter"]) != (
+        decision.entity,
+        decision.action.value,
+        decision.filter.model_dump(mode="json"),
+    ):
         raise Rejected(f"preview {decision.confirms} was of another action or filter: preview this one again")
     versions: dict[str, int] = effect["versions"]
     return versions
@@ -510,15 +514,20 @@ async def apply_bulk(ctx: DecisionContext, decision: Decision) -> dict[str, Any]
             FROM pending_decisions q WHERE {' AND '.join(where)} ORDER BY nmbrs_id""",
         *args,
     )  # fmt: skip
-    chosen = {row["nmbrs_id"] for row in found}
-    selected = [row for row in found if set(row["siblings"]) <= chosen]
-    left_out = [f"{decision.entity}:{row['nmbrs_id']}" for row in found if not set(row["siblings"]) <= chosen]
-    changed: list[str] = []
+    selected, changed = list(found), []
     if decision.confirms is not None:
         previewed = await _previewed(ctx, decision)
-        current = {f"{decision.entity}:{row['nmbrs_id']}": row["version"] for row in selected}
+        current = {f"{decision.entity}:{row['nmbrs_id']}": row["version"] for row in found}
         changed = sorted(key for key, version in previewed.items() if current.get(key) != version)
-        selected = [row for row in selected if previewed.get(f"{decision.entity}:{row['nmbrs_id']}") == row["version"]]
+        selected = [row for row in found if previewed.get(f"{decision.entity}:{row['nmbrs_id']}") == row["version"]]
+    left_out: list[str] = []
+    if decision.action is DecisionAction.AANMAKEN:
+        # Aanmaken takes the human's other open employments along (one human, one person): only where all of them
+        # are selected too, checked until nothing more drops out.
+        while dropped := [row for row in selected if not set(row["siblings"]) <= {r["nmbrs_id"] for r in selected}]:
+            left_out += [f"{decision.entity}:{row['nmbrs_id']}" for row in dropped]
+            selected = [row for row in selected if row not in dropped]
+        left_out.sort()
     keys = [f"{decision.entity}:{row['nmbrs_id']}" for row in selected]
     # Every human, then every record, locked up front in the order change batches lock them.
     humans = [human_key(row["bsn_hash"]) for row in selected if row["bsn_hash"]]
