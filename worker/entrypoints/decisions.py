@@ -504,16 +504,18 @@ async def apply_bulk(ctx: DecisionContext, decision: Decision) -> dict[str, Any]
     if decision.filter.max_best_score is not None:
         args.append(decision.filter.max_best_score)
         where.append(f"coalesce((candidates -> 0 ->> 'score')::float, 0) <= ${len(args)}")
-    found = await ctx.db.fetch(
-        f"""SELECT nmbrs_id, version, record ->> 'bsn_hash' AS bsn_hash,
-                   -- Open employments of the same human the filter leaves out: answering this one would take
-                   -- them along (one human, one person) past the guard rails, so it is left for a human.
-                   ARRAY(SELECT o.nmbrs_id FROM pending_decisions o
-                         WHERE o.entity = 'employee' AND o.nmbrs_id <> q.nmbrs_id
-                           AND o.record ->> 'bsn_hash' = q.record ->> 'bsn_hash') AS siblings
-            FROM pending_decisions q WHERE {' AND '.join(where)} ORDER BY nmbrs_id""",
+    rows = await ctx.db.fetch(
+        f"""SELECT q.nmbrs_id, q.version, q.record ->> 'bsn_hash' AS bsn_hash, coalesce(h.ids, '{{}}') AS human_ids
+            FROM pending_decisions q
+            -- The open employments of each human, grouped once (not looked up per question: a first import has
+            -- thousands): answering one would take the others along (one human, one person).
+            LEFT JOIN (SELECT record ->> 'bsn_hash' AS bsn_hash, array_agg(nmbrs_id) AS ids FROM pending_decisions
+                       WHERE entity = 'employee' AND record ->> 'bsn_hash' IS NOT NULL GROUP BY 1) AS h
+                   ON h.bsn_hash = q.record ->> 'bsn_hash'
+            WHERE {' AND '.join(where)} ORDER BY q.nmbrs_id""",
         *args,
     )  # fmt: skip
+    found = [{**row, "siblings": set(row["human_ids"]) - {row["nmbrs_id"]}} for row in rows]
     selected, changed = list(found), []
     if decision.confirms is not None:
         previewed = await _previewed(ctx, decision)
@@ -524,7 +526,7 @@ async def apply_bulk(ctx: DecisionContext, decision: Decision) -> dict[str, Any]
     if decision.action is DecisionAction.AANMAKEN:
         # Aanmaken takes the human's other open employments along (one human, one person): only where all of them
         # are selected too, checked until nothing more drops out.
-        while dropped := [row for row in selected if not set(row["siblings"]) <= {r["nmbrs_id"] for r in selected}]:
+        while dropped := [row for row in selected if not row["siblings"] <= {r["nmbrs_id"] for r in selected}]:
             left_out += [f"{decision.entity}:{row['nmbrs_id']}" for row in dropped]
             selected = [row for row in selected if row not in dropped]
         left_out.sort()
