@@ -381,6 +381,8 @@ async def test_a_bulk_confirming_a_preview_answers_only_what_it_listed_as_it_was
     done = next(o for o in outcomes if o.subject == "bulk")
     assert done.details["records"] == ["employee:301"]
     assert done.details["changed_since_preview"] == ["employee:302", "employee:303"]
+    twice = await decide(db, decision("aanmaken", None, filter=select, confirms=preview.decision_id))
+    assert kinds(twice) == ["rejected"] and "carried out already" in (twice[0].reason or "")
     other = decision("aanmaken", None, filter=DecisionFilter(company_id=3, max_best_score=0.5),
                      confirms=preview.decision_id)  # fmt: skip
     refused = await decide(db, other)

@@ -489,7 +489,7 @@ async def decision_history(
                   undone_by::text
            FROM decisions
            WHERE $1::text IS NULL
-              OR (entity = $2 AND (nmbrs_id = $3 OR effect -> 'linked' ? $3::text))
+              OR (entity = $2 AND (nmbrs_id = $3 OR effect -> 'linked' ? $3::text OR effect -> 'undid_records' ? $1))
               OR (nmbrs_id IS NULL AND entity = $2 AND (effect -> 'records' ? $1 OR EXISTS (
                       SELECT FROM jsonb_each(effect -> 'records') AS r WHERE r.value -> 'linked' ? $3::text)))
            ORDER BY decided_at DESC, received_at DESC

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -489,11 +490,25 @@ async def _previewed(ctx: DecisionContext, decision: Decision) -> dict[str, int]
         decision.filter.model_dump(mode="json"),
     ):
         raise Rejected(f"preview {decision.confirms} was of another action or filter: preview this one again")
+    if await ctx.db.fetchval(
+        "SELECT true FROM decisions WHERE result = 'applied' AND effect ->> 'confirms' = $1",
+        str(decision.confirms),
+    ):
+        raise Rejected(f"preview {decision.confirms} was carried out already: preview again")
     versions: dict[str, int] = effect["versions"]
     return versions
 
 
-async def apply_bulk(ctx: DecisionContext, decision: Decision) -> dict[str, Any]:
+@dataclass(frozen=True)
+class BulkSelection:
+    """The records a bulk decision answers, and those it leaves out with the reason."""
+
+    selected: list[dict[str, Any]]  # rows: nmbrs_id, version, bsn_hash, siblings (ids of the human's others)
+    left_out: list[str]  # keys whose human has open employments the bulk does not answer
+    changed: list[str]  # keys a confirmed preview listed that changed or were answered since
+
+
+async def _select_for_bulk(ctx: DecisionContext, decision: Decision) -> BulkSelection:
     assert decision.filter is not None
     # Skipped questions (Overslaan) are hidden from HR until the next sync: a bulk does not answer them either.
     where = ["entity = $1", "NOT skipped", "company_id = $2"]
@@ -516,24 +531,38 @@ async def apply_bulk(ctx: DecisionContext, decision: Decision) -> dict[str, Any]
         *args,
     )  # fmt: skip
     found = [{**row, "siblings": set(row["human_ids"]) - {row["nmbrs_id"]}} for row in rows]
-    selected, changed = list(found), []
+    key = f"{decision.entity}:{{}}".format
+    selected, changed = found, []
     if decision.confirms is not None:
         previewed = await _previewed(ctx, decision)
-        current = {f"{decision.entity}:{row['nmbrs_id']}": row["version"] for row in found}
-        changed = sorted(key for key, version in previewed.items() if current.get(key) != version)
-        selected = [row for row in found if previewed.get(f"{decision.entity}:{row['nmbrs_id']}") == row["version"]]
-    left_out: list[str] = []
+        current = {key(row["nmbrs_id"]): row["version"] for row in found}
+        changed = [k for k, version in previewed.items() if current.get(k) != version]
+        selected = [row for row in found if previewed.get(key(row["nmbrs_id"])) == row["version"]]
+    dropped: set[int] = set()
     if decision.action is DecisionAction.AANMAKEN:
         # Aanmaken takes the human's other open employments along (one human, one person): only where all of them
-        # are selected too, checked until nothing more drops out.
-        while dropped := [row for row in selected if not row["siblings"] <= {r["nmbrs_id"] for r in selected}]:
-            left_out += [f"{decision.entity}:{row['nmbrs_id']}" for row in dropped]
-            selected = [row for row in selected if row not in dropped]
-        left_out.sort()
-    keys = [f"{decision.entity}:{row['nmbrs_id']}" for row in selected]
-    # Every human, then every record, locked up front in the order change batches lock them.
-    humans = [human_key(row["bsn_hash"]) for row in selected if row["bsn_hash"]]
-    await ctx.store.lock_records([*humans, *keys])
+        # are answered too, checked until nothing more drops out.
+        while True:
+            ids = {row["nmbrs_id"] for row in selected}
+            newly = {row["nmbrs_id"] for row in selected if not row["siblings"] <= ids}
+            if not newly:
+                break
+            dropped |= newly
+            selected = [row for row in selected if row["nmbrs_id"] not in newly]
+    left_out = [key(row["nmbrs_id"]) for row in found if row["nmbrs_id"] in dropped]
+    return BulkSelection(selected, left_out, sorted(changed, key=lambda k: int(k.partition(":")[2])))
+
+
+async def apply_bulk(ctx: DecisionContext, decision: Decision) -> dict[str, Any]:
+    assert decision.filter is not None
+    first = await _select_for_bulk(ctx, decision)
+    # Every human, then every record, locked up front in the order change batches lock them; then read again
+    # under the locks, so that no change of these humans slips in between (a new or changed employment).
+    humans = [human_key(row["bsn_hash"]) for row in first.selected if row["bsn_hash"]]
+    await ctx.store.lock_records([*humans, *(f"{decision.entity}:{row['nmbrs_id']}" for row in first.selected)])
+    chosen = await _select_for_bulk(ctx, decision)
+    keys = [f"{decision.entity}:{row['nmbrs_id']}" for row in chosen.selected]
+    left_out, changed = chosen.left_out, chosen.changed
     skipped_note = (
         f"; left out {len(left_out)} whose human has other open employments the filter does not select: "
         f"{', '.join(left_out)}"
@@ -547,11 +576,11 @@ async def apply_bulk(ctx: DecisionContext, decision: Decision) -> dict[str, Any]
             f"would {decision.action.value} {len(keys)} pending records{skipped_note}",
             {"action": decision.action.value, "records": keys, "left_out": left_out},
         )
-        versions = {f"{decision.entity}:{row['nmbrs_id']}": row["version"] for row in selected}
+        versions = {f"{decision.entity}:{row['nmbrs_id']}": row["version"] for row in chosen.selected}
         return {"preview": keys, "versions": versions, "filter": decision.filter.model_dump(mode="json")}
     effects = {}
     handled: set[str] = set()
-    for row in selected:
+    for row in chosen.selected:
         key = f"{decision.entity}:{row['nmbrs_id']}"
         if key in handled:  # already linked with another employment of the same human in this bulk
             continue
@@ -564,7 +593,8 @@ async def apply_bulk(ctx: DecisionContext, decision: Decision) -> dict[str, Any]
         f"{decision.action.value} applied to {len(keys)} pending records{skipped_note}",
         {"action": decision.action.value, "records": keys, "left_out": left_out, "changed_since_preview": changed},
     )
-    return {"records": effects}
+    confirmed = {"confirms": str(decision.confirms)} if decision.confirms else {}
+    return {"records": effects, **confirmed}
 
 
 async def handle_decision(
