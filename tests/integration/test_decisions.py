@@ -342,12 +342,17 @@ async def test_the_same_decision_twice_has_one_effect(handle: Handle, db: asyncp
     assert await db.fetchval("SELECT count(*) FROM crm_persons WHERE last_name = 'Quist'") == 1
 
 
-async def test_bulk_preview_changes_nothing_and_bulk_blocks_all_pending_of_a_company(
-    handle: Handle, db: asyncpg.Pool
-) -> None:
+async def three_strangers(handle: Handle) -> None:
+    """Unmatched questions about Nmbrs employees 301, 302 and 303 of company 3."""
     for employee_id in (301, 302, 303):
         await asked(handle, employee_id, company_id=3, first_name=f"X{employee_id}", prefix=None, last_name="Qq",
                     birthday=date(1990, 1, 1), email_work=None, bsn_hash=None)  # fmt: skip
+
+
+async def test_bulk_preview_changes_nothing_and_bulk_blocks_all_pending_of_a_company(
+    handle: Handle, db: asyncpg.Pool
+) -> None:
+    await three_strangers(handle)
     await asked(handle, 101)  # another company: untouched by the filter
     preview = await decide(db, decision("blokkeren", None, filter=DecisionFilter(company_id=3), preview=True))
     assert kinds(preview) == ["preview"] and preview[0].details["records"] == [
@@ -365,9 +370,7 @@ async def test_bulk_preview_changes_nothing_and_bulk_blocks_all_pending_of_a_com
 async def test_a_bulk_confirming_a_preview_answers_only_what_it_listed_as_it_was(
     handle: Handle, db: asyncpg.Pool
 ) -> None:
-    for employee_id in (301, 302, 303):
-        await asked(handle, employee_id, company_id=3, first_name=f"X{employee_id}", prefix=None, last_name="Qq",
-                    birthday=date(1990, 1, 1), email_work=None, bsn_hash=None)  # fmt: skip
+    await three_strangers(handle)
     select = DecisionFilter(company_id=3, situation="unmatched")
     preview = decision("aanmaken", None, filter=select, preview=True)
     await decide(db, preview)
@@ -416,9 +419,7 @@ async def test_bulk_create_only_where_no_candidate_scores_above_the_threshold(ha
 
 
 async def test_a_bulk_is_undone_record_by_record_or_whole_on_request(handle: Handle, db: asyncpg.Pool) -> None:
-    for employee_id in (301, 302, 303):
-        await asked(handle, employee_id, company_id=3, first_name=f"X{employee_id}", prefix=None, last_name="Qq",
-                    birthday=date(1990, 1, 1), email_work=None, bsn_hash=None)  # fmt: skip
+    await three_strangers(handle)
     bulk = decision("aanmaken", None, filter=DecisionFilter(company_id=3, situation="unmatched"))
     await decide(db, bulk)
     active = "SELECT nmbrs_employee_id FROM rt_employees WHERE active AND nmbrs_employee_id > 300 ORDER BY 1"
