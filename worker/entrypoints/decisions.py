@@ -94,8 +94,9 @@ class DecisionContext:
 
 async def situation_of(
     ctx: DecisionContext, entity: str, nmbrs_id: int
-) -> tuple[RecordSituation, dict[str, Any] | None]:
-    """The record's situation and its latest Nmbrs data (from the open question, the block or the snapshot)."""
+) -> tuple[RecordSituation, dict[str, Any] | None, int | None]:
+    """The record's situation, its latest Nmbrs data (from the open question, the snapshot or the block) and the
+    version of that data (a block keeps none)."""
     pending = await ctx.db.fetchrow(
         "SELECT version, situation, skipped, record FROM pending_decisions WHERE entity = $1 AND nmbrs_id = $2",
         entity, nmbrs_id)  # fmt: skip
@@ -105,10 +106,11 @@ async def situation_of(
     block = await ctx.db.fetchrow(
         "SELECT record FROM sync_blocks WHERE entity = $1 AND nmbrs_id = $2", entity, nmbrs_id
     )
-    snapshot = await ctx.db.fetchval(
-        "SELECT record FROM nmbrs_snapshots WHERE key = $1 AND NOT deleted", f"{entity}:{nmbrs_id}"
+    snapshot = await ctx.db.fetchrow(
+        "SELECT record, version FROM nmbrs_snapshots WHERE key = $1 AND NOT deleted", f"{entity}:{nmbrs_id}"
     )
-    record_text = (pending and pending["record"]) or snapshot or (block and block["record"])
+    source = pending or snapshot
+    record_text = (source and source["record"]) or (block and block["record"])
     record = json.loads(record_text) if record_text else None
     bsn_hash = record.get("bsn_hash") if entity == "employee" and record else None
     same_human = None
@@ -127,7 +129,7 @@ async def situation_of(
         blocked=block is not None,
         same_human_persons=tuple(same_human or ()),
     )  # fmt: skip
-    return situation, record
+    return situation, record, source["version"] if source else None
 
 
 async def _bsn_hash_of(ctx: DecisionContext, entity: str, nmbrs_id: int) -> str | None:
@@ -148,18 +150,13 @@ def _model(entity: str, record: dict[str, Any]) -> NmbrsEmployee | NmbrsCompany:
 
 
 async def link_and_apply(
-    ctx: DecisionContext, entity: str, nmbrs_id: int, record: dict[str, Any], crm_id: int, reason: str
-) -> int | None:
-    """Link the record to `crm_id`, write its Nmbrs-owned fields, close its question; returns the RegiTijd id."""
+    ctx: DecisionContext, entity: str, nmbrs_id: int, record: dict[str, Any], version: int | None, crm_id: int,
+    reason: str,
+) -> int | None:  # fmt: skip
+    """Link the record to `crm_id`, write its Nmbrs-owned fields, close its question; returns the RegiTijd id.
+    `version`: the record's, remembered so that a change older than it arriving later is ignored as stale."""
     model = _model(entity, record)
     values = employee_values(model) if isinstance(model, NmbrsEmployee) else company_values(model)
-    # The version of the record written (its question's, else the snapshot's, as situation_of picks the record):
-    # a change older than it that arrives later is then ignored as stale.
-    version = await ctx.db.fetchval(
-        """SELECT coalesce((SELECT version FROM pending_decisions WHERE entity = $1 AND nmbrs_id = $2),
-                           (SELECT version FROM nmbrs_snapshots WHERE key = $1 || ':' || $2 AND NOT deleted))""",
-        entity, nmbrs_id,
-    )  # fmt: skip
     plan = Plan(situation="linked", actions=(
         Link(crm_id=crm_id, linked_by=ctx.actor, reason=reason), ClearPending(),
         Apply(crm_id=crm_id, regitijd_id=None, values=values, changed=tuple(sorted(values))),
@@ -191,14 +188,14 @@ async def link_same_human(
         other_id = other["nmbrs_id"]
         await ctx.store.lock_record(f"employee:{other_id}")
         # Read again under the lock: the reconciler may have withdrawn or renewed the question meanwhile.
-        text = await ctx.db.fetchval(
-            "SELECT record FROM pending_decisions WHERE entity = 'employee' AND nmbrs_id = $1", other_id
+        question = await ctx.db.fetchrow(
+            "SELECT record, version FROM pending_decisions WHERE entity = 'employee' AND nmbrs_id = $1", other_id
         )
-        if text is None:
+        if question is None:
             continue
         reason = f"same BSN hash as Nmbrs employee {nmbrs_id}, which was just linked to person {person_id}"
-        other_record = json.loads(text)
-        await link_and_apply(ctx, "employee", other_id, other_record, person_id, reason)
+        other_record = json.loads(question["record"])
+        await link_and_apply(ctx, "employee", other_id, other_record, question["version"], person_id, reason)
         ctx.outcome(OutcomeKind.AUTO_LINKED, f"employee:{other_id}", reason, {"person_id": person_id})
         linked[str(other_id)] = other_record
     return linked
@@ -287,10 +284,10 @@ async def apply_single(
     if human:
         await ctx.store.lock_record(human_key(human))
     await ctx.store.lock_record(f"{entity}:{nmbrs_id}")
-    situation, record = await situation_of(ctx, entity, nmbrs_id)
+    situation, record, record_version = await situation_of(ctx, entity, nmbrs_id)
     if record is not None and record.get("bsn_hash") not in (None, human):
         await ctx.store.lock_record(human_key(record["bsn_hash"]))  # changed meanwhile (rare)
-        situation, record = await situation_of(ctx, entity, nmbrs_id)
+        situation, record, record_version = await situation_of(ctx, entity, nmbrs_id)
     table = "crm_persons" if entity == "employee" else "crm_organisations"
     id_column = "person_id" if entity == "employee" else "organisation_id"
     target_exists = decision.target_id is not None and bool(
@@ -305,7 +302,7 @@ async def apply_single(
         assert record is not None and decision.target_id is not None
         card_before = await ctx.store.card(entity, decision.target_id)
         regitijd_id = await link_and_apply(
-            ctx, entity, nmbrs_id, record, decision.target_id, f"Koppelen by {ctx.actor}"
+            ctx, entity, nmbrs_id, record, record_version, decision.target_id, f"Koppelen by {ctx.actor}"
         )
         same_human = await link_same_human(ctx, record, decision.target_id, nmbrs_id) if entity == "employee" else {}
         card_after = await ctx.store.card(entity, decision.target_id)
@@ -324,7 +321,9 @@ async def apply_single(
     if action is DecisionAction.AANMAKEN:
         assert record is not None
         crm_id = await create_crm_record(ctx, entity, record)
-        regitijd_id = await link_and_apply(ctx, entity, nmbrs_id, record, crm_id, f"Aanmaken by {ctx.actor}")
+        regitijd_id = await link_and_apply(
+            ctx, entity, nmbrs_id, record, record_version, crm_id, f"Aanmaken by {ctx.actor}"
+        )
         # One human, one person (rule 4): the other open employments of this human join the new person.
         same_human = await link_same_human(ctx, record, crm_id, nmbrs_id) if entity == "employee" else {}
         ctx.outcome(
