@@ -60,6 +60,13 @@ def _person_name(first_name: str | None, prefix: str | None, last_name: str | No
     return " ".join(part for part in (first_name, prefix, last_name) if part)
 
 
+def _record_name(entity: str, nmbrs_id: int, record: dict[str, Any]) -> str:
+    """The name an Nmbrs employee or company record shows."""
+    if entity == "employee":
+        return _person_name(record.get("first_name"), record.get("prefix"), record.get("last_name"))
+    return record.get("name") or f"company {nmbrs_id}"
+
+
 # --- open questions ------------------------------------------------------------------------------------
 
 
@@ -159,14 +166,12 @@ def _question(
         for data in candidates:
             person = ScoredCandidate.model_validate(data)
             views.append(_candidate(person.person_id, person_names.get(person.person_id), person))
-        name = _person_name(record.get("first_name"), record.get("prefix"), record.get("last_name"))
         email = record.get("email_work") or record.get("email_private")
     else:
         for data in candidates:
             organisation = ScoredOrganisation.model_validate(data)
             crm_id = organisation.organisation_id
             views.append(_candidate(crm_id, organisation_names.get(crm_id), organisation))
-        name = record.get("name") or f"company {row['nmbrs_id']}"
         email = record.get("email")
     return PendingQuestionView(
         entity=row["entity"],
@@ -174,7 +179,7 @@ def _question(
         version=row["version"],
         situation=row["situation"],
         reason=row["reason"],
-        name=name,
+        name=_record_name(row["entity"], row["nmbrs_id"], record),
         number=record.get("number"),
         birthday=record.get("birthday"),
         email=email,
@@ -524,12 +529,7 @@ async def blocked_records(connection: asyncpg.Connection) -> list[BlockView]:
     )
     views = []
     for r in rows:
-        data = json.loads(r["record"]) if r["record"] else {}
-        name = (
-            _person_name(data.get("first_name"), data.get("prefix"), data.get("last_name"))
-            if r["entity"] == "employee"
-            else data.get("name")
-        )
+        name = _record_name(r["entity"], r["nmbrs_id"], json.loads(r["record"])) if r["record"] else None
         views.append(
             BlockView(
                 record=f"{r['entity']}:{r['nmbrs_id']}", name=name or None, blocked_at=r["blocked_at"],
