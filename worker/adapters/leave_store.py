@@ -80,14 +80,19 @@ async def load_leave_inputs(
            WHERE employee_id = ANY($1::int[]) ORDER BY employee_id, changed_on"""
     )
     earlier_ids = sorted({r["from_id"] for found in cao_changes.values() for r in found if r["from_id"] is not None})
-    earlier_caos = {
-        r["nmbrs_id"]: _cao_leave(r)
-        for r in await connection.fetch(
-            """SELECT nmbrs_id, description, extra_leave_hours_fulltime, fulltime_hours_per_week
-               FROM rt_labour_agreements WHERE nmbrs_id = ANY($1::int[])""",
-            earlier_ids,
-        )
-    }
+    # Most employees never changed CAO: no round trip for them on the recalculation path of every change.
+    earlier_caos = (
+        {
+            r["nmbrs_id"]: _cao_leave(r)
+            for r in await connection.fetch(
+                """SELECT nmbrs_id, description, extra_leave_hours_fulltime, fulltime_hours_per_week
+                   FROM rt_labour_agreements WHERE nmbrs_id = ANY($1::int[])""",
+                earlier_ids,
+            )
+        }
+        if earlier_ids
+        else {}
+    )
     taken = await rows("SELECT employee_id, taken_on, hours FROM rt_leave_taken WHERE employee_id = ANY($1::int[])")
     worked = await rows("SELECT employee_id, worked_on, hours FROM rt_overtime WHERE employee_id = ANY($1::int[])")
     paid = await rows("SELECT employee_id, paid_on, hours FROM rt_overtime_payouts WHERE employee_id = ANY($1::int[])")
