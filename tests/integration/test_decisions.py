@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -24,7 +24,7 @@ from worker.domain.events import Outcome, OutcomeKind
 from worker.domain.matching import MatchPolicy
 from worker.domain.nmbrs_records import ContractPeriod, EmploymentPeriod, NmbrsEmployee
 from worker.entrypoints.cli import leave_of_employee
-from worker.entrypoints.decisions import handle_decision, handle_follow_up
+from worker.entrypoints.decisions import decision_published, handle_decision, handle_follow_up
 
 from ..conftest import database_url_for_tests
 from .test_reconciler import Handle, employee, event
@@ -344,7 +344,12 @@ async def test_the_same_decision_twice_has_one_effect(handle: Handle, db: asyncp
 
 async def three_strangers(handle: Handle) -> None:
     """Unmatched questions about Nmbrs employees 301, 302 and 303 of company 3."""
-    for employee_id in (301, 302, 303):
+    await strangers(handle, range(301, 304))
+
+
+async def strangers(handle: Handle, employee_ids: Iterable[int]) -> None:
+    """Unmatched questions about these Nmbrs employees of company 3."""
+    for employee_id in employee_ids:
         await asked(handle, employee_id, company_id=3, first_name=f"X{employee_id}", prefix=None, last_name="Qq",
                     birthday=date(1990, 1, 1), email_work=None, bsn_hash=None)  # fmt: skip
 
@@ -434,6 +439,30 @@ async def test_a_bulk_is_undone_record_by_record_or_whole_on_request(handle: Han
     rest = await decide(db, decision("ongedaan_maken", 301, undo_decision_id=bulk.decision_id, undo_all_records=True))
     assert kinds(rest).count("needs_decision") == 2 and await db.fetch(active) == []
     assert await db.fetchval("SELECT undone_by FROM decisions WHERE decision_id = $1", bulk.decision_id) is not None
+
+
+async def test_a_redelivered_bulk_whose_outcomes_were_published_publishes_none_again(
+    handle: Handle, db: asyncpg.Pool
+) -> None:
+    await strangers(handle, range(301, 331))
+    bulk = decision("aanmaken", None, filter=DecisionFilter(company_id=3, situation="unmatched"))
+    first = await decide(db, bulk)
+    assert len(first) == 30 * 3 + 1  # applied, leave_recalculated and follow_up per record; the bulk's applied
+    await decision_published(bulk, db)  # the consumer shell, once the broker acknowledged them
+    assert await decide(db, bulk) == []  # redelivered
+    assert await db.fetchval("SELECT count(*) FROM crm_persons WHERE last_name = 'Qq'") == 30
+
+
+async def test_a_redelivered_bulk_whose_publish_was_lost_publishes_its_outcomes_once_more(
+    handle: Handle, db: asyncpg.Pool
+) -> None:
+    await strangers(handle, range(301, 331))
+    bulk = decision("aanmaken", None, filter=DecisionFilter(company_id=3, situation="unmatched"))
+    first = await decide(db, bulk)  # committed; the worker died before the broker acknowledged the outcomes
+    again = await decide(db, bulk)
+    assert [o.outcome_id for o in again] == [o.outcome_id for o in first] and len(again) == 91
+    await decision_published(bulk, db)
+    assert await decide(db, bulk) == []
 
 
 async def test_follow_up_commands_change_local_data_and_the_next_sync_leaves_it_alone(

@@ -14,9 +14,10 @@ import pytest
 
 from worker.adapters.kafka import KafkaPublisher
 from worker.adapters.nmbrs.client import NmbrsClient
-from worker.adapters.postgres import POLL_LOCK_ID, PollStore
+from worker.adapters.postgres import POLL_LOCK_ID, PollStore, insert_sync_request
 from worker.config import Settings
 from worker.domain.changes import SnapshotEntry
+from worker.domain.events import SyncRequested
 from worker.entrypoints.poller import Poller, PollOptions
 
 pytestmark = pytest.mark.integration
@@ -242,9 +243,46 @@ async def test_a_change_published_before_a_crash_and_undone_in_nmbrs_is_publishe
     events = await read_topic(kafka_topics.topics.employee_changes, created + 1 + republished)
     latest = [e for e in events if e["key"] == "employee:100001"][-1]
     assert latest["op"] == "r" and latest["after"]["last_name"] == edit["before"]["last_name"]
-    # At the version of the change that went out, not below it: a consumer would ignore an older one as stale.
-    assert latest["version"] == edit["version"] and latest["source"]["repair"]
+    # Above the version of the change that went out: a consumer would ignore an older one as stale, and one at
+    # the same version could be taken for a change it has seen.
+    assert latest["version"] == edit["version"] + 1 and latest["source"]["repair"]
     assert not (await crashing.poll()).full  # repaired: back to normal polls
+
+
+class AlwaysCrashingStore(PollStore):
+    """Every poll is cut off after it published, before the snapshot is stored (a crash loop)."""
+
+    async def advance(self, entries: list[SnapshotEntry], poll_id: uuid.UUID, summary: dict[str, Any]) -> None:
+        raise ConnectionResetError("worker killed between publish and snapshot commit")
+
+
+async def test_a_value_that_goes_back_over_cut_off_polls_is_a_new_event_each_time(
+    make_poller: PollerFactory, sandbox: Any, kafka_topics: Settings, read_topic: TopicReader
+) -> None:
+    # Seen from outside: hours A -> B -> A, every poll cut off, so the snapshot never advanced. The second A got
+    # the id of the first, the consumer's inbox dropped it, and the store stayed on B for good.
+    await first_poll(make_poller())
+    crashing = make_poller(store=AlwaysCrashingStore)
+    for name in ("Bergen", "Berk", "Bergen"):
+        await asyncio.sleep(1.1)  # Nmbrs dates records to the second: each edit must be the later record
+        await sandbox.admin("PATCH", "employees/100001", {"personal_info": {"last_name": name}})
+        assert (await crashing.poll()).result == "failed"
+    events = await read_topic(kafka_topics.topics.employee_changes, None, quiet_s=3)
+    mine = [e for e in events if e["key"] == "employee:100001" and e["op"] == "u"]
+    assert [e["after"]["last_name"] for e in mine] == ["Bergen", "Berk", "Bergen"]
+    assert len({e["event_id"] for e in mine}) == 3
+    versions = [e["version"] for e in mine]
+    assert versions == sorted(set(versions))  # strictly increasing
+
+    # The next poll sends the last change again as the same event (a consumer that saw it ignores it) and stores
+    # it all; afterwards the record is quiet.
+    assert (await make_poller().poll()).result == "published"
+    events = await read_topic(kafka_topics.topics.employee_changes, None, quiet_s=3)
+    again = [e for e in events if e["key"] == "employee:100001" and e["op"] == "u"][len(mine) :]
+    assert [(e["event_id"], e["version"]) for e in again] == [(mine[-1]["event_id"], versions[-1])]
+    assert (await make_poller().poll()).changes == {}
+    snapshot = await make_poller().store.load_snapshot()
+    assert snapshot["employee:100001"].version == versions[-1]
 
 
 async def test_a_dry_run_publishes_the_plan_only_and_leaves_the_snapshot_alone(
@@ -369,3 +407,30 @@ async def test_a_poll_that_lost_its_lock_publishes_and_stores_nothing(
     # The lock went with its connection: the next poll takes it and runs normally.
     assert (await cut.poll()).result == "failed"  # (this Nmbrs cuts the lock again)
     assert (await poller.poll()).result == "published"
+
+
+async def test_a_sync_request_left_running_by_a_dead_worker_is_taken_again_at_once(
+    poller: Poller, clean_poller_state: asyncpg.Pool
+) -> None:
+    # Seen from outside: after a kill -9 mid-poll the request stayed 'running' for 30 minutes, so wait-idle failed
+    # and nothing polled on request. The runner's poll lock went with its connection: that is the lease.
+    pool = clean_poller_state
+    await pool.execute("DELETE FROM sync_requests")
+    request = SyncRequested(event_id=uuid.uuid4(), requested_by="hr", requested_at=utc_now())
+    async with pool.acquire() as connection:
+        await insert_sync_request(connection, request)
+    await pool.execute("UPDATE sync_requests SET status = 'running', claimed_at = now() WHERE request_id = $1",
+                       request.event_id)  # fmt: skip
+
+    async with pool.acquire() as other_replica:  # a live runner holds the lock: the request is left to it
+        await other_replica.execute("SELECT pg_advisory_lock($1)", POLL_LOCK_ID)
+        busy = await poller.poll_requested()
+        await other_replica.execute("SELECT pg_advisory_unlock($1)", POLL_LOCK_ID)
+    assert busy is not None and busy.result == "skipped"
+    status = "SELECT status FROM sync_requests WHERE request_id = $1"
+    assert await pool.fetchval(status, request.event_id) == "running"
+
+    report = await poller.poll_requested()  # the runner is gone
+    assert report is not None and report.result == "published" and report.request_id == request.event_id
+    assert await pool.fetchval(status, request.event_id) == "done"
+    assert await poller.poll_requested() is None

@@ -22,6 +22,7 @@ from worker.domain.nmbrs_records import (
 from worker.domain.ownership import (
     LOCAL_EMPLOYEE_FIELDS,
     NMBRS_OWNED_EMPLOYEE_FIELDS,
+    company_values,
     detect_drift,
     employee_values,
     hours_text,
@@ -135,6 +136,48 @@ def test_removal_from_nmbrs_deactivates_the_linked_employee() -> None:
     assert plan.situation == "removed" and plan.actions == (
         Deactivate(regitijd_id=21, reason="Nmbrs employee employee:101 removed from Nmbrs"),
     )
+
+
+def removed(state: RecordState) -> RecordState:
+    """`state` after its removal from Nmbrs deactivated the RegiTijd record (values as they were)."""
+    assert state.link is not None
+    return state.model_copy(update={"link": state.link.model_copy(update={"active": False})})
+
+
+def test_a_removed_employee_back_with_the_same_values_is_reactivated() -> None:
+    plan = reconcile_employee(change(nmbrs_employee(), op=Op.CREATE), removed(linked()), [], POLICY)
+    # Nothing to write but the activation: only an Apply, so the batch writes it set-based.
+    (apply,) = plan.actions
+    assert isinstance(apply, Apply) and apply.reactivate and apply.regitijd_id == 21 and apply.changed == ()
+    assert plan.outcomes[0].reason == "back in Nmbrs: reactivated in RegiTijd"
+    assert plan.outcomes[0].details == {"changed_fields": [], "reactivated": True}
+
+
+def test_a_removed_employee_back_with_other_values_is_reactivated_with_them() -> None:
+    ended = (EmploymentPeriod(employment_id=1, start=date(2026, 1, 1), end=date(2026, 12, 31)),)
+    corrected = nmbrs_employee(employments=ended, bsn_hash="cd" * 32)
+    plan = reconcile_employee(change(corrected, op=Op.CREATE), removed(linked()), [], POLICY)
+    (apply,) = [a for a in plan.actions if isinstance(a, Apply)]
+    # An ended employment is written as for any present employee: active, with its end date.
+    assert apply.reactivate and apply.values["employment_end"] == "2026-12-31"
+    assert "employment_end" in apply.changed and RecordBsnHash(bsn_hash="cd" * 32) in plan.actions
+    assert plan.outcomes[0].reason.startswith("back in Nmbrs: reactivated in RegiTijd; Nmbrs-owned fields applied")
+
+
+def test_an_active_employee_is_not_reactivated_and_a_removed_one_only_when_back() -> None:
+    plan = reconcile_employee(change(nmbrs_employee(last_name="Bergh")), linked(), [], POLICY)
+    assert not [a for a in plan.actions if isinstance(a, Apply) and a.reactivate]
+    again = reconcile_employee(change(None, op=Op.DELETE), removed(linked()), [], POLICY)
+    assert again.actions == (Deactivate(regitijd_id=21, reason="Nmbrs employee employee:101 removed from Nmbrs"),)
+
+
+def test_a_removed_company_back_with_the_same_values_is_reactivated() -> None:
+    event = company_change()
+    assert event.after is not None
+    values = company_values(event.after)
+    state = RecordState(link=LinkedRecord(crm_id=1, regitijd_id=2, local=values, synced=values, active=False))
+    (apply,) = reconcile_company(event, state, [], POLICY).actions
+    assert isinstance(apply, Apply) and apply.reactivate and apply.changed == ()
 
 
 def test_blocked_employee_is_ignored() -> None:

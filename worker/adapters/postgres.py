@@ -7,13 +7,13 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
 
 from worker.config import Settings
-from worker.domain.changes import SnapshotEntry
+from worker.domain.changes import Op, PlannedChange, PublishedAhead, SnapshotEntry
 from worker.domain.events import Outcome, SyncRequested
 from worker.domain.status import StepStatus, judge
 
@@ -42,7 +42,8 @@ async def create_pool(
 
 @dataclass(frozen=True)
 class Claim:
-    """Result of claiming an event in the inbox: new, or seen before with the outcomes it had then."""
+    """Result of claiming an event in the inbox: new, or seen before with the outcomes it had then (none
+    once their publish was acknowledged: see Inbox.mark_published)."""
 
     is_new: bool
     previous_outcomes: tuple[Outcome, ...] = ()
@@ -73,13 +74,24 @@ class Inbox:
         seen = [event_id for event_id in event_ids if event_id not in inserted]
         if seen:
             for row in await connection.fetch(
-                "SELECT event_id, outcomes FROM processed_events WHERE consumer = $1 AND event_id = ANY($2::uuid[])",
+                """SELECT event_id, CASE WHEN published_at IS NULL THEN outcomes ELSE '[]' END AS outcomes
+                   FROM processed_events WHERE consumer = $1 AND event_id = ANY($2::uuid[])""",
                 self.consumer,
                 seen,
             ):
                 outcomes = tuple(Outcome.model_validate(o) for o in json.loads(row["outcomes"]))
                 claims[row["event_id"]] = Claim(is_new=False, previous_outcomes=outcomes)
         return claims
+
+    async def mark_published(self, executor: asyncpg.Pool | asyncpg.Connection, event_ids: list[uuid.UUID]) -> None:
+        """Remember that the broker acknowledged these events' outcomes: a redelivery then re-publishes none.
+        Until then it re-publishes them all, so a publish lost to a crash after the commit is repaired."""
+        await executor.execute(
+            """UPDATE processed_events SET published_at = now()
+               WHERE consumer = $1 AND event_id = ANY($2::uuid[]) AND published_at IS NULL""",
+            self.consumer,
+            event_ids,
+        )
 
     async def record_outcomes(
         self, connection: asyncpg.Connection, event_id: uuid.UUID, outcomes: list[Outcome]
@@ -133,7 +145,8 @@ async def run_once(
     """Apply `effect` exactly once per event id: claim, effect and outcomes commit together.
 
     A redelivered event returns the outcomes stored the first time (same ids), so the caller publishes
-    them again: a crash between commit and publish loses no outcome, and consumers deduplicate.
+    them again: a crash between commit and publish loses no outcome, and consumers deduplicate. Once their
+    publish was marked acknowledged (Inbox.mark_published) a redelivery returns none.
     """
     async with transaction(pool) as connection:
         claim = await inbox.claim(connection, event_id)
@@ -149,11 +162,25 @@ async def run_once(
 POLL_LOCK_ID = 7_366_002  # one poll at a time across every worker replica
 
 
+def _snapshot_entry(row: asyncpg.Record) -> SnapshotEntry:
+    return SnapshotEntry(
+        key=row["key"],
+        entity=row["entity"],
+        company_id=row["company_id"],
+        fingerprint=row["fingerprint"],
+        version=row["version"],
+        deleted=row["deleted"],
+        record=json.loads(row["record"]),
+    )
+
+
+def _snapshot_row(entry: SnapshotEntry) -> tuple[Any, ...]:
+    return (entry.key, entry.entity.value, entry.company_id, entry.fingerprint, entry.version, entry.deleted,
+            json.dumps(entry.record))  # fmt: skip
+
+
 class PollLockLost(RuntimeError):
     """The poll lock's connection closed during a poll: another replica may be polling."""
-
-
-RUNNING_REQUEST_TIMEOUT = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -212,23 +239,31 @@ class PollStore:
         rows = await self.pool.fetch(
             "SELECT key, entity, company_id, fingerprint, version, deleted, record FROM nmbrs_snapshots"
         )
-        return {
-            row["key"]: SnapshotEntry(
-                key=row["key"],
-                entity=row["entity"],
-                company_id=row["company_id"],
-                fingerprint=row["fingerprint"],
-                version=row["version"],
-                deleted=row["deleted"],
-                record=json.loads(row["record"]),
-            )
-            for row in rows
-        }
+        return {row["key"]: _snapshot_entry(row) for row in rows}
+
+    async def load_published_ahead(self) -> dict[str, PublishedAhead]:
+        """What polls cut off since the snapshot may have published (see PublishedAhead)."""
+        rows = await self.pool.fetch(
+            "SELECT key, entity, company_id, fingerprint, version, deleted, record, op FROM nmbrs_published_ahead"
+        )
+        return {row["key"]: PublishedAhead(op=Op(row["op"]), entry=_snapshot_entry(row)) for row in rows}
 
     async def advance(self, entries: list[SnapshotEntry], poll_id: uuid.UUID, summary: dict[str, Any]) -> None:
         """Store the new snapshot and close the poll run in one transaction (after the broker acked)."""
         async with transaction(self.pool) as connection:
             await self.ensure_lock(connection)
+            # What a cut-off poll sent and this one had no reason to send again (Nmbrs holds it still) is what
+            # consumers have: it becomes the snapshot, so its version is never handed out a second time.
+            await connection.execute(
+                """INSERT INTO nmbrs_snapshots AS s
+                       (key, entity, company_id, fingerprint, version, deleted, record, updated_at)
+                   SELECT key, entity, company_id, fingerprint, version, deleted, record, now()
+                   FROM nmbrs_published_ahead
+                   ON CONFLICT (key) DO UPDATE SET entity = EXCLUDED.entity, company_id = EXCLUDED.company_id,
+                       fingerprint = EXCLUDED.fingerprint, version = EXCLUDED.version,
+                       deleted = EXCLUDED.deleted, record = EXCLUDED.record, updated_at = now()
+                   WHERE EXCLUDED.version > s.version"""
+            )
             await connection.executemany(
                 """INSERT INTO nmbrs_snapshots
                        (key, entity, company_id, fingerprint, version, deleted, record, updated_at)
@@ -236,19 +271,9 @@ class PollStore:
                    ON CONFLICT (key) DO UPDATE SET entity = EXCLUDED.entity, company_id = EXCLUDED.company_id,
                        fingerprint = EXCLUDED.fingerprint, version = EXCLUDED.version,
                        deleted = EXCLUDED.deleted, record = EXCLUDED.record, updated_at = now()""",
-                [
-                    (
-                        e.key,
-                        e.entity.value,
-                        e.company_id,
-                        e.fingerprint,
-                        e.version,
-                        e.deleted,
-                        json.dumps(e.record),
-                    )
-                    for e in entries
-                ],
+                [_snapshot_row(e) for e in entries],
             )
+            await connection.execute("DELETE FROM nmbrs_published_ahead")
             # Overslaan hides a question until the next sync: this was it.
             await connection.execute("UPDATE pending_decisions SET skipped = false WHERE skipped")
             await self._finish(connection, poll_id, "published", summary)
@@ -271,9 +296,20 @@ class PollStore:
             started_at,
         )
 
-    async def mark_publishing(self, poll_id: uuid.UUID) -> None:
-        await self.ensure_lock()
-        await self.pool.execute("UPDATE poll_runs SET publishing_at = now() WHERE poll_id = $1", poll_id)
+    async def mark_publishing(self, poll_id: uuid.UUID, planned: list[PlannedChange]) -> None:
+        """Record, before anything is sent, that the poll publishes, and the version of every record it sends."""
+        async with transaction(self.pool) as connection:
+            await self.ensure_lock(connection)
+            await connection.execute("UPDATE poll_runs SET publishing_at = now() WHERE poll_id = $1", poll_id)
+            await connection.executemany(
+                """INSERT INTO nmbrs_published_ahead
+                       (key, entity, company_id, fingerprint, version, deleted, record, op, poll_id)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)
+                   ON CONFLICT (key) DO UPDATE SET entity = EXCLUDED.entity, company_id = EXCLUDED.company_id,
+                       fingerprint = EXCLUDED.fingerprint, version = EXCLUDED.version, deleted = EXCLUDED.deleted,
+                       record = EXCLUDED.record, op = EXCLUDED.op, poll_id = EXCLUDED.poll_id""",
+                [(*_snapshot_row(p.snapshot), p.event.op.value, poll_id) for p in planned],
+            )
 
     async def publish_interrupted(self) -> bool:
         """Whether a poll began publishing and did not store its snapshot, with no full poll published since:
@@ -306,24 +342,18 @@ class PollStore:
         )
         return value  # type: ignore[no-any-return]
 
-    async def claim_pending_request(self) -> PendingRequest | None:
-        """Take the oldest pending sync request (other replicas skip it)."""
-        # A request left 'running' by a worker that died is taken again after RUNNING_REQUEST_TIMEOUT.
+    async def claim_request(self) -> PendingRequest | None:
+        """Take the oldest open sync request. Called under the poll lock: a request still 'running' then is one
+        whose runner died with its lock, and is taken again."""
         row = await self.pool.fetchrow(
             """UPDATE sync_requests SET status = 'running', claimed_at = now()
-               WHERE request_id = (SELECT request_id FROM sync_requests
-                                   WHERE status = 'pending'
-                                      OR (status = 'running' AND claimed_at < now() - $1::interval)
+               WHERE request_id = (SELECT request_id FROM sync_requests WHERE status IN ('pending', 'running')
                                    ORDER BY requested_at FOR UPDATE SKIP LOCKED LIMIT 1)
-               RETURNING request_id, full_sync, dry_run, release_hold""",
-            RUNNING_REQUEST_TIMEOUT,
+               RETURNING request_id, full_sync, dry_run, release_hold"""
         )
         if row is None:
             return None
         return PendingRequest(row["request_id"], row["full_sync"], row["dry_run"], row["release_hold"])
-
-    async def release_request(self, request_id: uuid.UUID) -> None:
-        await self.pool.execute("UPDATE sync_requests SET status = 'pending' WHERE request_id = $1", request_id)
 
     async def close_request(self, request_id: uuid.UUID, ok: bool) -> None:
         await self.pool.execute(

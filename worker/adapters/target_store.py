@@ -40,9 +40,9 @@ from worker.domain.reconcile import (
 )
 
 Entity = str  # 'employee' | 'company'
-# A linked record's RegiTijd/RegiCRM side: its Nmbrs-owned fields as they are, as the sync last wrote them, and
-# the snapshot version it wrote.
-LocalSide = tuple[dict[str, Any], dict[str, Any] | None, int | None]
+# A linked record's RegiTijd/RegiCRM side: its Nmbrs-owned fields as they are, as the sync last wrote them, the
+# snapshot version it wrote, and whether the RegiTijd record is active.
+LocalSide = tuple[dict[str, Any], dict[str, Any] | None, int | None, bool]
 # The employment whose name and contact data the shared person card shows: of one human's active
 # Nmbrs employments, the one that started last (then the highest Nmbrs id). Without this, employments
 # with different work e-mail or phone would overwrite the card in turn and report each other as drift.
@@ -217,9 +217,9 @@ class PostgresTargetStore:
         for row in rows:
             link, version = None, None
             if row["crm_id"] is not None:
-                values, synced, version = local[(row["crm_id"], row["regitijd_id"])]
+                values, synced, version, active = local[(row["crm_id"], row["regitijd_id"])]
                 link = LinkedRecord(crm_id=row["crm_id"], regitijd_id=row["regitijd_id"], local=values, synced=synced,
-                                    bsn_hash=row["link_bsn_hash"])  # fmt: skip
+                                    bsn_hash=row["link_bsn_hash"], active=active)  # fmt: skip
             states[row["nmbrs_id"]] = RecordState(link=link, blocked=row["blocked"], pending_version=row["pending"],
                                                   applied_version=version,
                                                   linked_persons_for_bsn=tuple(row["same_human"]))  # fmt: skip
@@ -228,33 +228,34 @@ class PostgresTargetStore:
     async def _local_values(
         self, entity: Entity, linked: list[tuple[int, int | None]]
     ) -> dict[tuple[int, int | None], LocalSide]:
-        """(crm_id, regitijd_id) -> the Nmbrs-owned fields as they are locally, as the sync last wrote them, and
-        the snapshot version it wrote."""
+        """(crm_id, regitijd_id) -> the Nmbrs-owned fields as they are locally, as the sync last wrote them, the
+        snapshot version it wrote and whether the RegiTijd record is active (a record not created yet counts as
+        active: its first write creates it so)."""
         crm_ids, regitijd_ids = [c for c, _ in linked], [r for _, r in linked]
         if entity == "company":
             rows = await self.db.fetch(
                 """SELECT k.crm_id, k.regitijd_id, o.name, o.kvk_number, o.email, o.phone, o.website, c.nmbrs_synced,
-                          c.nmbrs_version
+                          c.nmbrs_version, coalesce(c.active, true) AS active
                    FROM unnest($1::int[], $2::int[]) AS k(crm_id, regitijd_id)
                    JOIN crm_organisations o ON o.organisation_id = k.crm_id
                    LEFT JOIN rt_companies c ON c.company_id = k.regitijd_id""",
                 crm_ids, regitijd_ids,
             )  # fmt: skip
             found: dict[tuple[int, int | None], LocalSide] = {
-                pair: ({}, None, None)
+                pair: ({}, None, None, True)
                 for pair in linked  # the organisation is gone: nothing local
             }
             for row in rows:
                 values = dict(row)
                 key = (values.pop("crm_id"), values.pop("regitijd_id"))
-                synced, version = values.pop("nmbrs_synced", None), values.pop("nmbrs_version")
-                found[key] = (values, from_json(synced) if synced else None, version)
+                synced, version, active = (values.pop(name) for name in ("nmbrs_synced", "nmbrs_version", "active"))
+                found[key] = (values, from_json(synced) if synced else None, version, active)
             return found
         rows = await self.db.fetch(
             f"""SELECT k.crm_id, k.regitijd_id, {", ".join(f"p.{f}" for f in PERSON_FIELDS)}, e.employee_id, e.number,
                        e.company_id, c.nmbrs_company_id, e.function_id, e.department_id, e.labour_agreement_id,
                        e.employment_start, e.employment_end, e.nmbrs_synced, e.nmbrs_version, r.period_edits,
-                       r.periods_read,
+                       r.periods_read, coalesce(e.active, true) AS active,
                        {PRIMARY_SQL.format(me="e.employee_id")} AS primary,
                        -- The period lists only where they may differ from what the sync wrote (migration 0008).
                        CASE WHEN r.periods_read THEN (
@@ -281,11 +282,15 @@ class PostgresTargetStore:
                                                AS periods_read) AS r""",
             crm_ids, regitijd_ids,
         )  # fmt: skip
-        gone: LocalSide = ({f: None for f in PERSON_FIELDS}, None, None)  # the person is gone: nothing local
+        gone: LocalSide = ({f: None for f in PERSON_FIELDS}, None, None, True)  # the person is gone: nothing local
         found = {pair: gone for pair in linked}
         found.update(
             {
-                (row["crm_id"], row["regitijd_id"]): (*_employee_local_values(dict(row)), row["nmbrs_version"])
+                (row["crm_id"], row["regitijd_id"]): (
+                    *_employee_local_values(dict(row)),
+                    row["nmbrs_version"],
+                    row["active"],
+                )
                 for row in rows
             }
         )
@@ -420,9 +425,12 @@ class PostgresTargetStore:
                 )
                 # Blue (manual) employees are never changed by the sync.
                 guard = " AND source = 'nmbrs'" if entity == "employee" else ""
+                # The removal's version too: an older change replayed after it is stale, it must not reactivate.
                 await self.db.execute(
-                    f"UPDATE {table} SET active = false WHERE {column} = $1{guard}", action.regitijd_id
-                )
+                    f"""UPDATE {table} SET active = false, nmbrs_version = coalesce($2, nmbrs_version)
+                        WHERE {column} = $1{guard}""",
+                    action.regitijd_id, version,
+                )  # fmt: skip
                 await self._audit(
                     causation_id, f"{entity}:{nmbrs_id}", "deactivate", None, {"reason": action.reason}, actor
                 )
@@ -563,7 +571,12 @@ class PostgresTargetStore:
             rows = [(i.action.regitijd_id, *row(p)) for i in changed for p in i.action.values[name]]
             await _insert_rows(self.db, table, types, rows)
         await self._audit_many(
-            [_apply_audit(item.causation_id, f"employee:{item.nmbrs_id}", item.action) for item in items], actor
+            [
+                row
+                for item in items
+                for row in _apply_audit(item.causation_id, f"employee:{item.nmbrs_id}", item.action)
+            ],
+            actor,
         )
 
     async def _remember_cao_changes(self, items: list[EmployeeApply]) -> None:
@@ -681,7 +694,7 @@ class PostgresTargetStore:
         return bool(restored)
 
     async def _audit_apply(self, causation_id: uuid.UUID, subject: str, action: Apply, actor: str) -> None:
-        await self._audit_many([_apply_audit(causation_id, subject, action)], actor)
+        await self._audit_many(_apply_audit(causation_id, subject, action), actor)
 
     async def _audit(
         self, causation_id: uuid.UUID, subject: str, action: str, before: Any, after: Any, actor: str
@@ -698,10 +711,16 @@ class PostgresTargetStore:
         )
 
 
-def _apply_audit(causation_id: uuid.UUID, subject: str, action: Apply) -> tuple[uuid.UUID, str, str, Any, Any]:
-    """The audit row of an Apply: which fields changed and their new values."""
+def _apply_audit(causation_id: uuid.UUID, subject: str, action: Apply) -> list[tuple[uuid.UUID, str, str, Any, Any]]:
+    """The audit rows of an Apply: which fields changed and their new values, and a reactivation (the counterpart
+    of the removal's "deactivate")."""
     changed = {name: action.values[name] for name in action.changed}
-    return causation_id, subject, "apply", {"changed": list(action.changed)}, changed or None
+    rows: list[tuple[uuid.UUID, str, str, Any, Any]] = [
+        (causation_id, subject, "apply", {"changed": list(action.changed)}, changed or None)
+    ]
+    if action.reactivate:
+        rows.append((causation_id, subject, "reactivate", None, {"reason": "back in Nmbrs"}))
+    return rows
 
 
 def _longest_word(name: str) -> str:

@@ -3,8 +3,11 @@
 Nmbrs has no change feed, so this is ours. Rules that keep it honest:
 - only records whose fingerprint changed produce an event; a full reconciliation adds snapshot reads (r);
 - a record is removed (d) only when the fetch that owned it succeeded and it appears nowhere else;
-- event ids are derived from the record key and its snapshot version, so re-running a poll after a crash
-  (events published, snapshot not yet advanced) produces the same ids and consumers deduplicate them.
+- every version handed to the broker is recorded before it is sent (`PublishedAhead`), so a poll after a cut-off
+  one numbers its changes above anything that may have gone out: a value that went A -> B -> A over cut-off
+  polls is a new event the third time, never a repeat of the first;
+- an event id is derived from the record key, its version and its content, so re-running a poll after a crash
+  with the very change that went out last produces the same id, and consumers deduplicate it.
 """
 
 from __future__ import annotations
@@ -164,6 +167,17 @@ class SnapshotEntry(BaseModel):
     record: dict[str, Any]
 
 
+class PublishedAhead(BaseModel):
+    """The last event of a record handed to the broker by a poll that has not stored its snapshot (a poll cut
+    off while publishing): it may have gone out, so the next publication of that record must come after it.
+    `entry` is the snapshot entry that poll would have stored."""
+
+    model_config = ConfigDict(frozen=True)
+
+    op: Op
+    entry: SnapshotEntry
+
+
 @dataclass(frozen=True)
 class PlannedChange:
     """An event to publish and the snapshot entry to store once the broker acknowledged it."""
@@ -201,14 +215,25 @@ def diff(
     source: ChangeSource,
     removable: Callable[[SnapshotEntry], bool],
     now: AwareDatetime,
+    ahead: Mapping[str, PublishedAhead] | None = None,
 ) -> list[PlannedChange]:
     """Plan the events for one entity type.
 
     `current` maps key -> (record, owning company id). `removable(entry)` says whether a record missing
-    from `current` may be removed: only when the fetch that owned it came back complete.
+    from `current` may be removed: only when the fetch that owned it came back complete. `ahead`: the last
+    event of each record that a poll cut off since the snapshot may have published (see PublishedAhead).
     """
     event_class = EVENT_CLASS[entity]
     planned: list[PlannedChange] = []
+    ahead = ahead or {}
+
+    def next_version(key: str, op: Op, print_: str) -> int:
+        """Above every version the record may carry downstream; the version of the last event sent only when
+        that was this very change (it then gets the same id, and a consumer that saw it ignores it)."""
+        old, sent = previous.get(key), ahead.get(key)
+        if sent is not None and sent.op is op and sent.entry.fingerprint == print_:
+            return sent.entry.version
+        return max(old.version if old else 0, sent.entry.version if sent else 0) + 1
 
     def plan(
         op: Op,
@@ -247,39 +272,37 @@ def diff(
     for key in sorted(current):
         record, company_id = current[key]
         print_ = fingerprint(record)
-        old = previous.get(key)
+        old, sent = previous.get(key), ahead.get(key)
         after_json = record.model_dump(mode="json")
         if old is None or old.deleted:
-            plan(
-                Op.CREATE,
-                key,
-                (old.version if old else 0) + 1,
-                company_id,
-                None,
-                record,
-                tuple(sorted(after_json)),
-                print_,
-            )
+            version = next_version(key, Op.CREATE, print_)
+            plan(Op.CREATE, key, version, company_id, None, record, tuple(sorted(after_json)), print_)
         elif old.fingerprint != print_:
             fields = changed_fields(old.record, after_json)
-            plan(Op.UPDATE, key, old.version + 1, company_id, old.record, record, fields or ("record",), print_)
-        elif source.full:
-            # After a cut-off publish the record may already have been changed downstream at old.version + 1
-            # (with what Nmbrs no longer holds): a read at a lower version would be ignored there as stale.
-            version = old.version + 1 if source.repair else old.version
+            version = next_version(key, Op.UPDATE, print_)
+            plan(Op.UPDATE, key, version, company_id, old.record, record, fields or ("record",), print_)
+        elif source.full or (sent is not None and sent.entry.fingerprint != print_):
+            # What a cut-off poll sent may differ from Nmbrs now (a change that went out and was undone since):
+            # the read puts the record back, at a version above what went out, or it would be ignored there as
+            # stale. A plain nightly read carries the snapshot's version.
+            repairs = source.repair or sent is not None
+            version = max(old.version, sent.entry.version if sent else 0) + 1 if repairs else old.version
             plan(Op.READ, key, version, company_id, None, record, (), print_)
-    for key in sorted(previous.keys() - current.keys()):
-        old = previous[key]
-        if not old.deleted and removable(old):
+    for key in sorted((previous.keys() | ahead.keys()) - current.keys()):
+        old, sent = previous.get(key), ahead.get(key)
+        # Also a record that only a cut-off poll announced, or removed: what it sent may or may not have gone out,
+        # so its removal is sent (again: the same removal keeps its id).
+        known = old if old is not None and not old.deleted else sent.entry if sent is not None else None
+        if known is not None and removable(known):
             plan(
                 Op.DELETE,
                 key,
-                old.version + 1,
-                old.company_id,
-                old.record,
+                next_version(key, Op.DELETE, known.fingerprint),
+                known.company_id,
+                known.record,
                 None,
                 (),
-                old.fingerprint,
+                known.fingerprint,
                 deleted=True,
             )
     return planned

@@ -50,6 +50,7 @@ class LinkedRecord(_Frozen):
     local: dict[str, Any] = Field(description="Nmbrs-owned fields as they are now in RegiTijd/RegiCRM.")
     synced: dict[str, Any] | None = Field(description="Nmbrs-owned fields as the sync last wrote them.")
     bsn_hash: str | None = Field(None, description="The employee's BSN hash as the link records it.")
+    active: bool = Field(True, description="Whether the RegiTijd record is active (False: deactivated by a removal).")
 
 
 class RecordState(_Frozen):
@@ -76,6 +77,7 @@ class Apply(_Frozen):
     since_synced: tuple[str, ...] = Field(
         (), description="Fields that differ from what the sync last wrote (none for a first write)."
     )
+    reactivate: bool = Field(False, description="The inactive RegiTijd record is back in Nmbrs: made active again.")
 
 
 class Link(_Frozen):
@@ -155,17 +157,23 @@ def _apply_linked(link: LinkedRecord, values: dict[str, Any], leave_fields: froz
     changed = differing_fields(link.local, values)
     drifts = detect_drift(link.synced, link.local, values)
     actions: list[Action] = []
-    if changed or link.regitijd_id is None or link.synced != values:
+    # A record present in Nmbrs is active in RegiTijd: one removed and back with the same values has nothing
+    # to write but its activation.
+    reactivate = link.regitijd_id is not None and not link.active
+    if changed or link.regitijd_id is None or link.synced != values or reactivate:
         since_synced = differing_fields(link.synced, values) if link.synced is not None else ()
         actions.append(Apply(crm_id=link.crm_id, regitijd_id=link.regitijd_id, values=values, changed=changed,
-                             since_synced=since_synced))  # fmt: skip
+                             since_synced=since_synced, reactivate=reactivate))  # fmt: skip
     leave_changed = tuple(sorted(set(changed) & leave_fields))
     if leave_changed or (link.regitijd_id is None and leave_fields):
         actions.append(RecalculateLeave(fields=leave_changed or tuple(sorted(leave_fields))))
+    reason = f"Nmbrs-owned fields applied ({', '.join(changed)})" if changed else "already up to date"
+    if reactivate:
+        reason = "back in Nmbrs: reactivated in RegiTijd" + (f"; {reason}" if changed else "")
     applied = PlannedOutcome(
         kind=OutcomeKind.APPLIED,
-        reason=f"Nmbrs-owned fields applied ({', '.join(changed)})" if changed else "already up to date",
-        details={"changed_fields": list(changed)},
+        reason=reason,
+        details={"changed_fields": list(changed), **({"reactivated": True} if reactivate else {})},
     )
     return Plan(situation="linked", actions=tuple(actions), outcomes=(applied, *_drift_outcomes(drifts)))
 

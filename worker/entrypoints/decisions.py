@@ -634,6 +634,12 @@ async def handle_decision(
     return await run_once(pool, Inbox(DECISIONS), decision.decision_id, effect)
 
 
+async def decision_published(decision: Decision, pool: asyncpg.Pool) -> None:
+    """For the consumer shell, once the broker acknowledged the outcomes handle_decision returned: a redelivery
+    of the decision then re-publishes nothing, where it would send a bulk's outcomes (three a record) again."""
+    await Inbox(DECISIONS).mark_published(pool, [decision.decision_id])
+
+
 # --- follow-up commands (locally owned data) ------------------------------------------------------------------
 
 
@@ -743,14 +749,29 @@ async def handle_follow_up(command: FollowUpCommand, pool: asyncpg.Pool, now: Ca
     return await run_once(pool, Inbox(FOLLOW_UPS), command.command_id, effect)
 
 
+MALFORMED_VALUE_MAX = 256 * 1024  # bytes: a bigger value is no command a frontend sent; not worth parsing
+MALFORMED_REASON_MAX = 2_000  # characters of the validation errors told to the sender (the dead letter has all)
+
+
 def rejection_for_malformed(id_field: str, now: Callable[[], datetime]) -> Callable[[bytes, str], Outcome | None]:
-    """A 'rejected' outcome for a malformed command whose id can still be read, so its sender hears why."""
+    """A 'rejected' outcome for a malformed command whose id can still be read, so its sender hears why.
+
+    Never raises, whatever the value: the consumer shell calls it for a message it could not parse, and an
+    error escaping here (a value nested 100,000 deep makes json.loads raise RecursionError) would crash the
+    agent on that message again and again."""
 
     def reject(value: bytes, reason: str) -> Outcome | None:
-        try:
-            command_id = uuid.UUID(str(json.loads(value)[id_field]))
-        except (ValueError, TypeError, KeyError):
+        if len(value) > MALFORMED_VALUE_MAX:
             return None
+        try:
+            raw_id = json.loads(value)[id_field]
+            if not isinstance(raw_id, str):  # str() of a 32-digit number would read as a UUID's hex digits
+                return None
+            command_id = uuid.UUID(raw_id)
+        except Exception:  # RecursionError, ValueError, TypeError, KeyError, ...: no id to answer to
+            return None
+        if len(reason) > MALFORMED_REASON_MAX:
+            reason = reason[:MALFORMED_REASON_MAX] + " [cut]"
         return outcome_for(command_id, OutcomeKind.REJECTED, "malformed", now(), reason)
 
     return reject

@@ -28,6 +28,7 @@ from worker.domain.changes import (
     ChangeSource,
     Entity,
     PlannedChange,
+    PublishedAhead,
     SnapshotEntry,
     diff,
     evaluate_breaker,
@@ -90,31 +91,51 @@ class Poller:
         return topics.reference_changes
 
     async def poll(self, options: PollOptions = PollOptions()) -> PollReport:
-        poll_id = uuid.uuid4()
-        started = self.now()
+        poll_id, started = uuid.uuid4(), self.now()
         async with self.store.poll_lock() as held:
             if not held:
                 log.info("poll %s skipped: another poll is running", poll_id)
-                return self._report(poll_id, options, "skipped", started, reasons=("another poll is running",))
-            # Also when the poll is full anyway (the nightly one, the likeliest to be cut off): its reads must carry
-            # the repair's new versions.
-            if not options.dry_run and await self.store.publish_interrupted():
-                log.warning("poll %s runs as a repair reconciliation: an earlier poll was cut off while publishing",
-                            poll_id)  # fmt: skip
-                options = dataclasses.replace(options, full=True, repair=True)
-            await self.store.start_run(poll_id, options.request_id, options.full, options.dry_run, started)
-            try:
-                report = await self._poll_locked(poll_id, options, started)
-            except Exception as error:
-                # Nothing was stored; the next poll starts from the same snapshot (as a full reconciliation
-                # if this one had begun publishing).
-                log.exception("poll %s failed", poll_id)
-                report = self._report(
-                    poll_id, options, "failed", started, reasons=(f"{type(error).__name__}: {error}",)
-                )
-                await self.store.finish_run(poll_id, "failed", report.model_dump(mode="json"))
+                report = self._report(poll_id, options, "skipped", started, reasons=("another poll is running",))
+            else:
+                report = await self._poll_held(poll_id, options, started)
         await self._publish_report(report)
         return report
+
+    async def poll_requested(self) -> PollReport | None:
+        """Run the oldest open sync request (None: there is none; a 'skipped' report: another replica polls).
+
+        The request is taken under the poll lock, so one left 'running' is one whose runner died (its lock went
+        with its database connection): it is taken again at once, by the next poll of any replica."""
+        poll_id, started = uuid.uuid4(), self.now()
+        async with self.store.poll_lock() as held:
+            if not held:
+                return self._report(poll_id, PollOptions(), "skipped", started, reasons=("another poll is running",))
+            request = await self.store.claim_request()
+            if request is None:
+                return None
+            options = PollOptions(request.full, request.dry_run, request.release_hold, request.request_id)
+            report = await self._poll_held(poll_id, options, started)
+            await self.store.close_request(request.request_id, report.result != "failed")
+        await self._publish_report(report)
+        return report
+
+    async def _poll_held(self, poll_id: uuid.UUID, options: PollOptions, started: datetime) -> PollReport:
+        # Also when the poll is full anyway (the nightly one, the likeliest to be cut off): its reads must carry
+        # the repair's new versions.
+        if not options.dry_run and await self.store.publish_interrupted():
+            log.warning("poll %s runs as a repair reconciliation: an earlier poll was cut off while publishing",
+                        poll_id)  # fmt: skip
+            options = dataclasses.replace(options, full=True, repair=True)
+        await self.store.start_run(poll_id, options.request_id, options.full, options.dry_run, started)
+        try:
+            return await self._poll_locked(poll_id, options, started)
+        except Exception as error:
+            # Nothing was stored; the next poll starts from the same snapshot (as a full reconciliation if this
+            # one had begun publishing).
+            log.exception("poll %s failed", poll_id)
+            report = self._report(poll_id, options, "failed", started, reasons=(f"{type(error).__name__}: {error}",))
+            await self.store.finish_run(poll_id, "failed", report.model_dump(mode="json"))
+            return report
 
     async def _poll_locked(self, poll_id: uuid.UUID, options: PollOptions, started: datetime) -> PollReport:
         clock = time.perf_counter()
@@ -122,6 +143,7 @@ class Poller:
         as_of = nmbrs_today(started)
         companies = await self.nmbrs.list_companies()
         previous = await self.store.load_snapshot()
+        ahead = await self.store.load_published_ahead()
         known = sum(1 for e in previous.values() if e.entity is Entity.COMPANY and not e.deleted)
         if not companies and known:
             # An empty company list is far more likely a failed or filtered answer than the end of payroll.
@@ -130,7 +152,7 @@ class Poller:
         fetch_s = time.perf_counter() - clock
 
         clock = time.perf_counter()
-        planned = self._plan(poll_id, options, previous, companies, snapshots)
+        planned = self._plan(poll_id, options, previous, ahead, companies, snapshots)
         fetched_ok = {s.company.company_id for s in snapshots}
         verdict = self._breaker(previous, snapshots, fetched_ok, planned)
         diff_s = time.perf_counter() - clock
@@ -155,7 +177,7 @@ class Poller:
 
         clock = time.perf_counter()
         if not options.dry_run:
-            await self.store.mark_publishing(poll_id)
+            await self.store.mark_publishing(poll_id, planned)
         await self.publisher.publish_many(
             [(self._topic(p.event.entity, options.dry_run), p.event.key, p.event) for p in planned]
         )
@@ -218,6 +240,7 @@ class Poller:
         poll_id: uuid.UUID,
         options: PollOptions,
         previous: dict[str, SnapshotEntry],
+        ahead: dict[str, PublishedAhead],
         companies: list[NmbrsCompany],
         snapshots: list[CompanySnapshot],
     ) -> list[PlannedChange]:
@@ -228,6 +251,9 @@ class Poller:
         by_entity: dict[Entity, dict[str, SnapshotEntry]] = {entity: {} for entity in Entity}
         for key, entry in previous.items():
             by_entity[entry.entity][key] = entry
+        ahead_by_entity: dict[Entity, dict[str, PublishedAhead]] = {entity: {} for entity in Entity}
+        for key, sent in ahead.items():
+            ahead_by_entity[sent.entry.entity][key] = sent
 
         current: dict[Entity, dict[str, tuple[Record, int | None]]] = {entity: {} for entity in Entity}
         for company in companies:
@@ -256,10 +282,13 @@ class Poller:
             source,
             lambda entry: True,
             now,
+            ahead_by_entity[Entity.COMPANY],
         )
         for entity in (Entity.DEPARTMENT, Entity.FUNCTION, Entity.LABOUR_AGREEMENT):
             # Reference data is shared between companies: unused only if every company was seen.
-            planned += diff(entity, by_entity[entity], current[entity], source, lambda entry: all_ok, now)
+            planned += diff(
+                entity, by_entity[entity], current[entity], source, lambda entry: all_ok, now, ahead_by_entity[entity]
+            )
         planned += diff(
             Entity.EMPLOYEE,
             by_entity[Entity.EMPLOYEE],
@@ -268,6 +297,7 @@ class Poller:
             # Only when every company was fetched: an employee may have moved into a company that failed.
             lambda entry: all_ok,
             now,
+            ahead_by_entity[Entity.EMPLOYEE],
         )
         return planned
 
@@ -323,17 +353,10 @@ async def run_poll_loop(poller: Poller, store: PollStore, settings: Settings, wa
     failures = 0
     while True:
         try:
-            request = await store.claim_pending_request()
-            if request is not None:
-                report = await poller.poll(
-                    PollOptions(request.full, request.dry_run, request.release_hold, request.request_id)
-                )
+            report = await poller.poll_requested()
+            if report is not None:
                 if report.result == "skipped":
-                    # Another replica is polling: this request is for the poll after that one.
-                    await store.release_request(request.request_id)
-                    await asyncio.sleep(1.0)
-                else:
-                    await store.close_request(request.request_id, report.result != "failed")
+                    await asyncio.sleep(1.0)  # another replica polls: an open request is for the poll after it
             elif time.monotonic() >= next_scheduled:
                 last_full = await store.last_full_poll_at()
                 full = last_full is None or (poller.now() - last_full).total_seconds() >= (

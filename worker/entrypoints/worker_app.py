@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
@@ -26,12 +28,30 @@ from worker.domain.events import OutcomeKind, SyncRequested
 from worker.domain.matching import MatchPolicy
 from worker.domain.nmbrs_records import nmbrs_today
 from worker.entrypoints import decisions, reconciler, sync_requests
-from worker.entrypoints.consuming import ConsumerContext, RawMessage, consume_batch, consume_one
+from worker.entrypoints.consuming import ConsumerContext, RawMessage, consume_batch, consume_one, with_retries
 from worker.entrypoints.poller import Poller, run_poll_loop
 
 log = logging.getLogger(__name__)
 
 STATUS_INTERVAL_S = 2.0
+OPEN_BACKOFF_CAP_S = 10.0
+
+
+def keeps_running(what: str) -> Callable[[Callable[[], Awaitable[None]]], Callable[[], Awaitable[None]]]:
+    """For a timer body: an error is logged and the next tick tries again. Faust crashes the whole worker when a
+    timer raises, and a database restart would then stop every agent for good."""
+
+    def wrap(body: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        @functools.wraps(body)
+        async def run() -> None:
+            try:
+                await body()
+            except Exception as error:  # CancelledError (a shutdown) is no Exception and passes
+                log.warning("%s failed (%s: %s); trying again at the next tick", what, type(error).__name__, error)
+
+        return run
+
+    return wrap
 
 
 def utc_now() -> datetime:
@@ -59,16 +79,25 @@ class Resources:
     async def pool(self) -> asyncpg.Pool:
         async with self._opening:  # the agents start together: one pool for all of them
             if self._pool is None:
-                self._pool = await create_pool(self.settings)
+                # A worker started while the database is away waits for it instead of crashing its agents.
+                self._pool = await with_retries(lambda: create_pool(self.settings), "database connection",
+                                                OPEN_BACKOFF_CAP_S)  # fmt: skip
         return self._pool
 
     async def publisher(self) -> KafkaPublisher:
         async with self._opening:
             if self._publisher is None:
-                publisher = KafkaPublisher(self.settings)
-                await publisher.start()
-                self._publisher = publisher
+                self._publisher = await with_retries(self._start_publisher, "Kafka producer start", OPEN_BACKOFF_CAP_S)
         return self._publisher
+
+    async def _start_publisher(self) -> KafkaPublisher:
+        publisher = KafkaPublisher(self.settings)
+        try:
+            await publisher.start()
+        except BaseException:
+            await publisher.stop()
+            raise
+        return publisher
 
     async def close(self) -> None:
         if self._nmbrs is not None:
@@ -178,6 +207,7 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
     published_status: dict[str, dict[str, Any]] = {}
 
     @app.timer(interval=STATUS_INTERVAL_S)
+    @keeps_running("status publish")
     async def publish_status() -> None:
         # Publish a step only when it changed: the status topic is compacted, the latest per key counts.
         at = utc_now()
