@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import asyncpg
 import pytest
+from pydantic import TypeAdapter
 
 from worker.domain.events import Message, Outcome, OutcomeKind, SyncRequested, outcome_for
 from worker.entrypoints import consuming
@@ -168,6 +171,94 @@ async def test_only_a_malformed_command_gets_a_rejection_for_its_sender() -> Non
     assert rejected == []
     await consume_one(raw(b"{}"), ctx, SyncRequested.model_validate_json, buggy)
     assert rejected and rejected[0].startswith("malformed message")
+
+
+async def never_called(message: SyncRequested) -> list[Outcome]:
+    raise AssertionError("a malformed message must not reach the handler")
+
+
+async def test_a_value_above_the_size_limit_is_dead_lettered_without_being_parsed() -> None:
+    sink = RecordingSink()
+    parsed: list[int] = []
+
+    def parse(value: bytes) -> SyncRequested:
+        parsed.append(len(value))
+        return SyncRequested.model_validate_json(value)
+
+    async def handle(message: SyncRequested) -> list[Outcome]:
+        return accepted(message)
+
+    limit = consuming.MAX_COMMAND_BYTES
+    request = valid_request().model_dump_json().encode()
+    at_limit, above = b" " * (limit - len(request)) + request, b" " * (limit + 1 - len(request)) + request
+    assert len(await consume_one(raw(at_limit), context(sink), parse, handle)) == 1
+    assert await consume_one(raw(above), context(sink), parse, never_called) == []
+    assert parsed == [limit]
+    letter = sink.published[-1][2]
+    assert letter.reason == f"message too large: {limit + 1} bytes (limit {limit})"  # type: ignore[attr-defined]
+    # Change events may be bigger: their consumer has a limit of its own.
+    roomy = replace(context(sink), max_value_bytes=consuming.MAX_CHANGE_EVENT_BYTES)
+    assert len(await consume_one(raw(above), roomy, parse, handle)) == 1
+
+
+async def test_a_tombstone_is_dead_lettered_as_such() -> None:
+    sink = RecordingSink()
+    await consume_one(raw(None), context(sink), SyncRequested.model_validate_json, never_called)
+    ((topic, _, letter),) = sink.published
+    assert topic == "dlq" and letter.reason == "malformed message: no value (a tombstone)"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RecursionError("maximum recursion depth exceeded"),
+        ValueError("Exceeds the limit (4300 digits) for integer string conversion"),
+        UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"),
+        OverflowError("int too large to convert to float"),
+        MemoryError(),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+async def test_whatever_a_parser_raises_dead_letters_the_message_and_the_batch_goes_on(error: Exception) -> None:
+    sink = RecordingSink()
+    requests = [valid_request() for _ in range(2)]
+
+    def parse(value: bytes) -> SyncRequested:
+        if value == b"bad":
+            raise error
+        return SyncRequested.model_validate_json(value)
+
+    async def handle_batch(messages: list[SyncRequested]) -> list[Outcome]:
+        return [o for m in messages for o in accepted(m)]
+
+    batch = [RawMessage(topic="in", partition=0, offset=9, key=b"k", value=b"bad"), *raws(requests)]
+    outcomes = await consume_batch(batch, context(sink), parse, handle_batch)
+    assert len(outcomes) == 2
+    ((_, _, letter),) = [item for item in sink.published if item[0] == "dlq"]
+    assert letter.reason.startswith(f"malformed message: {type(error).__name__}")  # type: ignore[attr-defined]
+
+
+async def test_a_rejection_that_raises_leaves_the_dead_letter_and_raises_nothing() -> None:
+    sink = RecordingSink()
+
+    def old_rejection(value: bytes, reason: str) -> Outcome | None:
+        json.loads(value)  # what the decisions agent did: RecursionError on deep nesting
+        return None
+
+    ctx = replace(context(sink), rejection_for_malformed=old_rejection)
+    await consume_one(raw(b"[" * 100_000 + b"]" * 100_000), ctx, SyncRequested.model_validate_json, never_called)
+    ((topic, _, letter),) = sink.published
+    assert topic == "dlq" and "recursion limit" in letter.reason  # type: ignore[attr-defined]
+
+
+async def test_the_reason_of_a_value_with_thousands_of_errors_is_bounded() -> None:
+    sink = RecordingSink()
+    value = json.dumps([{"requested_by": i} for i in range(5_000)]).encode()
+    adapter: TypeAdapter[list[SyncRequested]] = TypeAdapter(list[SyncRequested])
+    await consume_one(raw(value), context(sink), adapter.validate_json, never_called)  # type: ignore[arg-type]
+    reason = sink.published[0][2].reason  # type: ignore[attr-defined]
+    assert len(reason) <= consuming.MALFORMED_REASON_MAX + len(" [cut]")
+    assert reason.count(": ") <= consuming.MALFORMED_PROBLEMS_MAX + 1 and reason.endswith(" more")
 
 
 # --- batches ---------------------------------------------------------------------------------------
@@ -354,3 +445,34 @@ async def test_a_single_cancel_by_an_operator_is_retried_not_dead_lettered() -> 
     outcomes = await consume_batch(raws([valid_request()]), context(sink), SyncRequested.model_validate_json,
                                    cancelled_once)  # fmt: skip
     assert calls == 2 and len(outcomes) == 1 and [t for t, _, _ in sink.published] == ["out"]
+
+
+async def test_the_published_hook_hears_of_a_message_only_after_its_outcomes_were_acknowledged() -> None:
+    sink, request, heard = RecordingSink(failures=2), valid_request(), []
+
+    async def handle(message: SyncRequested) -> list[Outcome]:
+        return accepted(message)
+
+    async def published(message: SyncRequested) -> None:
+        heard.append((message.event_id, len(sink.published)))
+
+    parse = SyncRequested.model_validate_json
+    await consume_one(raw(request.model_dump_json().encode()), context(sink), parse, handle, published)
+    assert heard == [(request.event_id, 1)]  # after the retried publish went through
+    await consume_one(raw(b"{not json"), context(sink), parse, handle, published)
+    assert len(heard) == 1  # a dead letter has nothing to mark
+
+
+async def test_a_failing_published_hook_costs_nothing_but_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    sink, request = RecordingSink(), valid_request()
+
+    async def handle(message: SyncRequested) -> list[Outcome]:
+        return accepted(message)
+
+    async def published(message: SyncRequested) -> None:
+        raise asyncpg.PostgresConnectionError("server closed the connection")
+
+    parse = SyncRequested.model_validate_json
+    outcomes = await consume_one(raw(request.model_dump_json().encode()), context(sink), parse, handle, published)
+    assert len(outcomes) == 1 and len(sink.published) == 1
+    assert "could not mark" in caplog.text

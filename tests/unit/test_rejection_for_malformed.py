@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from worker.domain.events import OutcomeKind
-from worker.entrypoints.decisions import MALFORMED_REASON_MAX, MALFORMED_VALUE_MAX, rejection_for_malformed
+from worker.entrypoints.consuming import MAX_COMMAND_BYTES
+from worker.entrypoints.decisions import MALFORMED_REASON_MAX, rejection_for_malformed
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 COMMAND_ID = uuid.UUID(int=7)
@@ -55,7 +56,7 @@ def test_only_a_string_is_taken_for_the_id(command_id: Any) -> None:
 
 
 def test_a_value_over_the_size_limit_is_not_read() -> None:
-    padding = "x" * MALFORMED_VALUE_MAX
+    padding = "x" * MAX_COMMAND_BYTES
     assert reject(command(note=padding), "too big") is None
     assert reject(command(note=padding[:1000]), "small enough") is not None
 

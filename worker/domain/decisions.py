@@ -6,14 +6,12 @@ state and either applies it or rejects it with a reason a human understands. Pur
 
 from __future__ import annotations
 
-import uuid
-from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from worker.domain.events import Message
+from worker.domain.events import Command, FreeText, IsoDate, IsoDateTime, Name, Uuid
 from worker.domain.target_state import CHARACTERISTICS
 
 
@@ -35,6 +33,9 @@ ALIASES = {
     "unblock": DecisionAction.ONTBLOKKEREN,
     "undo": DecisionAction.ONGEDAAN_MAKEN,
 }
+# Every name an action may be posted under: the member itself, so that strict parsing takes the Dutch names
+# from Python code too.
+ACTION_NAMES: dict[str, DecisionAction] = {**{action.value: action for action in DecisionAction}, **ALIASES}
 BULK_ACTIONS = frozenset({DecisionAction.AANMAKEN, DecisionAction.BLOKKEREN, DecisionAction.OVERSLAAN})
 
 # Ids and hours as the store keeps them (integer, numeric(8, 2)): a command outside these ranges is rejected
@@ -46,7 +47,7 @@ Hours = Annotated[float, Field(gt=-1_000_000, lt=1_000_000, allow_inf_nan=False)
 class DecisionFilter(BaseModel):
     """Which pending questions a bulk decision answers; every given criterion must hold."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     company_id: StoreId = Field(description="Only records of this Nmbrs company (a bulk never spans companies).")
     situation: Literal["unmatched", "disputed"] | None = None
@@ -55,12 +56,12 @@ class DecisionFilter(BaseModel):
     )
 
 
-class Decision(Message):
+class Decision(Command):
     """One human choice, for one record (`nmbrs_id`) or, in bulk, for every pending record a filter selects.
     Key: '<entity>:<nmbrs_id>' for one record, 'bulk' for a filter."""
 
     event_type: Literal["decision"] = "decision"
-    decision_id: uuid.UUID = Field(description="Unique; the same decision twice has one effect.")
+    decision_id: Uuid = Field(description="Unique; the same decision twice has one effect.")
     entity: Literal["employee", "company"] = "employee"
     nmbrs_id: StoreId | None = Field(None, description="The Nmbrs employee or company id.")
     filter: DecisionFilter | None = Field(None, description="Bulk: answer every pending record it selects.")
@@ -70,24 +71,24 @@ class Decision(Message):
     )
     target_id: StoreId | None = Field(None, description="koppelen: the RegiCRM person or organisation id.")
     version: StoreId | None = Field(None, description="The pending question's version this answers.")
-    undo_decision_id: uuid.UUID | None = Field(None, description="ongedaan_maken: the decision to reverse.")
+    undo_decision_id: Uuid | None = Field(None, description="ongedaan_maken: the decision to reverse.")
     undo_all_records: bool = Field(
         False, description="ongedaan_maken of a bulk decision: every record it answered, not only nmbrs_id."
     )
     preview: bool = Field(False, description="Bulk: report what would happen and change nothing.")
-    confirms: uuid.UUID | None = Field(
+    confirms: Uuid | None = Field(
         None,
         description="Bulk: the preview (its decision id) this run carries out: only the records it listed, at the "
         "versions it saw; records changed or gone since are left out and named.",
     )
-    decided_by: str = Field(min_length=1)
-    decided_at: AwareDatetime
-    note: str | None = None
+    decided_by: Name = Field(description="Who decided (a user name).")
+    decided_at: IsoDateTime
+    note: FreeText | None = Field(None, description="Free text kept with the decision, e.g. why.")
 
     @field_validator("action", mode="before")
     @classmethod
-    def _accept_english_aliases(cls, value: Any) -> Any:
-        return ALIASES.get(value, value) if isinstance(value, str) else value
+    def _action_by_name(cls, value: Any) -> Any:
+        return ACTION_NAMES.get(value, value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _consistent(self) -> Decision:
@@ -180,11 +181,11 @@ def rejection(decision: Decision, situation: RecordSituation, target_exists: boo
     return None
 
 
-class FollowUpCommand(Message):
+class FollowUpCommand(Command):
     """A change to locally owned data (never touched by the sync). Key: 'rt-employee:<employee_id>'."""
 
     event_type: Literal["follow_up"] = "follow_up"
-    command_id: uuid.UUID
+    command_id: Uuid
     employee_id: StoreId = Field(description="The RegiTijd employee id.")
     command: Literal[
         "set_manager", "set_is_manager", "leave_adjustment", "overtime_payout", "set_characteristic",
@@ -193,12 +194,12 @@ class FollowUpCommand(Message):
     manager_employee_id: StoreId | None = None
     is_manager: bool | None = None
     hours: Hours | None = Field(None, description="leave_adjustment (may be negative) or overtime_payout.")
-    on: date | None = Field(None, description="Date of the adjustment or payout (YYYY-MM-DD).")
-    characteristic: str | None = Field(None, description=f"One of: {', '.join(CHARACTERISTICS)}.")
-    time_category: str | None = Field(None, description="Code of the time-writing category.")
-    reason: str | None = None
-    issued_by: str = Field(min_length=1)
-    issued_at: AwareDatetime
+    on: IsoDate | None = Field(None, description="Date of the adjustment or payout (YYYY-MM-DD).")
+    characteristic: Name | None = Field(None, description=f"One of: {', '.join(CHARACTERISTICS)}.")
+    time_category: Name | None = Field(None, description="Code of the time-writing category.")
+    reason: FreeText | None = Field(None, description="Free text kept with the change, e.g. why.")
+    issued_by: Name = Field(description="Who issued it (a user name).")
+    issued_at: IsoDateTime
 
     @model_validator(mode="after")
     def _has_its_argument(self) -> FollowUpCommand:

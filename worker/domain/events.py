@@ -2,16 +2,18 @@
 
 Facts are past tense (`...Requested`, outcomes); commands are imperative and live on their own topics.
 Unknown fields are ignored so additive changes never break consumers; `schema_version` marks breaking ones.
+What any frontend may post (`Command`) is read strictly and every text in it has a maximum length.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
 SCHEMA_VERSION = 1
 # Outcome ids derive from the event they answer, so a re-published outcome keeps its id and
@@ -27,18 +29,56 @@ class Message(BaseModel):
     schema_version: int = Field(SCHEMA_VERSION, description="Bumped only for breaking changes.")
 
 
-class SyncRequested(Message):
+# Texts a command carries, bounded so that a sender cannot make us store (or log) megabytes: a user name or an
+# id, and what a human types as a reason or note. No NUL character: PostgreSQL text cannot hold it, and the
+# command would fail in the database after it was accepted.
+NAME_MAX = 200
+FREE_TEXT_MAX = 2_000
+_NO_NUL = r"^[^\x00]*$"
+Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX, pattern=_NO_NUL)]
+FreeText = Annotated[str, Field(max_length=FREE_TEXT_MAX, pattern=_NO_NUL)]
+
+
+def _as_written(form: str, example: str) -> BeforeValidator:
+    """Only the contract's form, a string: pydantic reads a number, and even a string of digits, as seconds since
+    1970 ("0" is 1970-01-01), and takes a datetime for a date. From Python, the date or datetime itself."""
+    pattern = re.compile(form)
+
+    def check(value: Any) -> Any:
+        if isinstance(value, date) or (isinstance(value, str) and pattern.fullmatch(value)):
+            return value
+        raise ValueError(f"should be an ISO 8601 string ({example})")
+
+    return BeforeValidator(check)
+
+
+# UUIDs, dates and times are JSON strings (JSON has no such types), read alike in either mode: not strict, so
+# that Python code may give the string too.
+IsoDate = Annotated[date, Strict(False), _as_written(r"\d{4}-\d{2}-\d{2}", "YYYY-MM-DD")]
+IsoDateTime = Annotated[AwareDatetime, Strict(False), _as_written(r"\d{4}-\d{2}-\d{2}[Tt ].*", "YYYY-MM-DDThh:mm:ssZ")]
+Uuid = Annotated[uuid.UUID, Strict(False)]
+
+
+class Command(Message):
+    """Base of what frontends post. Read strictly: a value of another JSON type than the contract's is refused,
+    not converted (`"employee_id": true` is no employee 1, `"8"` no hours, `1` no `true`); UUIDs, dates and
+    times are JSON strings in ISO form, as the schemas say (`Uuid`, `IsoDate`, `IsoDateTime`)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", strict=True)
+
+
+class SyncRequested(Command):
     """Command to poll Nmbrs now (the old 'Synchroniseren' button). Key: 'sync'."""
 
     event_type: Literal["sync_requested"] = "sync_requested"
-    event_id: uuid.UUID = Field(description="Unique id; consumers deduplicate on it.")
+    event_id: Uuid = Field(description="Unique id; consumers deduplicate on it.")
     full: bool = Field(False, description="Full reconciliation: publish every record as a snapshot read.")
     dry_run: bool = Field(False, description="Publish would-be events to the plan topic only.")
     release_hold: bool = Field(
         False, description="Publish even if the mass-change breaker trips (after a human checked the hold)."
     )
-    requested_by: str = Field(min_length=1, description="Who asked: a user name or 'schedule'.")
-    requested_at: AwareDatetime
+    requested_by: Name = Field(description="Who asked: a user name or 'schedule'.")
+    requested_at: IsoDateTime
 
 
 class OutcomeKind(StrEnum):

@@ -1,7 +1,10 @@
 """The shell around every consumer: parse, handle with retries, publish outcomes, dead-letter the rest.
 
 Failure policy (never log and carry on):
-- a value that does not parse goes to the dead-letter topic with the validation errors;
+- a value that does not parse goes to the dead-letter topic with the validation errors, whatever the parser
+  raises (a hostile or broken sender must not crash the agent on its message again and again); so does a
+  tombstone, and a value above the consumer's size limit (`ConsumerContext.max_value_bytes`: 256 KiB for
+  commands, 1 MiB for change events), which is not parsed at all;
 - infrastructure errors (database or broker unreachable) are retried with capped backoff for as long as
   it takes, holding the partition so per-record order is kept;
 - any other handler error is a bug for this message: it goes to the dead-letter topic with the error, and
@@ -90,6 +93,18 @@ class RawMessage:
     value: bytes | None
 
 
+# Message size limits, checked before a value is parsed: parsing megabytes costs time and memory for nothing.
+# A command (decision, follow-up, sync request) is a few hundred bytes, its texts are bounded far below this.
+MAX_COMMAND_BYTES = 256 * 1024
+# Change events come from our own poller and carry a whole record with its history: the largest one the
+# sandbox datasets produce (an update with before and after) is about 3 KB. This is the Kafka producer's
+# default max_request_size, so any event the poller could publish passes.
+MAX_CHANGE_EVENT_BYTES = 1024 * 1024
+MALFORMED_REASON_MAX = 2_000  # characters of the reason kept: the errors of a huge value can be huge too
+MALFORMED_PROBLEMS_MAX = 20  # validation errors listed, the rest counted
+DEAD_LETTER_VALUE_MAX = 10_000  # characters of the original kept when the whole dead letter is refused
+
+
 @dataclass(frozen=True)
 class ConsumerContext:
     """What every consumer needs besides its handler."""
@@ -100,13 +115,12 @@ class ConsumerContext:
     dead_letter_topic: str
     max_backoff_s: float = 30.0
     # For commands: the outcome that tells the sender its malformed command was rejected (if it can be
-    # addressed at all, i.e. its id could be read).
+    # addressed at all, i.e. its id could be read). Whatever it raises is logged and ignored.
     rejection_for_malformed: Callable[[bytes, str], Outcome | None] | None = None
+    # A bigger value is dead-lettered unparsed: MAX_COMMAND_BYTES, or MAX_CHANGE_EVENT_BYTES for change events.
+    max_value_bytes: int = MAX_COMMAND_BYTES
     # Outcomes of these kinds also go to a topic of their own (e.g. needs_decision for HR frontends).
     copies: dict[OutcomeKind, str] = field(default_factory=dict)
-
-
-DEAD_LETTER_VALUE_MAX = 10_000  # characters of the original kept when the whole dead letter is refused
 
 
 def backoff_delay(attempt: int, cap_s: float) -> float:
@@ -162,10 +176,17 @@ def dead_letter_for(raw: RawMessage, consumer: str, reason: str, failed_at: date
 
 
 def describe_validation_error(error: ValidationError) -> str:
+    errors = error.errors(include_url=False, include_context=False, include_input=False)
     problems = [
-        f"{'.'.join(str(p) for p in problem['loc']) or 'value'}: {problem['msg']}" for problem in error.errors()
+        f"{'.'.join(str(p) for p in problem['loc']) or 'value'}: {problem['msg']}"
+        for problem in errors[:MALFORMED_PROBLEMS_MAX]
     ]
-    return "malformed message: " + "; ".join(problems)
+    more = f"; and {len(errors) - MALFORMED_PROBLEMS_MAX} more" if len(errors) > MALFORMED_PROBLEMS_MAX else ""
+    return _cut("malformed message: " + "; ".join(problems) + more)
+
+
+def _cut(reason: str) -> str:
+    return reason if len(reason) <= MALFORMED_REASON_MAX else reason[:MALFORMED_REASON_MAX] + " [cut]"
 
 
 async def consume_one(
@@ -173,8 +194,10 @@ async def consume_one(
     context: ConsumerContext,
     parse: Callable[[bytes], M],
     handle: Callable[[M], Awaitable[list[Outcome]]],
+    published: Callable[[M], Awaitable[None]] | None = None,
 ) -> list[Outcome]:
-    """Handle one consumed record completely; returns the outcomes published (empty if dead-lettered)."""
+    """Handle one consumed record completely; returns the outcomes published (empty if dead-lettered).
+    `published` is told once the broker acknowledged the outcomes (a redelivery need not send them again)."""
     parsed = await _parse_or_dead_letter(raw, context, parse)
     if parsed is None:
         return []
@@ -187,6 +210,12 @@ async def consume_one(
         await _dead_letter(raw, context, f"handler failed: {type(error).__name__}: {error}")
         return []
     await _publish(outcomes, context)
+    if published is not None:
+        try:
+            await published(parsed)
+        except Exception as error:  # costs a re-publish on redelivery, nothing more
+            log.warning("%s could not mark %s[%d]@%d published (%s: %s)", context.name, raw.topic, raw.partition,
+                        raw.offset, type(error).__name__, error)  # fmt: skip
     return outcomes
 
 
@@ -230,12 +259,26 @@ async def consume_batch(
 
 
 async def _parse_or_dead_letter(raw: RawMessage, context: ConsumerContext, parse: Callable[[bytes], M]) -> M | None:
-    try:
-        return parse(raw.value or b"")
-    except ValidationError as error:
-        reason = describe_validation_error(error)
+    if raw.value is None:
+        reason = "malformed message: no value (a tombstone)"
+    elif len(raw.value) > context.max_value_bytes:
+        reason = f"message too large: {len(raw.value)} bytes (limit {context.max_value_bytes})"
+    else:
+        try:
+            return parse(raw.value)
+        except ValidationError as error:
+            reason = describe_validation_error(error)
+        except Exception as error:  # RecursionError, UnicodeError, OverflowError, MemoryError ...: malformed too
+            reason = _cut(f"malformed message: {type(error).__name__}: {error}")
     await _dead_letter(raw, context, reason)
-    rejected = context.rejection_for_malformed and context.rejection_for_malformed(raw.value or b"", reason)
+    if context.rejection_for_malformed is None:
+        return None
+    try:
+        rejected = context.rejection_for_malformed(raw.value or b"", reason)
+    except Exception:  # the dead letter is written: the sender only goes without its answer
+        log.exception("%s: no rejection for the malformed %s[%d]@%d", context.name, raw.topic, raw.partition,
+                      raw.offset)  # fmt: skip
+        return None
     if rejected:
         await _publish([rejected], context)
     return None

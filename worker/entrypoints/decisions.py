@@ -44,6 +44,7 @@ from worker.domain.reconcile import (
     reconcile_employee,
 )
 from worker.domain.target_state import PERSONEELSLID
+from worker.entrypoints.consuming import MAX_COMMAND_BYTES
 
 DECISIONS = "decisions"
 FOLLOW_UPS = "follow-ups"
@@ -749,7 +750,6 @@ async def handle_follow_up(command: FollowUpCommand, pool: asyncpg.Pool, now: Ca
     return await run_once(pool, Inbox(FOLLOW_UPS), command.command_id, effect)
 
 
-MALFORMED_VALUE_MAX = 256 * 1024  # bytes: a bigger value is no command a frontend sent; not worth parsing
 MALFORMED_REASON_MAX = 2_000  # characters of the validation errors told to the sender (the dead letter has all)
 
 
@@ -761,7 +761,7 @@ def rejection_for_malformed(id_field: str, now: Callable[[], datetime]) -> Calla
     agent on that message again and again."""
 
     def reject(value: bytes, reason: str) -> Outcome | None:
-        if len(value) > MALFORMED_VALUE_MAX:
+        if len(value) > MAX_COMMAND_BYTES:
             return None
         try:
             raw_id = json.loads(value)[id_field]

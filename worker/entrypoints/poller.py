@@ -41,6 +41,8 @@ from worker.domain.nmbrs_records import CompanySnapshot, NmbrsCompany, Record, n
 log = logging.getLogger(__name__)
 
 COMPANY_FETCH_CONCURRENCY = 4
+# The poll loop's longest wait after a failed iteration: a database back after an outage is polled soon.
+POLL_RETRY_CAP_S = 15.0
 
 
 class IncompleteFetch(Exception):
@@ -376,6 +378,6 @@ async def run_poll_loop(poller: Poller, store: PollStore, settings: Settings, wa
         except Exception:
             # The database or broker is away: nothing was advanced, so waiting and retrying is safe.
             failures += 1
-            delay = min(60.0, 2.0**failures)
+            delay = min(POLL_RETRY_CAP_S, 2.0**failures)
             log.exception("poll loop iteration failed; retrying in %.0f s", delay)
             await asyncio.sleep(delay)

@@ -28,7 +28,14 @@ from worker.domain.events import OutcomeKind, SyncRequested
 from worker.domain.matching import MatchPolicy
 from worker.domain.nmbrs_records import nmbrs_today
 from worker.entrypoints import decisions, reconciler, sync_requests
-from worker.entrypoints.consuming import ConsumerContext, RawMessage, consume_batch, consume_one, with_retries
+from worker.entrypoints.consuming import (
+    MAX_CHANGE_EVENT_BYTES,
+    ConsumerContext,
+    RawMessage,
+    consume_batch,
+    consume_one,
+    with_retries,
+)
 from worker.entrypoints.poller import Poller, run_poll_loop
 
 log = logging.getLogger(__name__)
@@ -194,7 +201,7 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
 
     @app.agent(change_topics, name="reconciler", concurrency=1)
     async def reconciler_agent(stream: faust.StreamT[bytes]) -> None:
-        ctx = await context(reconciler.CONSUMER)
+        ctx = replace(await context(reconciler.CONSUMER), max_value_bytes=MAX_CHANGE_EVENT_BYTES)
         handle = partial(reconciler.handle_changes, pool=await resources.pool(), policy=policy, now=utc_now)
         # take_events acknowledges a batch when the body is done with it, also when the body raises, so
         # consume_batch lets nothing escape for a bad message. A crash redelivers the whole batch; if its
@@ -228,9 +235,11 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
             await context(decisions.DECISIONS),
             rejection_for_malformed=decisions.rejection_for_malformed("decision_id", utc_now),
         )
-        handle = partial(decisions.handle_decision, pool=await resources.pool(), policy=policy, now=utc_now)
+        pool = await resources.pool()
+        handle = partial(decisions.handle_decision, pool=pool, policy=policy, now=utc_now)
+        published = partial(decisions.decision_published, pool=pool)
         async for event in stream.events():
-            await consume_one(raw_message(event), ctx, Decision.model_validate_json, handle)
+            await consume_one(raw_message(event), ctx, Decision.model_validate_json, handle, published)
             resources.handled += 1
 
     @app.agent(app.topic(settings.topics.followup_commands, partitions=settings.kafka_topic_partitions),
