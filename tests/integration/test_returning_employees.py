@@ -145,3 +145,20 @@ async def test_a_change_older_than_the_removal_does_not_bring_the_employee_back(
     outcomes = await run(removed, [employee_change(employee(0), Op.CREATE, version=1)])
     assert [o.kind for o in outcomes] == [OutcomeKind.STALE]
     assert await removed.fetchval("SELECT active FROM rt_employees WHERE nmbrs_employee_id = $1", FIRST_ID) is False
+
+
+async def test_a_removed_employment_hands_the_person_card_to_the_one_that_stays(removed: asyncpg.Pool) -> None:
+    # Found by the fault suite: a human employed twice loses the later-starting employment (a company removed);
+    # the card kept that employment's e-mail until the employment that stays changed.
+    pool = removed
+    staying = employee(0).model_copy(update={"employee_id": FIRST_ID + 100, "email_work": "kim0@staying.nl"})
+    leaving = employee(0).model_copy(update={
+        "email_work": "kim0@leaving.nl",
+        "employments": (EmploymentPeriod(employment_id=1, start=date(2026, 6, 1)),),
+    })  # fmt: skip
+    await run(pool, [employee_change(staying, version=1)])
+    await run(pool, [employee_change(leaving, Op.CREATE, version=3)])
+    card = "SELECT p.email_work FROM crm_persons p JOIN sync_links k ON k.crm_id = p.person_id WHERE k.nmbrs_id = $1"
+    assert await pool.fetchval(card, FIRST_ID) == "kim0@leaving.nl"  # the later start is the primary one
+    await run(pool, [employee_change(None, Op.DELETE, leaving, 4)])
+    assert await pool.fetchval(card, FIRST_ID) == "kim0@staying.nl"

@@ -431,6 +431,8 @@ class PostgresTargetStore:
                         WHERE {column} = $1{guard}""",
                     action.regitijd_id, version,
                 )  # fmt: skip
+                if entity == "employee":
+                    await self._hand_card_over(action.regitijd_id)
                 await self._audit(
                     causation_id, f"{entity}:{nmbrs_id}", "deactivate", None, {"reason": action.reason}, actor
                 )
@@ -622,6 +624,20 @@ class PostgresTargetStore:
         await self._write_employees([item], actor)
         assert isinstance(regitijd_id, int)
         return regitijd_id
+
+    async def _hand_card_over(self, removed_employee_id: int) -> None:
+        """The person card of a human whose employment was removed follows the employment that is primary now
+        (see PRIMARY_SQL), with the values the sync last wrote to it: nothing else would rewrite the card until
+        that employment changes."""
+        fields = ", ".join(f"{f} = (o.nmbrs_synced->>'{f}')::{PERSON_TYPES.get(f, 'text')}" for f in PERSON_FIELDS)
+        await self.db.execute(
+            f"""UPDATE crm_persons p SET {fields}
+                FROM rt_employees gone JOIN rt_employees o
+                  ON o.person_id = gone.person_id AND o.employee_id <> gone.employee_id
+                WHERE gone.employee_id = $1 AND p.person_id = gone.person_id AND o.source = 'nmbrs' AND o.active
+                  AND o.nmbrs_synced IS NOT NULL AND {PRIMARY_SQL.format(me="o.employee_id")}""",
+            removed_employee_id,
+        )
 
     async def _apply_company(
         self, action: Apply, nmbrs_id: int, causation_id: uuid.UUID, actor: str, version: int | None
