@@ -182,10 +182,11 @@ def describe_validation_error(error: ValidationError) -> str:
         for problem in errors[:MALFORMED_PROBLEMS_MAX]
     ]
     more = f"; and {len(errors) - MALFORMED_PROBLEMS_MAX} more" if len(errors) > MALFORMED_PROBLEMS_MAX else ""
-    return _cut("malformed message: " + "; ".join(problems) + more)
+    return cut_reason("malformed message: " + "; ".join(problems) + more)
 
 
-def _cut(reason: str) -> str:
+def cut_reason(reason: str) -> str:
+    """A reason kept to MALFORMED_REASON_MAX characters (the errors of a huge value can be huge too)."""
     return reason if len(reason) <= MALFORMED_REASON_MAX else reason[:MALFORMED_REASON_MAX] + " [cut]"
 
 
@@ -269,7 +270,7 @@ async def _parse_or_dead_letter(raw: RawMessage, context: ConsumerContext, parse
         except ValidationError as error:
             reason = describe_validation_error(error)
         except Exception as error:  # RecursionError, UnicodeError, OverflowError, MemoryError ...: malformed too
-            reason = _cut(f"malformed message: {type(error).__name__}: {error}")
+            reason = cut_reason(f"malformed message: {type(error).__name__}: {error}")
     await _dead_letter(raw, context, reason)
     if context.rejection_for_malformed is None:
         return None

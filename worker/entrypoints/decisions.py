@@ -44,7 +44,7 @@ from worker.domain.reconcile import (
     reconcile_employee,
 )
 from worker.domain.target_state import PERSONEELSLID
-from worker.entrypoints.consuming import MAX_COMMAND_BYTES
+from worker.entrypoints.consuming import MAX_COMMAND_BYTES, cut_reason
 
 DECISIONS = "decisions"
 FOLLOW_UPS = "follow-ups"
@@ -750,9 +750,6 @@ async def handle_follow_up(command: FollowUpCommand, pool: asyncpg.Pool, now: Ca
     return await run_once(pool, Inbox(FOLLOW_UPS), command.command_id, effect)
 
 
-MALFORMED_REASON_MAX = 2_000  # characters of the validation errors told to the sender (the dead letter has all)
-
-
 def rejection_for_malformed(id_field: str, now: Callable[[], datetime]) -> Callable[[bytes, str], Outcome | None]:
     """A 'rejected' outcome for a malformed command whose id can still be read, so its sender hears why.
 
@@ -770,8 +767,6 @@ def rejection_for_malformed(id_field: str, now: Callable[[], datetime]) -> Calla
             command_id = uuid.UUID(raw_id)
         except Exception:  # RecursionError, ValueError, TypeError, KeyError, ...: no id to answer to
             return None
-        if len(reason) > MALFORMED_REASON_MAX:
-            reason = reason[:MALFORMED_REASON_MAX] + " [cut]"
-        return outcome_for(command_id, OutcomeKind.REJECTED, "malformed", now(), reason)
+        return outcome_for(command_id, OutcomeKind.REJECTED, "malformed", now(), cut_reason(reason))
 
     return reject
