@@ -32,7 +32,7 @@ from worker.domain.changes import ChangeSource, EmployeeChanged, Entity, Op
 from worker.domain.decisions import Decision
 from worker.domain.matching import MatchPolicy
 from worker.domain.nmbrs_records import CodeRef, ContractPeriod, EmploymentPeriod, NmbrsEmployee
-from worker.entrypoints.reconciler import handle_change
+from worker.service.reconciler import handle_change
 
 NOW = datetime.now(UTC)
 

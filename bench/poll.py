@@ -40,11 +40,12 @@ from support import (
     utc_now,
 )
 
+from worker.adapters.database import create_pool
 from worker.adapters.kafka import KafkaPublisher
 from worker.adapters.nmbrs.client import NmbrsClient
-from worker.adapters.postgres import PollStore, create_pool
+from worker.adapters.poll_store import PollStore
 from worker.domain.events import PollReport
-from worker.entrypoints.poller import Poller, PollOptions
+from worker.service.poller import Poller, PollOptions
 
 if TYPE_CHECKING:
     from worker.sandbox.dataset import Dataset

@@ -65,8 +65,8 @@ from support import (
     utc_now,
 )
 
+from worker.adapters.database import create_pool
 from worker.adapters.kafka import KafkaPublisher, client_kwargs
-from worker.adapters.postgres import create_pool
 from worker.adapters.target_store import SYNC_WRITER_SQL
 from worker.adapters.target_store_load import load_target_state
 from worker.config import Settings
@@ -93,7 +93,7 @@ from worker.domain.nmbrs_records import (
 from worker.domain.ownership import PERSON_FIELDS
 from worker.domain.target_state import LabourAgreementState, OrganisationState, PersonState, TargetState
 from worker.entrypoints.consuming import ConsumerContext, RawMessage, consume_batch
-from worker.entrypoints.reconciler import CONSUMER, handle_change, handle_changes
+from worker.service.reconciler import CONSUMER, handle_change, handle_changes
 
 TARGET_RATIO = 0.30
 POLICY = MatchPolicy(auto_link_min_score=0.9)

@@ -25,9 +25,9 @@ from worker.domain.changes import ChangeEvent
 from worker.domain.events import Outcome
 from worker.domain.matching import MatchPolicy
 from worker.domain.target_state import parse_target_file
-from worker.entrypoints.reconciler import handle_change
 from worker.sandbox.dataset import load_dataset
 from worker.sandbox.server import create_app
+from worker.service.reconciler import handle_change
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_DATA = REPO / "worker" / "sandbox" / "data" / "demo.json"

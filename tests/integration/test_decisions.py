@@ -15,7 +15,7 @@ import pytest
 
 from tests.builders import HASH_ANNA, NOW, employee_change
 from worker.adapters.hr_queries import decision_history
-from worker.adapters.postgres import PollStore
+from worker.adapters.poll_store import PollStore
 from worker.adapters.target_store import PostgresTargetStore, human_key
 from worker.config import Settings
 from worker.domain.changes import Op
@@ -24,7 +24,7 @@ from worker.domain.events import Outcome, OutcomeKind
 from worker.domain.matching import MatchPolicy
 from worker.domain.nmbrs_records import ContractPeriod, EmploymentPeriod, NmbrsEmployee
 from worker.entrypoints.cli import leave_of_employee
-from worker.entrypoints.decisions import decision_published, handle_decision, handle_follow_up
+from worker.service.decisions import decision_published, handle_decision, handle_follow_up
 
 from ..conftest import database_url_for_tests
 from .test_reconciler import Handle, employee, event

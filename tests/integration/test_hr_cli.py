@@ -27,8 +27,8 @@ from worker.domain.matching import MatchPolicy
 from worker.domain.nmbrs_records import ContractPeriod, EmploymentPeriod, NmbrsCompany, NmbrsEmployee
 from worker.domain.target_state import parse_target_file
 from worker.entrypoints import hr_cli
-from worker.entrypoints.decisions import handle_decision, handle_follow_up
-from worker.entrypoints.reconciler import handle_change
+from worker.service.decisions import handle_decision, handle_follow_up
+from worker.service.reconciler import handle_change
 
 from .conftest import TARGET_TABLES, TopicReader
 

@@ -14,11 +14,11 @@ import pytest
 
 from worker.adapters.kafka import KafkaPublisher
 from worker.adapters.nmbrs.client import NmbrsClient
-from worker.adapters.postgres import POLL_LOCK_ID, PollStore, insert_sync_request
+from worker.adapters.poll_store import POLL_LOCK_ID, PollStore, insert_sync_request
 from worker.config import Settings
 from worker.domain.changes import SnapshotEntry
 from worker.domain.events import SyncRequested
-from worker.entrypoints.poller import Poller, PollOptions
+from worker.service.poller import Poller, PollOptions
 
 pytestmark = pytest.mark.integration
 

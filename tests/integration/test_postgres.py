@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
+from worker.adapters.inbox import Inbox, run_once
 from worker.adapters.migrations import Migration, MigrationError, current_version, load_migrations, migrate
-from worker.adapters.postgres import Inbox, insert_sync_request, run_once
+from worker.adapters.poll_store import insert_sync_request
 from worker.domain.events import Outcome, OutcomeKind, SyncRequested, outcome_for
 
 pytestmark = pytest.mark.integration

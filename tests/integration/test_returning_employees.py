@@ -19,7 +19,7 @@ from worker.domain.events import Outcome, OutcomeKind
 from worker.domain.matching import MatchPolicy
 from worker.domain.nmbrs_records import ContractPeriod, EmploymentPeriod, NmbrsEmployee
 from worker.domain.target_state import OrganisationState, PersonState, TargetState
-from worker.entrypoints.reconciler import handle_change, handle_changes
+from worker.service.reconciler import handle_change, handle_changes
 
 pytestmark = pytest.mark.integration
 

@@ -26,7 +26,7 @@ from worker.domain.changes import EmployeeChanged, Op
 from worker.domain.matching import MatchPolicy
 from worker.domain.nmbrs_records import ContractPeriod, NmbrsEmployee
 from worker.domain.target_state import OrganisationState, PersonState, TargetState
-from worker.entrypoints.reconciler import handle_changes
+from worker.service.reconciler import handle_changes
 
 pytestmark = pytest.mark.integration
 

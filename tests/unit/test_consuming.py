@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 from pydantic import TypeAdapter
 
+from worker.domain import inbound
 from worker.domain.events import Message, Outcome, OutcomeKind, SyncRequested, outcome_for
 from worker.entrypoints import consuming
 from worker.entrypoints.consuming import ConsumerContext, RawMessage, consume_batch, consume_one
@@ -188,7 +189,7 @@ async def test_a_value_above_the_size_limit_is_dead_lettered_without_being_parse
     async def handle(message: SyncRequested) -> list[Outcome]:
         return accepted(message)
 
-    limit = consuming.MAX_COMMAND_BYTES
+    limit = inbound.MAX_COMMAND_BYTES
     request = valid_request().model_dump_json().encode()
     at_limit, above = b" " * (limit - len(request)) + request, b" " * (limit + 1 - len(request)) + request
     assert len(await consume_one(raw(at_limit), context(sink), parse, handle)) == 1
@@ -197,7 +198,7 @@ async def test_a_value_above_the_size_limit_is_dead_lettered_without_being_parse
     letter = sink.published[-1][2]
     assert letter.reason == f"message too large: {limit + 1} bytes (limit {limit})"  # type: ignore[attr-defined]
     # Change events may be bigger: their consumer has a limit of its own.
-    roomy = replace(context(sink), max_value_bytes=consuming.MAX_CHANGE_EVENT_BYTES)
+    roomy = replace(context(sink), max_value_bytes=inbound.MAX_CHANGE_EVENT_BYTES)
     assert len(await consume_one(raw(above), roomy, parse, handle)) == 1
 
 
@@ -257,8 +258,8 @@ async def test_the_reason_of_a_value_with_thousands_of_errors_is_bounded() -> No
     adapter: TypeAdapter[list[SyncRequested]] = TypeAdapter(list[SyncRequested])
     await consume_one(raw(value), context(sink), adapter.validate_json, never_called)  # type: ignore[arg-type]
     reason = sink.published[0][2].reason  # type: ignore[attr-defined]
-    assert len(reason) <= consuming.MALFORMED_REASON_MAX + len(" [cut]")
-    assert reason.count(": ") <= consuming.MALFORMED_PROBLEMS_MAX + 1 and reason.endswith(" more")
+    assert len(reason) <= inbound.MALFORMED_REASON_MAX + len(" [cut]")
+    assert reason.count(": ") <= inbound.MALFORMED_PROBLEMS_MAX + 1 and reason.endswith(" more")
 
 
 # --- batches ---------------------------------------------------------------------------------------

@@ -12,8 +12,8 @@ from pydantic import ValidationError
 
 from worker.domain.decisions import Decision, FollowUpCommand
 from worker.domain.events import OutcomeKind
-from worker.entrypoints.consuming import describe_validation_error
-from worker.entrypoints.decisions import rejection_for_malformed
+from worker.domain.inbound import describe_validation_error
+from worker.service.decisions import rejection_for_malformed
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 COMMAND_ID = uuid.UUID(int=7)

@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from worker.domain import inbound
 from worker.domain.decisions import Decision, FollowUpCommand
 from worker.domain.events import Message, Outcome, OutcomeKind, SyncRequested
 from worker.entrypoints import consuming
 from worker.entrypoints.consuming import ConsumerContext, RawMessage, consume_one
-from worker.entrypoints.decisions import rejection_for_malformed
+from worker.service.decisions import rejection_for_malformed
 
 SEED = 14
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
@@ -195,7 +196,7 @@ def malformed(template: Template, rng: random.Random) -> Iterator[tuple[str, byt
     for cut in range(len(valid)):
         yield f"truncated at {cut}", valid[:cut]
     yield "unknown field nested deep", encode({**fields, "extension": RAW}, deep(100_000, rng))
-    yield "unknown field too large", encode({**fields, "extension": "x" * consuming.MAX_COMMAND_BYTES})
+    yield "unknown field too large", encode({**fields, "extension": "x" * inbound.MAX_COMMAND_BYTES})
     if "filter" in fields:
         yield (
             "thousands of unknown filter fields",

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from worker.domain.events import OutcomeKind
-from worker.entrypoints.consuming import MALFORMED_REASON_MAX, MAX_COMMAND_BYTES
-from worker.entrypoints.decisions import rejection_for_malformed
+from worker.domain.inbound import MALFORMED_REASON_MAX, MAX_COMMAND_BYTES
+from worker.service.decisions import rejection_for_malformed
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 COMMAND_ID = uuid.UUID(int=7)

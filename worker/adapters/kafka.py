@@ -12,12 +12,17 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from worker.config import Settings
 from worker.domain.events import Message
 
 log = logging.getLogger(__name__)
+
+
+def kafka_error_is_transient(error: BaseException) -> bool:
+    """Whether a broker error is worth another try (aiokafka marks the ones that are)."""
+    return isinstance(error, KafkaError) and (bool(error.retriable) or isinstance(error, KafkaTimeoutError))
 
 
 def client_kwargs(settings: Settings) -> dict[str, Any]:

@@ -26,52 +26,25 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
-import asyncpg
-from aiokafka.errors import KafkaError, KafkaTimeoutError
 from pydantic import ValidationError
 
+from worker.adapters.database import database_error_is_transient
+from worker.adapters.kafka import kafka_error_is_transient
 from worker.domain.events import DeadLetter, Message, Outcome, OutcomeKind
+from worker.domain.inbound import MAX_COMMAND_BYTES, cut_reason, describe_validation_error
 
 log = logging.getLogger(__name__)
+
+DEAD_LETTER_VALUE_MAX = 10_000  # characters of the original kept when the whole dead letter is refused
 
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
 
-# Errors that say "not now" rather than "never": the database or the broker is unreachable, busy, out of
-# resources or in the hands of an operator. Anything else (a bad statement, a message too large) would fail
-# forever and goes to the dead letters: a database incident must never dead-letter every event.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,  # includes ConnectionError
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,  # class 08, and a connection closed under us
-    asyncpg.InsufficientResourcesError,  # class 53: disk full, out of memory, too many connections
-    asyncpg.OperatorInterventionError,  # class 57: shutdown, crash recovery
-    asyncpg.ReadOnlySQLTransactionError,  # connected to a standby after a failover
-    asyncpg.IdleInTransactionSessionTimeoutError,
-    asyncpg.SerializationError,
-    asyncpg.DeadlockDetectedError,
-    KafkaTimeoutError,
-)
-
-
-# Errors that may pass (a cancel by an operator, a statement timeout while waiting on a lock) or may meet a
-# given batch every time (a slow statement, a configured limit such as temp_file_limit): retried a few times,
-# then given up, so that a batch is handled one by one and an event that still fails alone is dead-lettered
-# instead of holding the partition forever.
-REPEATING_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.QueryCanceledError,
-    asyncpg.ConfigurationLimitExceededError,
-)
-REPEATING_ERROR_ATTEMPTS = 3
-
-
 def is_transient(error: BaseException, attempt: int = 0) -> bool:
-    """Whether `error` (met `attempt` times before) is worth another try."""
-    if isinstance(error, KafkaError):
-        return bool(error.retriable) or isinstance(error, KafkaTimeoutError)
-    if isinstance(error, REPEATING_ERRORS):
-        return attempt < REPEATING_ERROR_ATTEMPTS
-    return isinstance(error, TRANSIENT_ERRORS)
+    """Whether `error` (met `attempt` times before) is worth another try: each adapter knows its own errors."""
+    return kafka_error_is_transient(error) or database_error_is_transient(error, attempt) or isinstance(
+        error, OSError | asyncio.TimeoutError
+    )
 
 
 class EventSink(Protocol):
@@ -91,18 +64,6 @@ class RawMessage:
     offset: int
     key: bytes | None
     value: bytes | None
-
-
-# Message size limits, checked before a value is parsed: parsing megabytes costs time and memory for nothing.
-# A command (decision, follow-up, sync request) is a few hundred bytes, its texts are bounded far below this.
-MAX_COMMAND_BYTES = 256 * 1024
-# Change events come from our own poller and carry a whole record with its history: the largest one the
-# sandbox datasets produce (an update with before and after) is about 3 KB. This is the Kafka producer's
-# default max_request_size, so any event the poller could publish passes.
-MAX_CHANGE_EVENT_BYTES = 1024 * 1024
-MALFORMED_REASON_MAX = 2_000  # characters of the reason kept: the errors of a huge value can be huge too
-MALFORMED_PROBLEMS_MAX = 20  # validation errors listed, the rest counted
-DEAD_LETTER_VALUE_MAX = 10_000  # characters of the original kept when the whole dead letter is refused
 
 
 @dataclass(frozen=True)
@@ -173,21 +134,6 @@ def dead_letter_for(raw: RawMessage, consumer: str, reason: str, failed_at: date
         reason=reason,
         failed_at=failed_at,
     )
-
-
-def describe_validation_error(error: ValidationError) -> str:
-    errors = error.errors(include_url=False, include_context=False, include_input=False)
-    problems = [
-        f"{'.'.join(str(p) for p in problem['loc']) or 'value'}: {problem['msg']}"
-        for problem in errors[:MALFORMED_PROBLEMS_MAX]
-    ]
-    more = f"; and {len(errors) - MALFORMED_PROBLEMS_MAX} more" if len(errors) > MALFORMED_PROBLEMS_MAX else ""
-    return cut_reason("malformed message: " + "; ".join(problems) + more)
-
-
-def cut_reason(reason: str) -> str:
-    """A reason kept to MALFORMED_REASON_MAX characters (the errors of a huge value can be huge too)."""
-    return reason if len(reason) <= MALFORMED_REASON_MAX else reason[:MALFORMED_REASON_MAX] + " [cut]"
 
 
 async def consume_one(

@@ -246,7 +246,7 @@ async def _show(
 
 async def run_status(args: argparse.Namespace, settings: Settings) -> int:
     from worker.adapters import hr_queries
-    from worker.adapters.postgres import step_statuses
+    from worker.adapters.step_status_store import step_statuses
 
     at = datetime.now(UTC)
     try:

@@ -18,25 +18,27 @@ import asyncpg
 import faust
 from aiohttp import web
 
+from worker.adapters.database import create_pool
 from worker.adapters.kafka import KafkaPublisher, ssl_context
 from worker.adapters.nmbrs.client import NmbrsClient
-from worker.adapters.postgres import PollStore, create_pool, step_statuses, store_step_statuses
+from worker.adapters.poll_store import PollStore
+from worker.adapters.step_status_store import step_statuses, store_step_statuses
 from worker.config import Settings
 from worker.domain.changes import parse_change_event
 from worker.domain.decisions import Decision, FollowUpCommand
 from worker.domain.events import OutcomeKind, SyncRequested
+from worker.domain.inbound import MAX_CHANGE_EVENT_BYTES
 from worker.domain.matching import MatchPolicy
 from worker.domain.nmbrs_records import nmbrs_today
-from worker.entrypoints import decisions, reconciler, sync_requests
 from worker.entrypoints.consuming import (
-    MAX_CHANGE_EVENT_BYTES,
     ConsumerContext,
     RawMessage,
     consume_batch,
     consume_one,
     with_retries,
 )
-from worker.entrypoints.poller import Poller, run_poll_loop
+from worker.service import decisions, reconciler, sync_requests
+from worker.service.poller import Poller, run_poll_loop
 
 log = logging.getLogger(__name__)
 

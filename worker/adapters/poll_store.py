@@ -1,125 +1,21 @@
-"""PostgreSQL adapter: the connection pool, the idempotency inbox and the sync-request store (asyncpg)."""
+"""What the poller keeps: snapshots, what cut-off polls published ahead, poll runs, the poll lock and the
+sync requests (asyncpg)."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from worker.config import Settings
+from worker.adapters.database import transaction
 from worker.domain.changes import Op, PlannedChange, PublishedAhead, SnapshotEntry
-from worker.domain.events import Outcome, SyncRequested
-from worker.domain.status import StepStatus, judge
-
-
-async def keep_session(_connection: asyncpg.Connection) -> None:
-    """Skip asyncpg's reset round trip on every release: we keep no session state (no SET, LISTEN or
-    cursors; transactions are always closed by their context managers, and the session-level poll lock
-    is released explicitly)."""
-
-
-async def create_pool(
-    settings: Settings, init: Callable[[asyncpg.Connection], Awaitable[None]] | None = None
-) -> asyncpg.Pool:
-    """Open the pool; `init` prepares each new connection (a benchmark adds its query logger)."""
-    pool = await asyncpg.create_pool(
-        settings.database_url.get_secret_value(),
-        min_size=1,
-        max_size=settings.database_pool_max,
-        command_timeout=60,
-        reset=keep_session,
-        init=init,
-    )
-    assert pool is not None
-    return pool
-
-
-@dataclass(frozen=True)
-class Claim:
-    """Result of claiming an event in the inbox: new, or seen before with the outcomes it had then (none
-    once their publish was acknowledged: see Inbox.mark_published)."""
-
-    is_new: bool
-    previous_outcomes: tuple[Outcome, ...] = ()
-
-
-class Inbox:
-    """Deduplicates consumers: the claim and the effect share one transaction."""
-
-    def __init__(self, consumer: str) -> None:
-        self.consumer = consumer
-
-    async def claim(self, connection: asyncpg.Connection, event_id: uuid.UUID) -> Claim:
-        """Insert the event id; on a duplicate return the outcomes recorded the first time."""
-        return (await self.claim_many(connection, [event_id]))[event_id]
-
-    async def claim_many(self, connection: asyncpg.Connection, event_ids: list[uuid.UUID]) -> dict[uuid.UUID, Claim]:
-        """Claim a batch of event ids in one statement (plus one to read back the duplicates' outcomes)."""
-        inserted = {
-            row["event_id"]
-            for row in await connection.fetch(
-                """INSERT INTO processed_events (consumer, event_id) SELECT $1, unnest($2::uuid[])
-                   ON CONFLICT DO NOTHING RETURNING event_id""",
-                self.consumer,
-                list(dict.fromkeys(event_ids)),
-            )
-        }
-        claims = {event_id: Claim(is_new=True) for event_id in inserted}
-        seen = [event_id for event_id in event_ids if event_id not in inserted]
-        if seen:
-            for row in await connection.fetch(
-                """SELECT event_id, CASE WHEN published_at IS NULL THEN outcomes ELSE '[]' END AS outcomes
-                   FROM processed_events WHERE consumer = $1 AND event_id = ANY($2::uuid[])""",
-                self.consumer,
-                seen,
-            ):
-                outcomes = tuple(Outcome.model_validate(o) for o in json.loads(row["outcomes"]))
-                claims[row["event_id"]] = Claim(is_new=False, previous_outcomes=outcomes)
-        return claims
-
-    async def mark_published(self, executor: asyncpg.Pool | asyncpg.Connection, event_ids: list[uuid.UUID]) -> None:
-        """Remember that the broker acknowledged these events' outcomes: a redelivery then re-publishes none.
-        Until then it re-publishes them all, so a publish lost to a crash after the commit is repaired."""
-        await executor.execute(
-            """UPDATE processed_events SET published_at = now()
-               WHERE consumer = $1 AND event_id = ANY($2::uuid[]) AND published_at IS NULL""",
-            self.consumer,
-            event_ids,
-        )
-
-    async def record_outcomes(
-        self, connection: asyncpg.Connection, event_id: uuid.UUID, outcomes: list[Outcome]
-    ) -> None:
-        await self.record_outcomes_many(connection, {event_id: outcomes})
-
-    async def record_outcomes_many(
-        self, connection: asyncpg.Connection, outcomes: dict[uuid.UUID, list[Outcome]]
-    ) -> None:
-        await connection.execute(
-            """UPDATE processed_events p SET outcomes = v.outcomes::jsonb
-               FROM unnest($2::uuid[], $3::text[]) AS v(event_id, outcomes)
-               WHERE p.consumer = $1 AND p.event_id = v.event_id""",
-            self.consumer,
-            list(outcomes),
-            [_outcomes_json(items) for items in outcomes.values()],
-        )
-
-
-def _outcomes_json(outcomes: list[Outcome]) -> str:
-    return "[" + ",".join(outcome.model_dump_json() for outcome in outcomes) + "]"
-
-
-@asynccontextmanager
-async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
-    """One unit of work: a pooled connection inside a transaction, committed on success."""
-    async with pool.acquire() as connection, connection.transaction():
-        yield connection
+from worker.domain.events import SyncRequested
 
 
 async def insert_sync_request(connection: asyncpg.Connection, request: SyncRequested) -> None:
@@ -135,29 +31,6 @@ async def insert_sync_request(connection: asyncpg.Connection, request: SyncReque
         request.requested_at,
     )
 
-
-async def run_once(
-    pool: asyncpg.Pool,
-    inbox: Inbox,
-    event_id: uuid.UUID,
-    effect: Callable[[asyncpg.Connection], Awaitable[list[Outcome]]],
-) -> list[Outcome]:
-    """Apply `effect` exactly once per event id: claim, effect and outcomes commit together.
-
-    A redelivered event returns the outcomes stored the first time (same ids), so the caller publishes
-    them again: a crash between commit and publish loses no outcome, and consumers deduplicate. Once their
-    publish was marked acknowledged (Inbox.mark_published) a redelivery returns none.
-    """
-    async with transaction(pool) as connection:
-        claim = await inbox.claim(connection, event_id)
-        if not claim.is_new:
-            return list(claim.previous_outcomes)
-        outcomes = await effect(connection)
-        await inbox.record_outcomes(connection, event_id, outcomes)
-    return outcomes
-
-
-# --- poller state ------------------------------------------------------------------------------------
 
 POLL_LOCK_ID = 7_366_002  # one poll at a time across every worker replica
 
@@ -361,60 +234,3 @@ class PollStore:
             request_id,
             "done" if ok else "failed",
         )
-
-
-# --- step status ---------------------------------------------------------------------------------------
-
-STEP_COUNTS_SQL = {
-    "companies": """SELECT
-        (SELECT count(*) FROM sync_links WHERE entity = 'company') AS linked,
-        (SELECT count(*) FROM pending_decisions WHERE entity = 'company' AND NOT skipped) AS pending,
-        (SELECT count(*) FROM pending_decisions WHERE entity = 'company' AND skipped) AS skipped,
-        (SELECT count(*) FROM sync_blocks WHERE entity = 'company') AS blocked""",
-    "departments": "SELECT count(*) FILTER (WHERE active) AS active, count(*) FILTER (WHERE NOT active) AS inactive "
-    "FROM rt_departments",
-    "functions": "SELECT count(*) FILTER (WHERE active) AS active, count(*) FILTER (WHERE NOT active) AS inactive "
-    "FROM rt_functions",
-    "labour_agreements": "SELECT count(*) FILTER (WHERE active) AS active, count(*) FILTER (WHERE NOT active) "
-    "AS inactive FROM rt_labour_agreements",
-    "employees": """SELECT
-        (SELECT count(*) FROM sync_links WHERE entity = 'employee') AS linked,
-        (SELECT count(*) FROM pending_decisions WHERE entity = 'employee' AND NOT skipped) AS pending,
-        (SELECT count(*) FROM pending_decisions WHERE entity = 'employee' AND skipped) AS skipped,
-        (SELECT count(*) FROM sync_blocks WHERE entity = 'employee') AS blocked,
-        (SELECT count(*) FROM rt_employees WHERE source = 'manual') AS manual""",
-    "contracts": """SELECT count(*) AS active_employees,
-        count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM rt_contract_periods c WHERE c.employee_id = e.employee_id
-            AND c.start_date <= $1 AND (c.end_date IS NULL OR c.end_date >= $1))) AS without_contract
-        FROM rt_employees e WHERE e.source = 'nmbrs' AND e.active
-          AND (e.employment_end IS NULL OR e.employment_end >= $1) AND e.employment_start <= $1""",
-    "leave": """SELECT count(*) AS employees,
-        count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM rt_leave_balances b WHERE b.employee_id = e.employee_id))
-            AS not_calculated
-        FROM rt_employees e WHERE e.source = 'nmbrs' AND e.active""",
-}
-
-
-async def step_statuses(connection: asyncpg.Connection, today: date, at: datetime) -> list[StepStatus]:
-    """Every step's status, computed fresh from the store and the last poll."""
-    statuses = []
-    last_poll = await connection.fetchrow(
-        "SELECT status, summary FROM poll_runs WHERE status <> 'running' ORDER BY started_at DESC LIMIT 1"
-    )
-    poll_summary = json.loads(last_poll["summary"]) if last_poll else {}
-    poll_counts = {"polls": int(last_poll is not None), "soap_calls": poll_summary.get("soap_calls", 0)}
-    poll_reasons = tuple(poll_summary.get("reasons", ())) if last_poll and poll_summary.get("status") == "red" else ()
-    statuses.append(judge("poll", poll_counts, at, poll_reasons))
-    for step, sql in STEP_COUNTS_SQL.items():
-        row = await connection.fetchrow(sql, *((today,) if "$1" in sql else ()))
-        statuses.append(judge(step, {key: int(value or 0) for key, value in dict(row or {}).items()}, at))
-    return statuses
-
-
-async def store_step_statuses(connection: asyncpg.Connection, statuses: list[StepStatus]) -> None:
-    await connection.executemany(
-        """INSERT INTO step_status (step, status, counts, updated_at) VALUES ($1, $2, $3::jsonb, $4)
-           ON CONFLICT (step) DO UPDATE SET status = EXCLUDED.status, counts = EXCLUDED.counts,
-               updated_at = EXCLUDED.updated_at""",
-        [(s.step, s.status, json.dumps(s.counts), s.updated_at) for s in statuses],
-    )

@@ -22,8 +22,9 @@ from typing import Any
 
 import asyncpg
 
+from worker.adapters.database import transaction
+from worker.adapters.inbox import Inbox
 from worker.adapters.leave_store import recalculate_leave_many
-from worker.adapters.postgres import Inbox, transaction
 from worker.adapters.target_store import EmployeeApply, PostgresTargetStore, human_key
 from worker.domain.changes import ChangeEvent, CompanyChanged, EmployeeChanged, ReferenceChanged
 from worker.domain.events import Outcome, OutcomeKind, outcome_for

@@ -7,7 +7,8 @@ from datetime import datetime
 
 import asyncpg
 
-from worker.adapters.postgres import Inbox, insert_sync_request, run_once
+from worker.adapters.inbox import Inbox, run_once
+from worker.adapters.poll_store import insert_sync_request
 from worker.domain.events import Outcome, OutcomeKind, SyncRequested, outcome_for
 
 CONSUMER = "sync-requests"

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from worker.adapters.nmbrs import NmbrsPort
 from worker.adapters.nmbrs.errors import NmbrsError
-from worker.adapters.postgres import PollStore
+from worker.adapters.poll_store import PollStore
 from worker.config import Settings
 from worker.domain.changes import (
     BreakerPolicy,

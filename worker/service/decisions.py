@@ -17,8 +17,8 @@ from typing import Any
 import asyncpg
 
 from worker.adapters.hr_queries import open_tasks
+from worker.adapters.inbox import Inbox, run_once
 from worker.adapters.leave_store import recalculate_leave
-from worker.adapters.postgres import Inbox, run_once
 from worker.adapters.target_store import PostgresTargetStore, human_key
 from worker.domain.changes import ChangeSource, CompanyChanged, EmployeeChanged, Entity, Op
 from worker.domain.decisions import (
@@ -31,6 +31,7 @@ from worker.domain.decisions import (
     rejection,
 )
 from worker.domain.events import Outcome, OutcomeKind, outcome_for
+from worker.domain.inbound import MAX_COMMAND_BYTES, cut_reason
 from worker.domain.matching import MatchPolicy
 from worker.domain.nmbrs_records import NmbrsCompany, NmbrsEmployee, nmbrs_today
 from worker.domain.ownership import company_values, employee_values
@@ -44,7 +45,6 @@ from worker.domain.reconcile import (
     reconcile_employee,
 )
 from worker.domain.target_state import PERSONEELSLID
-from worker.entrypoints.consuming import MAX_COMMAND_BYTES, cut_reason
 
 DECISIONS = "decisions"
 FOLLOW_UPS = "follow-ups"

@@ -1,0 +1,1 @@
+"""Use cases: poll Nmbrs, reconcile changes, apply decisions and sync requests (between domain and adapters)."""
