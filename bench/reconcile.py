@@ -70,15 +70,7 @@ from worker.adapters.kafka import KafkaPublisher, client_kwargs
 from worker.adapters.target_store import SYNC_WRITER_SQL
 from worker.adapters.target_store_load import load_target_state
 from worker.config import Settings
-from worker.domain.changes import (
-    ChangeEvent,
-    ChangeSource,
-    EmployeeChanged,
-    Entity,
-    SnapshotEntry,
-    diff,
-    parse_change_event,
-)
+from worker.domain.changes import ChangeEvent, ChangeSource, EmployeeChanged, Entity, parse_change_event
 from worker.domain.events import Message, Outcome
 from worker.domain.matching import MatchPolicy
 from worker.domain.nmbrs_records import (
@@ -91,6 +83,7 @@ from worker.domain.nmbrs_records import (
     SchedulePeriod,
 )
 from worker.domain.ownership import PERSON_FIELDS
+from worker.domain.snapshot_diff import SnapshotEntry, diff
 from worker.domain.target_state import LabourAgreementState, OrganisationState, PersonState, TargetState
 from worker.entrypoints.consuming import ConsumerContext, RawMessage, consume_batch
 from worker.service.reconciler import CONSUMER, handle_change, handle_changes

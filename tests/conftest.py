@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator
@@ -11,21 +10,10 @@ import asyncpg
 import pytest
 from aiokafka.errors import KafkaError
 
+from tests.support import database_url_for_tests, unique_topics
 from worker.adapters.kafka import delete_topics_with_prefix
 from worker.adapters.migrations import migrate
-from worker.config import Settings, Topics
-
-
-def database_url_for_tests() -> str:
-    url = os.environ.get("TEST_DATABASE_URL")
-    if not url:
-        pytest.fail("TEST_DATABASE_URL is not set: run the integration tests through ./dev test")
-    return url
-
-
-def unique_topics(prefix: str) -> Topics:
-    """Topic names of their own, so tests never see each other's messages."""
-    return Topics(**{name: f"{prefix}.{name}" for name in Topics.model_fields})
+from worker.config import Settings
 
 
 @pytest.fixture

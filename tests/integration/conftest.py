@@ -1,14 +1,14 @@
-"""Integration fixtures: the Nmbrs sandbox over real HTTP, Kafka readers and producers, a clean poller."""
+"""Integration fixtures: the Nmbrs sandbox over real HTTP, Kafka readers and producers, a clean poller.
+
+Every test in this folder is marked `integration` here (it needs the Kafka and PostgreSQL of ./dev test)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,16 @@ import pytest
 from aiohttp import ClientSession, web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from tests.support import (
+    DEMO_DATA,
+    RECONCILE_NOW,
+    REPO,
+    STATE,
+    TARGET_TABLES,
+    Sandbox,
+    TopicReader,
+    worker_env,
+)
 from worker.adapters.kafka import KafkaPublisher, client_kwargs, ensure_topics
 from worker.adapters.nmbrs.client import NmbrsClient
 from worker.adapters.target_store_load import load_target_state
@@ -29,24 +39,12 @@ from worker.sandbox.dataset import load_dataset
 from worker.sandbox.server import create_app
 from worker.service.reconciler import handle_change
 
-REPO = Path(__file__).resolve().parents[2]
-DEMO_DATA = REPO / "worker" / "sandbox" / "data" / "demo.json"
-DEMO_TARGET = REPO / "worker" / "sandbox" / "data" / "demo-target.yaml"
 
-TopicReader = Callable[..., Awaitable[list[dict[str, Any]]]]
-
-
-class Sandbox:
-    """A running local Nmbrs sandbox and a tiny client for its admin endpoints."""
-
-    def __init__(self, base_url: str, session: ClientSession) -> None:
-        self.base_url = base_url
-        self.session = session
-
-    async def admin(self, method: str, path: str, body: Any = None) -> Any:
-        async with self.session.request(method, f"{self.base_url}/admin/{path}", json=body) as response:
-            assert response.status < 300, f"{method} {path}: {response.status} {await response.text()}"
-            return None if response.status == 204 else await response.json()
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture
@@ -128,22 +126,6 @@ def read_topic(integration_settings: Settings) -> TopicReader:
     return read
 
 
-def worker_env(settings: Settings, **overrides: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        KAFKA_APP_ID=settings.kafka_app_id,
-        KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
-        KAFKA_TOPIC_PARTITIONS=str(settings.kafka_topic_partitions),
-        DATABASE_URL=settings.database_url.get_secret_value(),
-        STATUS_PORT="0",
-        LOG_LEVEL="INFO",
-    )
-    for name, topic in settings.topics.model_dump().items():
-        env[f"TOPICS__{name.upper()}"] = topic
-    env.update(overrides)
-    return env
-
-
 @pytest.fixture
 async def start_worker(migrated_database: str, tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[None]]]:
     """`await start_worker(settings, VAR=value, ...)`: a real `nmbrs-sync worker` process on the settings'
@@ -181,34 +163,6 @@ async def clean_poller_state(pool: asyncpg.Pool) -> asyncpg.Pool:
 
 
 # --- the target store with a small starting state (reconciler and decision tests) ---
-
-RECONCILE_NOW = datetime(2026, 11, 28, 9, tzinfo=UTC)
-STATE = """
-organisations:
-  - {ref: org-zon, name: "Bakkerij De Zon B.V.", kvk_number: "88721495"}
-persons:
-  - ref: anna
-    first_name: Anna
-    prefix: van der
-    last_name: Berg
-    birthday: 1980-04-02
-    email_work: anna@zon.nl
-    organisation: org-zon
-    account: {username: anna, roles: [medewerker]}
-  - {ref: anna-duplicate, first_name: Anna, last_name: van der Berg, birthday: 1980-04-02, organisation: org-zon}
-  - {ref: piet, first_name: Piet, last_name: Smit, birthday: 1975-01-01, organisation: org-zon}
-blue_employees:
-  - {ref: piet-blue, person: piet, organisation: org-zon, number: "900", employment_start: 2019-01-01}
-labour_agreements:
-  - {nmbrs_id: 2, number: "CAO-2", description: Bakkerij,
-     extra_leave_hours_fulltime: "16", fulltime_hours_per_week: "38"}
-"""
-TARGET_TABLES = (
-    "audit_log, pending_decisions, sync_blocks, sync_links, rt_leave_balances, rt_employee_time_categories, "
-    "rt_time_categories, rt_leave_adjustments, rt_leave_taken, rt_overtime, rt_overtime_payouts, "
-    "rt_contract_periods, rt_schedule_periods, rt_employees, rt_companies, rt_departments, rt_functions, "
-    "rt_labour_agreements, crm_characteristics, crm_accounts, crm_persons, crm_organisations, processed_events"
-)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 
 from tests.builders import HASH_ANNA, NOW, employee_change
+from tests.support import database_url_for_tests
 from worker.adapters.hr_queries import decision_history
 from worker.adapters.poll_store import PollStore
 from worker.adapters.target_store import PostgresTargetStore, human_key
@@ -26,10 +27,7 @@ from worker.domain.nmbrs_records import ContractPeriod, EmploymentPeriod, NmbrsE
 from worker.entrypoints.cli import leave_of_employee
 from worker.service.decisions import decision_published, handle_decision, handle_follow_up
 
-from ..conftest import database_url_for_tests
 from .test_reconciler import Handle, employee, event
-
-pytestmark = pytest.mark.integration
 
 
 def decision(action: str, nmbrs_id: int | None = 101, **fields: Any) -> Decision:

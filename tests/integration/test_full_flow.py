@@ -10,13 +10,10 @@ from typing import Any
 import asyncpg
 import pytest
 
+from tests.support import DEMO_TARGET, TARGET_TABLES, Sandbox, worker_env
 from worker.adapters.target_store_load import load_target_state
 from worker.config import Settings
 from worker.domain.target_state import parse_target_file
-
-from .conftest import DEMO_TARGET, TARGET_TABLES, Sandbox, worker_env
-
-pytestmark = pytest.mark.integration
 
 TopicReader = Callable[..., Awaitable[list[dict[str, Any]]]]
 

@@ -17,6 +17,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from pydantic import SecretStr
 
+from tests.support import TARGET_TABLES, TopicReader
 from worker.adapters.kafka import KafkaPublisher, client_kwargs
 from worker.adapters.target_store_load import load_target_state
 from worker.config import Settings
@@ -29,10 +30,6 @@ from worker.domain.target_state import parse_target_file
 from worker.entrypoints import hr_cli
 from worker.service.decisions import handle_decision, handle_follow_up
 from worker.service.reconciler import handle_change
-
-from .conftest import TARGET_TABLES, TopicReader
-
-pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 11, 28, 9, tzinfo=UTC)
 STATE = """

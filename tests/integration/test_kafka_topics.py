@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from tests.conftest import unique_topics
+from tests.support import unique_topics
 from worker.adapters.kafka import client_kwargs, delete_topics_with_prefix, ensure_topics
 from worker.config import Settings
 

@@ -24,13 +24,11 @@ from worker.adapters.nmbrs.errors import (
     NmbrsTransportError,
 )
 from worker.config import Settings
-from worker.domain.matching import normalise_postcode
 from worker.domain.nmbrs_records import NmbrsCompany
+from worker.domain.normalisation import normalise_postcode
 from worker.sandbox.dataset import Dataset
 from worker.sandbox.generate import generate
 from worker.sandbox.server import create_app
-
-pytestmark = pytest.mark.integration
 
 USERNAME, TOKEN, DOMAIN = "api@example.nl", "s3cr3t-T0ken-value", "acme"
 BULK = (

@@ -16,11 +16,9 @@ from worker.adapters.kafka import KafkaPublisher
 from worker.adapters.nmbrs.client import NmbrsClient
 from worker.adapters.poll_store import POLL_LOCK_ID, PollStore, insert_sync_request
 from worker.config import Settings
-from worker.domain.changes import SnapshotEntry
 from worker.domain.events import SyncRequested
+from worker.domain.snapshot_diff import SnapshotEntry
 from worker.service.poller import Poller, PollOptions
-
-pytestmark = pytest.mark.integration
 
 TopicReader = Callable[..., Awaitable[list[dict[str, Any]]]]
 

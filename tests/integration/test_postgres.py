@@ -13,8 +13,6 @@ from worker.adapters.migrations import Migration, MigrationError, current_versio
 from worker.adapters.poll_store import insert_sync_request
 from worker.domain.events import Outcome, OutcomeKind, SyncRequested, outcome_for
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 async def scratch_schema(migrated_database: str) -> asyncpg.Connection:

@@ -13,21 +13,16 @@ import asyncpg
 import pytest
 
 from tests.builders import HASH_ANNA, NOW, company_change, department_change, employee_change, nmbrs_employee
-from tests.integration.conftest import STATE
+from tests.support import STATE
 from worker.adapters.leave_store import recalculate_leave
 from worker.adapters.target_store import SYNC_WRITER_SQL, PostgresTargetStore, human_key
 from worker.adapters.target_store_load import load_target_state
-from worker.domain.changes import (
-    EmployeeChanged,
-    Op,
-)
+from worker.domain.changes import EmployeeChanged, Op
 from worker.domain.events import Outcome, OutcomeKind
 from worker.domain.matching import MatchPolicy
 from worker.domain.nmbrs_records import CodeRef, ContractPeriod, EmploymentPeriod, LabourAgreementRef, NmbrsEmployee
 from worker.domain.reconcile import reconcile_employee
 from worker.domain.target_state import parse_target_file
-
-pytestmark = pytest.mark.integration
 
 Handle = Callable[..., Awaitable[list[Outcome]]]
 

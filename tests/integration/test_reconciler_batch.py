@@ -8,10 +8,9 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
-import pytest
 
 from tests.builders import HASH_ANNA, company_change, department_change, employee_change, nmbrs_employee
-from tests.integration.conftest import RECONCILE_NOW, STATE, TARGET_TABLES
+from tests.support import RECONCILE_NOW, STATE, TARGET_TABLES
 from worker.adapters.target_store_load import load_target_state
 from worker.domain.changes import ChangeEvent, Op
 from worker.domain.events import Outcome, OutcomeKind
@@ -19,8 +18,6 @@ from worker.domain.matching import MatchPolicy
 from worker.domain.nmbrs_records import CodeRef, ContractPeriod, EmploymentPeriod, NmbrsEmployee
 from worker.domain.target_state import parse_target_file
 from worker.service.reconciler import handle_change, handle_changes
-
-pytestmark = pytest.mark.integration
 
 AUTO = MatchPolicy(auto_link_min_score=0.9)
 # The common starting state plus one more person, whose employee links by the definite rule.

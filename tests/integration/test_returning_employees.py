@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from tests.builders import company_change, department_change, employee_change, nmbrs_employee
-from tests.integration.conftest import RECONCILE_NOW, TARGET_TABLES
+from tests.support import RECONCILE_NOW, TARGET_TABLES
 from worker.adapters.target_store_load import load_target_state
 from worker.domain.changes import ChangeEvent, Op
 from worker.domain.events import Outcome, OutcomeKind
@@ -20,8 +20,6 @@ from worker.domain.matching import MatchPolicy
 from worker.domain.nmbrs_records import ContractPeriod, EmploymentPeriod, NmbrsEmployee
 from worker.domain.target_state import OrganisationState, PersonState, TargetState
 from worker.service.reconciler import handle_change, handle_changes
-
-pytestmark = pytest.mark.integration
 
 AUTO = MatchPolicy(auto_link_min_score=0.9)
 EMPLOYEES = 16

@@ -18,8 +18,6 @@ from worker.config import Settings
 from worker.domain.target_state import TargetState, parse_target_file
 from worker.entrypoints.target_cli import cmd_target_load
 
-pytestmark = pytest.mark.integration
-
 DEMO_TARGET = Path(__file__).resolve().parents[2] / "worker" / "sandbox" / "data" / "demo-target.yaml"
 TABLES = (
     "crm_organisations",

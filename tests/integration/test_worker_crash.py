@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 
 from tests.builders import employee_change, nmbrs_employee
-from tests.integration.conftest import RECONCILE_NOW, REPO, TopicReader, worker_env
+from tests.support import RECONCILE_NOW, REPO, TopicReader, worker_env
 from worker.adapters.kafka import KafkaPublisher, ensure_topics
 from worker.adapters.target_store_load import load_target_state
 from worker.config import Settings
@@ -27,8 +27,6 @@ from worker.domain.matching import MatchPolicy
 from worker.domain.nmbrs_records import ContractPeriod, NmbrsEmployee
 from worker.domain.target_state import OrganisationState, PersonState, TargetState
 from worker.service.reconciler import handle_changes
-
-pytestmark = pytest.mark.integration
 
 EMPLOYEES = 60
 FIRST_ID = 4000

@@ -18,8 +18,6 @@ from aiokafka import AIOKafkaProducer
 from worker.config import Settings
 from worker.domain.events import SyncRequested
 
-pytestmark = pytest.mark.integration
-
 TopicReader = Callable[..., Awaitable[list[dict[str, Any]]]]
 REPO = Path(__file__).resolve().parents[2]
 WorkerStarter = Callable[..., Awaitable[None]]

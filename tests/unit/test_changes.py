@@ -13,22 +13,10 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from tests.builders import department_change, employee_change, nmbrs_employee
-from worker.domain.changes import (
-    BreakerPolicy,
-    ChangeSource,
-    EmployeeChanged,
-    Entity,
-    Op,
-    PublishedAhead,
-    SnapshotEntry,
-    diff,
-    evaluate_breaker,
-    fingerprint,
-    parse_change_event,
-    record_key,
-    reference_records,
-)
+from worker.domain.breaker import BreakerPolicy, evaluate_breaker
+from worker.domain.changes import ChangeSource, EmployeeChanged, Entity, Op, parse_change_event, record_key
 from worker.domain.nmbrs_records import CodeRef, ContractPeriod, EmploymentPeriod, NmbrsCompany, NmbrsEmployee
+from worker.domain.snapshot_diff import PublishedAhead, SnapshotEntry, diff, fingerprint, reference_records
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 

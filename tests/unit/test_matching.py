@@ -1,4 +1,4 @@
-"""Candidate matching for Koppelen (worker.domain.matching): Dutch comparators, ranking and decisions."""
+"""Candidate matching for Koppelen (person_scoring, person_matching, organisation_matching): comparators, decisions."""
 
 from __future__ import annotations
 
@@ -7,37 +7,31 @@ from typing import Any
 
 import pytest
 
-from worker.domain.matching import (
-    ORGANISATION_WEIGHTS,
-    PERSON_WEIGHTS,
-    AutoLink,
-    Level,
-    MatchPolicy,
-    NeedsDecision,
-    OrganisationAutoLink,
-    OrganisationCandidate,
-    OrganisationNeedsDecision,
-    PersonCandidate,
-    ScoredCandidate,
-    ScoredOrganisation,
-    decide_match,
-    decide_organisation_match,
+from worker.domain.matching import Level, MatchPolicy
+from worker.domain.nmbrs_records import NmbrsCompany, NmbrsEmployee
+from worker.domain.normalisation import (
     fold,
     initials_of,
-    jaro_winkler,
     normalise_email,
     normalise_kvk,
     normalise_organisation_name,
     normalise_phone,
     normalise_postcode,
     normalise_website,
-    rank_candidates,
-    rank_organisations,
-    score_organisation,
-    score_person,
     split_last_name,
 )
-from worker.domain.nmbrs_records import NmbrsCompany, NmbrsEmployee
+from worker.domain.organisation_matching import (
+    ORGANISATION_WEIGHTS,
+    OrganisationAutoLink,
+    OrganisationCandidate,
+    OrganisationNeedsDecision,
+    ScoredOrganisation,
+    decide_organisation_match,
+    score_organisation,
+)
+from worker.domain.person_matching import AutoLink, NeedsDecision, decide_match
+from worker.domain.person_scoring import PERSON_WEIGHTS, PersonCandidate, ScoredCandidate, score_person
+from worker.domain.similarity import jaro_winkler
 
 BIRTHDAY = date(1984, 3, 17)
 
@@ -70,6 +64,21 @@ def person(person_id: int = 1, **overrides: Any) -> PersonCandidate:
 
 def level(scored: ScoredCandidate | ScoredOrganisation, field: str) -> Level:
     return next(c.level for c in scored.comparisons if c.field == field)
+
+
+def pick_list(nmbrs: NmbrsEmployee, candidates: list[PersonCandidate], **policy: Any) -> tuple[ScoredCandidate, ...]:
+    """The Koppelen pick list: the candidates decide_match carries when a human decides."""
+    decision = decide_match(nmbrs, candidates, MatchPolicy(**policy))
+    assert isinstance(decision, NeedsDecision)
+    return decision.candidates
+
+
+def organisation_pick_list(
+    nmbrs: NmbrsCompany, candidates: list[OrganisationCandidate], **policy: Any
+) -> tuple[ScoredOrganisation, ...]:
+    decision = decide_organisation_match(nmbrs, candidates, MatchPolicy(**policy))
+    assert isinstance(decision, OrganisationNeedsDecision)
+    return decision.candidates
 
 
 # --- Jaro-Winkler ---------------------------------------------------------------------------------
@@ -272,7 +281,7 @@ def test_birthday_disagreement_pushes_a_full_name_match_below_min_score() -> Non
     disagreeing = score_person(employee(), person(birthday=date(1991, 7, 2)))
     assert agreeing.score >= 0.2
     assert disagreeing.score < 0.2
-    assert rank_candidates(employee(), [person(birthday=date(1991, 7, 2))]) == ()
+    assert pick_list(employee(), [person(birthday=date(1991, 7, 2))]) == ()
 
 
 def test_missing_data_neither_adds_nor_subtracts() -> None:
@@ -288,14 +297,14 @@ def test_similar_name_with_agreeing_birthday_ranks_above_exact_name_with_other_b
     nmbrs = employee(prefix=None, last_name="Jansen", first_name="Piet")
     right = person(1, prefix=None, last_name="Janssen", first_name="Piet")
     wrong = person(2, prefix=None, last_name="Jansen", first_name="Piet", birthday=date(1960, 11, 30))
-    ranked = rank_candidates(nmbrs, [wrong, right], min_score=0.0)
+    ranked = pick_list(nmbrs, [wrong, right], min_score=0.0)
     assert [c.person_id for c in ranked] == [1, 2]
     assert level(ranked[0], "last_name") is Level.CLOSE
 
 
 def test_exact_name_ranks_above_similar_name_when_both_birthdays_agree() -> None:
     nmbrs = employee(prefix=None, last_name="Jansen", first_name="Piet")
-    ranked = rank_candidates(
+    ranked = pick_list(
         nmbrs,
         [
             person(1, prefix=None, last_name="Janssen", first_name="Piet"),
@@ -307,19 +316,19 @@ def test_exact_name_ranks_above_similar_name_when_both_birthdays_agree() -> None
 
 
 def test_duplicates_with_equal_evidence_rank_the_person_with_the_login_account_first() -> None:
-    ranked = rank_candidates(employee(), [person(3), person(7, has_login_account=True), person(5)])
+    ranked = pick_list(employee(), [person(3), person(7, has_login_account=True), person(5)])
     assert [c.person_id for c in ranked] == [7, 3, 5]
     assert len({c.score for c in ranked}) == 1
     assert "has_login_account" in ranked[0].flags
 
 
 def test_rank_keeps_top_n_and_counts_a_person_found_twice_once() -> None:
-    ranked = rank_candidates(employee(), [person(i) for i in range(10)] + [person(0)], top_n=3)
+    ranked = pick_list(employee(), [person(i) for i in range(10)] + [person(0)], top_n=3)
     assert [c.person_id for c in ranked] == [0, 1, 2]
 
 
 def test_blue_employee_is_offered_and_flagged() -> None:
-    ranked = rank_candidates(employee(), [person(4, is_blue_employee=True)])
+    ranked = pick_list(employee(), [person(4, is_blue_employee=True)])
     assert [c.person_id for c in ranked] == [4]
     assert "blue_employee" in ranked[0].flags
     assert "blue_employee" in ranked[0].explanation
@@ -595,7 +604,7 @@ def test_organisation_comparisons_explain_every_field() -> None:
         "postcode": Level.MISSING,
     }
     assert scored.score == pytest.approx(-0.5 + 0.4 + 0.1 + 0.15 + 0.15)
-    assert rank_organisations(company(), [candidate]) == ()  # a different KvK number outweighs the name
+    assert organisation_pick_list(company(), [candidate]) == ()  # a different KvK number outweighs the name
 
 
 def test_shared_public_mail_domain_is_not_evidence() -> None:

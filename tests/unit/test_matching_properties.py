@@ -1,4 +1,4 @@
-"""Property tests (hypothesis) for the candidate scoring in worker.domain.matching."""
+"""Property tests (hypothesis) for the candidate scoring in worker.domain.person_scoring."""
 
 from __future__ import annotations
 
@@ -10,14 +10,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.domain.matching import (
-    PERSON_WEIGHTS,
-    Level,
-    PersonCandidate,
-    jaro_winkler,
-    score_person,
-)
+from worker.domain.matching import Level
 from worker.domain.nmbrs_records import NmbrsEmployee
+from worker.domain.person_scoring import PERSON_WEIGHTS, PersonCandidate, score_person
+from worker.domain.similarity import jaro_winkler
 
 PROPERTY = settings(max_examples=200, deadline=None)
 

@@ -7,18 +7,15 @@ from datetime import date
 from decimal import Decimal
 
 from tests.builders import HASH_ANNA, NOW, company_change, department_change, employee_change, nmbrs_employee
-from worker.domain.changes import (
-    ChangeSource,
-    EmployeeChanged,
-    Op,
-)
+from worker.domain.changes import ChangeSource, EmployeeChanged, Op
 from worker.domain.events import OutcomeKind
-from worker.domain.matching import MatchPolicy, OrganisationCandidate, PersonCandidate
+from worker.domain.matching import MatchPolicy
 from worker.domain.nmbrs_records import (
     ContractPeriod,
     EmploymentPeriod,
     NmbrsEmployee,
 )
+from worker.domain.organisation_matching import OrganisationCandidate
 from worker.domain.ownership import (
     LOCAL_EMPLOYEE_FIELDS,
     NMBRS_OWNED_EMPLOYEE_FIELDS,
@@ -27,6 +24,7 @@ from worker.domain.ownership import (
     employee_values,
     hours_text,
 )
+from worker.domain.person_scoring import PersonCandidate
 from worker.domain.reconcile import (
     Apply,
     ClearPending,

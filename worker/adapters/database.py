@@ -5,11 +5,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import TypeAlias
 
 import asyncpg
 
 from worker.config import Settings
 
+# The use cases and entrypoints name the pool and a connection by these, so asyncpg stays inside the adapters.
+Pool: TypeAlias = asyncpg.Pool
+Connection: TypeAlias = asyncpg.Connection
+
+# A database that cannot be reached (or refuses us) at connect time: a CLI says so instead of a traceback.
+CONNECT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.CannotConnectNowError,
+)
 
 async def keep_session(_connection: asyncpg.Connection) -> None:
     """Skip asyncpg's reset round trip on every release: we keep no session state (no SET, LISTEN or
@@ -31,6 +44,11 @@ async def create_pool(
     )
     assert pool is not None
     return pool
+
+
+async def connect(settings: Settings) -> asyncpg.Connection:
+    """One connection outside the pool, for a short CLI command."""
+    return await asyncpg.connect(settings.database_url.get_secret_value())
 
 
 @asynccontextmanager

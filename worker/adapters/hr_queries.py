@@ -18,14 +18,9 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from worker.domain.decisions import TASKS
-from worker.domain.matching import (
-    FLAG_BLUE_EMPLOYEE,
-    FLAG_LOGIN_ACCOUNT,
-    ScoredCandidate,
-    ScoredOrganisation,
-    fold,
-    normalise_kvk,
-)
+from worker.domain.normalisation import fold, normalise_kvk
+from worker.domain.organisation_matching import ScoredOrganisation
+from worker.domain.person_scoring import FLAG_BLUE_EMPLOYEE, FLAG_LOGIN_ACCOUNT, ScoredCandidate
 from worker.domain.target_state import PERSONEELSLID
 
 Entity = Literal["employee", "company"]
@@ -220,7 +215,7 @@ def _question_order(question: PendingQuestionView) -> tuple[bool, bool, str, int
 
 # --- search ------------------------------------------------------------------------------------------------
 
-# Accent- and case-free comparison in SQL that agrees with matching.fold() for Latin letters: translate()
+# Accent- and case-free comparison in SQL that agrees with normalisation.fold() for Latin letters: translate()
 # for the letters fold() maps to one letter, replace() for the ligatures it spells out (æ -> ae), after NFC
 # (a name stored with combining marks folds like the precomposed one). Generated from fold() itself, so the
 # two cannot drift apart; crm_persons.match_name (migration 0013) holds the same expression, and a test says so.

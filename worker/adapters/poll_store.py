@@ -14,8 +14,9 @@ from typing import Any
 import asyncpg
 
 from worker.adapters.database import transaction
-from worker.domain.changes import Op, PlannedChange, PublishedAhead, SnapshotEntry
+from worker.domain.changes import Op
 from worker.domain.events import SyncRequested
+from worker.domain.snapshot_diff import PlannedChange, PublishedAhead, SnapshotEntry
 
 
 async def insert_sync_request(connection: asyncpg.Connection, request: SyncRequested) -> None:

@@ -16,16 +16,11 @@ from typing import Any, Protocol
 import asyncpg
 from pydantic_core import from_json, to_json
 
-from worker.domain.matching import (
-    OrganisationCandidate,
-    PersonCandidate,
-    fold,
-    normalise_kvk,
-    normalise_organisation_name,
-    split_last_name,
-)
 from worker.domain.nmbrs_records import CodeRef, LabourAgreementRef, NmbrsCompany, NmbrsEmployee
+from worker.domain.normalisation import fold, normalise_kvk, normalise_organisation_name, split_last_name
+from worker.domain.organisation_matching import OrganisationCandidate
 from worker.domain.ownership import NMBRS_OWNED_COMPANY_FIELDS, PERSON_FIELDS
+from worker.domain.person_scoring import PersonCandidate
 from worker.domain.reconcile import (
     Apply,
     ClearPending,

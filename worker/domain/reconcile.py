@@ -14,15 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from worker.domain.changes import CompanyChanged, EmployeeChanged, Op, ReferenceChanged
 from worker.domain.events import OutcomeKind
-from worker.domain.matching import (
-    AutoLink,
-    MatchPolicy,
+from worker.domain.matching import MatchPolicy
+from worker.domain.organisation_matching import (
     OrganisationAutoLink,
     OrganisationCandidate,
-    PersonCandidate,
-    ScoredCandidate,
     ScoredOrganisation,
-    decide_match,
     decide_organisation_match,
 )
 from worker.domain.ownership import (
@@ -33,6 +29,8 @@ from worker.domain.ownership import (
     differing_fields,
     employee_values,
 )
+from worker.domain.person_matching import AutoLink, decide_match
+from worker.domain.person_scoring import PersonCandidate, ScoredCandidate
 
 
 class _Frozen(BaseModel):

@@ -25,11 +25,10 @@ def cmd_config(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _migrate(settings: Settings) -> list[int]:
-    import asyncpg
-
+    from worker.adapters.database import connect
     from worker.adapters.migrations import current_version, migrate
 
-    connection = await asyncpg.connect(settings.database_url.get_secret_value())
+    connection = await connect(settings)
     try:
         applied = await migrate(connection)
         print(
@@ -123,14 +122,13 @@ def cmd_leave(args: argparse.Namespace, settings: Settings) -> int:
 
 async def leave_of_employee(settings: Settings, employee_id: int, on: str | None, year: int | None) -> int:
     """Print the calculation for a stored employee, with its explanation, as HR checks it."""
-    import asyncpg
-
+    from worker.adapters.database import connect
     from worker.adapters.leave_store import load_leave_input
     from worker.domain.leave import leave_balance
     from worker.domain.nmbrs_records import nmbrs_today
 
     as_of = date.fromisoformat(on) if on else nmbrs_today(datetime.now(UTC))
-    connection = await asyncpg.connect(settings.database_url.get_secret_value())
+    connection = await connect(settings)
     try:
         data = await load_leave_input(connection, employee_id, as_of)
     except LookupError as error:
@@ -171,9 +169,8 @@ def leave_from_file(path: str) -> int:
 
 
 async def _wait_idle(settings: Settings, timeout_s: float) -> bool:
-    import asyncpg
-
-    connection = await asyncpg.connect(settings.database_url.get_secret_value())
+    from worker.adapters.database import connect
+    connection = await connect(settings)
     try:
         async with asyncio.timeout(timeout_s):
             while True:

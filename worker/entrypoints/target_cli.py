@@ -43,8 +43,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def cmd_target_load(args: argparse.Namespace, settings: Settings) -> int:
     """Exit 0 when loaded (or, with --dry-run, loadable), 2 for an unreadable or invalid file, 1 when the
     file conflicts with the store, 4 when the database cannot be reached."""
-    import asyncpg
-
+    from worker.adapters.database import CONNECT_ERRORS
     from worker.adapters.target_store_load import TargetLoadError
 
     try:
@@ -63,8 +62,7 @@ def cmd_target_load(args: argparse.Namespace, settings: Settings) -> int:
     except TargetLoadError as error:
         print(f"nmbrs-sync: {args.file}: {error}; nothing was loaded", file=sys.stderr)
         return 1
-    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InvalidAuthorizationSpecificationError,
-            asyncpg.InvalidCatalogNameError, asyncpg.CannotConnectNowError) as error:  # fmt: skip
+    except CONNECT_ERRORS as error:
         print(f"nmbrs-sync: cannot connect to the database: {error}; nothing was loaded", file=sys.stderr)
         return 4
     if report is None:
@@ -84,12 +82,11 @@ def cmd_target_load(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _load(settings: Settings, state: TargetState, *, dry_run: bool, if_empty: bool = False) -> LoadReport | None:
-    import asyncpg
-
+    from worker.adapters.database import connect
     from worker.adapters.migrations import migrate
     from worker.adapters.target_store_load import load_target_state
 
-    connection = await asyncpg.connect(settings.database_url.get_secret_value())
+    connection = await connect(settings)
     try:
         transaction = connection.transaction()
         await transaction.start()

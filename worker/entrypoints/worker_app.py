@@ -14,11 +14,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import faust
 from aiohttp import web
 
-from worker.adapters.database import create_pool
+from worker.adapters.database import Pool, create_pool
 from worker.adapters.kafka import KafkaPublisher, ssl_context
 from worker.adapters.nmbrs.client import NmbrsClient
 from worker.adapters.poll_store import PollStore
@@ -72,7 +71,7 @@ class Resources:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._pool: asyncpg.Pool | None = None
+        self._pool: Pool | None = None
         self._publisher: KafkaPublisher | None = None
         self._nmbrs: NmbrsClient | None = None
         self.handled = 0
@@ -85,7 +84,7 @@ class Resources:
             self._nmbrs = NmbrsClient.from_settings(self.settings)
         return self._nmbrs
 
-    async def pool(self) -> asyncpg.Pool:
+    async def pool(self) -> Pool:
         async with self._opening:  # the agents start together: one pool for all of them
             if self._pool is None:
                 # A worker started while the database is away waits for it instead of crashing its agents.

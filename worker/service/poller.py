@@ -22,21 +22,11 @@ from worker.adapters.nmbrs import NmbrsPort
 from worker.adapters.nmbrs.errors import NmbrsError
 from worker.adapters.poll_store import PollStore
 from worker.config import Settings
-from worker.domain.changes import (
-    BreakerPolicy,
-    BreakerVerdict,
-    ChangeSource,
-    Entity,
-    PlannedChange,
-    PublishedAhead,
-    SnapshotEntry,
-    diff,
-    evaluate_breaker,
-    record_key,
-    reference_records,
-)
+from worker.domain.breaker import BreakerPolicy, judge_poll
+from worker.domain.changes import ChangeSource, Entity
 from worker.domain.events import CompanyFetch, Message, PollReport
-from worker.domain.nmbrs_records import CompanySnapshot, NmbrsCompany, Record, nmbrs_today
+from worker.domain.nmbrs_records import CompanySnapshot, NmbrsCompany, nmbrs_today
+from worker.domain.snapshot_diff import plan_poll
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +144,9 @@ class Poller:
         fetch_s = time.perf_counter() - clock
 
         clock = time.perf_counter()
-        planned = self._plan(poll_id, options, previous, ahead, companies, snapshots)
-        fetched_ok = {s.company.company_id for s in snapshots}
-        verdict = self._breaker(previous, snapshots, fetched_ok, planned)
+        source = ChangeSource(poll_id=poll_id, fetched_at=self.now(), full=options.full, repair=options.repair)
+        planned = plan_poll(source, previous, ahead, companies, snapshots, source.fetched_at)
+        verdict = judge_poll(previous, snapshots, planned, self.policy)
         diff_s = time.perf_counter() - clock
 
         changes = Counter(f"{p.event.entity.value}:{p.event.op.value}" for p in planned)
@@ -236,89 +226,6 @@ class Poller:
             for r in results
         ]
         return snapshots, fetches
-
-    def _plan(
-        self,
-        poll_id: uuid.UUID,
-        options: PollOptions,
-        previous: dict[str, SnapshotEntry],
-        ahead: dict[str, PublishedAhead],
-        companies: list[NmbrsCompany],
-        snapshots: list[CompanySnapshot],
-    ) -> list[PlannedChange]:
-        now = self.now()
-        source = ChangeSource(poll_id=poll_id, fetched_at=now, full=options.full, repair=options.repair)
-        fetched_ok = {s.company.company_id for s in snapshots}
-        all_ok = bool(companies) and len(fetched_ok) == len(companies)
-        by_entity: dict[Entity, dict[str, SnapshotEntry]] = {entity: {} for entity in Entity}
-        for key, entry in previous.items():
-            by_entity[entry.entity][key] = entry
-        ahead_by_entity: dict[Entity, dict[str, PublishedAhead]] = {entity: {} for entity in Entity}
-        for key, sent in ahead.items():
-            ahead_by_entity[sent.entry.entity][key] = sent
-
-        current: dict[Entity, dict[str, tuple[Record, int | None]]] = {entity: {} for entity in Entity}
-        for company in companies:
-            current[Entity.COMPANY][record_key(Entity.COMPANY, company.company_id)] = (
-                company,
-                company.company_id,
-            )
-        for snapshot in snapshots:
-            for employee in snapshot.employees:
-                current[Entity.EMPLOYEE][record_key(Entity.EMPLOYEE, employee.employee_id)] = (
-                    employee,
-                    snapshot.company.company_id,
-                )
-        references = reference_records(
-            (e for s in snapshots for e in s.employees), (a for s in snapshots for a in s.labour_agreements)
-        )
-        for key, reference in references.items():
-            current[Entity(reference.kind)][key] = (reference, None)
-
-        planned: list[PlannedChange] = []
-        # The company list itself came back, so a company missing from it is really gone.
-        planned += diff(
-            Entity.COMPANY,
-            by_entity[Entity.COMPANY],
-            current[Entity.COMPANY],
-            source,
-            lambda entry: True,
-            now,
-            ahead_by_entity[Entity.COMPANY],
-        )
-        for entity in (Entity.DEPARTMENT, Entity.FUNCTION, Entity.LABOUR_AGREEMENT):
-            # Reference data is shared between companies: unused only if every company was seen.
-            planned += diff(
-                entity, by_entity[entity], current[entity], source, lambda entry: all_ok, now, ahead_by_entity[entity]
-            )
-        planned += diff(
-            Entity.EMPLOYEE,
-            by_entity[Entity.EMPLOYEE],
-            current[Entity.EMPLOYEE],
-            source,
-            # Only when every company was fetched: an employee may have moved into a company that failed.
-            lambda entry: all_ok,
-            now,
-            ahead_by_entity[Entity.EMPLOYEE],
-        )
-        return planned
-
-    def _breaker(
-        self,
-        previous: dict[str, SnapshotEntry],
-        snapshots: list[CompanySnapshot],
-        fetched_ok: set[int],
-        planned: list[PlannedChange],
-    ) -> BreakerVerdict:
-        # Counted over the companies fetched now: a failed company is already kept out of the changes.
-        previous_active = sum(
-            1 for e in previous.values() if e.entity is Entity.EMPLOYEE and not e.deleted and e.company_id in fetched_ok
-        )
-        fetched = sum(len(s.employees) for s in snapshots)
-        by_company = Counter(
-            e.company_id for e in previous.values() if e.entity is Entity.EMPLOYEE and not e.deleted and e.company_id
-        )
-        return evaluate_breaker(previous_active, fetched, [p.event for p in planned], self.policy, by_company)
 
     def _report(
         self,

@@ -20,9 +20,7 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-import asyncpg
-
-from worker.adapters.database import transaction
+from worker.adapters.database import Pool, transaction
 from worker.adapters.inbox import Inbox
 from worker.adapters.leave_store import recalculate_leave_many
 from worker.adapters.target_store import EmployeeApply, PostgresTargetStore, human_key
@@ -210,7 +208,7 @@ async def _reconcile(
 
 
 async def handle_changes(
-    events: Sequence[ChangeEvent[Any]], pool: asyncpg.Pool, policy: MatchPolicy, now: Callable[[], datetime]
+    events: Sequence[ChangeEvent[Any]], pool: Pool, policy: MatchPolicy, now: Callable[[], datetime]
 ) -> list[Outcome]:
     """Apply a batch of change events exactly once, in one transaction; returns the outcomes to publish
     in event order. Events seen before (a redelivery) return the outcomes stored the first time."""
@@ -228,6 +226,6 @@ async def handle_changes(
 
 
 async def handle_change(
-    event: ChangeEvent[Any], pool: asyncpg.Pool, policy: MatchPolicy, now: Callable[[], datetime]
+    event: ChangeEvent[Any], pool: Pool, policy: MatchPolicy, now: Callable[[], datetime]
 ) -> list[Outcome]:
     return await handle_changes([event], pool, policy, now)

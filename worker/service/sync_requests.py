@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-import asyncpg
-
+from worker.adapters.database import Connection, Pool
 from worker.adapters.inbox import Inbox, run_once
 from worker.adapters.poll_store import insert_sync_request
 from worker.domain.events import Outcome, OutcomeKind, SyncRequested, outcome_for
@@ -16,9 +15,9 @@ SUBJECT = "sync-request"
 
 
 async def handle_sync_requested(
-    request: SyncRequested, pool: asyncpg.Pool, now: Callable[[], datetime]
+    request: SyncRequested, pool: Pool, now: Callable[[], datetime]
 ) -> list[Outcome]:
-    async def record(connection: asyncpg.Connection) -> list[Outcome]:
+    async def record(connection: Connection) -> list[Outcome]:
         await insert_sync_request(connection, request)
         mode = "full reconciliation" if request.full else "change poll"
         return [

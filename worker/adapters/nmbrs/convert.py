@@ -20,7 +20,6 @@ from typing import Any, Generic, TypeVar
 from lxml import etree
 
 from worker.adapters.nmbrs.errors import NmbrsMalformedResponse, fault_from_string
-from worker.domain.matching import normalise_postcode
 from worker.domain.nmbrs_records import (
     CodeRef,
     CompanySnapshot,
@@ -32,6 +31,7 @@ from worker.domain.nmbrs_records import (
     NmbrsEmployee,
     SchedulePeriod,
 )
+from worker.domain.normalisation import normalise_postcode
 
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"

@@ -1,0 +1,253 @@
+"""Change detection: compare what Nmbrs returns now with the last snapshot and plan the change events.
+
+Rules that keep it honest:
+- only records whose fingerprint changed produce an event; a full reconciliation adds snapshot reads (r);
+- a record is removed (d) only when the fetch that owned it succeeded and it appears nowhere else;
+- every version handed to the broker is recorded before it is sent (`PublishedAhead`), so a poll after a cut-off
+  one numbers its changes above anything that may have gone out: a value that went A -> B -> A over cut-off
+  polls is a new event the third time, never a repeat of the first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from worker.domain.changes import (
+    EVENT_CLASS,
+    ChangeEvent,
+    ChangeSource,
+    Entity,
+    Op,
+    ReferenceRecord,
+    event_id_for,
+    record_key,
+)
+from worker.domain.nmbrs_records import CompanySnapshot, NmbrsCompany, NmbrsEmployee, Record
+
+
+class SnapshotEntry(BaseModel):
+    """The last state of one record we published. Removed records stay as tombstones to keep versions."""
+
+    model_config = ConfigDict(frozen=True)
+
+    entity: Entity
+    key: str
+    company_id: int | None
+    fingerprint: str
+    version: int
+    deleted: bool = False
+    record: dict[str, Any]
+
+
+class PublishedAhead(BaseModel):
+    """The last event of a record handed to the broker by a poll that has not stored its snapshot (a poll cut
+    off while publishing): it may have gone out, so the next publication of that record must come after it.
+    `entry` is the snapshot entry that poll would have stored."""
+
+    model_config = ConfigDict(frozen=True)
+
+    op: Op
+    entry: SnapshotEntry
+
+
+@dataclass(frozen=True)
+class PlannedChange:
+    """An event to publish and the snapshot entry to store once the broker acknowledged it."""
+
+    event: ChangeEvent[Any]
+    snapshot: SnapshotEntry
+
+
+def fingerprint(record: Record) -> str:
+    """Stable hash of a record's content: equal data, equal fingerprint, whatever the field order."""
+    canonical = json.dumps(record.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def changed_fields(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name)))
+
+
+def diff(
+    entity: Entity,
+    previous: Mapping[str, SnapshotEntry],
+    current: Mapping[str, tuple[Record, int | None]],
+    source: ChangeSource,
+    removable: Callable[[SnapshotEntry], bool],
+    now: AwareDatetime,
+    ahead: Mapping[str, PublishedAhead] | None = None,
+) -> list[PlannedChange]:
+    """Plan the events for one entity type.
+
+    `current` maps key -> (record, owning company id). `removable(entry)` says whether a record missing
+    from `current` may be removed: only when the fetch that owned it came back complete. `ahead`: the last
+    event of each record that a poll cut off since the snapshot may have published (see PublishedAhead).
+    """
+    event_class = EVENT_CLASS[entity]
+    planned: list[PlannedChange] = []
+    ahead = ahead or {}
+
+    def next_version(key: str, op: Op, print_: str) -> int:
+        """Above every version the record may carry downstream; the version of the last event sent only when
+        that was this very change (it then gets the same id, and a consumer that saw it ignores it)."""
+        old, sent = previous.get(key), ahead.get(key)
+        if sent is not None and sent.op is op and sent.entry.fingerprint == print_:
+            return sent.entry.version
+        return max(old.version if old else 0, sent.entry.version if sent else 0) + 1
+
+    def plan(
+        op: Op,
+        key: str,
+        version: int,
+        company_id: int | None,
+        before: dict[str, Any] | None,
+        after: Record | None,
+        fields: tuple[str, ...],
+        print_: str,
+        deleted: bool = False,
+    ) -> None:
+        event = event_class(
+            event_id=event_id_for(key, version, op, source.poll_id, print_),
+            entity=entity,
+            key=key,
+            op=op,
+            version=version,
+            before=before,
+            after=after,
+            changed_fields=fields,
+            source=source.model_copy(update={"company_id": company_id}),
+            ts=now,
+        )
+        snapshot = SnapshotEntry(
+            entity=entity,
+            key=key,
+            company_id=company_id,
+            fingerprint=print_,
+            version=version,
+            deleted=deleted,
+            record=after.model_dump(mode="json") if after is not None else (before or {}),
+        )
+        planned.append(PlannedChange(event=event, snapshot=snapshot))
+
+    for key in sorted(current):
+        record, company_id = current[key]
+        print_ = fingerprint(record)
+        old, sent = previous.get(key), ahead.get(key)
+        after_json = record.model_dump(mode="json")
+        if old is None or old.deleted:
+            version = next_version(key, Op.CREATE, print_)
+            plan(Op.CREATE, key, version, company_id, None, record, tuple(sorted(after_json)), print_)
+        elif old.fingerprint != print_:
+            fields = changed_fields(old.record, after_json)
+            version = next_version(key, Op.UPDATE, print_)
+            plan(Op.UPDATE, key, version, company_id, old.record, record, fields or ("record",), print_)
+        elif source.full or (sent is not None and sent.entry.fingerprint != print_):
+            # What a cut-off poll sent may differ from Nmbrs now (a change that went out and was undone since):
+            # the read puts the record back, at a version above what went out, or it would be ignored there as
+            # stale. A plain nightly read carries the snapshot's version.
+            repairs = source.repair or sent is not None
+            version = max(old.version, sent.entry.version if sent else 0) + 1 if repairs else old.version
+            plan(Op.READ, key, version, company_id, None, record, (), print_)
+    for key in sorted((previous.keys() | ahead.keys()) - current.keys()):
+        old, sent = previous.get(key), ahead.get(key)
+        # Also a record that only a cut-off poll announced, or removed: what it sent may or may not have gone out,
+        # so its removal is sent (again: the same removal keeps its id).
+        known = old if old is not None and not old.deleted else sent.entry if sent is not None else None
+        if known is not None and removable(known):
+            plan(
+                Op.DELETE,
+                key,
+                next_version(key, Op.DELETE, known.fingerprint),
+                known.company_id,
+                known.record,
+                None,
+                (),
+                known.fingerprint,
+                deleted=True,
+            )
+    return planned
+
+
+def reference_records(
+    employees: Iterable[NmbrsEmployee], labour_agreements: Iterable[Any] = ()
+) -> dict[str, ReferenceRecord]:
+    """Departments, functions and CAOs as far as the fetched employees and companies use them."""
+    found: dict[str, ReferenceRecord] = {}
+    for employee in employees:
+        if employee.department:
+            found[record_key(Entity.DEPARTMENT, employee.department.id)] = ReferenceRecord(
+                kind="department", **employee.department.model_dump()
+            )
+        if employee.function:
+            found[record_key(Entity.FUNCTION, employee.function.id)] = ReferenceRecord(
+                kind="function", **employee.function.model_dump()
+            )
+        if employee.labour_agreement:
+            found[record_key(Entity.LABOUR_AGREEMENT, employee.labour_agreement.id)] = _cao(
+                employee.labour_agreement.id,
+                employee.labour_agreement.number,
+                employee.labour_agreement.description,
+            )
+    for agreement in labour_agreements:
+        found[record_key(Entity.LABOUR_AGREEMENT, agreement.id)] = _cao(
+            agreement.id, agreement.number, agreement.description
+        )
+    return found
+
+
+def _cao(cao_id: int, number: str | None, description: str) -> ReferenceRecord:
+    return ReferenceRecord(kind="labour_agreement", id=cao_id, code=number, description=description)
+
+
+def plan_poll(
+    source: ChangeSource,
+    previous: Mapping[str, SnapshotEntry],
+    ahead: Mapping[str, PublishedAhead],
+    companies: list[NmbrsCompany],
+    snapshots: list[CompanySnapshot],
+    now: datetime,
+) -> list[PlannedChange]:
+    """Every change one poll publishes: `companies` is the company list Nmbrs gave, `snapshots` the companies
+    fetched in full (a company missing from them failed and removes nothing)."""
+    fetched_ok = {s.company.company_id for s in snapshots}
+    all_ok = bool(companies) and len(fetched_ok) == len(companies)
+    by_entity: dict[Entity, dict[str, SnapshotEntry]] = {entity: {} for entity in Entity}
+    for key, entry in previous.items():
+        by_entity[entry.entity][key] = entry
+    ahead_by_entity: dict[Entity, dict[str, PublishedAhead]] = {entity: {} for entity in Entity}
+    for key, sent in ahead.items():
+        ahead_by_entity[sent.entry.entity][key] = sent
+
+    current: dict[Entity, dict[str, tuple[Record, int | None]]] = {entity: {} for entity in Entity}
+    for company in companies:
+        current[Entity.COMPANY][record_key(Entity.COMPANY, company.company_id)] = (company, company.company_id)
+    for snapshot in snapshots:
+        for employee in snapshot.employees:
+            current[Entity.EMPLOYEE][record_key(Entity.EMPLOYEE, employee.employee_id)] = (
+                employee,
+                snapshot.company.company_id,
+            )
+    references = reference_records(
+        (e for s in snapshots for e in s.employees), (a for s in snapshots for a in s.labour_agreements)
+    )
+    for key, reference in references.items():
+        current[Entity(reference.kind)][key] = (reference, None)
+
+    def plan(entity: Entity, removable: Callable[[SnapshotEntry], bool]) -> list[PlannedChange]:
+        return diff(entity, by_entity[entity], current[entity], source, removable, now, ahead_by_entity[entity])
+
+    # The company list itself came back, so a company missing from it is really gone.
+    planned = plan(Entity.COMPANY, lambda entry: True)
+    for entity in (Entity.DEPARTMENT, Entity.FUNCTION, Entity.LABOUR_AGREEMENT):
+        # Reference data is shared between companies: unused only if every company was seen.
+        planned += plan(entity, lambda entry: all_ok)
+    # Only when every company was fetched: an employee may have moved into a company that failed.
+    planned += plan(Entity.EMPLOYEE, lambda entry: all_ok)
+    return planned
