@@ -35,9 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./dev chaos", description=__doc__)
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"scenarios (default: all): {', '.join(SCENARIOS)}")
     parser.add_argument("--short", action="store_true", help="the small sizes of the CI form")
-    for name, meaning in (("companies", "companies in the dataset"), ("employees", "employees in the dataset"),
-                          ("cycles", "kill-cycles: cycles"), ("changes", "kill-cycles: changes in total"),
-                          ("fuzz", "fuzz: malformed messages"), ("seed", "dataset and randomness seed")):  # fmt: skip
+    for name, meaning in (
+        ("companies", "companies in the dataset"),
+        ("employees", "employees in the dataset"),
+        ("cycles", "kill-cycles: cycles"),
+        ("changes", "kill-cycles: changes in total"),
+        ("fuzz", "fuzz: malformed messages"),
+        ("seed", "dataset and randomness seed"),
+    ):
         parser.add_argument(f"--{name}", type=int, help=meaning)
     parser.add_argument("--converge-limit", type=float, dest="converge_limit_s", help="seconds to converge at most")
     parser.add_argument("--keep-logs", type=Path, help="copy the processes' logs to this directory at the end")
@@ -46,8 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown scenario {', '.join(unknown)}; have: {', '.join(SCENARIOS)}")
     names = args.names or list(SCENARIOS)
-    chosen = {f: getattr(args, f) for f in ("companies", "employees", "cycles", "changes", "fuzz", "seed",
-                                            "converge_limit_s") if getattr(args, f) is not None}  # fmt: skip
+    chosen = {
+        f: getattr(args, f)
+        for f in ("companies", "employees", "cycles", "changes", "fuzz", "seed", "converge_limit_s")
+        if getattr(args, f) is not None
+    }
     sizes = replace(SHORT if args.short else FULL, **chosen)
     try:
         results = asyncio.run(run_all(sizes, names, args.keep_logs))
@@ -57,8 +65,16 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         Child.kill_all()
     failed = [r["scenario"] for r in results if r["failures"]]
-    print(json.dumps({"suite": "chaos", "sizes": asdict(sizes), "failed": failed,
-                      "scenarios": {r["scenario"]: r for r in results}}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "suite": "chaos",
+                "sizes": asdict(sizes),
+                "failed": failed,
+                "scenarios": {r["scenario"]: r for r in results},
+            }
+        )
+    )
     return 1 if failed else 0
 
 

@@ -30,11 +30,25 @@ WRONG: dict[str, tuple[Any, ...]] = {
 # Numbers out of the range of a store id, or of hours (leave may be negative, so -1 hours is no extreme).
 EXTREME_IDS = ("2147483648", "9223372036854775808", "1" + "0" * 40, "-1", "0", "1e308", "1e400", "NaN")
 EXTREME_HOURS = ("1000000", "-1000000", "1e308", "1e400", "-1e400", "NaN", "Infinity")
-FOLLOW_UP_FIELDS = {"command_id": "uuid", "employee_id": "int", "command": "enum", "is_manager": "bool",
-                    "issued_by": "str", "issued_at": "datetime"}  # fmt: skip
-DECISION_FIELDS = {"decision_id": "uuid", "entity": "enum", "nmbrs_id": "int", "action": "enum",
-                   "decided_by": "str", "decided_at": "datetime", "version": "int", "preview": "bool",
-                   "undo_all_records": "bool"}  # fmt: skip
+FOLLOW_UP_FIELDS = {
+    "command_id": "uuid",
+    "employee_id": "int",
+    "command": "enum",
+    "is_manager": "bool",
+    "issued_by": "str",
+    "issued_at": "datetime",
+}
+DECISION_FIELDS = {
+    "decision_id": "uuid",
+    "entity": "enum",
+    "nmbrs_id": "int",
+    "action": "enum",
+    "decided_by": "str",
+    "decided_at": "datetime",
+    "version": "int",
+    "preview": "bool",
+    "undo_all_records": "bool",
+}
 UNKNOWN_EMPLOYEE = 50_000_000  # a RegiTijd employee id far above any this suite creates
 UNKNOWN_RECORD = 900_000  # an Nmbrs employee id no dataset has (the generator counts from 100,001)
 
@@ -55,9 +69,16 @@ class FuzzMaker:
     def __init__(self, rng: random.Random, employee_id: int, now: str) -> None:
         self.rng, self.employee_id, self.now = rng, employee_id, now
         self.kinds: list[tuple[Callable[[str], Fuzz], int]] = [
-            (self.random_bytes, 15), (self.truncated, 18), (self.wrong_type, 30), (self.extreme, 10),
-            (self.tombstone, 5), (self.wrong_key, 8), (self.unknown_ids, 8), (self.nested, 3), (self.huge, 2),
-        ]  # fmt: skip
+            (self.random_bytes, 15),
+            (self.truncated, 18),
+            (self.wrong_type, 30),
+            (self.extreme, 10),
+            (self.tombstone, 5),
+            (self.wrong_key, 8),
+            (self.unknown_ids, 8),
+            (self.nested, 3),
+            (self.huge, 2),
+        ]
 
     def messages(self, count: int) -> list[Fuzz]:
         makers = [maker for maker, weight in self.kinds for _ in range(weight)]
@@ -68,15 +89,33 @@ class FuzzMaker:
     def body(self, topic: str, real: bool = False) -> dict[str, Any]:
         """A valid command: for the real employee (`real`, follow-ups) or about a record that does not exist."""
         if topic == "decisions":
-            return {"decision_id": str(uuid.uuid4()), "entity": "employee", "action": "blokkeren",
-                    "nmbrs_id": UNKNOWN_RECORD + self.rng.randrange(90_000), "decided_by": "chaos-fuzz",
-                    "decided_at": self.now}  # fmt: skip
+            return {
+                "decision_id": str(uuid.uuid4()),
+                "entity": "employee",
+                "action": "blokkeren",
+                "nmbrs_id": UNKNOWN_RECORD + self.rng.randrange(90_000),
+                "decided_by": "chaos-fuzz",
+                "decided_at": self.now,
+            }
         employee_id = self.employee_id if real else UNKNOWN_EMPLOYEE + self.rng.randrange(1_000_000)
-        return {"command_id": str(uuid.uuid4()), "employee_id": employee_id, "command": "set_is_manager",
-                "is_manager": False, "issued_by": "chaos-fuzz", "issued_at": self.now}  # fmt: skip
+        return {
+            "command_id": str(uuid.uuid4()),
+            "employee_id": employee_id,
+            "command": "set_is_manager",
+            "is_manager": False,
+            "issued_by": "chaos-fuzz",
+            "issued_at": self.now,
+        }
 
-    def message(self, topic: str, body: dict[str, Any], label: str, malformed: bool = True, raw: str | None = None,
-                key: bytes | None = b"fuzz") -> Fuzz:  # fmt: skip
+    def message(
+        self,
+        topic: str,
+        body: dict[str, Any],
+        label: str,
+        malformed: bool = True,
+        raw: str | None = None,
+        key: bytes | None = b"fuzz",
+    ) -> Fuzz:
         """`raw` replaces the placeholder value '@RAW@' in the JSON text (numbers JSON cannot carry, nesting)."""
         text = json.dumps(body)
         if raw is not None:
@@ -117,9 +156,15 @@ class FuzzMaker:
     def unknown_ids(self, topic: str) -> Fuzz:
         body = self.body(topic)
         if topic == "decisions":
-            body.update(self.rng.choice(({"action": "koppelen", "target_id": 2_000_000_000},
-                                         {"action": "ongedaan_maken", "undo_decision_id": str(uuid.uuid4())},
-                                         {"action": "aanmaken", "version": 7})))  # fmt: skip
+            body.update(
+                self.rng.choice(
+                    (
+                        {"action": "koppelen", "target_id": 2_000_000_000},
+                        {"action": "ongedaan_maken", "undo_decision_id": str(uuid.uuid4())},
+                        {"action": "aanmaken", "version": 7},
+                    )
+                )
+            )
         return self.message(topic, body, "unknown ids", malformed=False)
 
     def nested(self, topic: str) -> Fuzz:

@@ -116,8 +116,10 @@ class Harness:
         await self.sandbox.start()
         settings = Settings(nmbrs_base_url=f"{self.sandbox.url}/soap/v3/", _env_file=None)
         self.nmbrs = NmbrsClient.from_settings(settings, max_retries=2)
-        say(f"PostgreSQL :{self.postgres.port}, Kafka :{self.kafka.port}, sandbox :{self.sandbox.port}; "
-            f"seeding {sizes.employees} employees in {sizes.companies} companies")  # fmt: skip
+        say(
+            f"PostgreSQL :{self.postgres.port}, Kafka :{self.kafka.port}, sandbox :{self.sandbox.port}; "
+            f"seeding {sizes.employees} employees in {sizes.companies} companies"
+        )
         started = time.monotonic()
         await self._seed()
         say(f"seeded in {time.monotonic() - started:.0f} s")
@@ -146,9 +148,22 @@ class Harness:
 
     async def _generate(self) -> None:
         sizes = self.sizes
-        await run([str(CLI), "generate-dataset", "--companies", str(sizes.companies), "--employees",
-                   str(sizes.employees), "--seed", str(sizes.seed), "--out", str(self.dataset_path)],
-                  env=child_env(), cwd=self.home)  # fmt: skip
+        await run(
+            [
+                str(CLI),
+                "generate-dataset",
+                "--companies",
+                str(sizes.companies),
+                "--employees",
+                str(sizes.employees),
+                "--seed",
+                str(sizes.seed),
+                "--out",
+                str(self.dataset_path),
+            ],
+            env=child_env(),
+            cwd=self.home,
+        )
         self.target_path.write_text(json.dumps(self._starting_state()))
 
     def _starting_state(self) -> dict[str, Any]:
@@ -158,18 +173,40 @@ class Harness:
         organisations = []
         for company in dataset.companies:
             ref = self.refs[("company", company.id)] = f"org-{company.id}"
-            organisations.append({"ref": ref, "name": company.name, "kvk_number": company.kvk, "email": company.email,
-                                  "phone": company.phone, "website": company.website})  # fmt: skip
+            organisations.append(
+                {
+                    "ref": ref,
+                    "name": company.name,
+                    "kvk_number": company.kvk,
+                    "email": company.email,
+                    "phone": company.phone,
+                    "website": company.website,
+                }
+            )
         persons: list[dict[str, Any]] = []
         by_bsn: dict[str, str] = {}
         for employee in dataset.employees:
             if employee.bsn not in by_bsn:
                 info = employee.current_personal_info()
                 by_bsn[employee.bsn] = f"person-{len(persons) + 1}"
-                card = {"ref": by_bsn[employee.bsn], "organisation": self.refs[("company", employee.company_id)],
-                        **info.model_dump(mode="json", include={"first_name", "initials", "prefix", "last_name",
-                                                                "birthday", "gender", "email_work", "email_private",
-                                                                "phone_mobile"})}  # fmt: skip
+                card = {
+                    "ref": by_bsn[employee.bsn],
+                    "organisation": self.refs[("company", employee.company_id)],
+                    **info.model_dump(
+                        mode="json",
+                        include={
+                            "first_name",
+                            "initials",
+                            "prefix",
+                            "last_name",
+                            "birthday",
+                            "gender",
+                            "email_work",
+                            "email_private",
+                            "phone_mobile",
+                        },
+                    ),
+                }
                 persons.append({k: v for k, v in card.items() if v not in (None, "")})
             self.refs[("employee", employee.id)] = by_bsn[employee.bsn]
         return {"organisations": organisations, "persons": persons}
@@ -363,18 +400,26 @@ class Stage:
     def env(self) -> dict[str, str]:
         s = self.settings
         return child_env(
-            KAFKA_APP_ID=s.kafka_app_id, KAFKA_BOOTSTRAP_SERVERS=s.kafka_bootstrap_servers, KAFKA_TOPIC_PARTITIONS="4",
-            DATABASE_URL=s.database_url.get_secret_value(), NMBRS_BASE_URL=s.nmbrs_base_url, STATUS_PORT="0",
-            LOG_LEVEL="INFO", POLL_INTERVAL_S="2", AUTO_LINK_MIN_SCORE="0.9", TMPDIR=str(self.harness.tmp),
+            KAFKA_APP_ID=s.kafka_app_id,
+            KAFKA_BOOTSTRAP_SERVERS=s.kafka_bootstrap_servers,
+            KAFKA_TOPIC_PARTITIONS="4",
+            DATABASE_URL=s.database_url.get_secret_value(),
+            NMBRS_BASE_URL=s.nmbrs_base_url,
+            STATUS_PORT="0",
+            LOG_LEVEL="INFO",
+            POLL_INTERVAL_S="2",
+            AUTO_LINK_MIN_SCORE="0.9",
+            TMPDIR=str(self.harness.tmp),
             **{f"TOPICS__{name.upper()}": topic for name, topic in s.topics.model_dump().items()},
-        )  # fmt: skip
+        )
 
     # --- workers ------------------------------------------------------------------------------------------
 
     def start_worker(self) -> Child:
         log = self.harness.logs / f"{self.database}-worker-{len(self.workers)}.log"
-        worker = Child(f"{self.name} worker {len(self.workers)}", [str(CLI), "worker"], log, self.env(),
-                       self.harness.home)  # fmt: skip
+        worker = Child(
+            f"{self.name} worker {len(self.workers)}", [str(CLI), "worker"], log, self.env(), self.harness.home
+        )
         worker.start()
         self.workers.append(worker)
         return worker
@@ -460,8 +505,11 @@ class Stage:
 
     async def polled(self) -> bool:
         """A worker of this stage has finished a poll."""
-        return bool(await self.value("SELECT count(*) FROM poll_runs WHERE started_at > $1 AND status <> 'running'",
-                                     self.opened_at))  # fmt: skip
+        return bool(
+            await self.value(
+                "SELECT count(*) FROM poll_runs WHERE started_at > $1 AND status <> 'running'", self.opened_at
+            )
+        )
 
     async def all_known(self) -> bool:
         """Every company and employee of the sandbox is linked or asked about."""
@@ -487,11 +535,18 @@ class Stage:
         }
         refs = self.harness.refs
         decisions = [
-            Decision(decision_id=uuid.uuid4(), entity=row["entity"], nmbrs_id=row["nmbrs_id"],
-                     action=DecisionAction.KOPPELEN, target_id=cards[refs[(row["entity"], row["nmbrs_id"])]],
-                     version=row["version"], decided_by="chaos", decided_at=datetime.now(UTC))
+            Decision(
+                decision_id=uuid.uuid4(),
+                entity=row["entity"],
+                nmbrs_id=row["nmbrs_id"],
+                action=DecisionAction.KOPPELEN,
+                target_id=cards[refs[(row["entity"], row["nmbrs_id"])]],
+                version=row["version"],
+                decided_by="chaos",
+                decided_at=datetime.now(UTC),
+            )
             for row in pending
-        ]  # fmt: skip
+        ]
         say(f"{self.name}: {len(decisions)} records asked about, answered with koppelen")
         await self.post([(self.settings.topics.decisions, d.key, d) for d in decisions])
 
@@ -534,8 +589,10 @@ class Stage:
         return [answer["id"] for answer in answers]
 
     async def pending_versions(self, nmbrs_ids: list[int]) -> dict[int, int]:
-        rows = await self.fetch("SELECT nmbrs_id, version FROM pending_decisions WHERE entity = 'employee' "
-                                "AND nmbrs_id = ANY($1::int[])", nmbrs_ids)  # fmt: skip
+        rows = await self.fetch(
+            "SELECT nmbrs_id, version FROM pending_decisions WHERE entity = 'employee' AND nmbrs_id = ANY($1::int[])",
+            nmbrs_ids,
+        )
         return {row["nmbrs_id"]: row["version"] for row in rows}
 
     def report(self, converge_s: float | None, comparison: Comparison, **figures: Any) -> dict[str, Any]:
@@ -546,11 +603,21 @@ class Stage:
             if count:
                 self.note(f"doubled {name}: {count}")
         own = {k: v for k, v in self.figures.items() if k not in ("scenario", "cycles", "changes", "restarts_by_hand")}
-        return {"scenario": self.name, "cycles": figures.pop("cycles", self.figures["cycles"]),
-                "changes": self.figures["changes"], "lost": len(comparison.lost), "doubled": comparison.doubled_total,
-                "converge_s": converge_s, "restarts_by_hand": self.figures["restarts_by_hand"], "crashes": 0,
-                "checked": comparison.checked, "doubled_by_check": comparison.doubled, **own, **figures,
-                "evidence": self.evidence}  # fmt: skip
+        return {
+            "scenario": self.name,
+            "cycles": figures.pop("cycles", self.figures["cycles"]),
+            "changes": self.figures["changes"],
+            "lost": len(comparison.lost),
+            "doubled": comparison.doubled_total,
+            "converge_s": converge_s,
+            "restarts_by_hand": self.figures["restarts_by_hand"],
+            "crashes": 0,
+            "checked": comparison.checked,
+            "doubled_by_check": comparison.doubled,
+            **own,
+            **figures,
+            "evidence": self.evidence,
+        }
 
 
 class Changes:
@@ -611,9 +678,14 @@ class TopicWatch:
     async def __aenter__(self) -> TopicWatch:
         topics = self.settings.topics
         self._consumer = AIOKafkaConsumer(
-            topics.outcomes, topics.dead_letter, **client_kwargs(self.settings), group_id=None,
-            auto_offset_reset="earliest", enable_auto_commit=False, max_partition_fetch_bytes=4 * 1024**2,
-        )  # fmt: skip
+            topics.outcomes,
+            topics.dead_letter,
+            **client_kwargs(self.settings),
+            group_id=None,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=4 * 1024**2,
+        )
         await self._consumer.start()
         self._task = asyncio.create_task(self._read())
         return self

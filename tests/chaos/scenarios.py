@@ -27,9 +27,21 @@ from worker.sandbox.dataset import Dataset, Employee, load_dataset, save_dataset
 
 Scenario = Callable[[Stage], Awaitable[dict[str, Any]]]
 FAILURE_FIGURES = (
-    "lost", "doubled", "restarts_by_hand", "crashes", "errors", "stuck_requests", "wait_idle_hung", "unhandled",
-    "accepted_malformed", "valid_not_applied", "republished_bulk", "new_outcomes", "not_held", "removal_lost",
-)  # fmt: skip
+    "lost",
+    "doubled",
+    "restarts_by_hand",
+    "crashes",
+    "errors",
+    "stuck_requests",
+    "wait_idle_hung",
+    "unhandled",
+    "accepted_malformed",
+    "valid_not_applied",
+    "republished_bulk",
+    "new_outcomes",
+    "not_held",
+    "removal_lost",
+)
 START_S = 120.0  # a worker's start (migrations, topics, first poll) on a busy machine
 OUTAGE_S = 3.0
 
@@ -69,8 +81,14 @@ async def kill_cycles(stage: Stage) -> dict[str, Any]:
     converge_s, comparison = await stage.converge()
     stuck = await stuck_requests(stage)
     code, _ = await stage.cli("wait-idle", "--timeout", "30", check=False)
-    return stage.report(converge_s, comparison, cycles=sizes.cycles, kills=dict(kills), stuck_requests=stuck,
-                        wait_idle_hung=int(code != 0))  # fmt: skip
+    return stage.report(
+        converge_s,
+        comparison,
+        cycles=sizes.cycles,
+        kills=dict(kills),
+        stuck_requests=stuck,
+        wait_idle_hung=int(code != 0),
+    )
 
 
 async def wait_phase(stage: Stage, phase: str, since: datetime, timeout_s: float = 60.0) -> bool:
@@ -187,8 +205,14 @@ async def two_workers(stage: Stage) -> dict[str, Any]:
 
 # --- redelivery -----------------------------------------------------------------------------------------------
 
-CONSUMED = ("sync_requests", "employee_changes", "company_changes", "reference_changes", "decisions",
-            "followup_commands")  # fmt: skip
+CONSUMED = (
+    "sync_requests",
+    "employee_changes",
+    "company_changes",
+    "reference_changes",
+    "decisions",
+    "followup_commands",
+)
 
 
 async def redelivery(stage: Stage) -> dict[str, Any]:
@@ -201,8 +225,13 @@ async def redelivery(stage: Stage) -> dict[str, Any]:
         worker = await started_worker(stage)
         hires = await stage.hire(stage.harness.sizes.hires)
         await stage.until(lambda: all_pending(stage, hires), START_S, "the hires were not asked about")
-        bulk = Decision(decision_id=uuid.uuid4(), filter=DecisionFilter(company_id=1, situation="unmatched"),
-                        action=DecisionAction.AANMAKEN, decided_by="chaos", decided_at=datetime.now(UTC))  # fmt: skip
+        bulk = Decision(
+            decision_id=uuid.uuid4(),
+            filter=DecisionFilter(company_id=1, situation="unmatched"),
+            action=DecisionAction.AANMAKEN,
+            decided_by="chaos",
+            decided_at=datetime.now(UTC),
+        )
         await stage.post([(settings.topics.decisions, bulk.key, bulk)])
         await stage.until(lambda: all_linked(stage, hires), START_S, "the bulk aanmaken did not link")
         changes = await stream(stage, rounds=4, before_round=_nothing)
@@ -224,16 +253,29 @@ async def redelivery(stage: Stage) -> dict[str, Any]:
         # An outcome of an event handled before that was not there before is a second effect. Events new since
         # the restart (a stop that cut a poll makes the next one a repair that reads every record) are not.
         new_outcomes = sum(1 for cause in causes_before for o in watch.outcomes[cause] if o["outcome_id"] not in before)
-        again = [o for found in watch.outcomes.values() for o in found
-                 if o["arrived"] >= started and o["outcome_id"] in before]  # fmt: skip
+        again = [
+            o
+            for found in watch.outcomes.values()
+            for o in found
+            if o["arrived"] >= started and o["outcome_id"] in before
+        ]
         of_bulk = sum(o["causation_id"] == str(bulk.decision_id) for o in again)
         if again:
-            stage.note(f"{len(again)} outcomes published again after the redelivery, {of_bulk} of them for the bulk"
-                       f" decision; by kind: {dict(Counter(o['kind'] for o in again))}")  # fmt: skip
+            stage.note(
+                f"{len(again)} outcomes published again after the redelivery, {of_bulk} of them for the bulk"
+                f" decision; by kind: {dict(Counter(o['kind'] for o in again))}"
+            )
     converge_s, comparison = await stage.converge()
-    return stage.report(converge_s, comparison, redelivered=sum(ends.values()), redelivery_s=redelivery_s,
-                        bulk_records=len(hires), republished=len(again), republished_bulk=of_bulk,
-                        new_outcomes=new_outcomes)  # fmt: skip
+    return stage.report(
+        converge_s,
+        comparison,
+        redelivered=sum(ends.values()),
+        redelivery_s=redelivery_s,
+        bulk_records=len(hires),
+        republished=len(again),
+        republished_bulk=of_bulk,
+        new_outcomes=new_outcomes,
+    )
 
 
 async def _nothing(_number: int) -> None:
@@ -245,8 +287,11 @@ async def all_pending(stage: Stage, nmbrs_ids: list[int]) -> bool:
 
 
 async def all_linked(stage: Stage, nmbrs_ids: list[int]) -> bool:
-    count = await stage.value("SELECT count(*) FROM sync_links WHERE entity = 'employee' AND regitijd_id IS NOT NULL"
-                              " AND nmbrs_id = ANY($1::int[])", nmbrs_ids)  # fmt: skip
+    count = await stage.value(
+        "SELECT count(*) FROM sync_links WHERE entity = 'employee' AND regitijd_id IS NOT NULL"
+        " AND nmbrs_id = ANY($1::int[])",
+        nmbrs_ids,
+    )
     return bool(count == len(nmbrs_ids))
 
 
@@ -281,8 +326,7 @@ async def reset_group(settings: Settings, partitions: list[TopicPartition]) -> N
     """Commit offset 0 for the (stopped) worker's group on every partition: its next start reads it all again."""
     deadline = time.monotonic() + 60
     while True:
-        consumer = AIOKafkaConsumer(**client_kwargs(settings), group_id=settings.kafka_app_id,
-                                    enable_auto_commit=False)  # fmt: skip
+        consumer = AIOKafkaConsumer(**client_kwargs(settings), group_id=settings.kafka_app_id, enable_auto_commit=False)
         await consumer.start()
         try:
             consumer.assign(partitions)
@@ -319,8 +363,11 @@ async def fuzz(stage: Stage) -> dict[str, Any]:
             await producer.stop()
 
         def unhandled() -> list[int]:
-            return [i for i, m in enumerate(messages)
-                    if where[i] not in watch.dead_letters and not watch.outcomes.get(m.ident or "")]  # fmt: skip
+            return [
+                i
+                for i, m in enumerate(messages)
+                if where[i] not in watch.dead_letters and not watch.outcomes.get(m.ident or "")
+            ]
 
         try:
             await stage.until(lambda: not unhandled(), sizes.converge_limit_s * 2, "fuzz not all handled")
@@ -330,32 +377,56 @@ async def fuzz(stage: Stage) -> dict[str, Any]:
         left = unhandled()
         for i in left[:3]:
             stage.note(f"fuzz message not handled: {messages[i].label} at {where[i]}")
-        accepted = [m for m in messages for o in watch.outcomes.get(m.ident or "", ())
-                    if o["kind"] != "rejected" or (m.malformed and o["subject"] != "malformed")]  # fmt: skip
+        accepted = [
+            m
+            for m in messages
+            for o in watch.outcomes.get(m.ident or "", ())
+            if o["kind"] != "rejected" or (m.malformed and o["subject"] != "malformed")
+        ]
         for m in accepted[:4]:
             stage.note(f"accepted: {m.topic} {m.label}: {watch.outcomes[m.ident or ''][0]['kind']}")
         latency = await valid_after_fuzz(stage, watch, employee_id, hire)
     converge_s, comparison = await stage.converge()
     return stage.report(
-        converge_s, comparison, cycles=0, fuzz_messages=len(messages),
+        converge_s,
+        comparison,
+        cycles=0,
+        fuzz_messages=len(messages),
         dead_letters=sum(w in watch.dead_letters for w in where),
         rejected=sum(bool(watch.outcome(m.ident, "rejected")) for m in messages if m.ident),
-        unhandled=len(left), handled_s=handled_s, accepted_malformed=len(accepted),
-        valid_latency_ms=latency, valid_not_applied=sum(v is None for v in latency.values()),
-    )  # fmt: skip
+        unhandled=len(left),
+        handled_s=handled_s,
+        accepted_malformed=len(accepted),
+        valid_latency_ms=latency,
+        valid_not_applied=sum(v is None for v in latency.values()),
+    )
 
 
 async def valid_after_fuzz(stage: Stage, watch: TopicWatch, employee_id: int, hire: int) -> dict[str, float | None]:
     """Post a valid follow-up and a valid decision; milliseconds until each was applied (None: not in a minute)."""
     now, topics = datetime.now(UTC), stage.settings.topics
     version = (await stage.pending_versions([hire]))[hire]
-    follow_up = FollowUpCommand(command_id=uuid.uuid4(), employee_id=employee_id, command="set_is_manager",
-                                is_manager=True, issued_by="chaos", issued_at=now)  # fmt: skip
-    decision = Decision(decision_id=uuid.uuid4(), nmbrs_id=hire, action=DecisionAction.AANMAKEN, version=version,
-                        decided_by="chaos", decided_at=now)  # fmt: skip
+    follow_up = FollowUpCommand(
+        command_id=uuid.uuid4(),
+        employee_id=employee_id,
+        command="set_is_manager",
+        is_manager=True,
+        issued_by="chaos",
+        issued_at=now,
+    )
+    decision = Decision(
+        decision_id=uuid.uuid4(),
+        nmbrs_id=hire,
+        action=DecisionAction.AANMAKEN,
+        version=version,
+        decided_by="chaos",
+        decided_at=now,
+    )
     latency: dict[str, float | None] = {}
-    for name, topic, message, ident in (("follow_up", topics.followup_commands, follow_up, follow_up.command_id),
-                                        ("decision", topics.decisions, decision, decision.decision_id)):  # fmt: skip
+    for name, topic, message, ident in (
+        ("follow_up", topics.followup_commands, follow_up, follow_up.command_id),
+        ("decision", topics.decisions, decision, decision.decision_id),
+    ):
         posted = time.monotonic()
         await stage.post([(topic, message.key, message)])
         try:
@@ -380,8 +451,9 @@ async def mass_return(stage: Stage) -> dict[str, Any]:
     company = card_holder_company(dataset)
     leaving = [e for e in dataset.employees if e.company_id == company]
     without = harness.home / f"without-company-{company}.json"
-    save_dataset(dataset.model_copy(update={"employees": [e for e in dataset.employees if e.company_id != company]}),
-                 without)  # fmt: skip
+    save_dataset(
+        dataset.model_copy(update={"employees": [e for e in dataset.employees if e.company_id != company]}), without
+    )
     await started_worker(stage)
     since = await stage.value("SELECT now()")
     # Reloading another file removes them in one step: a poll never sees half of the removal.
@@ -400,8 +472,15 @@ async def mass_return(stage: Stage) -> dict[str, Any]:
     await harness.sandbox_admin("POST", "reload", {"path": str(harness.dataset_path)})
     stage.figures["changes"] += len(leaving)
     converge_s, comparison = await stage.converge()
-    return stage.report(converge_s, comparison, removed=len(leaving), held_s=held_s, not_held=int(held_s is None),
-                        removal_converge_s=removal_s, removal_lost=len(removal.lost))  # fmt: skip
+    return stage.report(
+        converge_s,
+        comparison,
+        removed=len(leaving),
+        held_s=held_s,
+        not_held=int(held_s is None),
+        removal_converge_s=removal_s,
+        removal_lost=len(removal.lost),
+    )
 
 
 def card_holder_company(dataset: Dataset) -> int:
@@ -409,8 +488,11 @@ def card_holder_company(dataset: Dataset) -> int:
     by_bsn: dict[str, list[Employee]] = {}
     for employee in dataset.employees:
         by_bsn.setdefault(employee.bsn, []).append(employee)
-    holders = [max(employments, key=lambda e: (max(p.start for p in e.employments), e.id)).company_id
-               for employments in by_bsn.values() if len({e.company_id for e in employments}) > 1]  # fmt: skip
+    holders = [
+        max(employments, key=lambda e: (max(p.start for p in e.employments), e.id)).company_id
+        for employments in by_bsn.values()
+        if len({e.company_id for e in employments}) > 1
+    ]
     return max(holders, default=dataset.companies[-1].id)
 
 

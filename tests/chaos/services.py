@@ -115,8 +115,14 @@ class Child:
             child.kill()
 
 
-async def run(argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | str = "/", timeout_s: float = 120.0,
-              check: bool = True) -> tuple[int, str]:  # fmt: skip
+async def run(
+    argv: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | str = "/",
+    timeout_s: float = 120.0,
+    check: bool = True,
+) -> tuple[int, str]:
     """Run a short command to its end; its output is returned (and raised with, when it fails and `check`)."""
     process = await asyncio.create_subprocess_exec(
         *argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
@@ -163,20 +169,40 @@ class Postgres:
         self.home.mkdir(parents=True)
         if AS_ROOT:
             os.chown(self.home, *_postgres_ids())
-        await run(self._as_postgres(self.bin / "initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "-E",
-                                    "UTF8", "--locale=C.UTF-8"))  # fmt: skip
+        await run(
+            self._as_postgres(
+                self.bin / "initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8"
+            )
+        )
         await self.start()
-        psql = [str(self.bin / "psql"), "-q", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-                "-v", "ON_ERROR_STOP=1", "-c"]  # fmt: skip
+        psql = [
+            str(self.bin / "psql"),
+            "-q",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+        ]
         await run([*psql, "CREATE ROLE nmbrs_sync LOGIN PASSWORD 'nmbrs_sync' CREATEDB"])
 
     async def start(self, timeout_s: float = 60.0) -> None:
-        options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.home} -c fsync=off "
-                   "-c full_page_writes=off -c max_connections=100")  # fmt: skip
+        options = (
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.home} -c fsync=off "
+            "-c full_page_writes=off -c max_connections=100"
+        )
         deadline = time.monotonic() + timeout_s
         while True:
-            code, output = await run(self._as_postgres(self.bin / "pg_ctl", "-D", self.data, "-l", self.log, "-w",
-                                                       "-t", "60", "-o", options, "start"), check=False)  # fmt: skip
+            code, output = await run(
+                self._as_postgres(
+                    self.bin / "pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "60", "-o", options, "start"
+                ),
+                check=False,
+            )
             if code == 0:
                 break
             # After a kill -9 the old backends hold the shared memory until they noticed: try again shortly.
@@ -194,8 +220,7 @@ class Postgres:
     async def stop(self) -> None:
         if self.pid is None:
             return
-        await run(self._as_postgres(self.bin / "pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop"),
-                  check=False)  # fmt: skip
+        await run(self._as_postgres(self.bin / "pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop"), check=False)
         if _alive(self.pid):
             os.kill(self.pid, signal.SIGKILL)
         self.pid = None
@@ -223,8 +248,17 @@ class Kafka:
         self.dir = home / "kafka"
         self.port, self.controller_port = free_port(), free_port()
         properties = self.dir / "server.properties"
-        argv = ["java", "-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-                "-cp", f"{KAFKA_LIBS}/*", "kafka.Kafka", str(properties)]  # fmt: skip
+        argv = [
+            "java",
+            "-Xms256m",
+            "-Xmx512m",
+            "-XX:+UseG1GC",
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+            "-cp",
+            f"{KAFKA_LIBS}/*",
+            "kafka.Kafka",
+            str(properties),
+        ]
         self.child = Child("kafka", argv, logs / "kafka.log", child_env(), self.dir)
         self.properties = properties
 
@@ -243,8 +277,20 @@ class Kafka:
             .replace("@CPORT@", str(self.controller_port))
         )
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-        await run(["java", "-cp", f"{KAFKA_LIBS}/*", "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c",
-                   str(self.properties)], cwd=self.dir)  # fmt: skip
+        await run(
+            [
+                "java",
+                "-cp",
+                f"{KAFKA_LIBS}/*",
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(self.properties),
+            ],
+            cwd=self.dir,
+        )
         await self.start()
 
     async def start(self) -> None:

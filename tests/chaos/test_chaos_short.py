@@ -30,9 +30,11 @@ async def test_the_comparison_counts_a_lost_change_and_a_doubled_effect(chaos: H
         first, last = (
             await stage.fetch("SELECT min(nmbrs_id), max(nmbrs_id) FROM sync_links WHERE entity = 'employee'")
         )[0].values()
-        await stage.fetch("""UPDATE rt_contract_periods SET hours_per_week = hours_per_week + 1 WHERE employee_id =
+        await stage.fetch(
+            """UPDATE rt_contract_periods SET hours_per_week = hours_per_week + 1 WHERE employee_id =
                              (SELECT regitijd_id FROM sync_links WHERE entity = 'employee' AND nmbrs_id = $1)""",
-                          first)  # fmt: skip
+            first,
+        )
         comparison = await stage.compare()
         assert len(comparison.lost) == 1 and f"employee:{first} contracts" in comparison.lost[0], comparison.lost
         # ... a change in Nmbrs the store never got ...
@@ -41,9 +43,13 @@ async def test_the_comparison_counts_a_lost_change_and_a_doubled_effect(chaos: H
         # ... and an effect that happened twice.
         await stage.fetch("""INSERT INTO audit_log (causation_id, subject, action, before, after, actor)
                              SELECT causation_id, subject, action, before, after, actor FROM audit_log
-                             WHERE causation_id IS NOT NULL LIMIT 1""")  # fmt: skip
-        assert (await stage.compare()).doubled == {"audit_rows": 1, "persons_per_human": 0,
-                                                   "rt_employees_without_link": 0, "created_persons": 0}  # fmt: skip
+                             WHERE causation_id IS NOT NULL LIMIT 1""")
+        assert (await stage.compare()).doubled == {
+            "audit_rows": 1,
+            "persons_per_human": 0,
+            "rt_employees_without_link": 0,
+            "created_persons": 0,
+        }
     finally:
         await stage.close()
 

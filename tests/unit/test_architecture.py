@@ -84,9 +84,10 @@ def test_each_layer_imports_only_the_layers_below_it(module: Path) -> None:
     offending = {
         name
         for name in imports_of(module)
-        if within(name, "worker") and name != "worker"
+        if within(name, "worker")
+        and name != "worker"
         and not any(within(name, f"worker.{package}") for package in allowed)
-    }  # fmt: skip
+    }
     assert not offending, f"{relative(module)} ({layer_of(module)}) imports {sorted(offending)}"
 
 

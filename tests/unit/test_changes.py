@@ -118,8 +118,14 @@ def test_full_reconciliation_reads_unchanged_records_with_a_fresh_event_id_each_
 def test_a_repair_reconciliation_reads_above_any_version_a_cut_off_poll_may_have_published() -> None:
     unchanged, edited = employee(1), employee(2)
     repair = ChangeSource(poll_id=uuid.uuid4(), fetched_at=NOW, full=True, repair=True)
-    planned = diff(Entity.EMPLOYEE, snapshot_of(unchanged, edited), current(unchanged, employee(2, last_name="X")),
-                   repair, always, NOW)  # fmt: skip
+    planned = diff(
+        Entity.EMPLOYEE,
+        snapshot_of(unchanged, edited),
+        current(unchanged, employee(2, last_name="X")),
+        repair,
+        always,
+        NOW,
+    )
     assert [(p.event.op, p.event.version, p.snapshot.version) for p in planned] == [
         (Op.READ, 2, 2),
         (Op.UPDATE, 2, 2),
@@ -252,10 +258,14 @@ def test_breaker_holds_a_poll_that_removes_a_company() -> None:
     company = NmbrsCompany(company_id=10, name="Bakkerij De Zon B.V.")
     known = {
         record_key(Entity.COMPANY, 10): SnapshotEntry(
-            entity=Entity.COMPANY, key=record_key(Entity.COMPANY, 10), company_id=10,
-            fingerprint=fingerprint(company), version=1, record=company.model_dump(mode="json"),
+            entity=Entity.COMPANY,
+            key=record_key(Entity.COMPANY, 10),
+            company_id=10,
+            fingerprint=fingerprint(company),
+            version=1,
+            record=company.model_dump(mode="json"),
         )
-    }  # fmt: skip
+    }
     gone = [p.event for p in diff(Entity.COMPANY, known, {}, source(), always, NOW)]
     verdict = evaluate_breaker(0, 0, gone, BreakerPolicy())
     assert verdict.tripped and verdict.reasons == ("company 10 is no longer listed by Nmbrs",)

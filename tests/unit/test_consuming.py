@@ -149,8 +149,9 @@ async def test_an_error_that_can_never_succeed_is_dead_lettered_not_retried_fore
         calls += 1
         raise MessageSizeTooLargeError()
 
-    await consume_one(raw(valid_request().model_dump_json().encode()), context(sink), SyncRequested.model_validate_json,
-                      too_large)  # fmt: skip
+    await consume_one(
+        raw(valid_request().model_dump_json().encode()), context(sink), SyncRequested.model_validate_json, too_large
+    )
     assert calls == 1 and [topic for topic, _, _ in sink.published] == ["dlq"]
 
 
@@ -162,8 +163,9 @@ async def test_only_a_malformed_command_gets_a_rejection_for_its_sender() -> Non
         rejected.append(reason)
         return None
 
-    ctx = ConsumerContext(name="t", sink=sink, outcomes_topic="out", dead_letter_topic="dlq",
-                          rejection_for_malformed=reject)  # fmt: skip
+    ctx = ConsumerContext(
+        name="t", sink=sink, outcomes_topic="out", dead_letter_topic="dlq", rejection_for_malformed=reject
+    )
 
     async def buggy(message: SyncRequested) -> list[Outcome]:
         raise KeyError("x")
@@ -427,8 +429,9 @@ async def test_a_statement_timeout_sends_the_batch_one_by_one_instead_of_holding
             raise asyncpg.QueryCanceledError("canceling statement due to statement timeout")
         return [o for m in messages for o in accepted(m)]
 
-    outcomes = await consume_batch(raws(requests), context(sink), SyncRequested.model_validate_json,
-                                   times_out_with_the_slow_one)  # fmt: skip
+    outcomes = await consume_batch(
+        raws(requests), context(sink), SyncRequested.model_validate_json, times_out_with_the_slow_one
+    )
     assert len(outcomes) == 1 and [topic for topic, _, _ in sink.published] == ["out", "dlq"]
 
 
@@ -443,8 +446,9 @@ async def test_a_single_cancel_by_an_operator_is_retried_not_dead_lettered() -> 
             raise asyncpg.QueryCanceledError("canceling statement due to user request")
         return [o for m in messages for o in accepted(m)]
 
-    outcomes = await consume_batch(raws([valid_request()]), context(sink), SyncRequested.model_validate_json,
-                                   cancelled_once)  # fmt: skip
+    outcomes = await consume_batch(
+        raws([valid_request()]), context(sink), SyncRequested.model_validate_json, cancelled_once
+    )
     assert calls == 2 and len(outcomes) == 1 and [t for t, _, _ in sink.published] == ["out"]
 
 

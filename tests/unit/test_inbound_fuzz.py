@@ -58,37 +58,109 @@ class Template:
 
 def templates() -> list[Template]:
     at, defaults = NOW.isoformat(), {"schema_version", "event_type"}
-    decision = {"schema_version": 1, "event_type": "decision", "decision_id": str(uuid.UUID(int=1)),
-                "entity": "employee", "decided_by": "hr.anja", "decided_at": at}  # fmt: skip
-    follow_up = {"schema_version": 1, "event_type": "follow_up", "command_id": str(uuid.UUID(int=2)),
-                 "employee_id": 12, "issued_by": "hr.anja", "issued_at": at, "reason": "jubileum"}  # fmt: skip
+    decision = {
+        "schema_version": 1,
+        "event_type": "decision",
+        "decision_id": str(uuid.UUID(int=1)),
+        "entity": "employee",
+        "decided_by": "hr.anja",
+        "decided_at": at,
+    }
+    follow_up = {
+        "schema_version": 1,
+        "event_type": "follow_up",
+        "command_id": str(uuid.UUID(int=2)),
+        "employee_id": 12,
+        "issued_by": "hr.anja",
+        "issued_at": at,
+        "reason": "jubileum",
+    }
     decision_defaults, follow_up_may = frozenset({*defaults, "entity"}), frozenset({*defaults, "reason"})
     return [
-        Template(Decision, "decision_id", {**decision, "nmbrs_id": 101, "action": "koppelen", "target_id": 3,
-                                           "version": 2, "note": "same person"},
-                 frozenset({"version", "note"}), decision_defaults | {"version", "note"}),
-        Template(Decision, "decision_id", {**decision, "filter": {"company_id": 3, "situation": "disputed",
-                                           "max_best_score": 0.2}, "action": "aanmaken", "preview": True},
-                 frozenset({"filter.situation"}), decision_defaults | {"filter.situation", "preview"}),
-        Template(Decision, "decision_id", {**decision, "nmbrs_id": 101, "action": "ongedaan_maken",
-                                           "undo_decision_id": str(uuid.UUID(int=3)), "undo_all_records": True},
-                 frozenset(), decision_defaults | {"undo_all_records"}),
-        Template(FollowUpCommand, "command_id", {**follow_up, "command": "leave_adjustment", "hours": -8.5,
-                                                 "on": "2026-03-01"}, frozenset({"reason"}), follow_up_may),
-        Template(FollowUpCommand, "command_id", {**follow_up, "command": "set_manager", "manager_employee_id": 7},
-                 frozenset({"reason"}), follow_up_may),
-        Template(FollowUpCommand, "command_id", {**follow_up, "command": "set_is_manager", "is_manager": False},
-                 frozenset({"reason"}), follow_up_may),
-        Template(FollowUpCommand, "command_id", {**follow_up, "command": "set_characteristic",
-                                                 "characteristic": "RegiPersoneel: Personeelslid"},
-                 frozenset({"reason"}), follow_up_may),
-        Template(FollowUpCommand, "command_id", {**follow_up, "command": "link_time_category",
-                                                 "time_category": "ADM-01"}, frozenset({"reason"}), follow_up_may),
-        Template(SyncRequested, "event_id", {"schema_version": 1, "event_type": "sync_requested",
-                                             "event_id": str(uuid.UUID(int=4)), "full": True, "dry_run": False,
-                                             "release_hold": False, "requested_by": "schedule", "requested_at": at},
-                 frozenset(), frozenset({*defaults, "full", "dry_run", "release_hold"})),
-    ]  # fmt: skip
+        Template(
+            Decision,
+            "decision_id",
+            {**decision, "nmbrs_id": 101, "action": "koppelen", "target_id": 3, "version": 2, "note": "same person"},
+            frozenset({"version", "note"}),
+            decision_defaults | {"version", "note"},
+        ),
+        Template(
+            Decision,
+            "decision_id",
+            {
+                **decision,
+                "filter": {"company_id": 3, "situation": "disputed", "max_best_score": 0.2},
+                "action": "aanmaken",
+                "preview": True,
+            },
+            frozenset({"filter.situation"}),
+            decision_defaults | {"filter.situation", "preview"},
+        ),
+        Template(
+            Decision,
+            "decision_id",
+            {
+                **decision,
+                "nmbrs_id": 101,
+                "action": "ongedaan_maken",
+                "undo_decision_id": str(uuid.UUID(int=3)),
+                "undo_all_records": True,
+            },
+            frozenset(),
+            decision_defaults | {"undo_all_records"},
+        ),
+        Template(
+            FollowUpCommand,
+            "command_id",
+            {**follow_up, "command": "leave_adjustment", "hours": -8.5, "on": "2026-03-01"},
+            frozenset({"reason"}),
+            follow_up_may,
+        ),
+        Template(
+            FollowUpCommand,
+            "command_id",
+            {**follow_up, "command": "set_manager", "manager_employee_id": 7},
+            frozenset({"reason"}),
+            follow_up_may,
+        ),
+        Template(
+            FollowUpCommand,
+            "command_id",
+            {**follow_up, "command": "set_is_manager", "is_manager": False},
+            frozenset({"reason"}),
+            follow_up_may,
+        ),
+        Template(
+            FollowUpCommand,
+            "command_id",
+            {**follow_up, "command": "set_characteristic", "characteristic": "RegiPersoneel: Personeelslid"},
+            frozenset({"reason"}),
+            follow_up_may,
+        ),
+        Template(
+            FollowUpCommand,
+            "command_id",
+            {**follow_up, "command": "link_time_category", "time_category": "ADM-01"},
+            frozenset({"reason"}),
+            follow_up_may,
+        ),
+        Template(
+            SyncRequested,
+            "event_id",
+            {
+                "schema_version": 1,
+                "event_type": "sync_requested",
+                "event_id": str(uuid.UUID(int=4)),
+                "full": True,
+                "dry_run": False,
+                "release_hold": False,
+                "requested_by": "schedule",
+                "requested_at": at,
+            },
+            frozenset(),
+            frozenset({*defaults, "full", "dry_run", "release_hold"}),
+        ),
+    ]
 
 
 # What kind of value each field holds, for telling a wrong value from a merely different one.
@@ -109,13 +181,36 @@ TEXT_MAX = {"name": 200, "free text": 2_000}
 # One value of every JSON type, and the values lax parsing would take for another type ("12", 1.0, 0, 1).
 WRONG: tuple[Any, ...] = (True, False, "x", "12", "", 1.5, 1.0, 12, 0, 1, -3, None, [], [1], {}, {"a": 1})
 EXTREME = {
-    "id": ("2147483648", "-1", "0", "1" + "0" * 40, "1" + "0" * 5000, "1e308", "1e400", "-1e400", "NaN",
-           "Infinity", "-0.0", "12.0", "1e1"),
+    "id": (
+        "2147483648",
+        "-1",
+        "0",
+        "1" + "0" * 40,
+        "1" + "0" * 5000,
+        "1e308",
+        "1e400",
+        "-1e400",
+        "NaN",
+        "Infinity",
+        "-0.0",
+        "12.0",
+        "1e1",
+    ),
     "int": ("1" + "0" * 5000, "1e400", "NaN", "12.0"),
-    "hours": ("1000000", "-1000000", "1e308", "-1e308", "1e400", "-1e400", "NaN", "Infinity", "-Infinity",
-              "1" + "0" * 5000),
+    "hours": (
+        "1000000",
+        "-1000000",
+        "1e308",
+        "-1e308",
+        "1e400",
+        "-1e400",
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        "1" + "0" * 5000,
+    ),
     "score": ("-0.01", "1.0000001", "1e400", "NaN", "-Infinity"),
-}  # fmt: skip
+}
 INVALID_UTF8 = (b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xc0\xaf", b"\xf4\x90\x80\x80", b"\x80", b"\xe2\x82")
 
 
@@ -253,8 +348,9 @@ def recorder() -> Run:
 def context(run: Run, template: Template) -> ConsumerContext:
     # As the worker wires them: commands answer a malformed message to its sender when its id reads.
     reject = None if template.model is SyncRequested else rejection_for_malformed(template.id_field, lambda: NOW)
-    return ConsumerContext(name="fuzz", sink=run.sink, outcomes_topic="out", dead_letter_topic="dlq",
-                           rejection_for_malformed=reject)  # fmt: skip
+    return ConsumerContext(
+        name="fuzz", sink=run.sink, outcomes_topic="out", dead_letter_topic="dlq", rejection_for_malformed=reject
+    )
 
 
 async def test_every_template_is_valid_so_the_fuzz_derives_from_messages_that_are_handled() -> None:
@@ -282,8 +378,10 @@ async def test_thousands_of_malformed_commands_are_all_dead_lettered_and_none_is
     letters = [message for topic, _, message in run.sink.published if topic == "dlq"]
     rejections = [message for topic, _, message in run.sink.published if topic == "out"]
     commands = sum(1 for _, template, _ in fuzz if template.model is not SyncRequested)
-    print(f"\n{len(fuzz)} malformed messages ({commands} decisions and follow-ups) in {elapsed:.2f} s, slowest "
-          f"{slowest * 1000:.1f} ms: {len(letters)} dead letters, {len(rejections)} rejections")  # fmt: skip
+    print(
+        f"\n{len(fuzz)} malformed messages ({commands} decisions and follow-ups) in {elapsed:.2f} s, slowest "
+        f"{slowest * 1000:.1f} ms: {len(letters)} dead letters, {len(rejections)} rejections"
+    )
     assert commands >= 5_000
     assert run.handled == [], [type(m).__name__ for m in run.handled[:3]]
     assert [letter.offset for letter in letters] == list(range(len(fuzz)))  # type: ignore[attr-defined]
@@ -301,8 +399,12 @@ async def test_a_follow_up_with_true_for_employee_id_is_rejected_not_taken_for_e
     template = templates()[3]  # the leave adjustment: accepted, it wrote leave for employee 1
     value = encode({**template.fields, "employee_id": True})
     run = recorder()
-    await consume_one(RawMessage("in", 0, 1, b"rt-employee:1", value), context(run, template),
-                      FollowUpCommand.model_validate_json, run.handle)  # fmt: skip
+    await consume_one(
+        RawMessage("in", 0, 1, b"rt-employee:1", value),
+        context(run, template),
+        FollowUpCommand.model_validate_json,
+        run.handle,
+    )
     assert run.handled == []
     ((_, _, letter), (_, _, rejected)) = run.sink.published
     reason = letter.reason  # type: ignore[attr-defined]
@@ -318,8 +420,12 @@ async def test_a_decided_by_of_500000_characters_is_refused() -> None:
     run = recorder()
     for offset, length in enumerate((500_000, 100_000)):
         value = encode({**template.fields, "decided_by": "x" * length})
-        await consume_one(RawMessage("in", 0, offset, b"employee:101", value), context(run, template),
-                          Decision.model_validate_json, run.handle)  # fmt: skip
+        await consume_one(
+            RawMessage("in", 0, offset, b"employee:101", value),
+            context(run, template),
+            Decision.model_validate_json,
+            run.handle,
+        )
     assert run.handled == []
     too_large, too_long = [m.reason for t, _, m in run.sink.published if t == "dlq"]  # type: ignore[attr-defined]
     assert too_large.startswith("message too large: 500") and too_large.endswith(" bytes (limit 262144)")
@@ -334,8 +440,9 @@ async def test_a_value_nested_100000_deep_is_dead_lettered_without_recursion_err
     objects = b'{"a": ' * 100_000 + b"1" + b"}" * 100_000  # too large to be parsed
     command_ids = f'{{"{template.id_field}": '.encode() * 10_000 + b"1" + b"}" * 10_000
     for offset, value in enumerate((lists, objects, command_ids)):
-        await consume_one(RawMessage("in", 0, offset, b"k", value), context(run, template), model.model_validate_json,
-                          run.handle)  # fmt: skip
+        await consume_one(
+            RawMessage("in", 0, offset, b"k", value), context(run, template), model.model_validate_json, run.handle
+        )
     assert run.handled == []
     reasons = [m.reason for t, _, m in run.sink.published if t == "dlq"]  # type: ignore[attr-defined]
     assert "recursion limit" in reasons[0] and "too large" in reasons[1] and "recursion limit" in reasons[2]

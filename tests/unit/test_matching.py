@@ -399,8 +399,15 @@ def test_a_bsn_match_with_nothing_else_in_common_asks_a_human_and_offers_that_pe
 
 
 def test_a_bsn_match_whose_birthday_differs_asks_a_human() -> None:
-    stranger = person(3, first_name="Fatima", prefix=None, last_name="el Amrani", birthday=date(1990, 1, 1),
-                      linked_nmbrs_employee_ids=(10,), bsn_hash="h1")  # fmt: skip
+    stranger = person(
+        3,
+        first_name="Fatima",
+        prefix=None,
+        last_name="el Amrani",
+        birthday=date(1990, 1, 1),
+        linked_nmbrs_employee_ids=(10,),
+        bsn_hash="h1",
+    )
     decision = decide_match(employee(bsn_hash="h1"), [stranger])
     assert isinstance(decision, NeedsDecision) and decision.situation == "disputed"
     assert "birthdays differ" in decision.reason and "1990-01-01 on the card" in decision.reason
@@ -483,8 +490,9 @@ def test_definite_rule_needs_the_birthday_and_first_name_exact_and_the_login_car
     assert isinstance(twin, NeedsDecision) and "first name does not agree exactly" in twin.reason
     # Duplicates: the card with the login account is the right one, even when another scores higher.
     login = person(4, has_login_account=True)
-    duplicates = decide_match(FULL_EMPLOYEE, [full_match(3), login], MatchPolicy(auto_link_min_score=0.9,
-                                                                                 auto_link_margin=0.1))  # fmt: skip
+    duplicates = decide_match(
+        FULL_EMPLOYEE, [full_match(3), login], MatchPolicy(auto_link_min_score=0.9, auto_link_margin=0.1)
+    )
     assert isinstance(duplicates, NeedsDecision) and "person 4 has the login account" in duplicates.reason
 
 

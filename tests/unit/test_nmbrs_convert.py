@@ -272,8 +272,10 @@ def test_an_answer_with_a_prefixed_service_namespace_parses_the_same(name: str, 
     # The default service namespace is dropped before parsing (speed); other spellings must not depend on it.
     body = (DATA / name).read_bytes()
     assert b' xmlns="https://api.nmbrs.nl/soap/v3/EmployeeService"' in body
-    prefixed = body.replace(b' xmlns="https://api.nmbrs.nl/soap/v3/EmployeeService"',
-                            b' xmlns:n="https://api.nmbrs.nl/soap/v3/EmployeeService"')  # fmt: skip
+    prefixed = body.replace(
+        b' xmlns="https://api.nmbrs.nl/soap/v3/EmployeeService"',
+        b' xmlns:n="https://api.nmbrs.nl/soap/v3/EmployeeService"',
+    )
     prefixed = re.sub(rb"<(/?)(?!soap:|\?)([A-Za-z_])", rb"<\1n:\2", prefixed)
     assert prefixed != body and b"<n:EmployeeId>" in prefixed
     as_sent = parse(convert.result_element(body, operation))  # type: ignore[operator]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import TypeAlias
+from typing import Any, TypeAlias, cast
 
 import asyncpg
 
@@ -31,7 +31,7 @@ async def keep_session(_connection: asyncpg.Connection) -> None:
 
 
 async def create_pool(
-    settings: Settings, init: Callable[[asyncpg.Connection], Awaitable[None]] | None = None
+    settings: Settings, init: Callable[[asyncpg.Connection], Coroutine[Any, Any, None]] | None = None
 ) -> asyncpg.Pool:
     """Open the pool; `init` prepares each new connection (a benchmark adds its query logger)."""
     pool = await asyncpg.create_pool(
@@ -55,7 +55,8 @@ async def connect(settings: Settings) -> asyncpg.Connection:
 async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
     """One unit of work: a pooled connection inside a transaction, committed on success."""
     async with pool.acquire() as connection, connection.transaction():
-        yield connection
+        # A pooled connection is a proxy that forwards every method of the connection it holds.
+        yield cast(asyncpg.Connection, connection)
 
 
 # Errors that say "not now" rather than "never": the database is unreachable, busy, out of resources or in

@@ -49,8 +49,15 @@ def _snapshot_entry(row: asyncpg.Record) -> SnapshotEntry:
 
 
 def _snapshot_row(entry: SnapshotEntry) -> tuple[Any, ...]:
-    return (entry.key, entry.entity.value, entry.company_id, entry.fingerprint, entry.version, entry.deleted,
-            json.dumps(entry.record))  # fmt: skip
+    return (
+        entry.key,
+        entry.entity.value,
+        entry.company_id,
+        entry.fingerprint,
+        entry.version,
+        entry.deleted,
+        json.dumps(entry.record),
+    )
 
 
 class PollLockLost(RuntimeError):

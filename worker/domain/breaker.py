@@ -77,9 +77,10 @@ def evaluate_breaker(
         company_id for company_id, count in by_company.items() if count and removed_by_company[company_id] >= count
     )
     companies_removed = sorted(
-        c.before.company_id for c in changes if c.entity is Entity.COMPANY and c.op is Op.DELETE
-        and isinstance(c.before, NmbrsCompany)
-    )  # fmt: skip
+        c.before.company_id
+        for c in changes
+        if c.entity is Entity.COMPANY and c.op is Op.DELETE and isinstance(c.before, NmbrsCompany)
+    )
     removed = sum(1 for c in employee_changes if c.op is Op.DELETE)
     ended = sum(1 for c in employee_changes if is_leaver(c))
     moved = sum(1 for c in employee_changes if moved_company(c))

@@ -364,8 +364,9 @@ def _employed_runs(
         # compare, and no date overflow at the end of the calendar).
         employed = [(p.start.toordinal(), p.end.toordinal() if p.end else _OPEN) for p in employments]
         # By start: the covering period that started last is the last one found (starts are unique).
-        hours = sorted(((p.start.toordinal(), p.end.toordinal() if p.end else _OPEN, p) for p in hours_periods),
-                       key=lambda h: h[0])  # fmt: skip
+        hours = sorted(
+            ((p.start.toordinal(), p.end.toordinal() if p.end else _OPEN, p) for p in hours_periods), key=lambda h: h[0]
+        )
         cuts = {date(year, 1, 1).toordinal() for year in wanted}
         cuts.update(date(year, 12, 31).toordinal() + 1 for year in wanted)
         for start, end in [*employed, *((s, e) for s, e, _ in hours)]:
@@ -503,8 +504,13 @@ def leave_balance(data: LeaveInput) -> LeaveResult:
     balance_years = sorted(set(balance_years) | {a.booked_on.year for a in adjustments})
     report_years = sorted(data.years) if data.years is not None else balance_years
 
-    explained = _entitlements(sorted(set(balance_years) | set(report_years)), data.employments,
-                              data.hours_periods, data.cao, data.earlier_caos)  # fmt: skip
+    explained = _entitlements(
+        sorted(set(balance_years) | set(report_years)),
+        data.employments,
+        data.hours_periods,
+        data.cao,
+        data.earlier_caos,
+    )
     entitlements = {y: entitlement for y, (entitlement, _) in explained.items()}
     remaining: dict[tuple[int, LeaveComponent], Decimal] = {}
     for y in balance_years:

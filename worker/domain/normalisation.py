@@ -12,9 +12,22 @@ import unicodedata
 
 # Letters NFKD does not decompose into a base letter plus a mark.
 _UNDECOMPOSABLE = str.maketrans(
-    {"ø": "o", "Ø": "o", "ł": "l", "Ł": "l", "đ": "d", "Đ": "d", "ı": "i", "æ": "ae", "Æ": "ae",
-     "œ": "oe", "Œ": "oe", "þ": "th", "Þ": "th"}
-)  # fmt: skip
+    {
+        "ø": "o",
+        "Ø": "o",
+        "ł": "l",
+        "Ł": "l",
+        "đ": "d",
+        "Đ": "d",
+        "ı": "i",
+        "æ": "ae",
+        "Æ": "ae",
+        "œ": "oe",
+        "Œ": "oe",
+        "þ": "th",
+        "Þ": "th",
+    }
+)
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'", "ʼ": "'"})
 _SPACES = re.compile(r"\s+")
 
@@ -41,11 +54,51 @@ def fold(text: str | None) -> str:
 # "uit den", "op de" ... all follow from the single words.
 TUSSENVOEGSEL_WORDS = frozenset(
     {
-        "van", "de", "der", "den", "het", "'t", "'s", "t", "ter", "ten", "te", "in", "op", "uit", "aan",
-        "bij", "onder", "over", "voor", "tot", "von", "vom", "zu", "zum", "zur", "la", "le", "les", "l'",
-        "d'", "du", "des", "di", "da", "dal", "del", "della", "dos", "das", "do", "el", "al", "lo",
+        "van",
+        "de",
+        "der",
+        "den",
+        "het",
+        "'t",
+        "'s",
+        "t",
+        "ter",
+        "ten",
+        "te",
+        "in",
+        "op",
+        "uit",
+        "aan",
+        "bij",
+        "onder",
+        "over",
+        "voor",
+        "tot",
+        "von",
+        "vom",
+        "zu",
+        "zum",
+        "zur",
+        "la",
+        "le",
+        "les",
+        "l'",
+        "d'",
+        "du",
+        "des",
+        "di",
+        "da",
+        "dal",
+        "del",
+        "della",
+        "dos",
+        "das",
+        "do",
+        "el",
+        "al",
+        "lo",
     }
-)  # fmt: skip
+)
 _GLUED_PREFIX = re.compile(r"^(d'|l')(?=\w)")
 
 
@@ -172,11 +225,34 @@ def normalise_website(website: str | None) -> str | None:
 # different organisations.
 LEGAL_FORMS = frozenset(
     {
-        "bv", "nv", "vof", "cv", "stichting", "vereniging", "cooperatie", "ua", "wa", "ba", "io",
-        "maatschap", "eenmanszaak", "kerkgenootschap", "owm", "bvba", "vzw", "gmbh", "ltd", "inc",
-        "llc", "sa", "sarl", "ag", "kg", "plc",
+        "bv",
+        "nv",
+        "vof",
+        "cv",
+        "stichting",
+        "vereniging",
+        "cooperatie",
+        "ua",
+        "wa",
+        "ba",
+        "io",
+        "maatschap",
+        "eenmanszaak",
+        "kerkgenootschap",
+        "owm",
+        "bvba",
+        "vzw",
+        "gmbh",
+        "ltd",
+        "inc",
+        "llc",
+        "sa",
+        "sarl",
+        "ag",
+        "kg",
+        "plc",
     }
-)  # fmt: skip
+)
 
 
 def normalise_organisation_name(name: str | None) -> str:

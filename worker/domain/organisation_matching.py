@@ -118,11 +118,27 @@ OrganisationMatchDecision = OrganisationAutoLink | OrganisationNeedsDecision
 # Mail domains shared by unrelated people: the same domain says nothing about the organisation.
 PUBLIC_MAIL_DOMAINS = frozenset(
     {
-        "gmail.com", "hotmail.com", "hotmail.nl", "outlook.com", "outlook.nl", "live.nl", "live.com",
-        "yahoo.com", "icloud.com", "ziggo.nl", "kpnmail.nl", "planet.nl", "xs4all.nl", "home.nl",
-        "hetnet.nl", "upcmail.nl", "chello.nl", "casema.nl", "quicknet.nl",
+        "gmail.com",
+        "hotmail.com",
+        "hotmail.nl",
+        "outlook.com",
+        "outlook.nl",
+        "live.nl",
+        "live.com",
+        "yahoo.com",
+        "icloud.com",
+        "ziggo.nl",
+        "kpnmail.nl",
+        "planet.nl",
+        "xs4all.nl",
+        "home.nl",
+        "hetnet.nl",
+        "upcmail.nl",
+        "chello.nl",
+        "casema.nl",
+        "quicknet.nl",
     }
-)  # fmt: skip
+)
 
 
 def score_organisation(

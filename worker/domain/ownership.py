@@ -16,20 +16,45 @@ from worker.domain.nmbrs_records import NmbrsCompany, NmbrsEmployee
 
 # Person data (RegiCRM persoonskaart): name and contact data are owned by Nmbrs.
 PERSON_FIELDS: tuple[str, ...] = (
-    "first_name", "initials", "prefix", "last_name", "birthday", "gender",
-    "email_work", "email_private", "phone_work", "phone_mobile", "phone_private",
-)  # fmt: skip
+    "first_name",
+    "initials",
+    "prefix",
+    "last_name",
+    "birthday",
+    "gender",
+    "email_work",
+    "email_private",
+    "phone_work",
+    "phone_mobile",
+    "phone_private",
+)
 # Employment data (RegiTijd medewerker): function, department, CAO, company, contract, schedule, dates.
 EMPLOYEE_FIELDS: tuple[str, ...] = (
-    "number", "nmbrs_company_id", "function_id", "department_id", "labour_agreement_id",
-    "employment_start", "employment_end", "employments", "contracts", "schedules",
-)  # fmt: skip
+    "number",
+    "nmbrs_company_id",
+    "function_id",
+    "department_id",
+    "labour_agreement_id",
+    "employment_start",
+    "employment_end",
+    "employments",
+    "contracts",
+    "schedules",
+)
 NMBRS_OWNED_EMPLOYEE_FIELDS = PERSON_FIELDS + EMPLOYEE_FIELDS
 # Never written by the sync (domain.md, rule 8): they are entered in RegiTijd/RegiCRM by hand.
 LOCAL_EMPLOYEE_FIELDS: tuple[str, ...] = (
-    "manager_employee_id", "is_manager", "leave_adjustments", "leave_taken", "overtime", "overtime_payouts",
-    "characteristics", "account", "roles", "time_categories",
-)  # fmt: skip
+    "manager_employee_id",
+    "is_manager",
+    "leave_adjustments",
+    "leave_taken",
+    "overtime",
+    "overtime_payouts",
+    "characteristics",
+    "account",
+    "roles",
+    "time_categories",
+)
 # A change in any of these changes the leave entitlement.
 LEAVE_FIELDS = frozenset(
     {"employment_start", "employment_end", "employments", "contracts", "schedules", "labour_agreement_id"}
@@ -68,16 +93,23 @@ def employee_values(employee: NmbrsEmployee) -> dict[str, Any]:
             for e in sorted(data["employments"], key=lambda e: (e["start"], e["employment_id"]))
         ],
         contracts=[
-            {"contract_id": c["contract_id"], "start": c["start"], "end": c["end"],
-             "hours_per_week": hours_text(c["hours_per_week"])}
+            {
+                "contract_id": c["contract_id"],
+                "start": c["start"],
+                "end": c["end"],
+                "hours_per_week": hours_text(c["hours_per_week"]),
+            }
             for c in sorted(data["contracts"], key=lambda c: (c["start"], c["contract_id"]))
         ],
         schedules=[
-            {"start": s["start"], "hours_per_week": hours_text(s["hours_per_week"]),
-             "parttime_percentage": hours_text(s["parttime_percentage"])}
+            {
+                "start": s["start"],
+                "hours_per_week": hours_text(s["hours_per_week"]),
+                "parttime_percentage": hours_text(s["parttime_percentage"]),
+            }
             for s in sorted(data["schedules"], key=lambda s: s["start"])
         ],
-    )  # fmt: skip
+    )
     return values
 
 

@@ -143,8 +143,10 @@ def _same_human_decision(
         )
 
     if len(person_ids) > 1:
-        return ask(f"the same BSN hash is linked to several persons ({', '.join(map(str, person_ids))}): "
-                   "duplicates in RegiCRM, choose one")  # fmt: skip
+        return ask(
+            f"the same BSN hash is linked to several persons ({', '.join(map(str, person_ids))}): "
+            "duplicates in RegiCRM, choose one"
+        )
     (person_id,) = person_ids
     person = by_id.get(person_id)
     # Koppelen to another person or Aanmaken is refused while the BSN is linked to this one (one human, one
@@ -153,12 +155,16 @@ def _same_human_decision(
     if person is None:
         return ask(f"same BSN hash as an employment linked to person {person_id}, whose card is gone: {choices}")
     if employee.birthday and person.birthday and employee.birthday != person.birthday:
-        return ask(f"same BSN hash as an employment linked to person {person_id}, but the birthdays differ "
-                   f"({employee.birthday.isoformat()} in Nmbrs, {person.birthday.isoformat()} on the card): "
-                   f"{choices}")  # fmt: skip
+        return ask(
+            f"same BSN hash as an employment linked to person {person_id}, but the birthdays differ "
+            f"({employee.birthday.isoformat()} in Nmbrs, {person.birthday.isoformat()} on the card): "
+            f"{choices}"
+        )
     if scored_by_id[person_id].score < min_score:
-        return ask(f"same BSN hash as an employment linked to person {person_id}, who shares no name, birthday or "
-                   f"e-mail with this employee: {choices}")  # fmt: skip
+        return ask(
+            f"same BSN hash as an employment linked to person {person_id}, who shares no name, birthday or "
+            f"e-mail with this employee: {choices}"
+        )
     others = sorted(set(person.linked_nmbrs_employee_ids) - {employee.employee_id})
     via = f"Nmbrs employee {others[0]}" if others else "another Nmbrs employment"
     return AutoLink(

@@ -141,8 +141,10 @@ async def leave_of_employee(settings: Settings, employee_id: int, on: str | None
     for line in result.explanation:
         print(f"  {line}")
     balance = result.balance
-    print(f"Balance: {balance.total} h (statutory {balance.statutory}, extra {balance.extra}, "
-          f"adjustments {balance.adjustments}); overtime {result.overtime.balance} h")  # fmt: skip
+    print(
+        f"Balance: {balance.total} h (statutory {balance.statutory}, extra {balance.extra}, "
+        f"adjustments {balance.adjustments}); overtime {result.overtime.balance} h"
+    )
     return 0
 
 
@@ -170,6 +172,7 @@ def leave_from_file(path: str) -> int:
 
 async def _wait_idle(settings: Settings, timeout_s: float) -> bool:
     from worker.adapters.database import connect
+
     connection = await connect(settings)
     try:
         async with asyncio.timeout(timeout_s):
@@ -181,6 +184,7 @@ async def _wait_idle(settings: Settings, timeout_s: float) -> bool:
                                WHERE status = 'published') AS published,
                               (SELECT count(*) FROM processed_events WHERE consumer = 'reconciler') AS handled"""
                 )
+                assert row is not None  # an aggregate query always returns its one row
                 if row["waiting"] == 0 and row["polls"] > 0 and row["handled"] >= row["published"]:
                     return True
                 await asyncio.sleep(0.5)

@@ -40,10 +40,13 @@ DEAD_LETTER_VALUE_MAX = 10_000  # characters of the original kept when the whole
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
 
+
 def is_transient(error: BaseException, attempt: int = 0) -> bool:
     """Whether `error` (met `attempt` times before) is worth another try: each adapter knows its own errors."""
-    return kafka_error_is_transient(error) or database_error_is_transient(error, attempt) or isinstance(
-        error, OSError | asyncio.TimeoutError
+    return (
+        kafka_error_is_transient(error)
+        or database_error_is_transient(error, attempt)
+        or isinstance(error, OSError | asyncio.TimeoutError)
     )
 
 
@@ -130,7 +133,7 @@ def dead_letter_for(raw: RawMessage, consumer: str, reason: str, failed_at: date
         offset=raw.offset,
         key=key or None,
         value=value,
-        value_encoding=encoding,  # type: ignore[arg-type]
+        value_encoding=encoding,
         reason=reason,
         failed_at=failed_at,
     )
@@ -161,8 +164,15 @@ async def consume_one(
         try:
             await published(parsed)
         except Exception as error:  # costs a re-publish on redelivery, nothing more
-            log.warning("%s could not mark %s[%d]@%d published (%s: %s)", context.name, raw.topic, raw.partition,
-                        raw.offset, type(error).__name__, error)  # fmt: skip
+            log.warning(
+                "%s could not mark %s[%d]@%d published (%s: %s)",
+                context.name,
+                raw.topic,
+                raw.partition,
+                raw.offset,
+                type(error).__name__,
+                error,
+            )
     return outcomes
 
 
@@ -195,8 +205,13 @@ async def consume_batch(
     except Exception:
         log.exception(
             "%s could not handle a batch of %d (%s@%d .. %s@%d); handling them one by one",
-            context.name, len(batch), first.topic, first.offset, last.topic, last.offset,
-        )  # fmt: skip
+            context.name,
+            len(batch),
+            first.topic,
+            first.offset,
+            last.topic,
+            last.offset,
+        )
         outcomes = []
         for raw, _ in batch:
             outcomes += await consume_one(raw, context, parse, lambda message: handle_batch([message]))
@@ -223,8 +238,9 @@ async def _parse_or_dead_letter(raw: RawMessage, context: ConsumerContext, parse
     try:
         rejected = context.rejection_for_malformed(raw.value or b"", reason)
     except Exception:  # the dead letter is written: the sender only goes without its answer
-        log.exception("%s: no rejection for the malformed %s[%d]@%d", context.name, raw.topic, raw.partition,
-                      raw.offset)  # fmt: skip
+        log.exception(
+            "%s: no rejection for the malformed %s[%d]@%d", context.name, raw.topic, raw.partition, raw.offset
+        )
         return None
     if rejected:
         await _publish([rejected], context)
@@ -244,8 +260,13 @@ async def _dead_letter(raw: RawMessage, context: ConsumerContext, reason: str) -
         # Refused for good (a value near the broker's size limit grows when wrapped): a dead letter with the
         # value cut still tells why and where the original is. Nothing may escape for a bad message: the
         # batch it came with would be acknowledged unhandled.
-        log.error("dead letter of %s[%d]@%d refused (%s); sending it cut", raw.topic, raw.partition, raw.offset,
-                  type(error).__name__)  # fmt: skip
+        log.error(
+            "dead letter of %s[%d]@%d refused (%s); sending it cut",
+            raw.topic,
+            raw.partition,
+            raw.offset,
+            type(error).__name__,
+        )
         cut = letter.model_copy(
             update={
                 "value": letter.value[:DEAD_LETTER_VALUE_MAX],

@@ -33,9 +33,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     load.add_argument("file", help="YAML, or JSON when it ends in .json (format: TargetState in schemas/)")
     load.add_argument("--dry-run", action="store_true", help="validate and report what would change; write nothing")
     load.add_argument(
-        "--if-empty", action="store_true", help="load only into an empty store (the demo: a second run keeps what "
+        "--if-empty",
+        action="store_true",
+        help="load only into an empty store (the demo: a second run keeps what "
         "was decided since, instead of putting the file's values back)",
-    )  # fmt: skip
+    )
     load.add_argument("--json", action="store_true", help="print the report as JSON")
     load.set_defaults(func=cmd_target_load)
 
@@ -69,8 +71,17 @@ def cmd_target_load(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{args.file}: not loaded: the store already holds persons or organisations (--if-empty)")
         return 0
     if args.json:
-        print(json.dumps({"file": args.file, "dry_run": args.dry_run, "counts": report.as_dict(),
-                          "leave_recalculated": report.leave_recalculated}, indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "file": args.file,
+                    "dry_run": args.dry_run,
+                    "counts": report.as_dict(),
+                    "leave_recalculated": report.leave_recalculated,
+                },
+                indent=2,
+            )
+        )
     else:
         print(_table(report.as_dict()))
         verb = "would change" if args.dry_run else "changed"

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import faust
-from aiohttp import web
 
-from worker.adapters.database import Pool, create_pool
+from worker.adapters.database import Pool, create_pool, transaction
 from worker.adapters.kafka import KafkaPublisher, ssl_context
 from worker.adapters.nmbrs.client import NmbrsClient
 from worker.adapters.poll_store import PollStore
@@ -88,8 +87,9 @@ class Resources:
         async with self._opening:  # the agents start together: one pool for all of them
             if self._pool is None:
                 # A worker started while the database is away waits for it instead of crashing its agents.
-                self._pool = await with_retries(lambda: create_pool(self.settings), "database connection",
-                                                OPEN_BACKOFF_CAP_S)  # fmt: skip
+                self._pool = await with_retries(
+                    lambda: create_pool(self.settings), "database connection", OPEN_BACKOFF_CAP_S
+                )
         return self._pool
 
     async def publisher(self) -> KafkaPublisher:
@@ -131,7 +131,7 @@ def broker_credentials(settings: Settings) -> Any:
     return None
 
 
-def raw_message(event: faust.EventT) -> RawMessage:
+def raw_message(event: faust.EventT[bytes]) -> RawMessage:
     message = event.message
     return RawMessage(message.topic, message.partition, message.offset, message.key, message.value)
 
@@ -207,7 +207,10 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
         # take_events acknowledges a batch when the body is done with it, also when the body raises, so
         # consume_batch lets nothing escape for a bad message. A crash redelivers the whole batch; if its
         # transaction had committed, the inbox turns it into a re-publish of the stored outcomes.
-        batches = stream.take_events(settings.reconcile_batch_max, within=settings.reconcile_batch_wait_s)
+        # take_events is a method of faust's Stream that its StreamT protocol does not declare.
+        batches = stream.take_events(  # type: ignore[attr-defined]
+            settings.reconcile_batch_max, within=settings.reconcile_batch_wait_s
+        )
         async for events in batches:
             await consume_batch([raw_message(event) for event in events], ctx, parse_change_event, handle)
             resources.handled += len(events)
@@ -219,7 +222,7 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
     async def publish_status() -> None:
         # Publish a step only when it changed: the status topic is compacted, the latest per key counts.
         at = utc_now()
-        async with (await resources.pool()).acquire() as connection:
+        async with transaction(await resources.pool()) as connection:
             statuses = await step_statuses(connection, nmbrs_today(at), at)
             await store_step_statuses(connection, statuses)
         changed = [s for s in statuses if published_status.get(s.step) != s.model_dump(exclude={"updated_at"})]
@@ -229,8 +232,11 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
             )
             published_status.update({s.step: s.model_dump(exclude={"updated_at"}) for s in changed})
 
-    @app.agent(app.topic(settings.topics.decisions, partitions=settings.kafka_topic_partitions), name="decisions",
-               concurrency=1)  # fmt: skip
+    @app.agent(
+        app.topic(settings.topics.decisions, partitions=settings.kafka_topic_partitions),
+        name="decisions",
+        concurrency=1,
+    )
     async def decision_agent(stream: faust.StreamT[bytes]) -> None:
         ctx = replace(
             await context(decisions.DECISIONS),
@@ -243,8 +249,11 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
             await consume_one(raw_message(event), ctx, Decision.model_validate_json, handle, published)
             resources.handled += 1
 
-    @app.agent(app.topic(settings.topics.followup_commands, partitions=settings.kafka_topic_partitions),
-               name="follow-ups", concurrency=1)  # fmt: skip
+    @app.agent(
+        app.topic(settings.topics.followup_commands, partitions=settings.kafka_topic_partitions),
+        name="follow-ups",
+        concurrency=1,
+    )
     async def follow_up_agent(stream: faust.StreamT[bytes]) -> None:
         ctx = replace(
             await context(decisions.FOLLOW_UPS),
@@ -264,10 +273,11 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
             await run_poll_loop(poller, store, settings, resources.poll_wanted)
 
     @app.page("/status/")
-    async def status(_view: Any, _request: Any) -> web.Response:
-        return web.json_response({"app_id": settings.kafka_app_id, "handled": resources.handled, "ok": True})
+    async def status(view: faust.web.View, _request: faust.web.Request) -> faust.web.Response:
+        return view.json({"app_id": settings.kafka_app_id, "handled": resources.handled, "ok": True})
 
-    @app.on_before_shutdown.connect
+    # mode's signal handler type cannot be met by a coroutine function, though mode awaits what it returns.
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def close_resources(_app: faust.App, **_kwargs: Any) -> None:
         await resources.close()
 

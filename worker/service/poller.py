@@ -115,8 +115,9 @@ class Poller:
         # Also when the poll is full anyway (the nightly one, the likeliest to be cut off): its reads must carry
         # the repair's new versions.
         if not options.dry_run and await self.store.publish_interrupted():
-            log.warning("poll %s runs as a repair reconciliation: an earlier poll was cut off while publishing",
-                        poll_id)  # fmt: skip
+            log.warning(
+                "poll %s runs as a repair reconciliation: an earlier poll was cut off while publishing", poll_id
+            )
             options = dataclasses.replace(options, full=True, repair=True)
         await self.store.start_run(poll_id, options.request_id, options.full, options.dry_run, started)
         try:

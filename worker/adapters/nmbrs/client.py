@@ -68,7 +68,8 @@ class _TimedTransport(AsyncTransport):
     measuring the time spent in HTTP exchanges."""
 
     def __init__(self, client: httpx.AsyncClient, timeout_s: float) -> None:
-        super().__init__(client=client, wsdl_client=httpx.Client(timeout=timeout_s))
+        # zeep is unannotated.
+        super().__init__(client=client, wsdl_client=httpx.Client(timeout=timeout_s))  # type: ignore[no-untyped-call]
         self.seconds = 0.0
 
     async def post(self, address: str, message: bytes, headers: dict[str, str]) -> httpx.Response:
@@ -217,7 +218,8 @@ class NmbrsClient:
             types = group.create_task(
                 self._call("EmployeeService", "EmployeeType_GetList", tally, convert.parse_employee_types)
             )
-            bulk = {
+            # Each task's result is the parsed field of CompanyData it is named after.
+            bulk: dict[str, asyncio.Task[Any]] = {
                 name: group.create_task(self._call("EmployeeService", op, tally, parse, CompanyID=cid))
                 for name, op, parse in (
                     ("personal", personal_op, partial(convert.parse_personal_infos, bsn_key=self._bsn_key)),
@@ -371,7 +373,7 @@ class NmbrsClient:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._timeout_s):
-                response = await proxy[operation](**params)
+                response: httpx.Response = await proxy[operation](**params)
             # zeep serialises the request before the exchange without yielding: that part is ours.
             self.processing_seconds += time.perf_counter() - started - _LAST_EXCHANGE_S.get()
             return response
@@ -397,7 +399,7 @@ class NmbrsClient:
     def _backoff(self, attempt: int, error: NmbrsError) -> float:
         """Exponential backoff with equal jitter; a throttling hint from the server is a lower bound."""
         ceiling = min(self._backoff_max_s, self._backoff_base_s * 2**attempt)
-        delay = ceiling / 2 + self._rng.uniform(0, ceiling / 2)
+        delay: float = ceiling / 2 + self._rng.uniform(0, ceiling / 2)
         if isinstance(error, NmbrsThrottledError) and error.retry_after_s is not None:
             delay = max(delay, error.retry_after_s)
         return delay

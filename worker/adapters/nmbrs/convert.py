@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar, cast
 
 from lxml import etree
 
@@ -36,7 +36,9 @@ from worker.domain.normalisation import normalise_postcode
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 _NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True, remove_comments=True)
+_PARSER = etree.XMLParser(
+    resolve_entities=False, no_network=True, huge_tree=True, remove_comments=True, remove_pis=True
+)
 _HOURS = Decimal("0.01")
 _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _WEEK1 = tuple(f"Hours{day}" for day in _DAYS)
@@ -46,7 +48,12 @@ _EMPLOYEE_ID_NAMES = ("EmployeeId", "EmployeeID")
 _EMPLOYEE_ID_TAGS = tuple("}" + name for name in _EMPLOYEE_ID_NAMES)
 
 T = TypeVar("T")
-Element = etree._Element
+Element: TypeAlias = etree._Element
+
+
+def _tag(element: Element) -> str:
+    # The parser drops comments and processing instructions, so every tag left is a (namespaced) str.
+    return cast(str, element.tag)
 
 
 # --- envelope -------------------------------------------------------------------------------------
@@ -64,7 +71,7 @@ def _parse(body: bytes, operation: str) -> tuple[Element, str]:
         root = etree.fromstring(_SERVICE_NAMESPACE.sub(b"", body, count=1), _PARSER)
     except etree.XMLSyntaxError:
         raise NmbrsMalformedResponse("response is not well-formed XML", operation=operation) from None
-    ns, _, name = root.tag.rpartition("}")
+    ns, _, name = _tag(root).rpartition("}")
     ns = ns.lstrip("{")
     if name != "Envelope" or ns not in (SOAP11, SOAP12):
         raise NmbrsMalformedResponse("response is not a SOAP envelope", operation=operation)
@@ -104,10 +111,10 @@ def result_element(body: bytes, operation: str, scrub: Callable[[str], str] = st
     if fault is not None:
         raise fault_from_string(scrub(fault), operation=operation)
     response = next(iter(soap_body), None)
-    if response is None or _local(response.tag) != f"{operation}Response":
+    if response is None or _local(_tag(response)) != f"{operation}Response":
         raise NmbrsMalformedResponse(f"expected {operation}Response", operation=operation)
     for child in response:
-        if _local(child.tag) == f"{operation}Result":
+        if _local(_tag(child)) == f"{operation}Result":
             return None if child.get(_NIL) == "true" else child
     return None
 
@@ -129,8 +136,8 @@ def _fields(element: Element) -> Fields:
     All children of an ASMX record share one namespace (elementFormDefault="qualified"), so the prefix
     length is measured once per record.
     """
-    cut = element.tag.find("}") + 1
-    return {child.tag[cut:]: child.text for child in element}
+    cut = _tag(element).find("}") + 1
+    return {_tag(child)[cut:]: child.text for child in element}
 
 
 def _text(fields: Fields, name: str) -> str | None:
@@ -319,7 +326,7 @@ def _per_employee(result: Element | None, row: Callable[[Element], T | None]) ->
         employee_id = None
         rows: list[T] = []
         for child in item:
-            tag = child.tag
+            tag = _tag(child)
             if tag.endswith(_EMPLOYEE_ID_TAGS) or tag in _EMPLOYEE_ID_NAMES:
                 employee_id = int(child.text or "")
             else:
