@@ -244,8 +244,6 @@ def test_periods() -> None:
     assert convert.period_of(date(2026, 11, 15), "Month") == (2026, 11)
     assert convert.period_of(date(2026, 1, 29), "Week4") == (2026, 2)
     assert convert.period_of(date(2026, 12, 31), "Week4") == (2026, 13)
-    assert convert.parse_period("2026-11-M") == (2026, 11)
-    assert convert.parse_period("garbage") is None
 
 
 def test_a_listed_employee_without_personal_info_makes_the_answer_unusable_not_a_nameless_person() -> None:

@@ -36,6 +36,19 @@ async def insert_sync_request(connection: asyncpg.Connection, request: SyncReque
 POLL_LOCK_ID = 7_366_002  # one poll at a time across every worker replica
 
 
+async def sync_settled(connection: asyncpg.Connection) -> bool:
+    """No sync request waits, a poll has published, and the reconciler handled every change it published."""
+    row = await connection.fetchrow(
+        """SELECT (SELECT count(*) FROM sync_requests WHERE status IN ('pending', 'running')) AS waiting,
+                  (SELECT count(*) FROM poll_runs WHERE status = 'published') AS polls,
+                  (SELECT coalesce(sum(value::int), 0) FROM poll_runs, jsonb_each_text(summary -> 'changes')
+                   WHERE status = 'published') AS published,
+                  (SELECT count(*) FROM processed_events WHERE consumer = 'reconciler') AS handled"""
+    )
+    assert row is not None  # an aggregate query always returns its one row
+    return bool(row["waiting"] == 0 and row["polls"] > 0 and row["handled"] >= row["published"])
+
+
 def _snapshot_entry(row: asyncpg.Record) -> SnapshotEntry:
     return SnapshotEntry(
         key=row["key"],

@@ -8,8 +8,6 @@ from pydantic import AwareDatetime, Field
 
 from worker.domain.events import Message
 
-STEPS = ("poll", "companies", "departments", "functions", "labour_agreements", "employees", "contracts", "leave")
-
 
 class StepStatus(Message):
     """The status of one step, on the compacted status topic under key 'step:<step>' (latest wins)."""

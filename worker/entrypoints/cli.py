@@ -172,20 +172,13 @@ def leave_from_file(path: str) -> int:
 
 async def _wait_idle(settings: Settings, timeout_s: float) -> bool:
     from worker.adapters.database import connect
+    from worker.adapters.poll_store import sync_settled
 
     connection = await connect(settings)
     try:
         async with asyncio.timeout(timeout_s):
             while True:
-                row = await connection.fetchrow(
-                    """SELECT (SELECT count(*) FROM sync_requests WHERE status IN ('pending', 'running')) AS waiting,
-                              (SELECT count(*) FROM poll_runs WHERE status = 'published') AS polls,
-                              (SELECT coalesce(sum(value::int), 0) FROM poll_runs, jsonb_each_text(summary -> 'changes')
-                               WHERE status = 'published') AS published,
-                              (SELECT count(*) FROM processed_events WHERE consumer = 'reconciler') AS handled"""
-                )
-                assert row is not None  # an aggregate query always returns its one row
-                if row["waiting"] == 0 and row["polls"] > 0 and row["handled"] >= row["published"]:
+                if await sync_settled(connection):
                     return True
                 await asyncio.sleep(0.5)
     except TimeoutError:

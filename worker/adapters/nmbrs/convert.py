@@ -211,14 +211,6 @@ def period_of(day: date, period_type: str | None) -> tuple[int, int]:
     return day.year, day.month
 
 
-def parse_period(text: str | None) -> tuple[int, int] | None:
-    """'2026-11-M' -> (2026, 11); None when the string is not of that form."""
-    parts = (text or "").split("-")
-    if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
-        return int(parts[0]), int(parts[1])
-    return None
-
-
 @dataclass(frozen=True, slots=True)
 class PeriodRow(Generic[T]):
     """One record of a period-based history (personal info, function, department)."""
