@@ -45,7 +45,7 @@ from worker.domain.events import Message
 from worker.domain.nmbrs_records import NmbrsEmployee, nmbrs_today
 from worker.domain.ownership import EMPLOYEE_FIELDS, PERSON_FIELDS, employee_values
 from worker.sandbox.dataset import load_dataset
-from worker.sandbox.generate import FUNCTIONS
+from worker.sandbox.sample_data import FUNCTIONS
 
 SEED_DATABASE = "chaos_seed"
 # Faust's and mode's own words when an agent or the worker crashed.
