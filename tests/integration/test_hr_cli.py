@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer
 from pydantic import SecretStr
 
 from tests.support import TARGET_TABLES, TopicReader
+from worker.adapters.command_requests import OutcomeWatcher
 from worker.adapters.kafka import KafkaPublisher, client_kwargs
 from worker.adapters.target_store_load import load_target_state
 from worker.config import Settings
@@ -433,7 +434,7 @@ async def test_decide_with_kafka_unreachable_is_exit_4(capsys: pytest.CaptureFix
 async def test_the_outcome_watcher_reads_from_the_end_offsets_taken_at_start(topics: Settings) -> None:
     """What precedes start() is history; what follows it, even before the first read, is seen."""
     cause = uuid.uuid4()
-    watcher = hr_cli.OutcomeWatcher(topics)
+    watcher = OutcomeWatcher(topics)
     async with KafkaPublisher(topics) as publisher:
         await publisher.publish(
             topics.topics.outcomes, "employee:1", outcome_for(cause, OutcomeKind.REJECTED, "employee:1", NOW, "old")

@@ -12,7 +12,14 @@ from worker.adapters.hr_queries import CandidateView, PendingQuestionView
 from worker.domain.decisions import Decision, DecisionAction
 from worker.domain.events import OutcomeKind, outcome_for
 from worker.entrypoints import hr_cli
-from worker.entrypoints.hr_cli import UsageError, decision_from_args, parse_employee_ref, parse_record
+from worker.entrypoints.hr_decision_args import (
+    UsageError,
+    decision_from_args,
+    follow_up_from_args,
+    parse_employee_ref,
+    parse_record,
+)
+from worker.entrypoints.hr_views import decide_hint, render_pending, table
 
 NOW = datetime(2026, 11, 28, 9, tzinfo=UTC)
 
@@ -169,7 +176,7 @@ def question(**changes: object) -> PendingQuestionView:
 
 
 def test_the_pending_listing_shows_red_rows_candidates_and_the_decide_command() -> None:
-    text = hr_cli.render_pending([question()])
+    text = render_pending([question()])
     row = next(line for line in text.splitlines() if "employee:101" in line and "Anna" in line)
     assert row.startswith("red") and "disputed" in row and "2h" in row and "Bakkerij De Zon B.V. (1)" in row
     best = next(line for line in text.splitlines() if line.strip().startswith("12 "))
@@ -180,16 +187,16 @@ def test_the_pending_listing_shows_red_rows_candidates_and_the_decide_command() 
 
 
 def test_an_unmatched_question_suggests_aanmaken_and_the_search() -> None:
-    hint = hr_cli.decide_hint(question(nmbrs_id=102, situation="unmatched", candidates=(), version=1))
+    hint = decide_hint(question(nmbrs_id=102, situation="unmatched", candidates=(), version=1))
     assert hint.startswith("nmbrs-sync decide aanmaken employee:102 --version 1") and "nmbrs-sync search" in hint
 
 
 def test_no_open_questions_is_green() -> None:
-    assert "green" in hr_cli.render_pending([])
+    assert "green" in render_pending([])
 
 
 def test_columns_line_up_two_spaces_apart_under_a_dashed_rule() -> None:
-    lines = hr_cli._table(("a", "long header"), [("wide value", "x"), ("y", "z")]).splitlines()
+    lines = table(("a", "long header"), [("wide value", "x"), ("y", "z")]).splitlines()
     assert lines == ["a           long header", "----------  -----------", "wide value  x", "y           z"]
 
 
@@ -230,20 +237,19 @@ def test_the_tasks_employee_is_an_nmbrs_record_or_a_bare_regitijd_id() -> None:
 
 
 def test_a_followup_command_line_becomes_the_command_or_says_what_is_missing() -> None:
-    command = hr_cli.follow_up_from_args(
+    command = follow_up_from_args(
         parse("followup", "leave_adjustment", "12", "--hours", "-4", "--on", "2026-11-01", "--by", "hr"), 12, NOW
     )
     assert (command.command, command.employee_id, command.hours, command.key) == (
         "leave_adjustment", 12, -4, "rt-employee:12",
     )  # fmt: skip
     assert (
-        hr_cli.follow_up_from_args(parse("followup", "set_is_manager", "3", "--is-manager", "no"), 3, NOW).is_manager
-        is False
+        follow_up_from_args(parse("followup", "set_is_manager", "3", "--is-manager", "no"), 3, NOW).is_manager is False
     )
     with pytest.raises(UsageError, match="needs manager_employee_id"):
-        hr_cli.follow_up_from_args(parse("followup", "set_manager", "3"), 3, NOW)
+        follow_up_from_args(parse("followup", "set_manager", "3"), 3, NOW)
     with pytest.raises(UsageError, match="unknown characteristic"):
-        hr_cli.follow_up_from_args(parse("followup", "set_characteristic", "3", "--characteristic", "Baas"), 3, NOW)
+        follow_up_from_args(parse("followup", "set_characteristic", "3", "--characteristic", "Baas"), 3, NOW)
 
 
 def test_a_preview_tells_how_to_answer_exactly_what_it_listed(capsys: pytest.CaptureFixture[str]) -> None:

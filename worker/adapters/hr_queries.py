@@ -423,6 +423,14 @@ class EmployeeTasks(_Frozen):
         return tuple(TASKS[task] for task in self.tasks)
 
 
+async def regitijd_employee_id(connection: asyncpg.Connection, nmbrs_employee_id: int) -> int | None:
+    """The RegiTijd employee linked to an Nmbrs employee (follow-up commands address that one), None if none."""
+    found = await connection.fetchval(
+        "SELECT employee_id FROM rt_employees WHERE nmbrs_employee_id = $1", nmbrs_employee_id
+    )
+    return int(found) if found is not None else None
+
+
 async def open_tasks(connection: asyncpg.Connection, employee_id: int | None = None) -> list[EmployeeTasks]:
     """Active Nmbrs-sourced employees with at least one open follow-up task, by company and name.
 

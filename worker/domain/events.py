@@ -95,6 +95,11 @@ class OutcomeKind(StrEnum):
     STALE = "stale"
 
 
+# Outcomes that settle a decision or follow-up command; the others (leave recalculated, follow-up tasks, ...)
+# accompany them.
+SETTLING_OUTCOMES = frozenset({OutcomeKind.APPLIED, OutcomeKind.PREVIEW, OutcomeKind.ACCEPTED, OutcomeKind.REJECTED})
+
+
 class Outcome(Message):
     """What happened to one handled event or command. Key: the subject's key."""
 
