@@ -137,9 +137,15 @@ async def start_worker(migrated_database: str, tmp_path: Path) -> AsyncIterator[
         log_path = tmp_path / f"worker-{len(processes)}.log"
         with log_path.open("w") as log:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "worker.entrypoints.cli", "worker",
-                cwd=REPO, env=worker_env(settings, **env), stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                sys.executable,
+                "-m",
+                "worker.entrypoints.cli",
+                "worker",
+                cwd=REPO,
+                env=worker_env(settings, **env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         processes.append((process, log_path))
 
     yield start

@@ -59,12 +59,19 @@ def employee(
     employee_id: int, first: str, last: str, born: date, email: str | None = None, **more: Any
 ) -> NmbrsEmployee:
     return NmbrsEmployee.model_validate(
-        {"employee_id": employee_id, "company_id": 1, "number": str(employee_id), "first_name": first,
-         "last_name": last, "birthday": born, "email_work": email,
-         "employments": (EmploymentPeriod(employment_id=1, start=date(2026, 1, 1)),),
-         "contracts": (ContractPeriod(contract_id=1, start=date(2026, 1, 1), hours_per_week=Decimal("40")),),
-         **more}
-    )  # fmt: skip
+        {
+            "employee_id": employee_id,
+            "company_id": 1,
+            "number": str(employee_id),
+            "first_name": first,
+            "last_name": last,
+            "birthday": born,
+            "email_work": email,
+            "employments": (EmploymentPeriod(employment_id=1, start=date(2026, 1, 1)),),
+            "contracts": (ContractPeriod(contract_id=1, start=date(2026, 1, 1), hours_per_week=Decimal("40")),),
+            **more,
+        }
+    )
 
 
 def created(record: NmbrsEmployee | NmbrsCompany) -> EmployeeChanged | CompanyChanged:
@@ -72,12 +79,28 @@ def created(record: NmbrsEmployee | NmbrsCompany) -> EmployeeChanged | CompanyCh
     if isinstance(record, NmbrsCompany):
         key = f"company:{record.company_id}"
         _versions[key] = _versions.get(key, 0) + 1
-        return CompanyChanged(event_id=uuid.uuid4(), entity=Entity.COMPANY, key=key, op=Op.CREATE,
-                              version=_versions[key], after=record, source=source, ts=NOW)  # fmt: skip
+        return CompanyChanged(
+            event_id=uuid.uuid4(),
+            entity=Entity.COMPANY,
+            key=key,
+            op=Op.CREATE,
+            version=_versions[key],
+            after=record,
+            source=source,
+            ts=NOW,
+        )
     key = f"employee:{record.employee_id}"
     _versions[key] = _versions.get(key, 0) + 1
-    return EmployeeChanged(event_id=uuid.uuid4(), entity=Entity.EMPLOYEE, key=key, op=Op.CREATE,
-                           version=_versions[key], after=record, source=source, ts=NOW)  # fmt: skip
+    return EmployeeChanged(
+        event_id=uuid.uuid4(),
+        entity=Entity.EMPLOYEE,
+        key=key,
+        op=Op.CREATE,
+        version=_versions[key],
+        after=record,
+        source=source,
+        ts=NOW,
+    )
 
 
 @pytest.fixture
@@ -115,10 +138,16 @@ def args(*argv: str) -> argparse.Namespace:
 
 async def run(settings: Settings, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     parsed = args(*argv)
-    runner = {"status": hr_cli.run_status, "pending": hr_cli.run_pending, "search": hr_cli.run_search,
-              "tasks": hr_cli.run_tasks, "decide": hr_cli.run_decide,
-              "followup": hr_cli.run_followup, "decisions": hr_cli.run_decisions,
-              "blocked": hr_cli.run_blocked}[parsed.command]  # fmt: skip
+    runner = {
+        "status": hr_cli.run_status,
+        "pending": hr_cli.run_pending,
+        "search": hr_cli.run_search,
+        "tasks": hr_cli.run_tasks,
+        "decide": hr_cli.run_decide,
+        "followup": hr_cli.run_followup,
+        "decisions": hr_cli.run_decisions,
+        "blocked": hr_cli.run_blocked,
+    }[parsed.command]
     code = await runner(parsed, settings)
     return code, capsys.readouterr().out
 
@@ -315,8 +344,10 @@ async def test_a_task_disappears_once_done_and_inactive_employees_are_not_listed
         (found,) = json.loads((await run(settings, capsys, "tasks", "--employee", which, "--json"))[1])
         assert found["employee_id"] == lotte
     assert json.loads((await run(settings, capsys, "tasks", "--employee", str(kees), "--json"))[1]) == []
-    assert "no open follow-up tasks for RegiTijd employee" in (await run(settings, capsys, "tasks", "--employee",
-                                                                         str(kees)))[1]  # fmt: skip
+    assert (
+        "no open follow-up tasks for RegiTijd employee"
+        in (await run(settings, capsys, "tasks", "--employee", str(kees)))[1]
+    )
     await store.execute("UPDATE rt_employees SET active = false WHERE employee_id = $1", lotte)
     assert json.loads((await run(settings, capsys, "tasks", "--json"))[1]) == []
 
@@ -342,8 +373,9 @@ async def test_decide_posts_the_decision_keyed_by_record_with_the_pending_versio
     store: asyncpg.Pool, topics: Settings, read_topic: TopicReader, capsys: pytest.CaptureFixture[str]
 ) -> None:
     anna = await person_id(store, "anna")
-    code, out = await run(topics, capsys, "decide", "link", "employee:101", "--person", str(anna), "--by", "hr-test",
-                          "--wait", "0")  # fmt: skip
+    code, out = await run(
+        topics, capsys, "decide", "link", "employee:101", "--person", str(anna), "--by", "hr-test", "--wait", "0"
+    )
     assert code == 0
     (message,) = await read_topic(topics.topics.decisions, 1)
     assert message["key"] == "employee:101"
@@ -408,8 +440,9 @@ async def test_decide_exits_1_with_the_reason_when_the_worker_rejects(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     worker_answers.append(asyncio.create_task(fake_worker(topics, OutcomeKind.REJECTED, "stale: version 2")))
-    code, out = await run(topics, capsys, "decide", "skip", "employee:101", "--version", "1", "--by", "hr",
-                          "--wait", "30", "--json")  # fmt: skip
+    code, out = await run(
+        topics, capsys, "decide", "skip", "employee:101", "--version", "1", "--by", "hr", "--wait", "30", "--json"
+    )
     result = json.loads(out)
     assert code == 1 and result["result"] == "rejected"
     assert [o["reason"] for o in result["outcomes"]] == ["stale: version 2"]
@@ -475,8 +508,9 @@ async def test_followup_completes_a_task_by_the_nmbrs_id_pending_showed(
 ) -> None:
     kees, lotte = await employee_id(store, 120), await employee_id(store, 130)
     worker = asyncio.create_task(decision_consumer_once(topics, store))
-    code, out = await run(topics, capsys, "followup", "set_manager", "employee:120", "--manager", str(lotte),
-                          "--by", "hr-test")  # fmt: skip
+    code, out = await run(
+        topics, capsys, "followup", "set_manager", "employee:120", "--manager", str(lotte), "--by", "hr-test"
+    )
     await worker
     assert code == 0 and "applied" in out
     assert await store.fetchval("SELECT manager_employee_id FROM rt_employees WHERE employee_id = $1", kees) == lotte
@@ -519,8 +553,14 @@ async def test_search_puts_the_exact_last_name_first_and_says_when_more_match(
 async def test_decisions_and_blocked_list_what_undo_and_ontblokkeren_need(
     store: asyncpg.Pool, settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    block = Decision(decision_id=uuid.uuid4(), nmbrs_id=102, action="blokkeren", decided_by="hr.anja",
-                     decided_at=NOW, note="not ours")  # fmt: skip
+    block = Decision(
+        decision_id=uuid.uuid4(),
+        nmbrs_id=102,
+        action="blokkeren",
+        decided_by="hr.anja",
+        decided_at=NOW,
+        note="not ours",
+    )
     await handle_decision(block, store, MatchPolicy(), lambda: NOW)
     _, blocked = await run(settings, capsys, "blocked")
     row = next(line for line in blocked.splitlines() if line.startswith("employee:102"))

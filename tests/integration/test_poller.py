@@ -417,8 +417,9 @@ async def test_a_sync_request_left_running_by_a_dead_worker_is_taken_again_at_on
     request = SyncRequested(event_id=uuid.uuid4(), requested_by="hr", requested_at=utc_now())
     async with pool.acquire() as connection:
         await insert_sync_request(connection, request)
-    await pool.execute("UPDATE sync_requests SET status = 'running', claimed_at = now() WHERE request_id = $1",
-                       request.event_id)  # fmt: skip
+    await pool.execute(
+        "UPDATE sync_requests SET status = 'running', claimed_at = now() WHERE request_id = $1", request.event_id
+    )
 
     async with pool.acquire() as other_replica:  # a live runner holds the lock: the request is left to it
         await other_replica.execute("SELECT pg_advisory_lock($1)", POLL_LOCK_ID)

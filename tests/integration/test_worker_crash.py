@@ -35,26 +35,42 @@ FIRST_ID = 4000
 def person(index: int) -> PersonState:
     # Distinct first letters of the surname: each person is the one clear candidate of its employee.
     surname = "".join(chr(ord("a") + (index // 26**k) % 26) for k in range(3)).capitalize() + "stra"
-    return PersonState(ref=f"p{index}", first_name="Kim", last_name=surname,
-                       birthday=date(1970, 1, 1) + timedelta(days=index * 97), email_work=f"kim{index}@zon.nl",
-                       organisation="org")  # fmt: skip
+    return PersonState(
+        ref=f"p{index}",
+        first_name="Kim",
+        last_name=surname,
+        birthday=date(1970, 1, 1) + timedelta(days=index * 97),
+        email_work=f"kim{index}@zon.nl",
+        organisation="org",
+    )
 
 
 def employee(index: int, hours: int = 40) -> NmbrsEmployee:
     p = person(index)
     return nmbrs_employee(
-        FIRST_ID + index, first_name=p.first_name, prefix=None, last_name=p.last_name, birthday=p.birthday,
-        email_work=p.email_work, bsn_hash=f"{index:064x}",
+        FIRST_ID + index,
+        first_name=p.first_name,
+        prefix=None,
+        last_name=p.last_name,
+        birthday=p.birthday,
+        email_work=p.email_work,
+        bsn_hash=f"{index:064x}",
         contracts=(ContractPeriod(contract_id=1, start=date(2026, 1, 1), hours_per_week=Decimal(hours)),),
-    )  # fmt: skip
+    )
 
 
 async def start(settings: Settings, log: Path, **env: str) -> asyncio.subprocess.Process:
     with log.open("a") as out:
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "worker.entrypoints.cli", "worker", cwd=REPO,
-            env=worker_env(settings, POLL_ENABLED="false", **env), stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "worker.entrypoints.cli",
+            "worker",
+            cwd=REPO,
+            env=worker_env(settings, POLL_ENABLED="false", **env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def fail_with_log(log: Path, message: str) -> None:
@@ -82,16 +98,25 @@ async def test_a_worker_killed_mid_stream_applies_every_change_exactly_once(
 ) -> None:
     settings = integration_settings
     await ensure_topics(settings)
-    await pool.execute("TRUNCATE sync_links, pending_decisions, audit_log, processed_events, rt_leave_balances,"
-                       " rt_contract_periods, rt_schedule_periods, rt_employment_periods, rt_employees, rt_companies,"
-                       " crm_accounts, crm_persons, crm_organisations RESTART IDENTITY CASCADE")  # fmt: skip
+    await pool.execute(
+        "TRUNCATE sync_links, pending_decisions, audit_log, processed_events, rt_leave_balances,"
+        " rt_contract_periods, rt_schedule_periods, rt_employment_periods, rt_employees, rt_companies,"
+        " crm_accounts, crm_persons, crm_organisations RESTART IDENTITY CASCADE"
+    )
     async with pool.acquire() as connection:
-        await load_target_state(connection, TargetState(
-            organisations=(OrganisationState(ref="org", name="Bakkerij De Zon B.V."),),
-            persons=tuple(person(i) for i in range(EMPLOYEES)),
-        ))  # fmt: skip
-    created = await handle_changes([employee_change(employee(i)) for i in range(EMPLOYEES)], pool,
-                                   MatchPolicy(auto_link_min_score=0.9), lambda: RECONCILE_NOW)  # fmt: skip
+        await load_target_state(
+            connection,
+            TargetState(
+                organisations=(OrganisationState(ref="org", name="Bakkerij De Zon B.V."),),
+                persons=tuple(person(i) for i in range(EMPLOYEES)),
+            ),
+        )
+    created = await handle_changes(
+        [employee_change(employee(i)) for i in range(EMPLOYEES)],
+        pool,
+        MatchPolicy(auto_link_min_score=0.9),
+        lambda: RECONCILE_NOW,
+    )
     assert [o.kind.value for o in created].count("auto_linked") == EMPLOYEES
 
     # Two changes per employee (hours 40 -> 32 -> 24), one after the other: a change applied twice would
@@ -99,8 +124,10 @@ async def test_a_worker_killed_mid_stream_applies_every_change_exactly_once(
     # second time as well, as a producer retry would, so the stream holds duplicates whenever the kill lands.
     updates: list[EmployeeChanged] = []
     for i in range(EMPLOYEES):
-        updates += [employee_change(employee(i, after), Op.UPDATE, employee(i, before), version)
-                    for version, (before, after) in enumerate(((40, 32), (32, 24)), start=2)]  # fmt: skip
+        updates += [
+            employee_change(employee(i, after), Op.UPDATE, employee(i, before), version)
+            for version, (before, after) in enumerate(((40, 32), (32, 24)), start=2)
+        ]
     async with KafkaPublisher(settings) as publisher:
         await publisher.publish_many([(settings.topics.employee_changes, e.key, e) for e in updates + updates[:20]])
     ids = [e.event_id for e in updates]

@@ -94,8 +94,13 @@ async def test_a_malformed_decision_is_dead_lettered_and_its_sender_gets_a_rejec
     worker: Settings, producer: AIOKafkaProducer, read_topic: TopicReader
 ) -> None:
     decision_id = uuid.uuid4()
-    bad = {"decision_id": str(decision_id), "action": "koppelen", "nmbrs_id": 5, "decided_by": "hr",
-           "decided_at": datetime.now(UTC).isoformat()}  # koppelen without target_id  # fmt: skip
+    bad = {
+        "decision_id": str(decision_id),
+        "action": "koppelen",
+        "nmbrs_id": 5,
+        "decided_by": "hr",
+        "decided_at": datetime.now(UTC).isoformat(),
+    }  # koppelen without target_id
     await producer.send_and_wait(worker.topics.decisions, json.dumps(bad).encode(), key=b"employee:5")
 
     (letter,) = await read_topic(worker.topics.dead_letter, 1)

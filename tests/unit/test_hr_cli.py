@@ -57,8 +57,11 @@ def test_english_alias_links_an_employee_to_a_person_with_the_current_version() 
 def test_a_bare_number_is_an_employee_and_dutch_actions_are_case_insensitive() -> None:
     decision = decide("Aanmaken", "101")
     assert (decision.action, decision.entity, decision.nmbrs_id, decision.version) == (
-        DecisionAction.AANMAKEN, "employee", 101, 7,
-    )  # fmt: skip
+        DecisionAction.AANMAKEN,
+        "employee",
+        101,
+        7,
+    )
 
 
 def test_a_given_version_is_used_as_is_and_the_database_is_not_asked() -> None:
@@ -116,9 +119,13 @@ def test_person_and_organisation_together_are_refused_by_the_parser() -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("employee:123", ("employee", 123)), ("company:4", ("company", 4)), ("123", ("employee", 123)),
-     (" Employee: 5 ", ("employee", 5))],
-)  # fmt: skip
+    [
+        ("employee:123", ("employee", 123)),
+        ("company:4", ("company", 4)),
+        ("123", ("employee", 123)),
+        (" Employee: 5 ", ("employee", 5)),
+    ],
+)
 def test_record_syntax(text: str, expected: tuple[str, int]) -> None:
     assert parse_record(text) == expected
 
@@ -131,16 +138,29 @@ def test_malformed_records_are_usage_errors(text: str) -> None:
 
 def test_a_bulk_decision_carries_the_filter_and_no_version() -> None:
     decision = decision_from_args(
-        parse("decide", "create", "--company-filter", "1", "--situation", "unmatched", "--max-best-score", "0.2",
-              "--preview", "--by", "hr"),
+        parse(
+            "decide",
+            "create",
+            "--company-filter",
+            "1",
+            "--situation",
+            "unmatched",
+            "--max-best-score",
+            "0.2",
+            "--preview",
+            "--by",
+            "hr",
+        ),
         NOW,
         no_lookup,
-    )  # fmt: skip
+    )
     assert decision.key == "bulk" and decision.nmbrs_id is None and decision.version is None
     assert decision.filter is not None
     assert (decision.filter.company_id, decision.filter.situation, decision.filter.max_best_score) == (
-        1, "unmatched", 0.2,
-    )  # fmt: skip
+        1,
+        "unmatched",
+        0.2,
+    )
     assert decision.preview is True and decision.action is DecisionAction.AANMAKEN
 
 
@@ -161,16 +181,36 @@ def test_without_by_the_operating_system_user_decides(monkeypatch: pytest.Monkey
 
 def question(**changes: object) -> PendingQuestionView:
     data: dict[str, object] = {
-        "entity": "employee", "nmbrs_id": 101, "version": 3, "situation": "disputed", "name": "Anna van der Berg",
-        "number": "17", "company_id": 1, "company_name": "Bakkerij De Zon B.V.", "skipped": False,
-        "asked_at": NOW, "age_s": 7200.0,
+        "entity": "employee",
+        "nmbrs_id": 101,
+        "version": 3,
+        "situation": "disputed",
+        "name": "Anna van der Berg",
+        "number": "17",
+        "company_id": 1,
+        "company_name": "Bakkerij De Zon B.V.",
+        "skipped": False,
+        "asked_at": NOW,
+        "age_s": 7200.0,
         "candidates": (
-            CandidateView(crm_id=12, name="Anna van der Berg", score=1.0, flags=("has_login_account",),
-                          levels={"last_name": "exact", "phone": "missing"}, explanation="..."),
-            CandidateView(crm_id=13, name="Anna van der Berg", score=0.75, flags=(),
-                          levels={"last_name": "exact"}, explanation="..."),
+            CandidateView(
+                crm_id=12,
+                name="Anna van der Berg",
+                score=1.0,
+                flags=("has_login_account",),
+                levels={"last_name": "exact", "phone": "missing"},
+                explanation="...",
+            ),
+            CandidateView(
+                crm_id=13,
+                name="Anna van der Berg",
+                score=0.75,
+                flags=(),
+                levels={"last_name": "exact"},
+                explanation="...",
+            ),
         ),
-    }  # fmt: skip
+    }
     data.update(changes)
     return PendingQuestionView.model_validate(data)
 
@@ -241,8 +281,11 @@ def test_a_followup_command_line_becomes_the_command_or_says_what_is_missing() -
         parse("followup", "leave_adjustment", "12", "--hours", "-4", "--on", "2026-11-01", "--by", "hr"), 12, NOW
     )
     assert (command.command, command.employee_id, command.hours, command.key) == (
-        "leave_adjustment", 12, -4, "rt-employee:12",
-    )  # fmt: skip
+        "leave_adjustment",
+        12,
+        -4,
+        "rt-employee:12",
+    )
     assert (
         follow_up_from_args(parse("followup", "set_is_manager", "3", "--is-manager", "no"), 3, NOW).is_manager is False
     )
@@ -255,8 +298,9 @@ def test_a_followup_command_line_becomes_the_command_or_says_what_is_missing() -
 def test_a_preview_tells_how_to_answer_exactly_what_it_listed(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ("aanmaken", "--company-filter", "4", "--situation", "unmatched", "--preview", "--by", "hr")
     preview = decision_from_args(parse("decide", *argv), NOW, no_lookup)
-    listed = outcome_for(preview.decision_id, OutcomeKind.PREVIEW, "bulk", NOW, "would aanmaken 1",
-                         {"records": ["employee:401"]})  # fmt: skip
+    listed = outcome_for(
+        preview.decision_id, OutcomeKind.PREVIEW, "bulk", NOW, "would aanmaken 1", {"records": ["employee:401"]}
+    )
     assert hr_cli._report(parse("decide", *argv), preview, [listed]) == 0
     out = capsys.readouterr().out
     assert "  employee:401" in out

@@ -16,10 +16,18 @@ from worker.domain.decisions import Decision, DecisionAction, FollowUpCommand
 from worker.domain.events import Message, Outcome, OutcomeKind, outcome_for
 
 NOW = datetime(2026, 11, 28, 9, tzinfo=UTC)
-DECISION = Decision(decision_id=uuid.uuid4(), nmbrs_id=101, action=DecisionAction.OVERSLAAN, decided_by="hr",
-                    decided_at=NOW)  # fmt: skip
-FOLLOW_UP = FollowUpCommand(command_id=uuid.uuid4(), employee_id=12, command="leave_adjustment", hours=8,
-                            on=date(2026, 11, 1), issued_by="hr", issued_at=NOW)  # fmt: skip
+DECISION = Decision(
+    decision_id=uuid.uuid4(), nmbrs_id=101, action=DecisionAction.OVERSLAAN, decided_by="hr", decided_at=NOW
+)
+FOLLOW_UP = FollowUpCommand(
+    command_id=uuid.uuid4(),
+    employee_id=12,
+    command="leave_adjustment",
+    hours=8,
+    on=date(2026, 11, 1),
+    issued_by="hr",
+    issued_at=NOW,
+)
 
 
 class Broker:
@@ -77,7 +85,7 @@ def settings() -> Settings:
 @pytest.mark.parametrize(
     ("command", "topic", "key"),
     [(DECISION, "nmbrs-sync.decisions", "employee:101"), (FOLLOW_UP, "nmbrs-sync.followup-commands", "rt-employee:12")],
-)  # fmt: skip
+)
 async def test_each_command_goes_to_its_own_topic_keyed_by_its_subject(
     broker: Broker, settings: Settings, command: FrontendCommand, topic: str, key: str
 ) -> None:
@@ -95,8 +103,15 @@ async def test_the_watcher_is_positioned_before_the_post_and_returns_only_its_ow
     async with CommandRequests(settings) as requests:
         outcomes = await requests.post_and_wait(FOLLOW_UP, 5, on_posted=lambda: broker.log.append("announced"))
     assert outcomes == [mine]
-    assert broker.log == ["publisher started", "watcher started", "published", "announced", "waited 5 s",
-                          "watcher stopped", "publisher stopped"]  # fmt: skip
+    assert broker.log == [
+        "publisher started",
+        "watcher started",
+        "published",
+        "announced",
+        "waited 5 s",
+        "watcher stopped",
+        "publisher stopped",
+    ]
 
 
 async def test_a_broker_that_cannot_be_reached_is_said_in_words(broker: Broker, settings: Settings) -> None:

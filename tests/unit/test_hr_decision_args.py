@@ -19,10 +19,14 @@ def parse(*argv: str) -> argparse.Namespace:
 
 @pytest.mark.parametrize(
     ("text", "action"),
-    [("Ongedaan maken", DecisionAction.ONGEDAAN_MAKEN), ("ongedaan-maken", DecisionAction.ONGEDAAN_MAKEN),
-     ("undo", DecisionAction.ONGEDAAN_MAKEN), (" BLOCK ", DecisionAction.BLOKKEREN),
-     ("overslaan", DecisionAction.OVERSLAAN)],
-)  # fmt: skip
+    [
+        ("Ongedaan maken", DecisionAction.ONGEDAAN_MAKEN),
+        ("ongedaan-maken", DecisionAction.ONGEDAAN_MAKEN),
+        ("undo", DecisionAction.ONGEDAAN_MAKEN),
+        (" BLOCK ", DecisionAction.BLOKKEREN),
+        ("overslaan", DecisionAction.OVERSLAAN),
+    ],
+)
 def test_actions_are_dutch_or_english_in_any_case_and_spacing(text: str, action: DecisionAction) -> None:
     assert parse_action(text) is action
 

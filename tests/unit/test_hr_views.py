@@ -35,14 +35,18 @@ def step(name: str, status: str, **counts: int) -> StepStatus:
 
 def decision(**fields: object) -> Decision:
     data: dict[str, object] = {
-        "decision_id": uuid.uuid4(), "action": DecisionAction.OVERSLAAN, "nmbrs_id": 101, "decided_by": "hr",
+        "decision_id": uuid.uuid4(),
+        "action": DecisionAction.OVERSLAAN,
+        "nmbrs_id": 101,
+        "decided_by": "hr",
         "decided_at": NOW,
-    }  # fmt: skip
+    }
     return Decision.model_validate({**data, **fields}, strict=False)
 
 
-@pytest.mark.parametrize(("seconds", "shown"), [(59, "0m"), (3599, "59m"), (3600, "1h"), (47 * 3600, "47h"),
-                                                (48 * 3600, "2d")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("seconds", "shown"), [(59, "0m"), (3599, "59m"), (3600, "1h"), (47 * 3600, "47h"), (48 * 3600, "2d")]
+)
 def test_ages_are_minutes_then_hours_up_to_two_days_then_days(seconds: float, shown: str) -> None:
     assert age(seconds) == shown
 
@@ -72,16 +76,24 @@ def test_a_decision_is_described_with_its_dutch_name_target_and_version() -> Non
 
 
 def test_a_bulk_decision_is_described_by_its_filter() -> None:
-    bulk = decision(action=DecisionAction.AANMAKEN, nmbrs_id=None, preview=True,
-                    filter=DecisionFilter(company_id=4, situation="unmatched", max_best_score=0.2))  # fmt: skip
+    bulk = decision(
+        action=DecisionAction.AANMAKEN,
+        nmbrs_id=None,
+        preview=True,
+        filter=DecisionFilter(company_id=4, situation="unmatched", max_best_score=0.2),
+    )
     assert describe(bulk) == (
         "Aanmaken: every open employee question of company 4, situation unmatched, best score <= 0.2 (preview)"
     )
 
 
 def test_the_confirm_hint_repeats_the_filter_of_the_preview() -> None:
-    preview = decision(action=DecisionAction.BLOKKEREN, nmbrs_id=None, preview=True,
-                       filter=DecisionFilter(company_id=4, max_best_score=0.3))  # fmt: skip
+    preview = decision(
+        action=DecisionAction.BLOKKEREN,
+        nmbrs_id=None,
+        preview=True,
+        filter=DecisionFilter(company_id=4, max_best_score=0.3),
+    )
     assert confirm_hint(preview) == (
         "to answer exactly these: nmbrs-sync decide blokkeren --company-filter 4 --max-best-score 0.3 "
         f"--confirm {preview.decision_id}"
@@ -90,24 +102,44 @@ def test_the_confirm_hint_repeats_the_filter_of_the_preview() -> None:
 
 def test_outcomes_are_one_line_each_with_the_records_a_preview_would_answer() -> None:
     cause = uuid.uuid4()
-    text = render_outcomes([
-        outcome_for(cause, OutcomeKind.PREVIEW, "bulk", NOW, "would aanmaken 2",
-                    {"records": ["employee:401", "employee:402"]}),
-        outcome_for(cause, OutcomeKind.LEAVE_RECALCULATED, "employee:401", NOW),
-    ])  # fmt: skip
+    text = render_outcomes(
+        [
+            outcome_for(
+                cause,
+                OutcomeKind.PREVIEW,
+                "bulk",
+                NOW,
+                "would aanmaken 2",
+                {"records": ["employee:401", "employee:402"]},
+            ),
+            outcome_for(cause, OutcomeKind.LEAVE_RECALCULATED, "employee:401", NOW),
+        ]
+    )
     assert text.splitlines() == [
-        "preview: would aanmaken 2", "  employee:401", "  employee:402", "leave_recalculated: employee:401",
-    ]  # fmt: skip
+        "preview: would aanmaken 2",
+        "  employee:401",
+        "  employee:402",
+        "leave_recalculated: employee:401",
+    ]
 
 
 def test_search_lists_persons_and_organisations_with_how_to_link_them() -> None:
     result = SearchResult(
         text="zon",
-        persons=(PersonHit(person_id=7, name="Anna van der Berg", email_private="anna@thuis.nl", username="anna",
-                           has_login_account=True, is_blue_employee=False, linked_nmbrs_employee_ids=(101,)),),
+        persons=(
+            PersonHit(
+                person_id=7,
+                name="Anna van der Berg",
+                email_private="anna@thuis.nl",
+                username="anna",
+                has_login_account=True,
+                is_blue_employee=False,
+                linked_nmbrs_employee_ids=(101,),
+            ),
+        ),
         organisations=(OrganisationHit(organisation_id=3, name="Bakkerij De Zon B.V.", linked_nmbrs_company_ids=()),),
         more_persons=True,
-    )  # fmt: skip
+    )
     text = render_search(result)
     assert text.splitlines()[0] == "persons (1, more match: add a first name, birthday or e-mail)"
     anna = next(line for line in text.splitlines() if line.startswith("7 "))
@@ -125,16 +157,26 @@ def test_tasks_explain_only_the_tasks_listed() -> None:
 
 @pytest.mark.parametrize(
     ("employee", "said"),
-    [(None, "any active Nmbrs employee"), (("nmbrs", 120), "Nmbrs employee 120 (or it is not"),
-     (("regitijd", 5), "RegiTijd employee 5 (or it is not")],
-)  # fmt: skip
+    [
+        (None, "any active Nmbrs employee"),
+        (("nmbrs", 120), "Nmbrs employee 120 (or it is not"),
+        (("regitijd", 5), "RegiTijd employee 5 (or it is not"),
+    ],
+)
 def test_no_open_tasks_names_whom_it_looked_for(employee: tuple[str, int] | None, said: str) -> None:
     assert said in render_tasks([], employee)
 
 
 def test_decisions_and_blocks_list_their_ids_and_say_when_there_are_none() -> None:
-    made = DecisionView(decision_id="d-1", decided_at=NOW, decided_by="hr", action="blokkeren", record="employee:1",
-                        result="applied", undone_by="d-2")  # fmt: skip
+    made = DecisionView(
+        decision_id="d-1",
+        decided_at=NOW,
+        decided_by="hr",
+        action="blokkeren",
+        record="employee:1",
+        result="applied",
+        undone_by="d-2",
+    )
     row = render_decisions([made]).splitlines()[2].split()
     assert row[:3] == ["d-1", "2026-11-28", "09:00"] and row[-2:] == ["yes", "-"]
     assert render_decisions([]) == "no decisions yet"
