@@ -67,7 +67,7 @@ from support import (
 
 from worker.adapters.database import create_pool
 from worker.adapters.kafka import KafkaPublisher, client_kwargs
-from worker.adapters.target_store import SYNC_WRITER_SQL
+from worker.adapters.target_sql import SYNC_WRITER_SQL
 from worker.adapters.target_store_load import load_target_state
 from worker.config import Settings
 from worker.domain.changes import ChangeEvent, ChangeSource, EmployeeChanged, Entity, parse_change_event

@@ -15,7 +15,8 @@ import pytest
 from tests.builders import HASH_ANNA, NOW, company_change, department_change, employee_change, nmbrs_employee
 from tests.support import STATE
 from worker.adapters.leave_store import recalculate_leave
-from worker.adapters.target_store import SYNC_WRITER_SQL, PostgresTargetStore, human_key
+from worker.adapters.target_sql import SYNC_WRITER_SQL
+from worker.adapters.target_store import PostgresTargetStore, human_key
 from worker.adapters.target_store_load import load_target_state
 from worker.domain.changes import EmployeeChanged, Op
 from worker.domain.events import Outcome, OutcomeKind

@@ -6,12 +6,20 @@ state and either applies it or rejects it with a reason a human understands. Pur
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from worker.domain.changes import ChangeSource, CompanyChanged, EmployeeChanged, Entity, Op
 from worker.domain.events import Command, FreeText, IsoDate, IsoDateTime, Name, Uuid
+from worker.domain.nmbrs_records import NmbrsCompany, NmbrsEmployee
+from worker.domain.ownership import company_values, employee_values
+from worker.domain.reconcile import Apply, ClearPending, Link, Plan, RecalculateLeave, RecordState
 from worker.domain.target_state import CHARACTERISTICS
 
 
@@ -37,6 +45,7 @@ ALIASES = {
 # from Python code too.
 ACTION_NAMES: dict[str, DecisionAction] = {**{action.value: action for action in DecisionAction}, **ALIASES}
 BULK_ACTIONS = frozenset({DecisionAction.AANMAKEN, DecisionAction.BLOKKEREN, DecisionAction.OVERSLAAN})
+_RE_ASK_NAMESPACE = uuid.UUID("0b4c6a8e-7d1f-4f0a-9c52-3e6f1d2a7b94")
 
 # Ids and hours as the store keeps them (integer, numeric(8, 2)): a command outside these ranges is rejected
 # with its reason when it is read, instead of failing in the database after it was accepted.
@@ -120,57 +129,80 @@ class Decision(Command):
         return "bulk" if self.nmbrs_id is None else f"{self.entity}:{self.nmbrs_id}"
 
 
-class PendingQuestion(BaseModel):
-    """A stored pending decision, as the rules need it."""
-
+class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    version: int
-    situation: Literal["unmatched", "disputed"]
-    skipped: bool = False
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a decision or command cannot be applied, in words for the person who sent it."""
+
+    reason: str
 
 
-class RecordSituation(BaseModel):
-    """What the store knows about one record when a decision arrives."""
-
-    model_config = ConfigDict(frozen=True)
-
-    known: bool = Field(description="Nmbrs sent this record at least once.")
-    pending: PendingQuestion | None = None
-    linked_to: int | None = None
-    blocked: bool = False
-    same_human_persons: tuple[int, ...] = Field(
-        (), description="Persons other employments of this human (same BSN hash) are linked to."
-    )
+# --- one record: the plan of a decision ----------------------------------------------------------------
 
 
-def rejection(decision: Decision, situation: RecordSituation, target_exists: bool) -> str | None:
-    """Why a single-record decision cannot be applied now, in words for the person who made it; None = ok."""
+class LinkRecord(_Frozen):
+    """Koppelen to `crm_id`, or Aanmaken (`crm_id` None: a new card from the Nmbrs data first); the other open
+    employments of the same human go along (one human, one person: rule 4)."""
+
+    crm_id: int | None
+    data: dict[str, Any] = Field(description="The record's stored Nmbrs data, written and kept for an undo.")
+    version: int | None
+    reason: str
+
+
+class BlockRecord(_Frozen):
+    """Blokkeren: every later sync ignores the record; its question is withdrawn."""
+
+    note: str | None
+    data: dict[str, Any] | None = Field(description="Kept with the block: an unblock asks again with it.")
+
+
+class SkipQuestion(_Frozen):
+    """Overslaan: the question is hidden until the next sync."""
+
+
+class UnblockRecord(_Frozen):
+    """Ontblokkeren: the record is reconciled again."""
+
+    data: dict[str, Any] | None = Field(description="Asked again with, when the store has any.")
+
+
+class UndoDecision(_Frozen):
+    """Ongedaan maken: planned once the decision it reverses is loaded (plan_undo)."""
+
+
+DecisionStep = LinkRecord | BlockRecord | SkipQuestion | UnblockRecord | UndoDecision
+
+
+def rejection(decision: Decision, state: RecordState, target_exists: bool) -> str | None:
+    """Why a single-record decision cannot be applied now, in words for the person who made it; None = ok.
+    `state` is loaded with its stored data (RecordState.stored)."""
     what = f"Nmbrs {decision.entity} {decision.nmbrs_id}"
-    crm_kind = "person" if decision.entity == "employee" else "organisation"
+    kind = crm_kind(decision.entity)
     action = decision.action
-    if not situation.known:
+    if state.stored is None and state.link is None:
         return f"{what} is unknown: it never came from Nmbrs"
     if action is DecisionAction.ONTBLOKKEREN:
-        return None if situation.blocked else f"{what} is not blocked"
+        return None if state.blocked else f"{what} is not blocked"
     if action is DecisionAction.ONGEDAAN_MAKEN:
         return None
-    if situation.blocked:
+    if state.blocked:
         return f"{what} is blocked; unblock it (ontblokkeren) first"
-    if situation.linked_to is not None:
-        return (
-            f"{what} is already linked to {crm_kind} {situation.linked_to}; undo that decision (ongedaan_maken) first"
-        )
-    if situation.pending is None:
+    if state.link is not None:
+        return f"{what} is already linked to {kind} {state.link.crm_id}; undo that decision (ongedaan_maken) first"
+    if state.pending_version is None:
         return f"{what} has no open question"
-    if decision.version is not None and decision.version != situation.pending.version:
+    if decision.version is not None and decision.version != state.pending_version:
         return (
             f"stale: the question for {what} was version {decision.version}, a newer Nmbrs change made it "
-            f"version {situation.pending.version}; look again and decide on the new version"
+            f"version {state.pending_version}; look again and decide on the new version"
         )
     if action is DecisionAction.KOPPELEN and not target_exists:
-        return f"{crm_kind} {decision.target_id} does not exist in RegiCRM"
-    same = situation.same_human_persons
+        return f"{kind} {decision.target_id} does not exist in RegiCRM"
+    same = state.linked_persons_for_bsn
     if same and action in (DecisionAction.AANMAKEN, DecisionAction.KOPPELEN) and decision.target_id not in same:
         # One human, one person (rule 4): another employment of this human is linked already.
         persons = " or ".join(f"person {p}" for p in same)
@@ -181,6 +213,251 @@ def rejection(decision: Decision, situation: RecordSituation, target_exists: boo
     return None
 
 
+def plan_decision(decision: Decision, state: RecordState, target_exists: bool) -> DecisionStep | Rejection:
+    """What a single-record decision does to the record in `state` (see rejection), or why it cannot."""
+    if reason := rejection(decision, state, target_exists):
+        return Rejection(reason)
+    data, version = (state.stored.data, state.stored.version) if state.stored is not None else (None, None)
+    match decision.action:
+        case DecisionAction.KOPPELEN | DecisionAction.AANMAKEN:
+            assert data is not None  # an open question keeps its data
+            crm_id = decision.target_id if decision.action is DecisionAction.KOPPELEN else None
+            reason = f"{decision.action.value.capitalize()} by {decision.decided_by}"
+            return LinkRecord(crm_id=crm_id, data=data, version=version, reason=reason)
+        case DecisionAction.BLOKKEREN:
+            return BlockRecord(note=decision.note, data=data)
+        case DecisionAction.OVERSLAAN:
+            return SkipQuestion()
+        case DecisionAction.ONTBLOKKEREN:
+            return UnblockRecord(data=data)
+    return UndoDecision()
+
+
+def nmbrs_record(entity: str, data: dict[str, Any]) -> NmbrsEmployee | NmbrsCompany:
+    return NmbrsEmployee.model_validate(data) if entity == "employee" else NmbrsCompany.model_validate(data)
+
+
+def link_plan(record: NmbrsEmployee | NmbrsCompany, crm_id: int, linked_by: str, reason: str) -> Plan:
+    """The reconciliation plan of a decided link: link, close the question, write every Nmbrs-owned field (the
+    RegiTijd record is created) and, for an employee, calculate the leave."""
+    leave: tuple[RecalculateLeave, ...]
+    if isinstance(record, NmbrsEmployee):
+        values, leave = employee_values(record), (RecalculateLeave(fields=("employment_start",)),)
+    else:
+        values, leave = company_values(record), ()
+    return Plan(
+        situation="linked",
+        actions=(
+            Link(crm_id=crm_id, linked_by=linked_by, reason=reason),
+            ClearPending(),
+            Apply(crm_id=crm_id, regitijd_id=None, values=values, changed=tuple(sorted(values))),
+            *leave,
+        ),
+    )
+
+
+def re_ask_event(
+    entity: str, nmbrs_id: int, data: dict[str, Any], version: int, decision_id: uuid.UUID, now: datetime
+) -> EmployeeChanged | CompanyChanged:
+    """The record put through reconciliation again (after an unblock or an undo), as a snapshot read of a full
+    reconciliation; its id is the same every time for the same decision and record."""
+    read: dict[str, Any] = {
+        "event_id": uuid.uuid5(_RE_ASK_NAMESPACE, f"{decision_id}:{entity}:{nmbrs_id}"),
+        "key": f"{entity}:{nmbrs_id}",
+        "op": Op.READ,
+        "version": version,
+        "after": nmbrs_record(entity, data),
+        "source": ChangeSource(poll_id=decision_id, fetched_at=now),
+        "ts": now,
+    }
+    if entity == "employee":
+        return EmployeeChanged(entity=Entity.EMPLOYEE, **read)
+    return CompanyChanged(entity=Entity.COMPANY, **read)
+
+
+class BlueEmployee(_Frozen):
+    """A manual ('blue') RegiTijd employee of a person, with its company's name."""
+
+    employee_id: int
+    company: str | None
+
+
+def linked_reason(entity: str, crm_id: int, blue: Sequence[BlueEmployee]) -> str:
+    """The outcome of a Koppelen; it warns of the person's blue employees: the sync never changes one (rule 9),
+    so when it was this same employment, entered by hand before Nmbrs, the person now has it twice and only a
+    human can end the manual one."""
+    reason = f"linked to {crm_kind(entity)} {crm_id}"
+    if not blue:
+        return reason
+    names = ", ".join(f"{b.employee_id} ({b.company or 'no company'})" for b in blue)
+    return (
+        f"{reason}; warning: this person also has a manual (blue) RegiTijd employee {names}, which the sync leaves"
+        " unchanged: if it is this same employment, end it by hand"
+    )
+
+
+def crm_kind(entity: str) -> str:
+    return "person" if entity == "employee" else "organisation"
+
+
+# --- bulk ---------------------------------------------------------------------------------------------------
+
+
+class PendingRecord(_Frozen):
+    """An open question a bulk filter found."""
+
+    nmbrs_id: int
+    version: int
+    bsn_hash: str | None
+    human_ids: tuple[int, ...] = Field((), description="The open employments of its human, itself included.")
+
+
+class BulkSelection(_Frozen):
+    """The records a bulk decision answers, and those it leaves out with the reason."""
+
+    selected: tuple[PendingRecord, ...]
+    left_out: tuple[str, ...] = Field((), description="Keys whose human has open employments it does not answer.")
+    changed: tuple[str, ...] = Field((), description="Keys a confirmed preview listed, changed or answered since.")
+
+    def note(self) -> str:
+        """What was left out, for the outcome."""
+        human = "whose human has other open employments the filter does not select"
+        groups = ((self.left_out, human), (self.changed, "changed or answered since the preview"))
+        return "".join(f"; left out {len(keys)} {why}: {', '.join(keys)}" for keys, why in groups if keys)
+
+
+def select_for_bulk(
+    entity: str, action: DecisionAction, found: Sequence[PendingRecord], previewed: Mapping[str, int] | None
+) -> BulkSelection:
+    """Which of the questions the filter `found` a bulk answers. `previewed`: the records (key -> version) of the
+    preview it confirms: only those, and only at the version the preview saw."""
+    key = f"{entity}:{{}}".format
+    selected, changed = list(found), []
+    if previewed is not None:
+        current = {key(row.nmbrs_id): row.version for row in found}
+        changed = [k for k, version in previewed.items() if current.get(k) != version]
+        selected = [row for row in found if previewed.get(key(row.nmbrs_id)) == row.version]
+    dropped: set[int] = set()
+    if action is DecisionAction.AANMAKEN:
+        # Aanmaken takes the human's other open employments along (one human, one person): only where all of them
+        # are answered too, checked until nothing more drops out.
+        while True:
+            ids = {row.nmbrs_id for row in selected}
+            newly = {row.nmbrs_id for row in selected if not set(row.human_ids) - {row.nmbrs_id} <= ids}
+            if not newly:
+                break
+            dropped |= newly
+            selected = [row for row in selected if row.nmbrs_id not in newly]
+    return BulkSelection(
+        selected=tuple(selected),
+        left_out=tuple(key(row.nmbrs_id) for row in found if row.nmbrs_id in dropped),
+        changed=tuple(sorted(changed, key=lambda k: int(k.partition(":")[2]))),
+    )
+
+
+class StoredDecision(_Frozen):
+    """A decision as the store keeps it, with what it did (`effect`)."""
+
+    entity: str
+    nmbrs_id: int | None = Field(description="None: a bulk decision.")
+    action: str
+    result: Literal["applied", "rejected", "previewed"]
+    effect: dict[str, Any]
+    undone_by: uuid.UUID | None = None
+
+
+def previewed_versions(
+    decision: Decision, preview: StoredDecision | None, carried_out: bool
+) -> dict[str, int] | Rejection:
+    """The records (key -> version) of the preview a bulk decision confirms (`preview`; `carried_out`: a bulk
+    confirmed it already), or why it cannot."""
+    assert decision.filter is not None and decision.confirms is not None
+    if preview is None or preview.result != "previewed" or "versions" not in preview.effect:
+        return Rejection(f"decision {decision.confirms} is not a preview")
+    if (preview.entity, preview.action, preview.effect["filter"]) != (
+        decision.entity,
+        decision.action.value,
+        decision.filter.model_dump(mode="json"),
+    ):
+        return Rejection(f"preview {decision.confirms} was of another action or filter: preview this one again")
+    if carried_out:
+        return Rejection(f"preview {decision.confirms} was carried out already: preview again")
+    versions: dict[str, int] = preview.effect["versions"]
+    return versions
+
+
+# --- undo ---------------------------------------------------------------------------------------------------
+
+REVERSIBLE = ("linked", "blocked", "skipped")  # the effects undo takes back
+
+
+class Reversal(_Frozen):
+    """What undoing one record's effect takes back, in this order; each record linked or unblocked is asked
+    again."""
+
+    entity: str
+    nmbrs_id: int
+    linked: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Nmbrs id -> the data it was linked with: unlinked and asked again."
+    )
+    crm_id: int | None = None
+    card: dict[str, Any] | None = Field(None, description="The card a link wrote over: before and after.")
+    blocked: bool = False
+    skipped: bool = False
+
+
+class UndoPlan(_Frozen):
+    reversals: tuple[Reversal, ...]
+    effect: dict[str, Any] = Field(description="The undone decision's effect, its reversed records marked so.")
+    whole: bool = Field(description="Nothing of the undone decision is left: it is marked undone.")
+
+
+def plan_undo(decision: Decision, earlier: StoredDecision | None, entity: str, nmbrs_id: int) -> UndoPlan | Rejection:
+    """What ongedaan_maken `decision` (about record `entity`:`nmbrs_id`) takes back of `earlier`, the decision it
+    reverses, or why it cannot. A bulk is undone record by record (the one named), or whole on request."""
+    undone = decision.undo_decision_id
+    if earlier is None:
+        return Rejection(f"decision {undone} is unknown")
+    if earlier.result != "applied" or earlier.undone_by is not None:
+        return Rejection(f"decision {undone} was not applied or is already undone")
+    bulk = earlier.nmbrs_id is None  # a bulk decision answered records by filter
+    records: dict[str, dict[str, Any]] = (
+        earlier.effect.get("records", {}) if bulk else {f"{earlier.entity}:{earlier.nmbrs_id}": earlier.effect}
+    )
+    named = f"{entity}:{nmbrs_id}"
+    if named not in records and entity == earlier.entity:
+        # Another employment of the same human, linked along with a record the bulk answered: undone with it.
+        named = next((key for key, e in records.items() if str(nmbrs_id) in e.get("linked", {})), named)
+    if named not in records:
+        return Rejection(f"decision {undone} was not about {entity} {nmbrs_id}")
+    # A record undone before stays so.
+    chosen = {
+        key: e for key, e in records.items() if (decision.undo_all_records or key == named) and not e.get("undone_by")
+    }
+    if not chosen:
+        return Rejection(f"{named} of decision {undone} is already undone")
+    if not any(e.get(part) for e in chosen.values() for part in REVERSIBLE):
+        # An unblock or an undo has nothing of its own to take back: deciding again is the way.
+        return Rejection(f"decision {undone} ({earlier.action}) cannot be undone; decide again")
+    marked = {key: {**e, "undone_by": str(decision.decision_id)} if key in chosen else e for key, e in records.items()}
+    effect = {**earlier.effect, "records": marked} if bulk else marked[named]
+    reversals = tuple(
+        Reversal(
+            entity=key.partition(":")[0],
+            nmbrs_id=int(key.partition(":")[2]),
+            linked=e.get("linked", {}),
+            crm_id=e.get("crm_id"),
+            card=e.get("card") or None,
+            blocked=bool(e.get("blocked")),
+            skipped=bool(e.get("skipped")),
+        )
+        for key, e in chosen.items()
+    )
+    return UndoPlan(
+        reversals=reversals, effect=effect, whole=not bulk or all(e.get("undone_by") for e in marked.values())
+    )
+
+
 class FollowUpCommand(Command):
     """A change to locally owned data (never touched by the sync). Key: 'rt-employee:<employee_id>'."""
 
@@ -188,9 +465,15 @@ class FollowUpCommand(Command):
     command_id: Uuid
     employee_id: StoreId = Field(description="The RegiTijd employee id.")
     command: Literal[
-        "set_manager", "set_is_manager", "leave_adjustment", "overtime_payout", "set_characteristic",
-        "remove_characteristic", "link_time_category", "unlink_time_category",
-    ]  # fmt: skip
+        "set_manager",
+        "set_is_manager",
+        "leave_adjustment",
+        "overtime_payout",
+        "set_characteristic",
+        "remove_characteristic",
+        "link_time_category",
+        "unlink_time_category",
+    ]
     manager_employee_id: StoreId | None = None
     is_manager: bool | None = None
     hours: Hours | None = Field(None, description="leave_adjustment (may be negative) or overtime_payout.")
@@ -204,11 +487,15 @@ class FollowUpCommand(Command):
     @model_validator(mode="after")
     def _has_its_argument(self) -> FollowUpCommand:
         needs = {
-            "set_manager": "manager_employee_id", "set_is_manager": "is_manager", "leave_adjustment": "hours",
-            "overtime_payout": "hours", "set_characteristic": "characteristic",
-            "remove_characteristic": "characteristic", "link_time_category": "time_category",
+            "set_manager": "manager_employee_id",
+            "set_is_manager": "is_manager",
+            "leave_adjustment": "hours",
+            "overtime_payout": "hours",
+            "set_characteristic": "characteristic",
+            "remove_characteristic": "characteristic",
+            "link_time_category": "time_category",
             "unlink_time_category": "time_category",
-        }  # fmt: skip
+        }
         field = needs[self.command]
         if getattr(self, field) is None:
             raise ValueError(f"{self.command} needs {field}")
@@ -234,3 +521,50 @@ TASKS = {
     "personeelslid": "characteristic RegiPersoneel: Personeelslid missing (every employee has it)",
     "characteristics": "no characteristics for the other Regi applications besides RegiPersoneel",
 }
+
+
+class FollowUpFacts(_Frozen):
+    """What the store holds that a follow-up command is judged by."""
+
+    employee_id: int
+    person_id: int
+    manager_exists: bool = Field(description="The command's manager is a RegiTijd employee.")
+    category_id: int | None = Field(description="The command's time-writing category, if it exists.")
+    has_contract: bool = Field(description="The employee has a contract on the day of the command.")
+
+
+def follow_up_rejection(command: FollowUpCommand, facts: FollowUpFacts | None, today: date) -> str | None:
+    """Why a follow-up command cannot be applied (`facts` None: its employee does not exist); None = ok."""
+    if facts is None:
+        return f"RegiTijd employee {command.employee_id} does not exist"
+    if command.command == "set_manager":
+        if command.manager_employee_id == facts.employee_id:
+            return "an employee cannot be their own manager"
+        if not facts.manager_exists:
+            return f"manager {command.manager_employee_id} is not a RegiTijd employee"
+    if command.command in ("link_time_category", "unlink_time_category"):
+        if facts.category_id is None:
+            return f"time-writing category {command.time_category!r} does not exist"
+        if command.command == "link_time_category" and not facts.has_contract:
+            return (
+                f"employee {facts.employee_id} has no active contract on {today}: an employee needs a contract to "
+                "write time"
+            )
+    return None
+
+
+# What an applied follow-up command did, for its outcome.
+_FOLLOW_UP_RESULTS = {
+    "set_manager": "manager set to employee {c.manager_employee_id}",
+    "set_is_manager": "is manager: {c.is_manager}",
+    "leave_adjustment": "leave adjustment of {c.hours} h on {c.on} booked",
+    "overtime_payout": "overtime payout of {c.hours} h on {c.on} booked",
+    "set_characteristic": "characteristic {c.characteristic!r} set",
+    "remove_characteristic": "characteristic {c.characteristic!r} removed",
+    "link_time_category": "time-writing category {c.time_category!r} linked",
+    "unlink_time_category": "time-writing category {c.time_category!r} unlinked",
+}
+
+
+def follow_up_result(command: FollowUpCommand) -> str:
+    return _FOLLOW_UP_RESULTS[command.command].format(c=command)

@@ -51,14 +51,32 @@ class LinkedRecord(_Frozen):
     active: bool = Field(True, description="Whether the RegiTijd record is active (False: deactivated by a removal).")
 
 
+class StoredRecord(_Frozen):
+    """The latest Nmbrs data the store holds of a record: its open question's, else its snapshot's (while it is
+    in Nmbrs), else its block's. A decision is carried out with it."""
+
+    data: dict[str, Any]
+    version: int | None = Field(description="The version of that data (None: a block keeps none).")
+
+
 class RecordState(_Frozen):
+    """What the store knows of one Nmbrs record, for the reconciler and the decision consumer alike."""
+
     link: LinkedRecord | None = None
     blocked: bool = False
-    pending_version: int | None = None
+    pending_version: int | None = Field(None, description="The version of the record's open question, if any.")
     applied_version: int | None = Field(None, description="Snapshot version last written to the RegiTijd record.")
     linked_persons_for_bsn: tuple[int, ...] = Field(
         (), description="Persons the other employments of this BSN are linked to (more than one: duplicates)."
     )
+    stored: StoredRecord | None = Field(
+        None, description="Loaded for decisions only (a change carries its own data); None: the store keeps none."
+    )
+
+    @property
+    def stored_bsn_hash(self) -> str | None:
+        """The BSN hash in the stored data (only employees have one)."""
+        return (self.stored.data.get("bsn_hash") or None) if self.stored is not None else None
 
 
 # --- the plan ----------------------------------------------------------------------------------------

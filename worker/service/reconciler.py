@@ -23,7 +23,8 @@ from typing import Any
 from worker.adapters.database import Pool, transaction
 from worker.adapters.inbox import Inbox
 from worker.adapters.leave_store import recalculate_leave_many
-from worker.adapters.target_store import EmployeeApply, PostgresTargetStore, human_key
+from worker.adapters.target_store import PostgresTargetStore, human_key
+from worker.adapters.target_writes import EmployeeApply
 from worker.domain.changes import ChangeEvent, CompanyChanged, EmployeeChanged, ReferenceChanged
 from worker.domain.events import Outcome, OutcomeKind, outcome_for
 from worker.domain.matching import MatchPolicy
