@@ -85,9 +85,11 @@ async def prepare(settings: Settings, decisions: int, linked: int) -> tuple[list
     connection = await asyncpg.connect(url)
     await connection.executemany(
         "INSERT INTO crm_persons (person_id, first_name, last_name, birthday, email_work) VALUES ($1, $2, $3, $4, $5)",
-        [(i, "Sanne", surname(i), birthday(i), f"medewerker{i}@bench.example")
-         for i in range(1, decisions + linked + 1)],
-    )  # fmt: skip
+        [
+            (i, "Sanne", surname(i), birthday(i), f"medewerker{i}@bench.example")
+            for i in range(1, decisions + linked + 1)
+        ],
+    )
     pool = await asyncpg.create_pool(url, min_size=1, max_size=4)
     asked = list(range(1, decisions + 1))
     to_link = list(range(decisions + 1, decisions + linked + 1))

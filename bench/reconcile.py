@@ -190,10 +190,15 @@ async def set_up(pool: asyncpg.Pool, count: int) -> tuple[Employees, dict[str, i
         organisations=(OrganisationState(ref="bench-org", name=COMPANY.name, kvk_number=COMPANY.kvk_number),),
         persons=tuple(person_state(i) for i in range(count)),
         labour_agreements=(
-            LabourAgreementState(nmbrs_id=CAO.id, number=CAO.number, description=CAO.description,
-                                 extra_leave_hours_fulltime=Decimal(16), fulltime_hours_per_week=Decimal(38)),
+            LabourAgreementState(
+                nmbrs_id=CAO.id,
+                number=CAO.number,
+                description=CAO.description,
+                extra_leave_hours_fulltime=Decimal(16),
+                fulltime_hours_per_week=Decimal(38),
+            ),
         ),
-    )  # fmt: skip
+    )
     async with pool.acquire() as connection:
         await load_target_state(connection, state)
     # The events come from the poller's own diff, exactly as a first poll and a changing poll build them.
@@ -207,8 +212,14 @@ async def set_up(pool: asyncpg.Pool, count: int) -> tuple[Employees, dict[str, i
     for planned in company_changes:
         setup_outcomes.update(o.kind.value for o in await handle(planned.event))
     records = [employee_record(index) for index in range(count)]
-    creates = diff(Entity.EMPLOYEE, {}, {f"employee:{r.employee_id}": (r, COMPANY.company_id) for r in records},
-                   source, _never_removed, now)  # fmt: skip
+    creates = diff(
+        Entity.EMPLOYEE,
+        {},
+        {f"employee:{r.employee_id}": (r, COMPANY.company_id) for r in records},
+        source,
+        _never_removed,
+        now,
+    )
     for planned in creates:
         setup_outcomes.update(o.kind.value for o in await handle(planned.event))
     linked = await pool.fetchval(
@@ -440,7 +451,7 @@ async def written_by_ours(pool: asyncpg.Pool) -> WrittenByOurs:
             f"SELECT event_id, outcomes::text FROM processed_events WHERE consumer = '{CONSUMER}'"
         )
     }
-    return WrittenByOurs(employees, audit, changed, leave, outcomes)  # fmt: skip
+    return WrittenByOurs(employees, audit, changed, leave, outcomes)
 
 
 def _date_or_none(text: str | None) -> date | None:
@@ -479,9 +490,13 @@ async def run_ceiling(
         contracts: list[tuple[Any, ...]] = []
         for _, after in events:
             employees.append(
-                (after["employee_id"], after["department"]["id"], after["function"]["id"],
-                 date.fromisoformat(after["employments"][-1]["start"]))
-            )  # fmt: skip
+                (
+                    after["employee_id"],
+                    after["department"]["id"],
+                    after["function"]["id"],
+                    date.fromisoformat(after["employments"][-1]["start"]),
+                )
+            )
             contracts.extend(
                 (after["employee_id"], c["contract_id"], c["hours_per_week"] and Decimal(c["hours_per_week"]))
                 for c in after["contracts"]
@@ -499,10 +514,19 @@ async def run_ceiling(
             employee_id, person_id, synced, period_edits_seen, version = same_rows.employees[after["employee_id"]]
             latest = after["employments"][-1]
             employees.append(
-                (employee_id, after["number"], after["function"]["id"], after["department"]["id"],
-                 after["labour_agreement"]["id"], date.fromisoformat(latest["start"]), _date_or_none(latest["end"]),
-                 synced, period_edits_seen, version)
-            )  # fmt: skip
+                (
+                    employee_id,
+                    after["number"],
+                    after["function"]["id"],
+                    after["department"]["id"],
+                    after["labour_agreement"]["id"],
+                    date.fromisoformat(latest["start"]),
+                    _date_or_none(latest["end"]),
+                    synced,
+                    period_edits_seen,
+                    version,
+                )
+            )
             persons.append(
                 (person_id, *[_date_or_none(after[f]) if f == "birthday" else after[f] for f in PERSON_FIELDS])
             )
@@ -511,17 +535,26 @@ async def run_ceiling(
             if "contracts" in changed:
                 rewritten_contracts.append(employee_id)
                 contracts += [
-                    (employee_id, c["contract_id"], date.fromisoformat(c["start"]), _date_or_none(c["end"]),
-                     c["hours_per_week"] and Decimal(c["hours_per_week"]))
+                    (
+                        employee_id,
+                        c["contract_id"],
+                        date.fromisoformat(c["start"]),
+                        _date_or_none(c["end"]),
+                        c["hours_per_week"] and Decimal(c["hours_per_week"]),
+                    )
                     for c in after["contracts"]
-                ]  # fmt: skip
+                ]
             if "schedules" in changed:
                 rewritten_schedules.append(employee_id)
                 schedules += [
-                    (employee_id, date.fromisoformat(s["start"]), Decimal(s["hours_per_week"]),
-                     s["parttime_percentage"] and Decimal(s["parttime_percentage"]))
+                    (
+                        employee_id,
+                        date.fromisoformat(s["start"]),
+                        Decimal(s["hours_per_week"]),
+                        s["parttime_percentage"] and Decimal(s["parttime_percentage"]),
+                    )
                     for s in after["schedules"]
-                ]  # fmt: skip
+                ]
             audit.append((event_id, *same_rows.audit[event_id]))
             if event_id in same_rows.leave:
                 leave.append((*same_rows.leave[event_id], event_id))

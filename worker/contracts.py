@@ -16,8 +16,9 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from worker.config import Topics
 from worker.domain.changes import CompanyChanged, EmployeeChanged, ReferenceChanged
-from worker.domain.decisions import Decision, FollowUpCommand
+from worker.domain.decisions import Decision
 from worker.domain.events import DeadLetter, Outcome, PollReport, SyncRequested
+from worker.domain.follow_ups import FollowUpCommand
 from worker.domain.leave import LeaveInput
 from worker.domain.status import StepStatus
 from worker.domain.target_state import TargetState

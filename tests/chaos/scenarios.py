@@ -22,7 +22,8 @@ from tests.chaos.fuzz import FuzzMaker
 from tests.chaos.harness import Changes, Comparison, Harness, Stage, TopicWatch, say
 from worker.adapters.kafka import client_kwargs
 from worker.config import Settings
-from worker.domain.decisions import Decision, DecisionAction, DecisionFilter, FollowUpCommand
+from worker.domain.decisions import Decision, DecisionAction, DecisionFilter
+from worker.domain.follow_ups import FollowUpCommand
 from worker.sandbox.dataset import Dataset, Employee, load_dataset, save_dataset
 
 Scenario = Callable[[Stage], Awaitable[dict[str, Any]]]

@@ -20,8 +20,9 @@ from worker.adapters.poll_store import PollStore
 from worker.adapters.target_store import PostgresTargetStore, human_key
 from worker.config import Settings
 from worker.domain.changes import Op
-from worker.domain.decisions import Decision, DecisionFilter, FollowUpCommand
+from worker.domain.decisions import Decision, DecisionFilter
 from worker.domain.events import Outcome, OutcomeKind
+from worker.domain.follow_ups import FollowUpCommand
 from worker.domain.matching import MatchPolicy
 from worker.domain.nmbrs_records import ContractPeriod, EmploymentPeriod, NmbrsEmployee
 from worker.entrypoints.cli import leave_of_employee
@@ -31,8 +32,14 @@ from .test_reconciler import Handle, employee, event
 
 
 def decision(action: str, nmbrs_id: int | None = 101, **fields: Any) -> Decision:
-    return Decision(decision_id=uuid.uuid4(), nmbrs_id=nmbrs_id, action=action, decided_by="hr.anja",
-                    decided_at=datetime.now(UTC), **fields)  # fmt: skip
+    return Decision(
+        decision_id=uuid.uuid4(),
+        nmbrs_id=nmbrs_id,
+        action=action,
+        decided_by="hr.anja",
+        decided_at=datetime.now(UTC),
+        **fields,
+    )
 
 
 async def decide(db: asyncpg.Pool, choice: Decision) -> list[Outcome]:
@@ -40,8 +47,9 @@ async def decide(db: asyncpg.Pool, choice: Decision) -> list[Outcome]:
 
 
 async def follow_up(db: asyncpg.Pool, employee_id: int, command: str, **fields: Any) -> list[Outcome]:
-    message = FollowUpCommand(command_id=uuid.uuid4(), employee_id=employee_id, command=command, issued_by="hr",
-                              issued_at=NOW, **fields)  # fmt: skip
+    message = FollowUpCommand(
+        command_id=uuid.uuid4(), employee_id=employee_id, command=command, issued_by="hr", issued_at=NOW, **fields
+    )
     return await handle_follow_up(message, db, lambda: NOW)
 
 
@@ -106,8 +114,16 @@ async def test_koppelen_also_links_the_other_open_employments_of_the_same_human(
 
 
 async def test_aanmaken_creates_the_person_with_personeelslid_and_no_account(handle: Handle, db: asyncpg.Pool) -> None:
-    await asked(handle, 102, first_name="Zeger", prefix=None, last_name="Quist", birthday=date(1990, 1, 1),
-                email_work="zeger@zon.nl", bsn_hash=None)  # fmt: skip
+    await asked(
+        handle,
+        102,
+        first_name="Zeger",
+        prefix=None,
+        last_name="Quist",
+        birthday=date(1990, 1, 1),
+        email_work="zeger@zon.nl",
+        bsn_hash=None,
+    )
     outcomes = await decide(db, decision("aanmaken", 102))
     created = (
         outcomes[-1]
@@ -171,8 +187,14 @@ CARD = "SELECT first_name, last_name, birthday, email_work FROM crm_persons WHER
 
 
 async def test_undoing_a_wrong_koppelen_restores_the_person_card(handle: Handle, db: asyncpg.Pool) -> None:
-    piet = {"first_name": "Piet", "prefix": None, "last_name": "Jansen", "birthday": date(1975, 5, 5),
-            "email_work": "piet@zon.nl", "bsn_hash": None}  # fmt: skip
+    piet = {
+        "first_name": "Piet",
+        "prefix": None,
+        "last_name": "Jansen",
+        "birthday": date(1975, 5, 5),
+        "email_work": "piet@zon.nl",
+        "bsn_hash": None,
+    }
     await asked(handle, **piet)
     anna = await person(db, "anna")
     card = await db.fetchrow(CARD, anna)
@@ -206,8 +228,9 @@ async def test_an_employment_of_a_human_linked_elsewhere_can_only_join_that_pers
     await db.execute(
         """INSERT INTO sync_links (entity, nmbrs_id, crm_id, bsn_hash, linked_by, reason)
            VALUES ('employee', 101, $1, $2, 'sync', 'test')""",
-        anna, HASH_ANNA,
-    )  # fmt: skip
+        anna,
+        HASH_ANNA,
+    )
     for wrong in (decision("aanmaken", 205), decision("koppelen", 205, target_id=piet)):
         refused = await decide(db, wrong)
         assert kinds(refused) == ["rejected"] and f"already linked to person {anna}" in (refused[0].reason or "")
@@ -222,8 +245,12 @@ async def nmbrs_snapshot(db: asyncpg.Pool) -> AsyncIterator[Callable[..., Awaita
         await db.execute(
             """INSERT INTO nmbrs_snapshots (key, entity, company_id, fingerprint, version, deleted, record)
                VALUES ($1, 'employee', $2, 'test', $3, $4, $5::jsonb)""",
-            f"employee:{record.employee_id}", record.company_id, version, deleted, record.model_dump_json(),
-        )  # fmt: skip
+            f"employee:{record.employee_id}",
+            record.company_id,
+            version,
+            deleted,
+            record.model_dump_json(),
+        )
 
     yield store
     await db.execute("DELETE FROM nmbrs_snapshots")
@@ -291,8 +318,16 @@ async def test_an_unblock_or_an_undo_cannot_be_undone(handle: Handle, db: asyncp
 
 
 async def test_undoing_aanmaken_deactivates_the_employee_and_keeps_the_person(handle: Handle, db: asyncpg.Pool) -> None:
-    await asked(handle, 102, first_name="Zeger", prefix=None, last_name="Quist", birthday=date(1990, 1, 1),
-                email_work=None, bsn_hash=None)  # fmt: skip
+    await asked(
+        handle,
+        102,
+        first_name="Zeger",
+        prefix=None,
+        last_name="Quist",
+        birthday=date(1990, 1, 1),
+        email_work=None,
+        bsn_hash=None,
+    )
     create = decision("aanmaken", 102)
     outcomes = await decide(db, create)
     person_id = next(o for o in outcomes if o.kind is OutcomeKind.APPLIED).details["crm_id"]
@@ -331,8 +366,16 @@ async def test_every_rejection_has_a_reason_a_human_understands_and_changes_noth
 
 
 async def test_the_same_decision_twice_has_one_effect(handle: Handle, db: asyncpg.Pool) -> None:
-    await asked(handle, 102, first_name="Zeger", prefix=None, last_name="Quist", birthday=date(1990, 1, 1),
-                email_work=None, bsn_hash=None)  # fmt: skip
+    await asked(
+        handle,
+        102,
+        first_name="Zeger",
+        prefix=None,
+        last_name="Quist",
+        birthday=date(1990, 1, 1),
+        email_work=None,
+        bsn_hash=None,
+    )
     create = decision("aanmaken", 102)
     first = await decide(db, create)
     again = await decide(db, create)
@@ -348,8 +391,17 @@ async def three_strangers(handle: Handle) -> None:
 async def strangers(handle: Handle, employee_ids: Iterable[int]) -> None:
     """Unmatched questions about these Nmbrs employees of company 3."""
     for employee_id in employee_ids:
-        await asked(handle, employee_id, company_id=3, first_name=f"X{employee_id}", prefix=None, last_name="Qq",
-                    birthday=date(1990, 1, 1), email_work=None, bsn_hash=None)  # fmt: skip
+        await asked(
+            handle,
+            employee_id,
+            company_id=3,
+            first_name=f"X{employee_id}",
+            prefix=None,
+            last_name="Qq",
+            birthday=date(1990, 1, 1),
+            email_work=None,
+            bsn_hash=None,
+        )
 
 
 async def test_bulk_preview_changes_nothing_and_bulk_blocks_all_pending_of_a_company(
@@ -378,19 +430,38 @@ async def test_a_bulk_confirming_a_preview_answers_only_what_it_listed_as_it_was
     preview = decision("aanmaken", None, filter=select, preview=True)
     await decide(db, preview)
     # Since the preview: 302 changed in Nmbrs (asked again), 303 was answered, 304 came in.
-    await asked(handle, 302, company_id=3, first_name="X302", prefix=None, last_name="Qq-Bakker",
-                birthday=date(1990, 1, 1), email_work=None, bsn_hash=None)  # fmt: skip
+    await asked(
+        handle,
+        302,
+        company_id=3,
+        first_name="X302",
+        prefix=None,
+        last_name="Qq-Bakker",
+        birthday=date(1990, 1, 1),
+        email_work=None,
+        bsn_hash=None,
+    )
     await decide(db, decision("blokkeren", 303))
-    await asked(handle, 304, company_id=3, first_name="X304", prefix=None, last_name="Qq",
-                birthday=date(1990, 1, 1), email_work=None, bsn_hash=None)  # fmt: skip
+    await asked(
+        handle,
+        304,
+        company_id=3,
+        first_name="X304",
+        prefix=None,
+        last_name="Qq",
+        birthday=date(1990, 1, 1),
+        email_work=None,
+        bsn_hash=None,
+    )
     outcomes = await decide(db, decision("aanmaken", None, filter=select, confirms=preview.decision_id))
     done = next(o for o in outcomes if o.subject == "bulk")
     assert done.details["records"] == ["employee:301"]
     assert done.details["changed_since_preview"] == ["employee:302", "employee:303"]
     twice = await decide(db, decision("aanmaken", None, filter=select, confirms=preview.decision_id))
     assert kinds(twice) == ["rejected"] and "carried out already" in (twice[0].reason or "")
-    other = decision("aanmaken", None, filter=DecisionFilter(company_id=3, max_best_score=0.5),
-                     confirms=preview.decision_id)  # fmt: skip
+    other = decision(
+        "aanmaken", None, filter=DecisionFilter(company_id=3, max_best_score=0.5), confirms=preview.decision_id
+    )
     refused = await decide(db, other)
     assert kinds(refused) == ["rejected"] and "another action or filter" in (refused[0].reason or "")
 
@@ -400,8 +471,17 @@ async def test_a_confirmed_bulk_never_takes_along_an_employment_changed_since_th
 ) -> None:
     preview = (await quist_twice(handle, "c6" * 32)).model_copy(update={"preview": True})
     await decide(db, preview)
-    await asked(handle, 402, company_id=4, first_name="Zeger", prefix=None, last_name="Quist-Bos",
-                birthday=date(1990, 1, 1), email_work=None, bsn_hash="c6" * 32)  # changed in Nmbrs  # fmt: skip
+    await asked(
+        handle,
+        402,
+        company_id=4,
+        first_name="Zeger",
+        prefix=None,
+        last_name="Quist-Bos",
+        birthday=date(1990, 1, 1),
+        email_work=None,
+        bsn_hash="c6" * 32,
+    )  # changed in Nmbrs
     run = preview.model_copy(update={"decision_id": uuid.uuid4(), "preview": False, "confirms": preview.decision_id})
     done = next(o for o in await decide(db, run) if o.subject == "bulk")
     assert done.details["records"] == [] and done.details["left_out"] == ["employee:401"]
@@ -411,10 +491,26 @@ async def test_a_confirmed_bulk_never_takes_along_an_employment_changed_since_th
 
 async def test_bulk_create_only_where_no_candidate_scores_above_the_threshold(handle: Handle, db: asyncpg.Pool) -> None:
     await asked(handle, 101)  # strong candidates (anna)
-    await asked(handle, 102, first_name="Zeger", prefix=None, last_name="Quist", birthday=date(1990, 1, 1),
-                email_work=None, bsn_hash=None)  # fmt: skip
-    await asked(handle, 103, first_name="Wout", prefix=None, last_name="Zwart", birthday=date(1991, 1, 1),
-                email_work=None, bsn_hash=None)  # fmt: skip
+    await asked(
+        handle,
+        102,
+        first_name="Zeger",
+        prefix=None,
+        last_name="Quist",
+        birthday=date(1990, 1, 1),
+        email_work=None,
+        bsn_hash=None,
+    )
+    await asked(
+        handle,
+        103,
+        first_name="Wout",
+        prefix=None,
+        last_name="Zwart",
+        birthday=date(1991, 1, 1),
+        email_work=None,
+        bsn_hash=None,
+    )
     await decide(db, decision("overslaan", 103))  # skipped: hidden from HR until the next sync, so left alone
     outcomes = await decide(db, decision("aanmaken", None, filter=DecisionFilter(company_id=1, max_best_score=0.2)))
     assert outcomes[-1].details["records"] == ["employee:102"]
@@ -503,8 +599,9 @@ async def test_follow_up_commands_change_local_data_and_the_next_sync_leaves_it_
 
 async def test_linking_a_time_category_without_an_active_contract_is_rejected(handle: Handle, db: asyncpg.Pool) -> None:
     ended = (EmploymentPeriod(employment_id=1, start=date(2025, 1, 1), end=date(2025, 12, 31)),)
-    old_contract = (ContractPeriod(contract_id=1, start=date(2025, 1, 1), end=date(2025, 12, 31),
-                                   hours_per_week=Decimal("20")),)  # fmt: skip
+    old_contract = (
+        ContractPeriod(contract_id=1, start=date(2025, 1, 1), end=date(2025, 12, 31), hours_per_week=Decimal("20")),
+    )
     await asked(handle, employments=ended, contracts=old_contract)
     await decide(db, decision("koppelen", target_id=await person(db, "anna")))
     employee_id = await db.fetchval("SELECT employee_id FROM rt_employees WHERE nmbrs_employee_id = 101")
@@ -531,8 +628,14 @@ async def test_leave_of_a_stored_employee_is_printed_with_its_explanation(
 async def quist_twice(handle: Handle, bsn_hash: str, second: tuple[int, int] = (402, 4)) -> Decision:
     """Ask about two employments of Zeger Quist, whom no RegiCRM card resembles: 401 at company 4 and
     `second` (employee, company); returns the bulk Aanmaken of company 4's unmatched questions."""
-    zeger = {"first_name": "Zeger", "prefix": None, "last_name": "Quist", "birthday": date(1990, 1, 1),
-             "email_work": None, "bsn_hash": bsn_hash}  # fmt: skip
+    zeger = {
+        "first_name": "Zeger",
+        "prefix": None,
+        "last_name": "Quist",
+        "birthday": date(1990, 1, 1),
+        "email_work": None,
+        "bsn_hash": bsn_hash,
+    }
     await asked(handle, 401, company_id=4, **zeger)
     await asked(handle, second[0], company_id=second[1], **zeger)
     return decision("aanmaken", None, filter=DecisionFilter(company_id=4, situation="unmatched"))

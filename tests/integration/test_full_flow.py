@@ -46,15 +46,17 @@ async def test_a_change_in_nmbrs_reaches_regitijd_through_the_whole_chain(
     read_topic: TopicReader,
 ) -> None:
     settings = integration_settings
-    await start_worker(settings, NMBRS_BASE_URL=f"{sandbox.base_url}/soap/v3/", AUTO_LINK_MIN_SCORE="0.95",
-                       POLL_INTERVAL_S="3600")  # fmt: skip
+    await start_worker(
+        settings, NMBRS_BASE_URL=f"{sandbox.base_url}/soap/v3/", AUTO_LINK_MIN_SCORE="0.95", POLL_INTERVAL_S="3600"
+    )
 
     # The first poll runs at start; every Nmbrs record ends up linked, asked about, or applied.
     (report,) = await read_topic(settings.topics.status, 1)
     assert report["result"] == "published"
     published = sum(report["changes"].values())
-    await wait_for(demo_store, "SELECT count(*) FROM processed_events WHERE consumer = 'reconciler'",
-                   lambda n: n == published)  # fmt: skip
+    await wait_for(
+        demo_store, "SELECT count(*) FROM processed_events WHERE consumer = 'reconciler'", lambda n: n == published
+    )
     assert await demo_store.fetchval("SELECT count(*) FROM rt_companies WHERE nmbrs_company_id IS NOT NULL") == 3
     linked = await demo_store.fetchval("SELECT count(*) FROM sync_links WHERE entity = 'employee'")
     pending = await demo_store.fetchval("SELECT count(*) FROM pending_decisions WHERE entity = 'employee'")
@@ -76,14 +78,23 @@ async def test_a_change_in_nmbrs_reaches_regitijd_through_the_whole_chain(
     )
     assert await process.wait() == 0
 
-    await wait_for(demo_store, f"SELECT department_id FROM rt_employees WHERE nmbrs_employee_id = {nmbrs_id}",
-                   lambda department: department == 77)  # fmt: skip
+    await wait_for(
+        demo_store,
+        f"SELECT department_id FROM rt_employees WHERE nmbrs_employee_id = {nmbrs_id}",
+        lambda department: department == 77,
+    )
     assert await demo_store.fetchval("SELECT description FROM rt_departments WHERE nmbrs_id = 77") == "Planning"
-    await wait_for(demo_store, "SELECT count(*) FROM processed_events WHERE consumer = 'reconciler'",
-                   lambda n: n >= before + 1)  # fmt: skip
+    await wait_for(
+        demo_store, "SELECT count(*) FROM processed_events WHERE consumer = 'reconciler'", lambda n: n >= before + 1
+    )
     outcomes = await read_topic(settings.topics.outcomes, None, quiet_s=3)
-    applied = [o for o in outcomes if o["key"] == f"employee:{nmbrs_id}" and o["kind"] == "applied"
-               and o["details"].get("changed_fields") == ["department_id"]]  # fmt: skip
+    applied = [
+        o
+        for o in outcomes
+        if o["key"] == f"employee:{nmbrs_id}"
+        and o["kind"] == "applied"
+        and o["details"].get("changed_fields") == ["department_id"]
+    ]
     assert applied, "the department change was applied and reported"
 
     # The status topic tells operators what needs a human.

@@ -23,8 +23,9 @@ from worker.adapters.kafka import KafkaPublisher, client_kwargs
 from worker.adapters.target_store_load import load_target_state
 from worker.config import Settings
 from worker.domain.changes import ChangeSource, CompanyChanged, EmployeeChanged, Entity, Op
-from worker.domain.decisions import Decision, FollowUpCommand
+from worker.domain.decisions import Decision
 from worker.domain.events import OutcomeKind, outcome_for
+from worker.domain.follow_ups import FollowUpCommand
 from worker.domain.matching import MatchPolicy
 from worker.domain.nmbrs_records import ContractPeriod, EmploymentPeriod, NmbrsCompany, NmbrsEmployee
 from worker.domain.target_state import parse_target_file

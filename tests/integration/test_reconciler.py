@@ -294,8 +294,9 @@ async def test_a_cao_change_set_locally_first_is_still_remembered(handle: Handle
 
 async def test_changing_a_caos_leave_settings_recalculates_its_employees(handle: Handle, db: asyncpg.Pool) -> None:
     await handle(event(employee(labour_agreement=LabourAgreementRef(id=2, description="Bakkerij"))), AUTO)
-    doubled = parse_target_file(STATE.replace('extra_leave_hours_fulltime: "16"', 'extra_leave_hours_fulltime: "32"'),
-                                "state.yaml")  # fmt: skip
+    doubled = parse_target_file(
+        STATE.replace('extra_leave_hours_fulltime: "16"', 'extra_leave_hours_fulltime: "32"'), "state.yaml"
+    )
     async with db.acquire() as connection:
         report = await load_target_state(connection, doubled, as_of=NOW.date())
     assert report.leave_recalculated == 1
@@ -309,8 +310,9 @@ async def test_a_bsn_linked_to_two_persons_is_not_linked_automatically(handle: H
     await db.execute(
         """INSERT INTO sync_links (entity, nmbrs_id, crm_id, bsn_hash, linked_by, reason)
            VALUES ('employee', 150, $1, $2, 'hr', 'linked by hand to the other card')""",
-        duplicate, "a1" * 32,
-    )  # fmt: skip
+        duplicate,
+        "a1" * 32,
+    )
     outcomes = await handle(event(employee(205, company_id=2)))
     assert kinds(outcomes) == ["needs_decision"]
 
@@ -335,8 +337,14 @@ async def test_the_person_a_bsn_points_at_is_offered_even_when_nothing_else_agre
 ) -> None:
     await link_anna(handle, 101)
     anna = await db.fetchval("SELECT crm_id FROM sync_links WHERE nmbrs_id = 101")
-    stranger = employee(300, first_name="Fatima", prefix=None, last_name="el Amrani", birthday=date(1990, 1, 1),
-                        email_work="fatima@zon.nl")  # Anna's BSN (hash), typed for a new hire by mistake  # fmt: skip
+    stranger = employee(
+        300,
+        first_name="Fatima",
+        prefix=None,
+        last_name="el Amrani",
+        birthday=date(1990, 1, 1),
+        email_work="fatima@zon.nl",
+    )  # Anna's BSN (hash), typed for a new hire by mistake
     (asked,) = await handle(event(stranger))
     assert asked.kind is OutcomeKind.NEEDS_DECISION and anna in asked.details["candidates"]
     assert "correct the BSN in Nmbrs" in (asked.reason or "")
@@ -345,8 +353,10 @@ async def test_the_person_a_bsn_points_at_is_offered_even_when_nothing_else_agre
 async def test_a_rehire_keeps_every_period_of_service_for_the_leave_calculation(
     handle: Handle, db: asyncpg.Pool
 ) -> None:
-    periods = (EmploymentPeriod(employment_id=1, start=date(2025, 1, 1), end=date(2025, 6, 30)),
-               EmploymentPeriod(employment_id=2, start=date(2026, 3, 1)))  # fmt: skip
+    periods = (
+        EmploymentPeriod(employment_id=1, start=date(2025, 1, 1), end=date(2025, 6, 30)),
+        EmploymentPeriod(employment_id=2, start=date(2026, 3, 1)),
+    )
     contract = (ContractPeriod(contract_id=1, start=date(2025, 1, 1), hours_per_week=Decimal("40")),)
     await handle(event(employee(employments=periods, contracts=contract)), AUTO)
     employee_id = await db.fetchval("SELECT employee_id FROM rt_employees WHERE nmbrs_employee_id = 101")
@@ -386,25 +396,26 @@ async def test_two_employments_of_one_human_do_not_fight_over_the_person_card(ha
 # Local period edits: a trigger counts them (migration 0008) and only then are the period lists read.
 LOCAL_PERIOD_EDITS = {
     "contract hours changed": (
-        "contracts", "UPDATE rt_contract_periods SET hours_per_week = 32 WHERE employee_id = $1"),
-    "contract added": (
-        "contracts", "INSERT INTO rt_contract_periods VALUES ($1, 2, '2027-01-01', NULL, 20)"),
-    "schedule added": (
-        "schedules", "INSERT INTO rt_schedule_periods VALUES ($1, '2026-03-01', 24, 60)"),
-    "employment deleted": (
-        "employments", "DELETE FROM rt_employment_periods WHERE employee_id = $1"),
-    "contracts truncated": (
-        "contracts", "TRUNCATE rt_contract_periods"),
-}  # fmt: skip
+        "contracts",
+        "UPDATE rt_contract_periods SET hours_per_week = 32 WHERE employee_id = $1",
+    ),
+    "contract added": ("contracts", "INSERT INTO rt_contract_periods VALUES ($1, 2, '2027-01-01', NULL, 20)"),
+    "schedule added": ("schedules", "INSERT INTO rt_schedule_periods VALUES ($1, '2026-03-01', 24, 60)"),
+    "employment deleted": ("employments", "DELETE FROM rt_employment_periods WHERE employee_id = $1"),
+    "contracts truncated": ("contracts", "TRUNCATE rt_contract_periods"),
+}
 
 
 # Anna's periods as Nmbrs has them (see tests.builders): what a local edit is overwritten with.
 WRITTEN_BACK = {
-    "contracts": ("rt_contract_periods", "contract_id, start_date, end_date, hours_per_week",
-                  [(1, date(2026, 1, 1), None, Decimal("40.00"))]),
+    "contracts": (
+        "rt_contract_periods",
+        "contract_id, start_date, end_date, hours_per_week",
+        [(1, date(2026, 1, 1), None, Decimal("40.00"))],
+    ),
     "schedules": ("rt_schedule_periods", "start_date", []),
     "employments": ("rt_employment_periods", "employment_id, start_date, end_date", [(1, date(2026, 1, 1), None)]),
-}  # fmt: skip
+}
 
 
 async def anna_employee_id(db: asyncpg.Pool) -> int:
@@ -516,8 +527,9 @@ async def test_one_humans_employments_are_judged_one_after_the_other(handle: Han
         await other.execute(
             """INSERT INTO sync_links (entity, nmbrs_id, crm_id, bsn_hash, linked_by, reason)
                VALUES ('employee', 101, $1, $2, 'hr.anja', 'Koppelen')""",
-            anna, HASH_ANNA,
-        )  # fmt: skip
+            anna,
+            HASH_ANNA,
+        )
         # ...while her employment 205 comes in: it waits, instead of being judged without that link.
         second = asyncio.create_task(handle(event(employee(205, company_id=2))))
         await asyncio.sleep(0.5)
@@ -533,6 +545,16 @@ async def test_a_card_with_any_latin_diacritics_is_offered_as_a_candidate(
     person = await db.fetchval(
         "INSERT INTO crm_persons (first_name, last_name) VALUES ('Emre', $1) RETURNING person_id", last_name
     )
-    outcomes = await handle(event(employee(first_name="Emre", prefix=None, last_name=last_name, email_work=None,
-                                           birthday=date(1977, 7, 7), bsn_hash=None)))  # fmt: skip
+    outcomes = await handle(
+        event(
+            employee(
+                first_name="Emre",
+                prefix=None,
+                last_name=last_name,
+                email_work=None,
+                birthday=date(1977, 7, 7),
+                bsn_hash=None,
+            )
+        )
+    )
     assert outcomes[0].kind is OutcomeKind.NEEDS_DECISION and person in outcomes[0].details["candidates"]

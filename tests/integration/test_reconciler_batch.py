@@ -50,8 +50,15 @@ def scenario() -> list[ChangeEvent[Any]]:
     second employment of one human and by events that take the one-at-a-time path."""
     anna = nmbrs_employee(101)
     second = nmbrs_employee(205, company_id=1, number="18", email_work="anna.b@zon.nl")
-    zeger = nmbrs_employee(102, first_name="Zeger", prefix=None, last_name="Quist", birthday=date(1990, 1, 1),
-                           email_work="zeger@zon.nl", bsn_hash="b2" * 32)  # fmt: skip
+    zeger = nmbrs_employee(
+        102,
+        first_name="Zeger",
+        prefix=None,
+        last_name="Quist",
+        birthday=date(1990, 1, 1),
+        email_work="zeger@zon.nl",
+        bsn_hash="b2" * 32,
+    )
     blocked = nmbrs_employee(150, first_name="Bas", prefix=None, last_name="Blok", bsn_hash="c3" * 32)
     anna_sales = anna.model_copy(update={"department": CodeRef(id=9, code="9", description="Verkoop")})
     second_32h = second.model_copy(
@@ -63,8 +70,15 @@ def scenario() -> list[ChangeEvent[Any]]:
     )
     zeger_renamed = zeger.model_copy(update={"last_name": "Quist-Jansen"})
     blocked_renamed = blocked.model_copy(update={"last_name": "Blokker"})
-    daan = nmbrs_employee(170, first_name="Daan", prefix=None, last_name="Visser", birthday=date(1985, 5, 5),
-                          email_work="daan@zon.nl", bsn_hash="e5" * 32)  # fmt: skip
+    daan = nmbrs_employee(
+        170,
+        first_name="Daan",
+        prefix=None,
+        last_name="Visser",
+        birthday=date(1985, 5, 5),
+        email_work="daan@zon.nl",
+        bsn_hash="e5" * 32,
+    )
     daan_32h, daan_24h = (
         daan.model_copy(
             update={"contracts": (ContractPeriod(contract_id=1, start=date(2026, 1, 1), hours_per_week=Decimal(h)),)}
@@ -131,8 +145,12 @@ async def test_a_batch_has_the_effect_of_its_events_one_at_a_time(pool: asyncpg.
 
     # The scenario really went through every path (else the comparison proves little).
     kinds = [o.kind for o in batched]
-    assert {OutcomeKind.AUTO_LINKED, OutcomeKind.NEEDS_DECISION, OutcomeKind.BLOCKED,
-            OutcomeKind.LEAVE_RECALCULATED} <= set(kinds)  # fmt: skip
+    assert {
+        OutcomeKind.AUTO_LINKED,
+        OutcomeKind.NEEDS_DECISION,
+        OutcomeKind.BLOCKED,
+        OutcomeKind.LEAVE_RECALCULATED,
+    } <= set(kinds)
     person = await pool.fetchval("SELECT crm_id FROM sync_links WHERE nmbrs_id = 205")
     assert person == await pool.fetchval("SELECT crm_id FROM sync_links WHERE nmbrs_id = 101")
     assert await pool.fetchval("SELECT bsn_hash FROM sync_links WHERE nmbrs_id = 205") == HASH_ANNA
@@ -156,8 +174,17 @@ async def test_a_redelivered_batch_repeats_its_outcomes_and_changes_nothing(pool
     after_first = await contents(pool)
 
     # Redelivered after a crash between commit and acknowledgement, with a new event behind it.
-    extra = employee_change(nmbrs_employee(160, first_name="Nieuw", prefix=None, last_name="Persoon",
-                                           bsn_hash="d4" * 32, birthday=date(2001, 1, 1), email_work=None))  # fmt: skip
+    extra = employee_change(
+        nmbrs_employee(
+            160,
+            first_name="Nieuw",
+            prefix=None,
+            last_name="Persoon",
+            bsn_hash="d4" * 32,
+            birthday=date(2001, 1, 1),
+            email_work=None,
+        )
+    )
     again = await handle_changes([*events, extra], pool, AUTO, lambda: RECONCILE_NOW)
     assert comparable(again[: len(first)]) == comparable(first)
     assert [o.kind for o in again[len(first) :]] == [OutcomeKind.NEEDS_DECISION]

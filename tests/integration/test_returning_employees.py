@@ -30,17 +30,27 @@ IDS = [FIRST_ID + i for i in range(EMPLOYEES)]
 def person(index: int) -> PersonState:
     # Distinct first letters of the surname: each person is the one clear candidate of its employee.
     surname = "".join(chr(ord("a") + (index // 26**k) % 26) for k in range(3)).capitalize() + "stra"
-    return PersonState(ref=f"p{index}", first_name="Kim", last_name=surname,
-                       birthday=date(1970, 1, 1) + timedelta(days=index * 97), email_work=f"kim{index}@zon.nl",
-                       organisation="org")  # fmt: skip
+    return PersonState(
+        ref=f"p{index}",
+        first_name="Kim",
+        last_name=surname,
+        birthday=date(1970, 1, 1) + timedelta(days=index * 97),
+        email_work=f"kim{index}@zon.nl",
+        organisation="org",
+    )
 
 
 def employee(index: int) -> NmbrsEmployee:
     p = person(index)
     return nmbrs_employee(
-        FIRST_ID + index, first_name=p.first_name, prefix=None, last_name=p.last_name, birthday=p.birthday,
-        email_work=p.email_work, bsn_hash=f"{index:064x}",
-    )  # fmt: skip
+        FIRST_ID + index,
+        first_name=p.first_name,
+        prefix=None,
+        last_name=p.last_name,
+        birthday=p.birthday,
+        email_work=p.email_work,
+        bsn_hash=f"{index:064x}",
+    )
 
 
 def returned(index: int) -> NmbrsEmployee:
@@ -68,10 +78,13 @@ async def removed(pool: asyncpg.Pool) -> asyncpg.Pool:
     """EMPLOYEES employees linked to their persons (version 1), then all removed from Nmbrs (version 2)."""
     await pool.execute(f"TRUNCATE {TARGET_TABLES}, rt_employment_periods RESTART IDENTITY CASCADE")
     async with pool.acquire() as connection:
-        await load_target_state(connection, TargetState(
-            organisations=(OrganisationState(ref="org", name="Bakkerij De Zon B.V.", kvk_number="88721495"),),
-            persons=tuple(person(i) for i in range(EMPLOYEES)),
-        ))  # fmt: skip
+        await load_target_state(
+            connection,
+            TargetState(
+                organisations=(OrganisationState(ref="org", name="Bakkerij De Zon B.V.", kvk_number="88721495"),),
+                persons=tuple(person(i) for i in range(EMPLOYEES)),
+            ),
+        )
     linked = await run(pool, [company_change(), *(employee_change(employee(i)) for i in range(EMPLOYEES))])
     assert [o.kind for o in linked].count(OutcomeKind.AUTO_LINKED) == EMPLOYEES + 1
     await run(pool, [employee_change(None, Op.DELETE, employee(i), 2) for i in range(EMPLOYEES)])
@@ -150,10 +163,12 @@ async def test_a_removed_employment_hands_the_person_card_to_the_one_that_stays(
     # the card kept that employment's e-mail until the employment that stays changed.
     pool = removed
     staying = employee(0).model_copy(update={"employee_id": FIRST_ID + 100, "email_work": "kim0@staying.nl"})
-    leaving = employee(0).model_copy(update={
-        "email_work": "kim0@leaving.nl",
-        "employments": (EmploymentPeriod(employment_id=1, start=date(2026, 6, 1)),),
-    })  # fmt: skip
+    leaving = employee(0).model_copy(
+        update={
+            "email_work": "kim0@leaving.nl",
+            "employments": (EmploymentPeriod(employment_id=1, start=date(2026, 6, 1)),),
+        }
+    )
     await run(pool, [employee_change(staying, version=1)])
     await run(pool, [employee_change(leaving, Op.CREATE, version=3)])
     card = "SELECT p.email_work FROM crm_persons p JOIN sync_links k ON k.crm_id = p.person_id WHERE k.nmbrs_id = $1"

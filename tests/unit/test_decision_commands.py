@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from worker.domain.decisions import Decision, FollowUpCommand
+from worker.domain.decisions import Decision
 from worker.domain.events import OutcomeKind
+from worker.domain.follow_ups import FollowUpCommand
 from worker.domain.inbound import describe_validation_error
 from worker.service.decisions import rejection_for_malformed
 
@@ -20,8 +21,15 @@ COMMAND_ID = uuid.UUID(int=7)
 
 
 def adjustment(**changes: Any) -> bytes:
-    command = {"command_id": str(COMMAND_ID), "employee_id": 12, "command": "leave_adjustment", "hours": 8,
-               "on": "2026-03-01", "issued_by": "hr.anja", "issued_at": NOW.isoformat()}  # fmt: skip
+    command = {
+        "command_id": str(COMMAND_ID),
+        "employee_id": 12,
+        "command": "leave_adjustment",
+        "hours": 8,
+        "on": "2026-03-01",
+        "issued_by": "hr.anja",
+        "issued_at": NOW.isoformat(),
+    }
     command.update(changes)
     return json.dumps(command).encode()
 
@@ -87,8 +95,15 @@ def test_a_value_of_another_type_is_refused_not_converted(changes: dict[str, Any
     ],
 )
 def test_a_decision_is_read_strictly_and_its_texts_are_bounded(changes: dict[str, Any], field: str) -> None:
-    decision = {"decision_id": str(uuid.uuid4()), "nmbrs_id": 101, "action": "koppelen", "target_id": 3,
-                "decided_by": "hr.anja", "decided_at": NOW.isoformat(), **changes}  # fmt: skip
+    decision = {
+        "decision_id": str(uuid.uuid4()),
+        "nmbrs_id": 101,
+        "action": "koppelen",
+        "target_id": 3,
+        "decided_by": "hr.anja",
+        "decided_at": NOW.isoformat(),
+        **changes,
+    }
     with pytest.raises(ValidationError) as error:
         Decision.model_validate_json(json.dumps(decision))
     assert [".".join(str(p) for p in problem["loc"]) for problem in error.value.errors()] == [field]
@@ -101,7 +116,14 @@ def test_the_longest_texts_allowed_are_taken() -> None:
 
 @pytest.mark.parametrize("changes", [{"nmbrs_id": 2**31}, {"target_id": -1}, {"version": 0}])
 def test_a_decision_with_ids_out_of_range_is_refused(changes: dict[str, Any]) -> None:
-    decision = {"decision_id": str(uuid.uuid4()), "nmbrs_id": 101, "action": "koppelen", "target_id": 3,
-                "decided_by": "hr.anja", "decided_at": NOW.isoformat(), **changes}  # fmt: skip
+    decision = {
+        "decision_id": str(uuid.uuid4()),
+        "nmbrs_id": 101,
+        "action": "koppelen",
+        "target_id": 3,
+        "decided_by": "hr.anja",
+        "decided_at": NOW.isoformat(),
+        **changes,
+    }
     with pytest.raises(ValidationError, match=next(iter(changes))):
         Decision.model_validate(decision)

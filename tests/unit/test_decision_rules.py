@@ -16,8 +16,6 @@ from worker.domain.decisions import (
     Decision,
     DecisionAction,
     DecisionFilter,
-    FollowUpCommand,
-    FollowUpFacts,
     LinkRecord,
     PendingRecord,
     Rejection,
@@ -26,8 +24,6 @@ from worker.domain.decisions import (
     UnblockRecord,
     UndoDecision,
     UndoPlan,
-    follow_up_rejection,
-    follow_up_result,
     link_plan,
     linked_reason,
     plan_decision,
@@ -37,6 +33,7 @@ from worker.domain.decisions import (
     rejection,
     select_for_bulk,
 )
+from worker.domain.follow_ups import FollowUpCommand, FollowUpFacts, follow_up_rejection, follow_up_result
 from worker.domain.nmbrs_records import NmbrsCompany
 from worker.domain.reconcile import Apply, ClearPending, Link, LinkedRecord, RecalculateLeave, RecordState, StoredRecord
 

@@ -12,8 +12,9 @@ from aiokafka.errors import KafkaConnectionError
 from worker.adapters import command_requests
 from worker.adapters.command_requests import BrokerUnavailable, CommandRequests, FrontendCommand
 from worker.config import Settings
-from worker.domain.decisions import Decision, DecisionAction, FollowUpCommand
+from worker.domain.decisions import Decision, DecisionAction
 from worker.domain.events import Message, Outcome, OutcomeKind, outcome_for
+from worker.domain.follow_ups import FollowUpCommand
 
 NOW = datetime(2026, 11, 28, 9, tzinfo=UTC)
 DECISION = Decision(

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from worker.adapters.hr_queries import BlockView, DecisionView, EmployeeTasks, OrganisationHit, PersonHit, SearchResult
+from worker.adapters.crm_search import OrganisationHit, PersonHit, SearchResult
+from worker.adapters.hr_queries import BlockView, DecisionView, EmployeeTasks
 from worker.domain.decisions import Decision, DecisionAction, DecisionFilter
 from worker.domain.events import OutcomeKind, outcome_for
 from worker.domain.status import StepStatus

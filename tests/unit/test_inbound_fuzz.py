@@ -17,8 +17,9 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from worker.domain import inbound
-from worker.domain.decisions import Decision, FollowUpCommand
+from worker.domain.decisions import Decision
 from worker.domain.events import Message, Outcome, OutcomeKind, SyncRequested
+from worker.domain.follow_ups import FollowUpCommand
 from worker.entrypoints import consuming
 from worker.entrypoints.consuming import ConsumerContext, RawMessage, consume_one
 from worker.service.decisions import rejection_for_malformed

@@ -30,16 +30,16 @@ def test_a_badly_named_file_is_an_error(tmp_path: Path) -> None:
 def test_the_candidate_search_column_folds_names_as_the_hr_search_does() -> None:
     # crm_persons.match_name is a generated column: it cannot call Python, so the migration holds the folding
     # expression written out. A change of normalisation.fold() must come with a migration that writes it anew.
-    from worker.adapters.hr_queries import sql_fold_literal
+    from worker.adapters.crm_search import sql_fold_literal
 
     latest = [m for m in load_migrations() if "match_name" in m.sql][-1]  # the newest that defines the column
     assert sql_fold_literal("last_name") in latest.sql
 
 
-def test_the_sql_folding_folds_every_latin_letter_as_matching_fold_does() -> None:
+def test_the_sql_folding_folds_every_latin_letter_as_normalisation_fold_does() -> None:
     import unicodedata
 
-    from worker.adapters.hr_queries import _FOLD_FROM, _FOLD_TO, _LATIN, _LIGATURES
+    from worker.adapters.crm_search import _FOLD_FROM, _FOLD_TO, _LATIN, _LIGATURES
     from worker.domain.normalisation import fold
 
     def as_sql_folds(text: str) -> str:  # translate(normalize(text, NFC), from, to), the replace()s, lower()

@@ -21,8 +21,9 @@ from pydantic import ValidationError
 
 from worker.adapters.kafka import KafkaPublisher, client_kwargs
 from worker.config import Settings
-from worker.domain.decisions import Decision, FollowUpCommand
+from worker.domain.decisions import Decision
 from worker.domain.events import SETTLING_OUTCOMES, Outcome
+from worker.domain.follow_ups import FollowUpCommand
 
 FrontendCommand = Decision | FollowUpCommand
 

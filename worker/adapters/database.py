@@ -24,6 +24,7 @@ CONNECT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.CannotConnectNowError,
 )
 
+
 async def keep_session(_connection: asyncpg.Connection) -> None:
     """Skip asyncpg's reset round trip on every release: we keep no session state (no SET, LISTEN or
     cursors; transactions are always closed by their context managers, and the session-level poll lock

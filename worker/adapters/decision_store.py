@@ -14,15 +14,9 @@ from typing import Any, NamedTuple
 
 from worker.adapters.database import Connection
 from worker.adapters.hr_queries import open_tasks
-from worker.domain.decisions import (
-    BlueEmployee,
-    Decision,
-    DecisionFilter,
-    FollowUpCommand,
-    FollowUpFacts,
-    PendingRecord,
-    StoredDecision,
-)
+from worker.domain.changes import LinkedEntity
+from worker.domain.decisions import BlueEmployee, Decision, DecisionFilter, PendingRecord, StoredDecision
+from worker.domain.follow_ups import FollowUpCommand, FollowUpFacts
 from worker.domain.reconcile import StoredRecord
 
 _RECORD_TABLES = {"employee": ("rt_employees", "employee_id"), "company": ("rt_companies", "company_id")}
@@ -100,7 +94,7 @@ class PostgresDecisionStore:
 
     # --- records --------------------------------------------------------------------------------------------
 
-    async def pending_for_bulk(self, entity: str, selection: DecisionFilter) -> list[PendingRecord]:
+    async def pending_for_bulk(self, entity: LinkedEntity, selection: DecisionFilter) -> list[PendingRecord]:
         """The open questions `selection` finds, each with the open employments of its human."""
         # Skipped questions (Overslaan) are hidden from HR until the next sync: a bulk does not answer them either.
         where = ["entity = $1", "NOT skipped", "company_id = $2"]
@@ -124,7 +118,7 @@ class PostgresDecisionStore:
         )
         return [PendingRecord(**row) for row in rows]
 
-    async def question(self, entity: str, nmbrs_id: int) -> StoredRecord | None:
+    async def question(self, entity: LinkedEntity, nmbrs_id: int) -> StoredRecord | None:
         """The record's open question: its Nmbrs data and version."""
         row = await self.db.fetchrow(
             "SELECT record, version FROM pending_decisions WHERE entity = $1 AND nmbrs_id = $2", entity, nmbrs_id
@@ -141,13 +135,13 @@ class PostgresDecisionStore:
         )
         return [row["nmbrs_id"] for row in rows]
 
-    async def snapshot(self, entity: str, nmbrs_id: int) -> Snapshot | None:
+    async def snapshot(self, entity: LinkedEntity, nmbrs_id: int) -> Snapshot | None:
         row = await self.db.fetchrow(
             "SELECT version, deleted, record FROM nmbrs_snapshots WHERE key = $1", f"{entity}:{nmbrs_id}"
         )
         return None if row is None else Snapshot(row["version"], row["deleted"], json.loads(row["record"]))
 
-    async def linked_regitijd_id(self, entity: str, nmbrs_id: int) -> int | None:
+    async def linked_regitijd_id(self, entity: LinkedEntity, nmbrs_id: int) -> int | None:
         regitijd_id: int | None = await self.db.fetchval(
             "SELECT regitijd_id FROM sync_links WHERE entity = $1 AND nmbrs_id = $2", entity, nmbrs_id
         )
@@ -170,7 +164,7 @@ class PostgresDecisionStore:
 
     async def block(
         self,
-        entity: str,
+        entity: LinkedEntity,
         nmbrs_id: int,
         actor: str,
         note: str | None,
@@ -190,11 +184,11 @@ class PostgresDecisionStore:
         )
         await self.db.execute("DELETE FROM pending_decisions WHERE entity = $1 AND nmbrs_id = $2", entity, nmbrs_id)
 
-    async def unblock(self, entity: str, nmbrs_id: int) -> None:
+    async def unblock(self, entity: LinkedEntity, nmbrs_id: int) -> None:
         await self.db.execute("DELETE FROM sync_blocks WHERE entity = $1 AND nmbrs_id = $2", entity, nmbrs_id)
 
     async def remove_block(
-        self, entity: str, nmbrs_id: int, decision_id: uuid.UUID | None
+        self, entity: LinkedEntity, nmbrs_id: int, decision_id: uuid.UUID | None
     ) -> tuple[bool, dict[str, Any] | None]:
         """Undo a block: only the one `decision_id` made. Whether there was one, and the data it kept."""
         row = await self.db.fetchrow(
@@ -206,12 +200,12 @@ class PostgresDecisionStore:
         )
         return row is not None, json.loads(row["record"]) if row is not None and row["record"] else None
 
-    async def set_skipped(self, entity: str, nmbrs_id: int, skipped: bool) -> None:
+    async def set_skipped(self, entity: LinkedEntity, nmbrs_id: int, skipped: bool) -> None:
         await self.db.execute(
             "UPDATE pending_decisions SET skipped = $3 WHERE entity = $1 AND nmbrs_id = $2", entity, nmbrs_id, skipped
         )
 
-    async def unlink(self, entity: str, nmbrs_id: int) -> int | None:
+    async def unlink(self, entity: LinkedEntity, nmbrs_id: int) -> int | None:
         """Undo a link: the RegiTijd record it became is deactivated, not deleted. Returns that record's id."""
         regitijd_id: int | None = await self.db.fetchval(
             "DELETE FROM sync_links WHERE entity = $1 AND nmbrs_id = $2 RETURNING regitijd_id", entity, nmbrs_id

@@ -6,7 +6,8 @@ import uuid
 from typing import Any
 
 from worker.adapters.database import Connection
-from worker.adapters.target_sql import PERSON_TYPES, PRIMARY_SQL, Entity, db_value, iso, write_audit
+from worker.adapters.target_sql import PERSON_TYPES, PRIMARY_SQL, db_value, iso, write_audit
+from worker.domain.changes import LinkedEntity
 from worker.domain.ownership import NMBRS_OWNED_COMPANY_FIELDS, PERSON_FIELDS
 from worker.domain.target_state import PERSONEELSLID
 
@@ -23,13 +24,13 @@ class Cards:
     def __init__(self, connection: Connection) -> None:
         self.db = connection
 
-    async def card(self, entity: Entity, crm_id: int) -> dict[str, Any] | None:
+    async def card(self, entity: LinkedEntity, crm_id: int) -> dict[str, Any] | None:
         """The Nmbrs-owned fields of the person (employee) or organisation (company) `crm_id`, JSON-shaped."""
         table, id_column, fields = _CARDS[entity]
         row = await self.db.fetchrow(f"SELECT {', '.join(fields)} FROM {table} WHERE {id_column} = $1", crm_id)
         return None if row is None else {f: iso(row[f]) if f == "birthday" else row[f] for f in fields}
 
-    async def create(self, entity: Entity, record: dict[str, Any], actor: str) -> int:
+    async def create(self, entity: LinkedEntity, record: dict[str, Any], actor: str) -> int:
         """A new person (with RegiPersoneel: Personeelslid) or organisation from Nmbrs data; returns its id."""
         if entity == "company":
             organisation_id: int = await self.db.fetchval(
@@ -49,7 +50,7 @@ class Cards:
 
     async def restore(
         self,
-        entity: Entity,
+        entity: LinkedEntity,
         crm_id: int,
         before: dict[str, Any],
         written: dict[str, Any],

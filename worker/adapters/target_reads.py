@@ -8,7 +8,8 @@ from typing import Any
 from pydantic_core import from_json
 
 from worker.adapters.database import Connection
-from worker.adapters.target_sql import PERIOD_FIELDS, PRIMARY_SQL, Entity, iso
+from worker.adapters.target_sql import PERIOD_FIELDS, PRIMARY_SQL, iso
+from worker.domain.changes import LinkedEntity
 from worker.domain.ownership import PERSON_FIELDS
 from worker.domain.reconcile import LinkedRecord, RecordState, StoredRecord
 
@@ -34,7 +35,7 @@ class RecordStates:
         self.db = connection
         self._period_edits_read = period_edits_read
 
-    async def peek_bsn_hash(self, entity: Entity, nmbrs_id: int) -> str | None:
+    async def peek_bsn_hash(self, entity: LinkedEntity, nmbrs_id: int) -> str | None:
         """The BSN hash of the employee's stored data (StoredRecord), read without a lock."""
         if entity != "employee":
             return None
@@ -44,7 +45,7 @@ class RecordStates:
         return found or None
 
     async def record_states(
-        self, entity: Entity, records: dict[int, str | None], *, stored: bool = False
+        self, entity: LinkedEntity, records: dict[int, str | None], *, stored: bool = False
     ) -> dict[int, RecordState]:
         """The sync state of many records (Nmbrs id -> BSN hash, used for employees only) in two round
         trips: the time of a change goes almost all into round trips. `stored`: with their stored data."""
@@ -96,7 +97,7 @@ class RecordStates:
         return states
 
     async def _local_values(
-        self, entity: Entity, linked: list[tuple[int, int | None]]
+        self, entity: LinkedEntity, linked: list[tuple[int, int | None]]
     ) -> dict[tuple[int, int | None], LocalSide]:
         """(crm_id, regitijd_id) -> the Nmbrs-owned fields as they are locally, as the sync last wrote them, the
         snapshot version it wrote and whether the RegiTijd record is active (a record not created yet counts as

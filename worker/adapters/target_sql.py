@@ -11,7 +11,6 @@ from pydantic_core import to_json
 
 from worker.adapters.database import Connection
 
-Entity = str  # 'employee' | 'company'
 AuditRow = tuple[uuid.UUID, str, str, Any, Any]  # causation id, subject, action, before, after
 
 # The employment whose name and contact data the shared person card shows: of one human's active

@@ -16,8 +16,8 @@ from worker.adapters import target_candidates
 from worker.adapters.database import Connection
 from worker.adapters.target_cards import Cards
 from worker.adapters.target_reads import RecordStates
-from worker.adapters.target_sql import Entity
 from worker.adapters.target_writes import EmployeeApply, TargetWriter
+from worker.domain.changes import LinkedEntity
 from worker.domain.nmbrs_records import NmbrsCompany, NmbrsEmployee
 from worker.domain.organisation_matching import OrganisationCandidate
 from worker.domain.person_scoring import PersonCandidate
@@ -59,14 +59,14 @@ class PostgresTargetStore:
 
     # --- reading ------------------------------------------------------------------------------------
 
-    async def record_state(self, entity: Entity, nmbrs_id: int, bsn_hash: str | None = None) -> RecordState:
+    async def record_state(self, entity: LinkedEntity, nmbrs_id: int, bsn_hash: str | None = None) -> RecordState:
         return (await self.record_states(entity, {nmbrs_id: bsn_hash}))[nmbrs_id]
 
-    async def record_states(self, entity: Entity, records: dict[int, str | None]) -> dict[int, RecordState]:
+    async def record_states(self, entity: LinkedEntity, records: dict[int, str | None]) -> dict[int, RecordState]:
         """The sync state of many records (Nmbrs id -> BSN hash, used for employees only)."""
         return await self._states.record_states(entity, records)
 
-    async def lock_and_load(self, entity: Entity, nmbrs_id: int) -> RecordState:
+    async def lock_and_load(self, entity: LinkedEntity, nmbrs_id: int) -> RecordState:
         """Lock the record and its human, as change batches lock them, and load its state with its stored data.
 
         The human first: another employment of this human judged meanwhile must not land on another person.
@@ -92,7 +92,7 @@ class PostgresTargetStore:
     async def execute(
         self,
         plan: Plan,
-        entity: Entity,
+        entity: str,
         nmbrs_id: int,
         record: Any,
         causation_id: uuid.UUID,

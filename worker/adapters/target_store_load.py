@@ -92,6 +92,13 @@ TIME_CATEGORIES = _Table("time_categories", "rt_time_categories", "category_id",
 LABOUR_AGREEMENTS = _Table("labour_agreements", "rt_labour_agreements", "nmbrs_id", "nmbrs_id", "labour-agreement")
 
 
+async def target_is_empty(connection: asyncpg.Connection) -> bool:
+    """RegiCRM holds no person and no organisation yet (a demo loads its starting state only then)."""
+    return not await connection.fetchval(
+        "SELECT EXISTS (SELECT FROM crm_persons) OR EXISTS (SELECT FROM crm_organisations)"
+    )
+
+
 async def load_target_state(
     connection: asyncpg.Connection, state: TargetState, as_of: date | None = None
 ) -> LoadReport:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 from worker.adapters.database import Connection
 from worker.adapters.target_cards import Cards
@@ -15,7 +15,6 @@ from worker.adapters.target_sql import (
     PRIMARY_SQL,
     SYNC_WRITER_SQL,
     AuditRow,
-    Entity,
     as_columns,
     db_value,
     insert_rows,
@@ -24,6 +23,7 @@ from worker.adapters.target_sql import (
     unnest,
     write_audit,
 )
+from worker.domain.changes import LinkedEntity
 from worker.domain.nmbrs_records import CodeRef, LabourAgreementRef, NmbrsEmployee
 from worker.domain.ownership import PERSON_FIELDS
 from worker.domain.reconcile import (
@@ -103,7 +103,7 @@ class TargetWriter:
     async def execute(
         self,
         plan: Plan,
-        entity: Entity,
+        entity: str,
         nmbrs_id: int,
         record: Any,
         causation_id: uuid.UUID,
@@ -132,7 +132,7 @@ class TargetWriter:
                     causation_id,
                     f"{entity}:{nmbrs_id}",
                     "link",
-                    {"card": await self.cards.card(entity, action.crm_id)},
+                    {"card": await self.cards.card(cast(LinkedEntity, entity), action.crm_id)},  # links: linked kinds
                     {"crm_id": action.crm_id, "reason": action.reason},
                     actor,
                 )

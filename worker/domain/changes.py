@@ -27,6 +27,10 @@ class Entity(StrEnum):
     LABOUR_AGREEMENT = "labour_agreement"
 
 
+# The kinds of record that are linked to a RegiCRM card, and so what a question and a decision are about.
+LinkedEntity = Literal["employee", "company"]
+
+
 class Op(StrEnum):
     CREATE = "c"
     UPDATE = "u"

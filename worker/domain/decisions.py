@@ -1,4 +1,4 @@
-"""Human decisions (Koppelen / Aanmaken / Blokkeren / Overslaan, and their undo) and follow-up commands.
+"""Human decisions (Koppelen / Aanmaken / Blokkeren / Overslaan, and their undo); follow-ups are in follow_ups.py.
 
 Commands, not facts: any HR frontend posts them; the decision consumer validates each against the current
 state and either applies it or rejects it with a reason a human understands. Pure rules live here.
@@ -9,18 +9,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from worker.domain.changes import ChangeSource, CompanyChanged, EmployeeChanged, Entity, Op
-from worker.domain.events import Command, FreeText, IsoDate, IsoDateTime, Name, Uuid
+from worker.domain.changes import ChangeSource, CompanyChanged, EmployeeChanged, Entity, LinkedEntity, Op
+from worker.domain.events import Command, FreeText, IsoDateTime, Name, StoreId, Uuid
 from worker.domain.nmbrs_records import NmbrsCompany, NmbrsEmployee
 from worker.domain.ownership import company_values, employee_values
 from worker.domain.reconcile import Apply, ClearPending, Link, Plan, RecalculateLeave, RecordState
-from worker.domain.target_state import CHARACTERISTICS
 
 
 class DecisionAction(StrEnum):
@@ -47,11 +46,6 @@ ACTION_NAMES: dict[str, DecisionAction] = {**{action.value: action for action in
 BULK_ACTIONS = frozenset({DecisionAction.AANMAKEN, DecisionAction.BLOKKEREN, DecisionAction.OVERSLAAN})
 _RE_ASK_NAMESPACE = uuid.UUID("0b4c6a8e-7d1f-4f0a-9c52-3e6f1d2a7b94")
 
-# Ids and hours as the store keeps them (integer, numeric(8, 2)): a command outside these ranges is rejected
-# with its reason when it is read, instead of failing in the database after it was accepted.
-StoreId = Annotated[int, Field(ge=1, le=2_147_483_647)]
-Hours = Annotated[float, Field(gt=-1_000_000, lt=1_000_000, allow_inf_nan=False)]
-
 
 class DecisionFilter(BaseModel):
     """Which pending questions a bulk decision answers; every given criterion must hold."""
@@ -71,7 +65,7 @@ class Decision(Command):
 
     event_type: Literal["decision"] = "decision"
     decision_id: Uuid = Field(description="Unique; the same decision twice has one effect.")
-    entity: Literal["employee", "company"] = "employee"
+    entity: LinkedEntity = "employee"
     nmbrs_id: StoreId | None = Field(None, description="The Nmbrs employee or company id.")
     filter: DecisionFilter | None = Field(None, description="Bulk: answer every pending record it selects.")
     action: DecisionAction = Field(
@@ -233,7 +227,7 @@ def plan_decision(decision: Decision, state: RecordState, target_exists: bool) -
     return UndoDecision()
 
 
-def nmbrs_record(entity: str, data: dict[str, Any]) -> NmbrsEmployee | NmbrsCompany:
+def nmbrs_record(entity: LinkedEntity, data: dict[str, Any]) -> NmbrsEmployee | NmbrsCompany:
     return NmbrsEmployee.model_validate(data) if entity == "employee" else NmbrsCompany.model_validate(data)
 
 
@@ -257,7 +251,7 @@ def link_plan(record: NmbrsEmployee | NmbrsCompany, crm_id: int, linked_by: str,
 
 
 def re_ask_event(
-    entity: str, nmbrs_id: int, data: dict[str, Any], version: int, decision_id: uuid.UUID, now: datetime
+    entity: LinkedEntity, nmbrs_id: int, data: dict[str, Any], version: int, decision_id: uuid.UUID, now: datetime
 ) -> EmployeeChanged | CompanyChanged:
     """The record put through reconciliation again (after an unblock or an undo), as a snapshot read of a full
     reconciliation; its id is the same every time for the same decision and record."""
@@ -282,7 +276,7 @@ class BlueEmployee(_Frozen):
     company: str | None
 
 
-def linked_reason(entity: str, crm_id: int, blue: Sequence[BlueEmployee]) -> str:
+def linked_reason(entity: LinkedEntity, crm_id: int, blue: Sequence[BlueEmployee]) -> str:
     """The outcome of a Koppelen; it warns of the person's blue employees: the sync never changes one (rule 9),
     so when it was this same employment, entered by hand before Nmbrs, the person now has it twice and only a
     human can end the manual one."""
@@ -296,7 +290,7 @@ def linked_reason(entity: str, crm_id: int, blue: Sequence[BlueEmployee]) -> str
     )
 
 
-def crm_kind(entity: str) -> str:
+def crm_kind(entity: LinkedEntity) -> str:
     return "person" if entity == "employee" else "organisation"
 
 
@@ -327,7 +321,7 @@ class BulkSelection(_Frozen):
 
 
 def select_for_bulk(
-    entity: str, action: DecisionAction, found: Sequence[PendingRecord], previewed: Mapping[str, int] | None
+    entity: LinkedEntity, action: DecisionAction, found: Sequence[PendingRecord], previewed: Mapping[str, int] | None
 ) -> BulkSelection:
     """Which of the questions the filter `found` a bulk answers. `previewed`: the records (key -> version) of the
     preview it confirms: only those, and only at the version the preview saw."""
@@ -358,7 +352,7 @@ def select_for_bulk(
 class StoredDecision(_Frozen):
     """A decision as the store keeps it, with what it did (`effect`)."""
 
-    entity: str
+    entity: LinkedEntity
     nmbrs_id: int | None = Field(description="None: a bulk decision.")
     action: str
     result: Literal["applied", "rejected", "previewed"]
@@ -395,7 +389,7 @@ class Reversal(_Frozen):
     """What undoing one record's effect takes back, in this order; each record linked or unblocked is asked
     again."""
 
-    entity: str
+    entity: LinkedEntity
     nmbrs_id: int
     linked: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Nmbrs id -> the data it was linked with: unlinked and asked again."
@@ -412,7 +406,9 @@ class UndoPlan(_Frozen):
     whole: bool = Field(description="Nothing of the undone decision is left: it is marked undone.")
 
 
-def plan_undo(decision: Decision, earlier: StoredDecision | None, entity: str, nmbrs_id: int) -> UndoPlan | Rejection:
+def plan_undo(
+    decision: Decision, earlier: StoredDecision | None, entity: LinkedEntity, nmbrs_id: int
+) -> UndoPlan | Rejection:
     """What ongedaan_maken `decision` (about record `entity`:`nmbrs_id`) takes back of `earlier`, the decision it
     reverses, or why it cannot. A bulk is undone record by record (the one named), or whole on request."""
     undone = decision.undo_decision_id
@@ -456,115 +452,3 @@ def plan_undo(decision: Decision, earlier: StoredDecision | None, entity: str, n
     return UndoPlan(
         reversals=reversals, effect=effect, whole=not bulk or all(e.get("undone_by") for e in marked.values())
     )
-
-
-class FollowUpCommand(Command):
-    """A change to locally owned data (never touched by the sync). Key: 'rt-employee:<employee_id>'."""
-
-    event_type: Literal["follow_up"] = "follow_up"
-    command_id: Uuid
-    employee_id: StoreId = Field(description="The RegiTijd employee id.")
-    command: Literal[
-        "set_manager",
-        "set_is_manager",
-        "leave_adjustment",
-        "overtime_payout",
-        "set_characteristic",
-        "remove_characteristic",
-        "link_time_category",
-        "unlink_time_category",
-    ]
-    manager_employee_id: StoreId | None = None
-    is_manager: bool | None = None
-    hours: Hours | None = Field(None, description="leave_adjustment (may be negative) or overtime_payout.")
-    on: IsoDate | None = Field(None, description="Date of the adjustment or payout (YYYY-MM-DD).")
-    characteristic: Name | None = Field(None, description=f"One of: {', '.join(CHARACTERISTICS)}.")
-    time_category: Name | None = Field(None, description="Code of the time-writing category.")
-    reason: FreeText | None = Field(None, description="Free text kept with the change, e.g. why.")
-    issued_by: Name = Field(description="Who issued it (a user name).")
-    issued_at: IsoDateTime
-
-    @model_validator(mode="after")
-    def _has_its_argument(self) -> FollowUpCommand:
-        needs = {
-            "set_manager": "manager_employee_id",
-            "set_is_manager": "is_manager",
-            "leave_adjustment": "hours",
-            "overtime_payout": "hours",
-            "set_characteristic": "characteristic",
-            "remove_characteristic": "characteristic",
-            "link_time_category": "time_category",
-            "unlink_time_category": "time_category",
-        }
-        field = needs[self.command]
-        if getattr(self, field) is None:
-            raise ValueError(f"{self.command} needs {field}")
-        if self.command in ("leave_adjustment", "overtime_payout") and self.on is None:
-            raise ValueError(f"{self.command} needs 'on' (the date)")
-        if self.characteristic is not None and self.characteristic not in CHARACTERISTICS:
-            raise ValueError(f"unknown characteristic {self.characteristic!r}; allowed: {', '.join(CHARACTERISTICS)}")
-        if self.command == "overtime_payout" and (self.hours or 0) < 0:
-            raise ValueError("overtime_payout hours cannot be negative")
-        return self
-
-    @property
-    def key(self) -> str:
-        return f"rt-employee:{self.employee_id}"
-
-
-# Follow-up tasks shown for each new or newly linked employee ("gegevens aanvullen").
-TASKS = {
-    "manager": "no manager set (the manager approves the hours)",
-    "account": "no login account",
-    "roles": "account has no roles",
-    "time_category": "no time-writing category linked (cannot write time)",
-    "personeelslid": "characteristic RegiPersoneel: Personeelslid missing (every employee has it)",
-    "characteristics": "no characteristics for the other Regi applications besides RegiPersoneel",
-}
-
-
-class FollowUpFacts(_Frozen):
-    """What the store holds that a follow-up command is judged by."""
-
-    employee_id: int
-    person_id: int
-    manager_exists: bool = Field(description="The command's manager is a RegiTijd employee.")
-    category_id: int | None = Field(description="The command's time-writing category, if it exists.")
-    has_contract: bool = Field(description="The employee has a contract on the day of the command.")
-
-
-def follow_up_rejection(command: FollowUpCommand, facts: FollowUpFacts | None, today: date) -> str | None:
-    """Why a follow-up command cannot be applied (`facts` None: its employee does not exist); None = ok."""
-    if facts is None:
-        return f"RegiTijd employee {command.employee_id} does not exist"
-    if command.command == "set_manager":
-        if command.manager_employee_id == facts.employee_id:
-            return "an employee cannot be their own manager"
-        if not facts.manager_exists:
-            return f"manager {command.manager_employee_id} is not a RegiTijd employee"
-    if command.command in ("link_time_category", "unlink_time_category"):
-        if facts.category_id is None:
-            return f"time-writing category {command.time_category!r} does not exist"
-        if command.command == "link_time_category" and not facts.has_contract:
-            return (
-                f"employee {facts.employee_id} has no active contract on {today}: an employee needs a contract to "
-                "write time"
-            )
-    return None
-
-
-# What an applied follow-up command did, for its outcome.
-_FOLLOW_UP_RESULTS = {
-    "set_manager": "manager set to employee {c.manager_employee_id}",
-    "set_is_manager": "is manager: {c.is_manager}",
-    "leave_adjustment": "leave adjustment of {c.hours} h on {c.on} booked",
-    "overtime_payout": "overtime payout of {c.hours} h on {c.on} booked",
-    "set_characteristic": "characteristic {c.characteristic!r} set",
-    "remove_characteristic": "characteristic {c.characteristic!r} removed",
-    "link_time_category": "time-writing category {c.time_category!r} linked",
-    "unlink_time_category": "time-writing category {c.time_category!r} unlinked",
-}
-
-
-def follow_up_result(command: FollowUpCommand) -> str:
-    return _FOLLOW_UP_RESULTS[command.command].format(c=command)

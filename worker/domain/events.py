@@ -57,6 +57,10 @@ def _as_written(form: str, example: str) -> BeforeValidator:
 IsoDate = Annotated[date, Strict(False), _as_written(r"\d{4}-\d{2}-\d{2}", "YYYY-MM-DD")]
 IsoDateTime = Annotated[AwareDatetime, Strict(False), _as_written(r"\d{4}-\d{2}-\d{2}[Tt ].*", "YYYY-MM-DDThh:mm:ssZ")]
 Uuid = Annotated[uuid.UUID, Strict(False)]
+# Ids and hours as the store keeps them (integer, numeric(8, 2)): a command outside these ranges is rejected
+# with its reason when it is read, instead of failing in the database after it was accepted.
+StoreId = Annotated[int, Field(ge=1, le=2_147_483_647)]
+Hours = Annotated[float, Field(gt=-1_000_000, lt=1_000_000, allow_inf_nan=False)]
 
 
 class Command(Message):

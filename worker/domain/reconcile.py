@@ -178,8 +178,16 @@ def _apply_linked(link: LinkedRecord, values: dict[str, Any], leave_fields: froz
     reactivate = link.regitijd_id is not None and not link.active
     if changed or link.regitijd_id is None or link.synced != values or reactivate:
         since_synced = differing_fields(link.synced, values) if link.synced is not None else ()
-        actions.append(Apply(crm_id=link.crm_id, regitijd_id=link.regitijd_id, values=values, changed=changed,
-                             since_synced=since_synced, reactivate=reactivate))  # fmt: skip
+        actions.append(
+            Apply(
+                crm_id=link.crm_id,
+                regitijd_id=link.regitijd_id,
+                values=values,
+                changed=changed,
+                since_synced=since_synced,
+                reactivate=reactivate,
+            )
+        )
     leave_changed = tuple(sorted(set(changed) & leave_fields))
     if leave_changed or (link.regitijd_id is None and leave_fields):
         actions.append(RecalculateLeave(fields=leave_changed or tuple(sorted(leave_fields))))
@@ -254,10 +262,21 @@ def reconcile_employee(
         return plan.model_copy(update={"actions": (*plan.actions, RecordBsnHash(bsn_hash=employee.bsn_hash))})
     decision = decide_match(employee, candidates, policy, state.linked_persons_for_bsn)
     if isinstance(decision, AutoLink):
-        return _auto_link(state, values, LEAVE_FIELDS, decision.person_id, decision.reason,
-                          {"person_id": decision.person_id, "rule": decision.rule})  # fmt: skip
-    return _ask(event.version, decision.situation, decision.candidates, decision.reason,
-                [c.person_id for c in decision.candidates])  # fmt: skip
+        return _auto_link(
+            state,
+            values,
+            LEAVE_FIELDS,
+            decision.person_id,
+            decision.reason,
+            {"person_id": decision.person_id, "rule": decision.rule},
+        )
+    return _ask(
+        event.version,
+        decision.situation,
+        decision.candidates,
+        decision.reason,
+        [c.person_id for c in decision.candidates],
+    )
 
 
 def reconcile_company(
@@ -278,16 +297,31 @@ def reconcile_company(
         return _apply_linked(state.link, values, frozenset())
     decision = decide_organisation_match(event.after, candidates, policy)
     if isinstance(decision, OrganisationAutoLink):
-        return _auto_link(state, values, frozenset(), decision.organisation_id, decision.reason,
-                          {"organisation_id": decision.organisation_id, "rule": decision.rule})  # fmt: skip
-    return _ask(event.version, decision.situation, decision.candidates, decision.reason,
-                [c.organisation_id for c in decision.candidates])  # fmt: skip
+        return _auto_link(
+            state,
+            values,
+            frozenset(),
+            decision.organisation_id,
+            decision.reason,
+            {"organisation_id": decision.organisation_id, "rule": decision.rule},
+        )
+    return _ask(
+        event.version,
+        decision.situation,
+        decision.candidates,
+        decision.reason,
+        [c.organisation_id for c in decision.candidates],
+    )
 
 
 def _auto_link(
-    state: RecordState, values: dict[str, Any], leave_fields: frozenset[str], crm_id: int, reason: str,
+    state: RecordState,
+    values: dict[str, Any],
+    leave_fields: frozenset[str],
+    crm_id: int,
+    reason: str,
     details: dict[str, Any],
-) -> Plan:  # fmt: skip
+) -> Plan:
     """Link without asking, then write the record as for any linked one (creating the RegiTijd side)."""
     applied = _apply_linked(LinkedRecord(crm_id=crm_id, regitijd_id=None, local={}, synced=None), values, leave_fields)
     actions: list[Action] = [Link(crm_id=crm_id, linked_by="auto", reason=reason)]
@@ -298,9 +332,12 @@ def _auto_link(
 
 
 def _ask(
-    version: int, situation: Literal["unmatched", "disputed"],
-    candidates: tuple[ScoredCandidate, ...] | tuple[ScoredOrganisation, ...], reason: str, candidate_ids: list[int],
-) -> Plan:  # fmt: skip
+    version: int,
+    situation: Literal["unmatched", "disputed"],
+    candidates: tuple[ScoredCandidate, ...] | tuple[ScoredOrganisation, ...],
+    reason: str,
+    candidate_ids: list[int],
+) -> Plan:
     """Store the question (replacing an older version) and tell the frontends."""
     pending = SavePending(situation=situation, version=version, candidates=candidates, reason=reason)
     outcome = PlannedOutcome(

@@ -78,10 +78,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     pending.set_defaults(func=synchronous(run_pending))
 
     search = subparsers.add_parser(
-        "search", help="find RegiCRM persons and organisations to link to (Koppelen)",
+        "search",
+        help="find RegiCRM persons and organisations to link to (Koppelen)",
         description="TEXT: name parts (accents and case ignored, 'vanderberg' works), an e-mail address, "
         "a birthday (1980-04-02 or 02-04-1980), a phone number or a KvK number.",
-    )  # fmt: skip
+    )
     search.add_argument("text", metavar="TEXT")
     search.add_argument("--limit", type=int, default=20, help="at most this many of each (default 20)")
     _json_flag(search)
@@ -100,14 +101,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     target.add_argument("--person", type=int, metavar="ID", help="koppelen an employee: the RegiCRM person id")
     target.add_argument("--organisation", type=int, metavar="ID", help="koppelen a company: the organisation id")
     decide.add_argument(
-        "--version", type=int, metavar="N", help="the question's version as 'pending' showed it (default: the "
+        "--version",
+        type=int,
+        metavar="N",
+        help="the question's version as 'pending' showed it (default: the "
         "current one); a newer Nmbrs change then rejects the decision as stale instead of applying it blindly",
-    )  # fmt: skip
+    )
     decide.add_argument("--undo", type=uuid.UUID, metavar="DECISION_ID", help="ongedaan_maken: the decision to undo")
     decide.add_argument(
-        "--all-records", action="store_true", help="ongedaan_maken of a bulk decision: every record it answered "
-        "(default: only RECORD)",
-    )  # fmt: skip
+        "--all-records",
+        action="store_true",
+        help="ongedaan_maken of a bulk decision: every record it answered (default: only RECORD)",
+    )
     decide.add_argument("--by", metavar="NAME", help="who decides (default: the operating-system user)")
     decide.add_argument("--note", metavar="TEXT", help="a note kept with the decision")
     decide.add_argument("--company-filter", type=int, metavar="C", help="bulk: every open question of Nmbrs company C")
@@ -117,9 +122,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     decide.add_argument("--preview", action="store_true", help="bulk: report what would happen, change nothing")
     decide.add_argument(
-        "--confirm", type=uuid.UUID, metavar="PREVIEW_ID", help="bulk: answer exactly what this preview listed "
-        "(records changed or answered since are left out and named)",
-    )  # fmt: skip
+        "--confirm",
+        type=uuid.UUID,
+        metavar="PREVIEW_ID",
+        help="bulk: answer exactly what this preview listed (records changed or answered since are left out and named)",
+    )
     decide.add_argument(
         "--wait",
         type=float,
@@ -132,9 +139,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     tasks = subparsers.add_parser("tasks", help="open follow-up tasks per employee (gegevens aanvullen)")
     tasks.add_argument(
-        "--employee", metavar="ID", help="only this employee: employee:123 (the Nmbrs id, as 'pending' shows it) or "
+        "--employee",
+        metavar="ID",
+        help="only this employee: employee:123 (the Nmbrs id, as 'pending' shows it) or "
         "a bare RegiTijd employee id (as this list and the follow-up commands show it)",
-    )  # fmt: skip
+    )
     _json_flag(tasks)
     tasks.set_defaults(func=synchronous(run_tasks))
 
@@ -151,16 +160,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     blocked.set_defaults(func=synchronous(run_blocked))
 
     followup = subparsers.add_parser(
-        "followup", help="complete an employee's data (gegevens aanvullen): manager, is-manager, leave adjustment, "
+        "followup",
+        help="complete an employee's data (gegevens aanvullen): manager, is-manager, leave adjustment, "
         "overtime payout, characteristics, time-writing categories; posted as a follow-up command",
-    )  # fmt: skip
+    )
     followup.add_argument(
         "follow_up", choices=FOLLOW_UP_COMMANDS, metavar="COMMAND", help=", ".join(FOLLOW_UP_COMMANDS)
     )
     followup.add_argument(
-        "employee", metavar="EMPLOYEE", help="a bare RegiTijd employee id (as 'tasks' shows it) or employee:123 "
-        "(the Nmbrs id)",
-    )  # fmt: skip
+        "employee",
+        metavar="EMPLOYEE",
+        help="a bare RegiTijd employee id (as 'tasks' shows it) or employee:123 (the Nmbrs id)",
+    )
     followup.add_argument("--manager", type=int, metavar="ID", help="set_manager: the manager's RegiTijd employee id")
     followup.add_argument("--is-manager", choices=["yes", "no"], help="set_is_manager")
     followup.add_argument(
@@ -247,11 +258,13 @@ async def run_status(args: argparse.Namespace, settings: Settings) -> int:
     # Red first, as on the old sync screen; otherwise the steps keep their natural order.
     ordered = sorted(statuses, key=lambda s: s.status != "red")
     if args.json:
-        _print_json({
-            "status": "red" if any(s.status == "red" for s in statuses) else "green",
-            "steps": [s.model_dump(mode="json", exclude={"event_type", "schema_version"}) for s in ordered],
-            "employees_with_open_tasks": with_tasks,
-        })  # fmt: skip
+        _print_json(
+            {
+                "status": "red" if any(s.status == "red" for s in statuses) else "green",
+                "steps": [s.model_dump(mode="json", exclude={"event_type", "schema_version"}) for s in ordered],
+                "employees_with_open_tasks": with_tasks,
+            }
+        )
     else:
         print(render_status(ordered, with_tasks))
     return EXIT_OK
@@ -266,9 +279,9 @@ async def run_pending(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def run_search(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.adapters import hr_queries
+    from worker.adapters import crm_search
 
-    return await _show(args, settings, lambda db: hr_queries.search(db, args.text, limit=args.limit), render_search)
+    return await _show(args, settings, lambda db: crm_search.search(db, args.text, limit=args.limit), render_search)
 
 
 async def run_tasks(args: argparse.Namespace, settings: Settings) -> int:
@@ -389,9 +402,13 @@ def _report(args: argparse.Namespace, decision: Decision, outcomes: list[Outcome
 
 
 def report_outcomes(
-    args: argparse.Namespace, kind: str, command_id: uuid.UUID, command: Message, outcomes: list[Outcome] | None,
+    args: argparse.Namespace,
+    kind: str,
+    command_id: uuid.UUID,
+    command: Message,
+    outcomes: list[Outcome] | None,
     check_with: str,
-) -> int:  # fmt: skip
+) -> int:
     """Print what a posted `kind` ('decision', 'follow-up') caused; the exit code says how it settled."""
 
     settled = [o for o in outcomes or () if o.kind in SETTLING_OUTCOMES]
@@ -404,12 +421,14 @@ def report_outcomes(
     else:
         result, code = settled[0].kind.value, EXIT_OK
     if args.json:
-        _print_json({
-            f"{kind.replace('-', '_')}_id": str(command_id),
-            "result": result,
-            kind.replace("-", "_"): command.model_dump(mode="json"),
-            "outcomes": [o.model_dump(mode="json") for o in outcomes or ()],
-        })  # fmt: skip
+        _print_json(
+            {
+                f"{kind.replace('-', '_')}_id": str(command_id),
+                "result": result,
+                kind.replace("-", "_"): command.model_dump(mode="json"),
+                "outcomes": [o.model_dump(mode="json") for o in outcomes or ()],
+            }
+        )
     elif outcomes:
         print(render_outcomes(outcomes))
     if code == EXIT_NO_OUTCOME:

@@ -10,21 +10,19 @@ import typing
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from worker.domain.decisions import ALIASES, BULK_ACTIONS, Decision, DecisionAction, DecisionFilter, FollowUpCommand
+from worker.domain.changes import LinkedEntity
+from worker.domain.decisions import ALIASES, BULK_ACTIONS, Decision, DecisionAction, DecisionFilter
+from worker.domain.follow_ups import FollowUpCommand
 
-if TYPE_CHECKING:
-    # A type only: importing the query layer would load asyncpg for every command.
-    from worker.adapters.hr_queries import Entity
-
-VersionLookup = Callable[["Entity", int], int | None]
+VersionLookup = Callable[[LinkedEntity, int], int | None]
 
 # Actions that answer an open question, so they carry its version (a newer Nmbrs change makes them stale).
-ANSWERS = frozenset({DecisionAction.KOPPELEN, DecisionAction.AANMAKEN, DecisionAction.BLOKKEREN,
-                     DecisionAction.OVERSLAAN})  # fmt: skip
+ANSWERS = frozenset(
+    {DecisionAction.KOPPELEN, DecisionAction.AANMAKEN, DecisionAction.BLOKKEREN, DecisionAction.OVERSLAAN}
+)
 FOLLOW_UP_COMMANDS = typing.get_args(FollowUpCommand.model_fields["command"].annotation)
 
 
@@ -42,7 +40,7 @@ def parse_action(text: str) -> DecisionAction:
         raise UsageError(f"unknown action {text!r}; use one of: {choices}") from None
 
 
-def parse_record(text: str) -> tuple[Entity, int]:
+def parse_record(text: str) -> tuple[LinkedEntity, int]:
     """'employee:123' -> ('employee', 123), 'company:4' -> ('company', 4), '123' -> ('employee', 123)."""
     kind, colon, number = text.strip().partition(":")
     if not colon:
@@ -71,7 +69,7 @@ def parse_employee_ref(text: str | None) -> tuple[str, int] | None:
     return "regitijd", int(text)
 
 
-def needs_version(args: argparse.Namespace) -> tuple[Entity, int] | None:
+def needs_version(args: argparse.Namespace) -> tuple[LinkedEntity, int] | None:
     """The record whose open question's version decision_from_args will ask for, if it will."""
     if args.version is not None or not args.record or args.company_filter is not None:
         return None
@@ -88,8 +86,9 @@ def decision_from_args(args: argparse.Namespace, now: datetime, version_lookup: 
     if bulk and args.record:
         raise UsageError("give either RECORD (one record) or --company-filter (bulk), not both")
     if not bulk and not args.record:
-        raise UsageError("give the RECORD to decide on (employee:123, company:4 or 123), "
-                         "or --company-filter C for a bulk decision")  # fmt: skip
+        raise UsageError(
+            "give the RECORD to decide on (employee:123, company:4 or 123), or --company-filter C for a bulk decision"
+        )
     if not bulk and (args.situation is not None or args.max_best_score is not None or args.preview):
         raise UsageError("--situation, --max-best-score and --preview belong to a bulk decision (--company-filter)")
     if args.confirm is not None and (not bulk or args.preview):
@@ -99,7 +98,7 @@ def decision_from_args(args: argparse.Namespace, now: datetime, version_lookup: 
     if bulk and action not in BULK_ACTIONS:
         allowed = ", ".join(sorted(a.value for a in BULK_ACTIONS))
         raise UsageError(f"a bulk decision can only be {allowed}; {action.value} needs one RECORD")
-    entity: Entity = "employee"  # a bulk decision answers employee questions
+    entity: LinkedEntity = "employee"  # a bulk decision answers employee questions
     nmbrs_id: int | None = None
     if not bulk:
         entity, nmbrs_id = parse_record(args.record)

@@ -5,19 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from worker.domain.decisions import TASKS, Decision, DecisionAction
+from worker.domain.decisions import Decision, DecisionAction
 from worker.domain.events import Outcome, OutcomeKind
+from worker.domain.follow_ups import TASKS
 from worker.domain.status import StepStatus
 
 if TYPE_CHECKING:
     # Types only: importing the query layer would load asyncpg for every command.
-    from worker.adapters.hr_queries import (
-        BlockView,
-        DecisionView,
-        EmployeeTasks,
-        PendingQuestionView,
-        SearchResult,
-    )
+    from worker.adapters.crm_search import SearchResult
+    from worker.adapters.hr_queries import BlockView, DecisionView, EmployeeTasks, PendingQuestionView
 
 # The words HR knows from the old sync screen.
 DUTCH_NAMES = {
@@ -181,8 +177,10 @@ def render_search(result: SearchResult) -> str:
                 ],
             )
         )
-        parts.append("koppelen: nmbrs-sync decide koppelen employee:NMBRS_ID --person PERSON (duplicates: take the "
-                     "card with the login account)")  # fmt: skip
+        parts.append(
+            "koppelen: nmbrs-sync decide koppelen employee:NMBRS_ID --person PERSON (duplicates: take the "
+            "card with the login account)"
+        )
     if result.organisations:
         if parts:
             parts.append("")
@@ -235,11 +233,19 @@ def render_decisions(decisions: Sequence[DecisionView]) -> str:
     return table(
         ("decision", "when", "by", "action", "record", "result", "undone", "reason"),
         [
-            (d.decision_id, f"{d.decided_at:%Y-%m-%d %H:%M}", d.decided_by, d.action, d.record, d.result,
-             "yes" if d.undone_by else "-", d.reason or "-")
+            (
+                d.decision_id,
+                f"{d.decided_at:%Y-%m-%d %H:%M}",
+                d.decided_by,
+                d.action,
+                d.record,
+                d.result,
+                "yes" if d.undone_by else "-",
+                d.reason or "-",
+            )
             for d in decisions
         ],
-    )  # fmt: skip
+    )
 
 
 def render_blocked(blocks: Sequence[BlockView]) -> str:

@@ -95,7 +95,7 @@ def cmd_target_load(args: argparse.Namespace, settings: Settings) -> int:
 async def _load(settings: Settings, state: TargetState, *, dry_run: bool, if_empty: bool = False) -> LoadReport | None:
     from worker.adapters.database import connect
     from worker.adapters.migrations import migrate
-    from worker.adapters.target_store_load import load_target_state
+    from worker.adapters.target_store_load import load_target_state, target_is_empty
 
     connection = await connect(settings)
     try:
@@ -105,9 +105,7 @@ async def _load(settings: Settings, state: TargetState, *, dry_run: bool, if_emp
             # The load writes into tables of the latest migration; an older database would fail half-way. In the
             # transaction, so that a dry run leaves even the schema as it was.
             await migrate(connection)
-            if if_empty and await connection.fetchval(
-                "SELECT EXISTS (SELECT FROM crm_persons) OR EXISTS (SELECT FROM crm_organisations)"
-            ):
+            if if_empty and not await target_is_empty(connection):
                 await transaction.rollback()
                 return None
             report = await load_target_state(connection, state)

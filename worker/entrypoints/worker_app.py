@@ -23,8 +23,9 @@ from worker.adapters.poll_store import PollStore
 from worker.adapters.step_status_store import step_statuses, store_step_statuses
 from worker.config import Settings
 from worker.domain.changes import parse_change_event
-from worker.domain.decisions import Decision, FollowUpCommand
+from worker.domain.decisions import Decision
 from worker.domain.events import OutcomeKind, SyncRequested
+from worker.domain.follow_ups import FollowUpCommand
 from worker.domain.inbound import MAX_CHANGE_EVENT_BYTES
 from worker.domain.matching import MatchPolicy
 from worker.domain.nmbrs_records import nmbrs_today

@@ -241,27 +241,45 @@ HANDLERS: dict[str, dict[str, Handler]] = {
         "EmployeeType_GetList": op_employee_types,
         "List_GetByCompany": op_list_by_company,
         "PersonalInfo_GetAll_AllEmployeesByCompany": _bulk(
-            "PersonalInfoItem", "EmployeePersonalInfos", "PersonalInfo_V2", lambda e: e.personal_info,
+            "PersonalInfoItem",
+            "EmployeePersonalInfos",
+            "PersonalInfo_V2",
+            lambda e: e.personal_info,
             _write_personal(with_bsn=True),
         ),
         "PersonalInfoWithoutBSN_Get_GetAllEmployeesByCompany": _bulk(
-            "PersonalInfoItem", "EmployeePersonalInfos", "PersonalInfo_V2", lambda e: e.personal_info,
+            "PersonalInfoItem",
+            "EmployeePersonalInfos",
+            "PersonalInfo_V2",
+            lambda e: e.personal_info,
             _write_personal(with_bsn=False),
         ),
         "Employment_GetAll_AllEmployeesByCompany": _bulk(
-            "EmployeeEmploymentItem", "EmployeeEmployments", "Employment", lambda e: e.employments,
+            "EmployeeEmploymentItem",
+            "EmployeeEmployments",
+            "Employment",
+            lambda e: e.employments,
             _write_employment,
         ),
         "Function_GetAll_AllEmployeesByCompany_V2": _bulk(
-            "EmployeeFunctionItem_V2", "EmployeeFunctions", "EmployeeFunction", lambda e: e.functions,
+            "EmployeeFunctionItem_V2",
+            "EmployeeFunctions",
+            "EmployeeFunction",
+            lambda e: e.functions,
             _write_function,
         ),
         "Department_GetAll_AllEmployeesByCompany": _bulk(
-            "EmployeeDepartmentItem", "EmployeeDepartments", "Department_V2", lambda e: e.departments,
+            "EmployeeDepartmentItem",
+            "EmployeeDepartments",
+            "Department_V2",
+            lambda e: e.departments,
             _write_department,
         ),
         "Contract_GetAll_AllEmployeesByCompany": _bulk(
-            "EmployeeContractItemGlobal", "EmployeeContracts", "EmployeeContract", lambda e: e.contracts,
+            "EmployeeContractItemGlobal",
+            "EmployeeContracts",
+            "EmployeeContract",
+            lambda e: e.contracts,
             _write_contract,
         ),
         "Schedule_GetAll_AllEmployeesByCompany": _bulk(
@@ -272,4 +290,4 @@ HANDLERS: dict[str, dict[str, Handler]] = {
         ),
         "LabourAgreements_GetCurrent": op_employee_agreement,
     },
-}  # fmt: skip
+}

@@ -25,10 +25,10 @@ from worker.adapters.inbox import Inbox
 from worker.adapters.leave_store import recalculate_leave_many
 from worker.adapters.target_store import PostgresTargetStore, human_key
 from worker.adapters.target_writes import EmployeeApply
-from worker.domain.changes import ChangeEvent, CompanyChanged, EmployeeChanged, ReferenceChanged
+from worker.domain.changes import ChangeEvent, CompanyChanged, EmployeeChanged, ReferenceChanged, ReferenceRecord
 from worker.domain.events import Outcome, OutcomeKind, outcome_for
 from worker.domain.matching import MatchPolicy
-from worker.domain.nmbrs_records import NmbrsEmployee, nmbrs_today
+from worker.domain.nmbrs_records import NmbrsCompany, NmbrsEmployee, nmbrs_today
 from worker.domain.reconcile import (
     Apply,
     Plan,
@@ -70,23 +70,25 @@ async def _plan_and_apply(
     the plan and the employees whose leave must be recalculated. `state`: the record's state if the caller
     loaded it under the lock."""
     nmbrs_id = _nmbrs_id(event)
+    record: NmbrsEmployee | NmbrsCompany | ReferenceRecord | None
     if isinstance(event, EmployeeChanged):
-        record = event.after or event.before
-        assert record is not None
-        state = state or await store.record_state("employee", nmbrs_id, record.bsn_hash)
+        employee = event.after or event.before
+        assert employee is not None
+        state = state or await store.record_state("employee", nmbrs_id, employee.bsn_hash)
         candidates = (
-            await store.person_candidates(record, state.linked_persons_for_bsn)
+            await store.person_candidates(employee, state.linked_persons_for_bsn)
             if state.link is None and event.after
             else []
         )
-        plan = reconcile_employee(event, state, candidates, policy)
-        entity = "employee"
+        plan, record, entity = reconcile_employee(event, state, candidates, policy), employee, "employee"
     elif isinstance(event, CompanyChanged):
-        record = event.after or event.before
         state = await store.record_state("company", nmbrs_id)
-        candidates_org = await store.organisation_candidates(record) if state.link is None and event.after else []
-        plan = reconcile_company(event, state, candidates_org, policy)
-        entity = "company"
+        organisations = await store.organisation_candidates(event.after) if state.link is None and event.after else []
+        plan, record, entity = (
+            reconcile_company(event, state, organisations, policy),
+            event.after or event.before,
+            "company",
+        )
     else:
         assert isinstance(event, ReferenceChanged)
         plan, record, entity = reconcile_reference(event), event.after or event.before, event.entity.value
@@ -98,18 +100,29 @@ def _outcomes(
     event: ChangeEvent[Any], plan: Plan, recalculated: list[int], leave: LeaveSummaries, at: datetime
 ) -> list[Outcome]:
     outcomes = [
-        outcome_for(event.event_id, planned.kind, event.key, at, planned.reason,
-                    {**planned.details, "situation": plan.situation, "op": event.op.value},
-                    part=str(planned.details.get("field", "")))
+        outcome_for(
+            event.event_id,
+            planned.kind,
+            event.key,
+            at,
+            planned.reason,
+            {**planned.details, "situation": plan.situation, "op": event.op.value},
+            part=str(planned.details.get("field", "")),
+        )
         for planned in plan.outcomes
-    ]  # fmt: skip
+    ]
     for employee_id in recalculated:
         before, after = leave[employee_id]
         outcomes.append(
-            outcome_for(event.event_id, OutcomeKind.LEAVE_RECALCULATED, event.key, at,
-                        f"leave recalculated for RegiTijd employee {employee_id}",
-                        {"employee_id": employee_id, "before": before, "after": after})
-        )  # fmt: skip
+            outcome_for(
+                event.event_id,
+                OutcomeKind.LEAVE_RECALCULATED,
+                event.key,
+                at,
+                f"leave recalculated for RegiTijd employee {employee_id}",
+                {"employee_id": employee_id, "before": before, "after": after},
+            )
+        )
     return outcomes
 
 

@@ -14,9 +14,7 @@ CONSUMER = "sync-requests"
 SUBJECT = "sync-request"
 
 
-async def handle_sync_requested(
-    request: SyncRequested, pool: Pool, now: Callable[[], datetime]
-) -> list[Outcome]:
+async def handle_sync_requested(request: SyncRequested, pool: Pool, now: Callable[[], datetime]) -> list[Outcome]:
     async def record(connection: Connection) -> list[Outcome]:
         await insert_sync_request(connection, request)
         mode = "full reconciliation" if request.full else "change poll"

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.domain.changes import EmployeeChanged
+from worker.domain.changes import EmployeeChanged, LinkedEntity
 from worker.domain.decisions import re_ask_event
 from worker.domain.events import OutcomeKind
 from worker.domain.reconcile import reconcile_company, reconcile_employee
 from worker.service.decisions.context import DecisionContext
 
 
-async def ask_again(ctx: DecisionContext, entity: str, nmbrs_id: int, data: dict[str, Any]) -> None:
+async def ask_again(ctx: DecisionContext, entity: LinkedEntity, nmbrs_id: int, data: dict[str, Any]) -> None:
     """Reconcile the record anew with the latest Nmbrs data: the snapshot's (Nmbrs may have changed the record
     since the decision that kept `data`), else `data`; a record Nmbrs removed meanwhile is not asked about."""
     subject = f"{entity}:{nmbrs_id}"

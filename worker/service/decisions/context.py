@@ -10,8 +10,8 @@ from worker.adapters.database import Connection
 from worker.adapters.decision_store import PostgresDecisionStore
 from worker.adapters.leave_store import recalculate_leave
 from worker.adapters.target_store import PostgresTargetStore
-from worker.domain.decisions import TASKS
 from worker.domain.events import Outcome, OutcomeKind, outcome_for
+from worker.domain.follow_ups import TASKS
 from worker.domain.matching import MatchPolicy
 from worker.domain.nmbrs_records import nmbrs_today
 

@@ -7,8 +7,8 @@ from datetime import datetime
 
 from worker.adapters.database import Connection, Pool
 from worker.adapters.inbox import Inbox, run_once
-from worker.domain.decisions import FollowUpCommand, follow_up_rejection, follow_up_result
 from worker.domain.events import Outcome, OutcomeKind
+from worker.domain.follow_ups import FollowUpCommand, follow_up_rejection, follow_up_result
 from worker.domain.matching import MatchPolicy
 from worker.domain.nmbrs_records import nmbrs_today
 from worker.service.decisions.context import DecisionContext, Rejected

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from worker.domain.changes import LinkedEntity
 from worker.domain.decisions import link_plan, nmbrs_record
 from worker.domain.events import OutcomeKind
 from worker.service.decisions.context import DecisionContext
@@ -11,7 +12,7 @@ from worker.service.decisions.context import DecisionContext
 
 async def link_and_apply(
     ctx: DecisionContext,
-    entity: str,
+    entity: LinkedEntity,
     nmbrs_id: int,
     data: dict[str, Any],
     version: int | None,

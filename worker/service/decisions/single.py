@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from worker.domain.changes import LinkedEntity
 from worker.domain.decisions import (
     BlockRecord,
     Decision,
@@ -25,7 +26,12 @@ from worker.service.decisions.undo import undo
 
 
 async def apply_single(
-    ctx: DecisionContext, decision: Decision, entity: str, nmbrs_id: int, action: DecisionAction, version: int | None
+    ctx: DecisionContext,
+    decision: Decision,
+    entity: LinkedEntity,
+    nmbrs_id: int,
+    action: DecisionAction,
+    version: int | None,
 ) -> dict[str, Any]:
     """Apply one action to one record; returns its effect (for undo). Raises Rejected."""
     state = await ctx.store.lock_and_load(entity, nmbrs_id)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from worker.domain.changes import LinkedEntity
 from worker.domain.decisions import Decision, Rejection, Reversal, crm_kind, plan_undo
 from worker.domain.events import OutcomeKind
 from worker.service.decisions.ask_again import ask_again
 from worker.service.decisions.context import DecisionContext, Rejected
 
 
-async def undo(ctx: DecisionContext, decision: Decision, entity: str, nmbrs_id: int) -> dict[str, Any]:
+async def undo(ctx: DecisionContext, decision: Decision, entity: LinkedEntity, nmbrs_id: int) -> dict[str, Any]:
     """Undo what `decision.undo_decision_id` did to the record `entity`:`nmbrs_id` (or to all its records);
     returns the undo's effect. Raises Rejected."""
     assert decision.undo_decision_id is not None  # the command's validation
@@ -68,7 +69,7 @@ async def _reverse(ctx: DecisionContext, reversal: Reversal, undone: uuid.UUID) 
 
 
 async def _restore_card(
-    ctx: DecisionContext, entity: str, crm_id: int, card: dict[str, Any], undone: uuid.UUID
+    ctx: DecisionContext, entity: LinkedEntity, crm_id: int, card: dict[str, Any], undone: uuid.UUID
 ) -> None:
     kind = crm_kind(entity)
     subject = f"{kind}:{crm_id}"
