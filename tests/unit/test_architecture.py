@@ -27,6 +27,8 @@ LIBRARY_HOMES = {
     "mode": ("entrypoints/worker_app.py",),
     "aiohttp": ("entrypoints/", "sandbox/"),
     "lxml": ("adapters/nmbrs/", "sandbox/"),
+    "argon2": ("adapters/web_accounts.py",),
+    "jinja2": ("entrypoints/web/",),
 }
 # Which worker packages each layer may import.
 LAYER_MAY_IMPORT = {
