@@ -149,3 +149,30 @@ def sandbox(
     finally:
         server.terminate()
         server.join(10)
+
+
+# --- the worker ----------------------------------------------------------------------------------------
+
+
+async def start_worker(settings: Settings) -> asyncio.subprocess.Process:
+    """A real `nmbrs-sync worker` process on the benchmark's topics and database (polling off, status port 0),
+    as bench/decisions.py starts it; the caller terminates it."""
+    env = dict(
+        os.environ,
+        KAFKA_APP_ID=settings.kafka_app_id,
+        DATABASE_URL=settings.database_url.get_secret_value(),
+        STATUS_PORT="0",
+        POLL_ENABLED="false",
+        LOG_LEVEL="WARNING",
+        KAFKA_TOPIC_PARTITIONS=str(settings.kafka_topic_partitions),
+        **{f"TOPICS__{name.upper()}": topic for name, topic in settings.topics.model_dump().items()},
+    )
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "worker.entrypoints.cli",
+        "worker",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+    )

@@ -59,6 +59,12 @@ ensure_venv() {
   echo "$want" >"$stamp"
 }
 
+# The browser tests drive Debian's Chromium (Playwright never downloads one of its own here).
+ensure_chromium() {
+  command -v chromium >/dev/null || apt_install chromium
+  command -v chromium >/dev/null || die "Chromium is missing and could not be installed (the web app's browser tests need it)"
+}
+
 # --- Kafka ---------------------------------------------------------------------------------------
 
 ensure_java() {

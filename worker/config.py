@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 MASK = "********"
 DEVELOPMENT_BSN_KEY = "local-development-only-key"  # accepted only against the local sandbox
@@ -118,6 +119,36 @@ class Settings(BaseSettings):
     status_port: int = Field(6066, ge=0, le=65535, description="Port of the worker's status page (0 = off).")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
 
+    # HR web app (nmbrs-sync web)
+    hr_web_bind: str = Field("127.0.0.1", description="Address the HR web app listens on.")
+    hr_web_port: int = Field(8090, ge=1, le=65535, description="Port of the HR web app.")
+    hr_web_auth: Literal["accounts", "proxy"] = Field(
+        "accounts",
+        description="Who signs users in: 'accounts' (built-in users with passwords, `nmbrs-sync web add-user`) or "
+        "'proxy' (an auth proxy such as oauth2-proxy in front sets the user header).",
+    )
+    hr_web_trusted_proxies: list[str] = Field(
+        ["127.0.0.1", "::1"],
+        description="Addresses or CIDR networks (IPv4/IPv6) of the auth proxy, a JSON list such as "
+        '["10.0.0.0/8"]: only from these is the user header believed (HR_WEB_AUTH=proxy).',
+    )
+    hr_web_user_header: str = Field("X-Forwarded-User", description="Header with the proxy's signed-in user name.")
+    hr_web_email_header: str = Field("X-Forwarded-Email", description="Header with the proxy's user's e-mail.")
+    hr_web_secure_cookies: bool = Field(
+        False, description="Send the session cookie only over https (set true behind https)."
+    )
+    hr_web_session_hours: int = Field(8, ge=1, le=168, description="Hours a web session lasts after signing in.")
+
+    @field_validator("hr_web_trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR network") from None
+        return value
+
     @field_validator("kafka_bootstrap_servers")
     @classmethod
     def _bootstrap_has_ports(cls, value: str) -> str:
@@ -194,3 +225,5 @@ def load_settings(**overrides: Any) -> Settings:
             name = "__".join(str(part) for part in problem["loc"]).upper() or "configuration"
             lines.append(f"{name}: {problem['msg']}")
         raise ConfigurationError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+    except SettingsError as error:  # a list or nested setting that is not valid JSON
+        raise ConfigurationError(f"invalid configuration: {error}") from None

@@ -22,10 +22,10 @@ from pydantic import ValidationError
 from worker.adapters.kafka import KafkaPublisher, client_kwargs
 from worker.config import Settings
 from worker.domain.decisions import Decision
-from worker.domain.events import SETTLING_OUTCOMES, Outcome
+from worker.domain.events import SETTLING_OUTCOMES, Outcome, SyncRequested
 from worker.domain.follow_ups import FollowUpCommand
 
-FrontendCommand = Decision | FollowUpCommand
+FrontendCommand = Decision | FollowUpCommand | SyncRequested
 
 # After the settling outcome, how long to keep reading for the outcomes published right after it.
 STRAGGLERS_S = 0.5
@@ -57,9 +57,12 @@ class CommandRequests:
     async def post(self, command: FrontendCommand) -> None:
         """Publish `command` keyed by its subject, once the broker acknowledged it; wait for nothing."""
         topics = self._settings.topics
-        topic = topics.decisions if isinstance(command, Decision) else topics.followup_commands
+        if isinstance(command, SyncRequested):
+            topic, key = topics.sync_requests, "sync"
+        else:
+            topic, key = (topics.decisions if isinstance(command, Decision) else topics.followup_commands), command.key
         with self._broker_errors():
-            await self._publisher.publish(topic, command.key, command)
+            await self._publisher.publish(topic, key, command)
 
     async def post_and_wait(
         self, command: FrontendCommand, timeout_s: float, *, on_posted: Callable[[], None] | None = None
@@ -90,6 +93,8 @@ class CommandRequests:
 
 def command_id(command: FrontendCommand) -> uuid.UUID:
     """The id its outcomes carry as their causation id."""
+    if isinstance(command, SyncRequested):
+        return command.event_id
     return command.decision_id if isinstance(command, Decision) else command.command_id
 
 

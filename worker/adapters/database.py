@@ -53,6 +53,14 @@ async def connect(settings: Settings) -> asyncpg.Connection:
 
 
 @asynccontextmanager
+async def read_only(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection in a read-only, repeatable-read transaction: the queries of one page see one
+    snapshot, and nothing can write by mistake."""
+    async with pool.acquire() as connection, connection.transaction(isolation="repeatable_read", readonly=True):
+        yield cast(asyncpg.Connection, connection)
+
+
+@asynccontextmanager
 async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
     """One unit of work: a pooled connection inside a transaction, committed on success."""
     async with pool.acquire() as connection, connection.transaction():

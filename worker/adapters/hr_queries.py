@@ -10,6 +10,7 @@ or dumps them as JSON without knowing the schema.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date, datetime
@@ -367,3 +368,52 @@ async def blocked_records(connection: asyncpg.Connection) -> list[BlockView]:
             )
         )
     return views
+
+
+class AnswerView(FrozenView):
+    """A decision that answered a record's question."""
+
+    decision_id: uuid.UUID
+    action: str
+    decided_by: str
+    decided_at: datetime
+
+
+async def last_answer(
+    connection: asyncpg.Connection, entity: LinkedEntity, nmbrs_id: int, other_than: uuid.UUID
+) -> AnswerView | None:
+    """The latest applied decision on one record other than `other_than`: who answered a question first when
+    two people decided on it."""
+    row = await connection.fetchrow(
+        """SELECT decision_id, action, decided_by, decided_at FROM decisions
+           WHERE entity = $1 AND nmbrs_id = $2 AND result = 'applied' AND decision_id <> $3
+           ORDER BY decided_at DESC LIMIT 1""",
+        entity,
+        nmbrs_id,
+        other_than,
+    )
+    return AnswerView(**dict(row)) if row is not None else None
+
+
+async def record_names(connection: asyncpg.Connection, keys: list[str]) -> dict[str, str]:
+    """The names Nmbrs gives the records 'employee:12', 'company:3' (from their latest snapshot), to show a list
+    of keys (a bulk preview) as people."""
+    rows = await connection.fetch("SELECT key, record FROM nmbrs_snapshots WHERE key = ANY($1::text[])", keys)
+    names = {}
+    for row in rows:
+        entity, _, nmbrs_id = row["key"].partition(":")
+        names[row["key"]] = _record_name(entity, int(nmbrs_id), json.loads(row["record"]))
+    return names
+
+
+async def crm_name(connection: asyncpg.Connection, entity: LinkedEntity, crm_id: int) -> str | None:
+    """The name of a RegiCRM person (employee questions) or organisation (company questions)."""
+    if entity == "employee":
+        row = await connection.fetchrow(
+            "SELECT first_name, prefix, last_name FROM crm_persons WHERE person_id = $1", crm_id
+        )
+        return person_name(row["first_name"], row["prefix"], row["last_name"]) if row else None
+    name: str | None = await connection.fetchval(
+        "SELECT name FROM crm_organisations WHERE organisation_id = $1", crm_id
+    )
+    return name

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import uuid
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from worker.config import ConfigurationError, Settings, load_settings
-from worker.entrypoints import hr_cli, target_cli
+from worker.entrypoints import hr_cli, target_cli, web_cli
 from worker.sandbox import cli as sandbox_cli
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -218,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox_cli.register(sub)
     target_cli.register(sub)
     hr_cli.register(sub)
+    web_cli.register(sub)
     schemas = sub.add_parser("schemas", help="write or check the JSON Schemas of every contract in schemas/")
     schemas.add_argument("action", choices=["write", "check"])
     schemas.add_argument("--dir", default="schemas", help="target directory (default: schemas)")
@@ -244,7 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     # aiokafka narrates every (re)subscription at INFO; only its warnings matter to an operator.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     command: Command = args.func
-    return command(args, settings)
+    try:
+        return command(args, settings)
+    except BrokenPipeError:
+        # The reader went away (`nmbrs-sync pending | head`): what it wanted it has; no traceback on the way out.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

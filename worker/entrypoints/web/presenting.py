@@ -1,0 +1,157 @@
+"""What the web app shows of a decision's outcomes, of ages and of form errors: pure, in the catalogue's words."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from pydantic import ValidationError
+
+from worker.domain.events import Outcome, OutcomeKind
+from worker.domain.status import StepStatus
+from worker.entrypoints.web.catalogue import Catalogue
+
+
+@dataclass(frozen=True)
+class LeaveAfter:
+    """An employee's leave balance after a decision recalculated it, as the desktop showed after "Bijwerken"."""
+
+    employee_id: int
+    total: str
+    statutory: str
+    extra: str
+    overtime: str
+    before_total: str | None
+
+
+@dataclass(frozen=True)
+class AnsweredBy:
+    """Someone else's decision that answered the question first."""
+
+    user: str
+    action: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class DecisionResult:
+    status: Literal["applied", "rejected", "waiting"]
+    message: str
+    reason: str | None = None
+    leave: tuple[LeaveAfter, ...] = ()
+    tasks: tuple[str, ...] = field(default=())
+
+
+def decision_result(
+    outcomes: list[Outcome],
+    t: Catalogue,
+    answered_by: AnsweredBy | None = None,
+    action: str | None = None,
+    subject: str | None = None,
+    target: str | None = None,
+) -> DecisionResult:
+    """The one result a person reads after clicking an action: what was done to `subject` (its name), with
+    `target` the person or organisation it was linked to. `answered_by`: a decision of someone else on the
+    same record, looked up when this one was rejected (two HR users on one question)."""
+    # A bulk decision's own outcome (subject 'bulk') follows one per record it answered.
+    done = [o for o in outcomes if o.kind in (OutcomeKind.APPLIED, OutcomeKind.PREVIEW)]
+    settling = next((o for o in done if o.subject == "bulk"), done[0] if done else None)
+    rejected = next((o for o in outcomes if o.kind is OutcomeKind.REJECTED), None)
+    if rejected is not None:
+        if answered_by is not None:
+            message = t(
+                "result.answered_by",
+                user=answered_by.user,
+                action=t(f"action.{answered_by.action}"),
+                at=answered_by.at.strftime("%H:%M"),
+            )
+        else:
+            message = t("result.rejected")
+        return DecisionResult("rejected", message, rejected.reason)
+    if settling is None:
+        return DecisionResult("waiting", t("result.waiting"))
+    leave = tuple(
+        _leave_after(o) for o in outcomes if o.kind is OutcomeKind.LEAVE_RECALCULATED and o.details.get("after")
+    )
+    tasks = tuple(
+        t(f"task.{task}") if f"task.{task}" in t.texts else task
+        for o in outcomes
+        if o.kind is OutcomeKind.FOLLOW_UP
+        for task in o.details.get("tasks", ())
+    )
+    records = settling.details.get("records")
+    if settling.kind is OutcomeKind.PREVIEW:
+        message = t("result.preview", action=t(f"action.{action}"))
+    elif subject is None and isinstance(records, list):  # a bulk decision
+        message = t("result.bulk_done", action=t(f"action.{action}"), count=len(records))
+    elif (key := f"result.done.{action}") in t.texts:
+        message = t(key, subject=subject or "", target=target or "")
+    else:
+        message = t("result.applied")
+    return DecisionResult("applied", message, settling.reason, leave, tasks)
+
+
+def _leave_after(outcome: Outcome) -> LeaveAfter:
+    after, before = outcome.details["after"], outcome.details.get("before") or {}
+    return LeaveAfter(
+        employee_id=int(outcome.details["employee_id"]),
+        total=after["leave_total"],
+        statutory=after["statutory"],
+        extra=after["extra"],
+        overtime=after["overtime"],
+        before_total=before.get("leave_total"),
+    )
+
+
+def age_text(seconds: float, t: Catalogue) -> str:
+    """'zojuist', '5 minuten', '3 uur', '2 dagen': how long something has been waiting."""
+    minutes = int(seconds // 60)
+    if minutes < 1:
+        return t("age.now")
+    if minutes < 60:
+        return t("age.minutes", n=minutes) if minutes > 1 else t("age.minute")
+    hours = minutes // 60
+    if hours < 24:
+        return t("age.hours", n=hours)
+    days = hours // 24
+    return t("age.days", n=days) if days > 1 else t("age.day")
+
+
+def form_errors(error: ValidationError, t: Catalogue) -> list[str]:
+    """A rejected form in words: the field's label and what pydantic said (its messages are English and
+    precise; the label tells which input it is about)."""
+    messages = []
+    for problem in error.errors(include_url=False, include_context=False, include_input=False):
+        where = ".".join(str(part) for part in problem["loc"])
+        label = t(f"field.{where}") if f"field.{where}" in t.texts else where
+        messages.append(t("form.invalid_field", field=label, problem=problem["msg"]) if where else problem["msg"])
+    return messages
+
+
+_ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+
+
+def shown(field_name: str, value: str | None, t: Catalogue) -> str:
+    """A record's or card's value as a Dutch reader expects it: dates day first, coded values in words."""
+    if value is None or value == "":
+        return "–"
+    if match := _ISO_DATE.match(value):
+        return f"{match[3]}-{match[2]}-{match[1]}"
+    key = f"{field_name}.{value}"
+    return t(key) if key in t.texts else value
+
+
+# Step reasons the worker derives from a count, said again from that count in the catalogue's words.
+_COUNTED_REASONS = {"pending": "reason.pending", "without_contract": "reason.without_contract"}
+
+
+def step_reasons(step: StepStatus, t: Catalogue) -> list[str]:
+    if step.status != "red":
+        return []
+    counted = [t(key, n=step.counts[name]) for name, key in _COUNTED_REASONS.items() if step.counts.get(name)]
+    if step.step == "leave" and step.counts.get("not_calculated"):
+        counted.append(t("reason.not_calculated", n=step.counts["not_calculated"]))
+    # The poll's reasons (a company not fetched, the breaker's) name records and numbers: shown as they are.
+    return counted if step.step != "poll" else list(step.reasons)
