@@ -3,6 +3,7 @@ proxy mode, security headers, and forms that are refused in words with nothing p
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -192,3 +193,32 @@ async def test_behind_an_auth_proxy_only_a_trusted_address_names_the_user(start_
     async with browser() as session:
         async with session.get(f"{untrusted}/overzicht", headers={"X-Forwarded-User": "bea"}) as response:
             assert response.status == 403  # anyone can set a header; only the proxy's counts
+
+
+async def test_a_held_mass_change_is_a_banner_and_only_beheer_may_release_it(
+    start_app: App, pool: asyncpg.Pool, integration_settings: Settings, read_topic: Callable[..., Awaitable[list]]
+) -> None:
+    await pool.execute("TRUNCATE poll_runs, sync_requests RESTART IDENTITY CASCADE")
+    summary = {"breaker_counts": {"removed": 40, "total": 60}, "reasons": ["40 of 60 employees removed"]}
+    await pool.execute(
+        """INSERT INTO poll_runs (poll_id, full_sync, dry_run, started_at, finished_at, status, summary)
+           VALUES (gen_random_uuid(), false, false, now() - interval '2 minutes', now() - interval '1 minute',
+                   'held', $1::jsonb)""",
+        json.dumps(summary),
+    )
+    url = await start_app(hr_web_auth="proxy", hr_web_trusted_proxies=["127.0.0.1"])
+    async with browser() as session:
+        async with session.get(f"{url}/overzicht", headers={"X-Forwarded-User": "hanna"}) as response:
+            html = await response.text()
+        assert 'data-testid="hold"' in html and "40 of 60 employees removed" in html
+        assert "Vrijgeven" not in html  # hanna (hr) sees the hold but cannot release it
+        async with session.get(f"{url}/overzicht", headers={"X-Forwarded-User": "bea"}) as response:
+            html = await response.text()
+        token = re.search(r'name="csrf-token" content="([^"]+)"', html)
+        assert token and "Vrijgeven" in html
+        async with session.post(
+            f"{url}/synchroniseren", data={"csrf": token[1], "vrijgeven": "1"}, headers={"X-Forwarded-User": "bea"}
+        ) as response:
+            assert response.status == 200
+    (posted,) = await read_topic(integration_settings.topics.sync_requests, 1)
+    assert posted["release_hold"] is True and posted["requested_by"] == "bea" and posted["key"] == "sync"

@@ -130,8 +130,8 @@ class QuestionPage(Page[QuestionRow]):
     companies: tuple[CompanyOption, ...] = Field(description="Every company with open questions, whatever the filter.")
 
 
-# The company of a question (alias `company_id` in the query) by name: RegiTijd's when linked, else what Nmbrs
-# sent (its snapshot, or its own question).
+# The name of the Nmbrs company `{company}` (SQL): RegiTijd's when linked, else what Nmbrs sent (its snapshot, or
+# its own question).
 _COMPANY_JOINS = """LEFT JOIN rt_companies c ON c.nmbrs_company_id = {company}
     LEFT JOIN nmbrs_snapshots s ON s.key = 'company:' || {company} AND NOT s.deleted
     LEFT JOIN pending_decisions cq ON cq.entity = 'company' AND cq.nmbrs_id = {company}"""
@@ -476,7 +476,9 @@ async def overview(connection: asyncpg.Connection, today: date, at: datetime) ->
         last_poll=last,
         last_poll_age_s=max(0.0, (at - last.finished_at).total_seconds()) if last and last.finished_at else None,
         held=held,
-        **counts,
+        sync_requests_waiting=counts["sync_requests_waiting"],
+        open_questions=counts["open_questions"],
+        skipped_questions=counts["skipped_questions"],
         employees_with_open_tasks=len(await open_tasks(connection)),
     )
 
@@ -509,28 +511,27 @@ class DecisionRow(DecisionView):
     undoable: bool = Field(description="'ongedaan_maken' would take something back (of a bulk: of any record).")
 
 
-# Of one record's effect, only what plan_undo looks at: a bulk's effect holds the Nmbrs data of every record it
-# linked, megabytes for a large one. The linked records' data is left out, their ids kept.
-_UNDO_PARTS = ", ".join(f"'{part}', {{effect}} -> '{part}'" for part in (*REVERSIBLE, "undone_by") if part != "linked")
-_UNDO_EFFECT = f"""jsonb_strip_nulls(jsonb_build_object(
-    'linked', (SELECT jsonb_object_agg(k, '{{{{}}}}'::jsonb) FROM jsonb_object_keys({{effect}} -> 'linked') k),
-    {_UNDO_PARTS}))"""
+def _undo_part(effect: str) -> str:
+    """SQL: of one record's effect (the jsonb `effect`), only what plan_undo reads. A bulk's effect holds the Nmbrs
+    data of every record it linked, megabytes for a large one: of the linked records only their ids are kept."""
+    linked_ids = f"(SELECT jsonb_object_agg(k, '{{}}'::jsonb) FROM jsonb_object_keys({effect} -> 'linked') k)"
+    parts = ", ".join(f"'{part}', {effect} -> '{part}'" for part in (*REVERSIBLE, "undone_by") if part != "linked")
+    return f"jsonb_strip_nulls(jsonb_build_object('linked', {linked_ids}, {parts}))"
 
 
 async def decisions_page(connection: asyncpg.Connection, offset: int, limit: int) -> Page[DecisionRow]:
     """The decisions, newest first, with the record's name and whether an undo would still take something back."""
     _check_window(offset, limit)
     total = await connection.fetchval("SELECT count(*) FROM decisions")
-    single = _UNDO_EFFECT.format(effect="d.effect")
-    each = _UNDO_EFFECT.format(effect="r.value")
     rows = await connection.fetch(
         f"""SELECT d.decision_id, d.decided_at, d.decided_by, d.action, d.entity, d.nmbrs_id, d.result, d.reason,
                    d.undone_by,
                    -- The name as Nmbrs has it now, else as it was asked, blocked or linked.
                    coalesce(s.record, q.record, b.record, d.effect -> 'linked' -> d.nmbrs_id::text) AS record,
-                   CASE WHEN d.nmbrs_id IS NOT NULL THEN {single}
-                        ELSE jsonb_build_object('records', (SELECT coalesce(jsonb_object_agg(r.key, {each}), '{{}}')
-                                                            FROM jsonb_each(d.effect -> 'records') r))
+                   CASE WHEN d.nmbrs_id IS NOT NULL THEN {_undo_part("d.effect")}
+                        ELSE jsonb_build_object('records', (
+                            SELECT coalesce(jsonb_object_agg(r.key, {_undo_part("r.value")}), '{{}}')
+                            FROM jsonb_each(d.effect -> 'records') r))
                    END AS undo_effect
             FROM (SELECT * FROM decisions ORDER BY decided_at DESC, received_at DESC OFFSET $1 LIMIT $2) d
             LEFT JOIN nmbrs_snapshots s ON s.key = d.entity || ':' || d.nmbrs_id
@@ -555,7 +556,7 @@ def _decision_row(row: asyncpg.Record) -> DecisionRow:
         result=row["result"],
         reason=row["reason"],
         undone_by=str(row["undone_by"]) if row["undone_by"] else None,
-        name=_record_name(row["entity"], row["nmbrs_id"], record) or None if record else None,
+        name=(_record_name(row["entity"], row["nmbrs_id"], record) or None) if record else None,
         undoable=_undoable(row, json.loads(row["undo_effect"])),
     )
 
@@ -604,7 +605,7 @@ async def blocked_page(connection: asyncpg.Connection, offset: int, limit: int) 
     blocks = tuple(
         BlockView(
             record=f"{r['entity']}:{r['nmbrs_id']}",
-            name=_record_name(r["entity"], r["nmbrs_id"], json.loads(r["record"])) or None if r["record"] else None,
+            name=(_record_name(r["entity"], r["nmbrs_id"], json.loads(r["record"])) or None) if r["record"] else None,
             blocked_at=r["blocked_at"],
             blocked_by=r["blocked_by"],
             reason=r["reason"],
