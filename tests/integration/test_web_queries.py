@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.builders import NOW, nmbrs_employee
+from tests.builders import NOW, employee_change, nmbrs_employee
 from tests.support import TARGET_TABLES
 from worker.adapters import web_queries
 from worker.adapters.hr_queries import read_only_connection
@@ -52,18 +52,22 @@ def employee(employee_id: int, first: str, prefix: str | None, last: str, born: 
     return nmbrs_employee(employee_id, number=f"E{employee_id}", bsn_hash=None, **(fields | more))
 
 
-def created(record: NmbrsEmployee | NmbrsCompany) -> EmployeeChanged | CompanyChanged:
-    """The poller's create event for `record`, with the next version of its key."""
-    is_company = isinstance(record, NmbrsCompany)
-    key = f"company:{record.company_id}" if is_company else f"employee:{record.employee_id}"  # type: ignore[union-attr]
+def next_version(key: str) -> int:
     _versions[key] = _versions.get(key, 0) + 1
-    event = CompanyChanged if is_company else EmployeeChanged
-    return event(  # type: ignore[no-any-return]
+    return _versions[key]
+
+
+def created(record: NmbrsEmployee | NmbrsCompany) -> EmployeeChanged | CompanyChanged:
+    """The poller's create event for `record`, at the next version of its key."""
+    if isinstance(record, NmbrsEmployee):
+        return employee_change(record, version=next_version(f"employee:{record.employee_id}"))
+    key = f"company:{record.company_id}"
+    return CompanyChanged(
         event_id=uuid.uuid4(),
-        entity=Entity.COMPANY if is_company else Entity.EMPLOYEE,
+        entity=Entity.COMPANY,
         key=key,
         op=Op.CREATE,
-        version=_versions[key],
+        version=next_version(key),
         after=record,
         source=ChangeSource(poll_id=uuid.uuid4(), fetched_at=NOW),
         ts=NOW,
