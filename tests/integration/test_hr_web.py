@@ -244,6 +244,28 @@ async def test_bulk_live_updates_and_two_people_on_one_question(hr_web: Web, san
         expected
     )
 
+    # Ticked rows of another company: a preview of exactly those, then each answered at the version ticked.
+    other = await web_.value(
+        "SELECT company_id FROM pending_decisions WHERE NOT skipped AND company_id <> $1 GROUP BY company_id "
+        "ORDER BY count(*) DESC LIMIT 1",
+        company,
+    )
+    await bea.goto(f"{web_.url}/vragen?bedrijf={other}")
+    boxes = bea.locator('[data-testid="questions"] input[name=kies]')
+    chosen = [await boxes.nth(i).get_attribute("value") for i in (0, 1)]
+    for i in (0, 1):
+        await boxes.nth(i).check()
+    await bea.select_option('[data-testid="ticked-form"] select[name=action]', "blokkeren")
+    await bea.click('[data-testid="ticked-form"] button[type=submit]')
+    ticked = bea.locator('[data-testid="ticked-preview"]')
+    await expect(ticked.locator("li")).to_have_count(2)
+    await ticked.locator("button[type=submit]").click()
+    await expect(bea.locator("#bulk-result [data-testid=result]")).to_contain_text(
+        "Blokkeren uitgevoerd voor 2 van de 2 vragen"
+    )
+    ids = [int(str(value).split("@")[0].split(":")[1]) for value in chosen]
+    assert await web_.value("SELECT count(*) FROM sync_blocks WHERE nmbrs_id = ANY($1::int[])", ids) == 2
+
     # Live: henk's list shows a question that arrives while he looks at it, without a reload.
     henk_context, henk = await web_.signed_in("henk")
     await henk.goto(f"{web_.url}/vragen")
@@ -259,9 +281,15 @@ async def test_bulk_live_updates_and_two_people_on_one_question(hr_web: Web, san
 
     # Two people on one question: the second gets who answered it, and nothing happens twice.
     hanna_context, hanna = await web_.signed_in("hanna")
+    both = await web_.value(
+        "SELECT concat_ws(' ', record ->> 'first_name', record ->> 'prefix', record ->> 'last_name') "
+        "FROM pending_decisions WHERE entity = 'employee' AND situation = 'disputed' AND NOT skipped "
+        "ORDER BY nmbrs_id LIMIT 1"
+    )
+    assert isinstance(both, str)
     for page in (hanna, henk):
         await page.goto(f"{web_.url}/vragen")
-        await open_question(page, "Daan van der Linden")
+        await open_question(page, both)
     await hanna.click('[data-testid="question"] button[value=aanmaken]')
     await expect(hanna.locator('[data-testid="result"]')).to_contain_text("is aangemaakt")
     await henk.locator('[data-testid="compare"] tfoot button[value=koppelen]').first.click()

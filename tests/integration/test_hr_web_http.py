@@ -4,6 +4,7 @@ proxy mode, security headers, and forms that are refused in words with nothing p
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -222,3 +223,18 @@ async def test_a_held_mass_change_is_a_banner_and_only_beheer_may_release_it(
             assert response.status == 200
     (posted,) = await read_topic(integration_settings.topics.sync_requests, 1)
     assert posted["release_hold"] is True and posted["requested_by"] == "bea" and posted["key"] == "sync"
+
+
+async def test_passwords_and_session_tokens_never_reach_the_log(
+    start_app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = await start_app()
+    caplog.set_level(logging.DEBUG)
+    async with browser() as session:
+        async with session.post(f"{url}/aanmelden", data={"gebruiker": "hanna", "wachtwoord": "geheim-fout-123"}):
+            pass
+        await sign_in(session, url, "hanna")
+        token = next(c.value for c in session.cookie_jar if c.key == "nmbrs_sync_session")
+    logged = caplog.text
+    assert "hanna" in logged  # the log does say who signed in (or failed to)
+    assert "geheim-fout-123" not in logged and PASSWORD not in logged and token not in logged

@@ -18,7 +18,7 @@ from worker.adapters import crm_search, hr_queries, web_queries
 from worker.adapters.command_requests import BrokerUnavailable, FrontendCommand
 from worker.adapters.database import read_only
 from worker.domain.changes import LinkedEntity
-from worker.domain.decisions import Decision, DecisionFilter
+from worker.domain.decisions import Decision, DecisionAction, DecisionFilter
 from worker.domain.events import Outcome, SyncRequested
 from worker.domain.nmbrs_records import nmbrs_today
 from worker.domain.web_access import Permission
@@ -240,6 +240,64 @@ async def _respond(
     entity = ENTITIES.get(str(form.get("entity", "")))
     selected = (entity, int(str(form.get("nmbrs_id")))) if entity and str(form.get("nmbrs_id", "")).isdigit() else None
     return await _questions(request, selected, result=result, preview=preview, decision=decision, names=names)
+
+
+def _ticked(form: Any) -> list[tuple[str, int]]:
+    """The ticked rows, 'employee:12@3': the record and the version of its question when it was ticked."""
+    ticked = []
+    for value in form.getall("kies", []):
+        key, _, version = str(value).partition("@")
+        entity, _, nmbrs_id = key.partition(":")
+        if entity in ENTITIES and nmbrs_id.isdigit() and version.isdigit():
+            ticked.append((key, int(version)))
+    return ticked
+
+
+def _fragment(request: web.Request, template: str, **values: Any) -> web.Response:
+    """A part of a page for a script that asked for it; the same part in a whole page for a plain form post."""
+    if partial(request):
+        return render(request, template, **values)
+    return render(request, "fragment_page.html", fragment=template, **values)
+
+
+@ROUTES.post("/aangevinkt")
+async def decide_ticked(request: web.Request) -> web.StreamResponse:
+    """One action for the rows ticked in the list: a preview naming them, then one decision per row, each at
+    the version that was ticked (a question changed since is refused as stale, and said so)."""
+    session = require(request, Permission.BULK)
+    ctx = request.app[CONTEXT]
+    form = await request.post()
+    ticked, action = _ticked(form), str(form.get("action", ""))
+    if not ticked or action not in ("aanmaken", "blokkeren", "overslaan"):
+        result = DecisionResult("rejected", ctx.t("result.invalid"), ctx.t("bulk.none_ticked"))
+        return _fragment(request, "decision_result.html", result=result)
+    async with read_only(ctx.pool) as connection:
+        names = await hr_queries.record_names(connection, [key for key, _ in ticked])
+    if form.get("bevestig") != "1":
+        return _fragment(request, "ticked_preview.html", records=ticked, names=names, action=action)
+    failed = []
+    for key, version in ticked:
+        entity, _, nmbrs_id = key.partition(":")
+        decision = Decision(
+            decision_id=uuid.uuid4(),
+            entity=ENTITIES[entity],
+            nmbrs_id=int(nmbrs_id),
+            version=version,
+            action=DecisionAction(action),
+            decided_by=session.user.user_name,
+            decided_at=ctx.now(),
+        )
+        try:
+            outcomes = await post_and_wait(ctx, decision, decision.decision_id, decision.key)
+        except BrokerUnavailable:
+            return _fragment(request, "decision_result.html", result=DecisionResult("rejected", ctx.t("error.broker")))
+        if not any(o.kind == "applied" for o in outcomes):
+            reason = next((o.reason for o in outcomes if o.kind == "rejected"), None) or ctx.t("result.waiting")
+            failed.append(ctx.t("result.ticked_failed", name=names.get(key, key), reason=reason))
+    done = len(ticked) - len(failed)
+    message = ctx.t("result.ticked_done", action=ctx.t(f"action.{action}"), done=done, count=len(ticked))
+    result = DecisionResult("rejected" if failed else "applied", message, "; ".join(failed) or None)
+    return _fragment(request, "decision_result.html", result=result)
 
 
 async def _blocked(request: web.Request, **extra: Any) -> web.Response:
