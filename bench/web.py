@@ -8,9 +8,10 @@ Setup (not timed), on a database of its own (--database-url, else $BENCH_DATABAS
 (deleted at the end):
 - RegiCRM: 10 organisations (one per Nmbrs company, same KvK number) and persons: for 85% of the employees a
   card of the same human (a third exact, a third with a private e-mail and a swapped birthday, a third with
-  initials only and the postcode), for 10% of those a second card with a login account (a duplicate), plus
+  initials only and the postcode), for 10% of all a second card with a login account (a duplicate), plus
   2,000 namesakes that are not in Nmbrs. Names are Dutch (the sandbox's first and last names, with
-  tussenvoegsels, plus composed surnames), so common names have a hundred candidates and rare ones a few.
+  tussenvoegsels, plus composed surnames): the matcher scores a hundred persons for a common name, a few for a
+  rare one, and stores those above its minimum score.
 - Nmbrs: 10 companies and N employees (--questions) spread over them; the poller's diff makes their create
   events and its snapshot (stored through PollStore as a poll does). The companies go through the real
   reconciler with the definite rule on (linked by KvK); the employees go through the real reconciler
@@ -34,7 +35,10 @@ Timed, one request at a time (as one HR user clicks):
 Server time is taken by a middleware placed before the app's own (sign-in, CSRF, rendering included; sending
 the response not); the round trip is measured by the client as well. Prints p50/p90/p99/max per kind with the
 targets (p99 < 200 ms for list and question, p99 < 1 s for a decision) and, last, one JSON line.
-`--profile` also prints the question list's SQL timings (EXPLAIN ANALYZE) for each kind of filter.
+Decisions also get the time from the click to the worker's outcome about the record on the outcomes topic (tailed
+as bench/decisions.py does), which tells the worker's share from the web app's. `--profile` adds, per kind of
+request, the SQL time of the web app's pool by statement (a query logger on its connections; the pages phase runs
+one request at a time) and EXPLAIN ANALYZE of the question list's statement for each kind of filter.
 """
 
 from __future__ import annotations
@@ -98,6 +102,7 @@ from worker.domain.snapshot_diff import SnapshotEntry, diff
 from worker.domain.target_state import OrganisationState, TargetState
 from worker.domain.web_access import Role
 from worker.entrypoints.web.app import build_context, create_app
+from worker.entrypoints.web.pages import PAGE_SIZE
 from worker.sandbox.sample_data import (
     COMPANY_NAMES,
     DEPARTMENTS,
@@ -110,7 +115,6 @@ from worker.service.reconciler import handle_changes
 
 TARGET_PAGE_P99_MS = 200.0
 TARGET_DECISION_P99_MS = 1000.0
-PAGE_SIZE = 50  # the list's page size (worker/entrypoints/web/pages.py)
 QUESTION_ID_BASE = 100_000
 NAMESAKES = 2_000
 SETUP_BATCH = 100

@@ -28,8 +28,9 @@ from worker.domain.status import StepStatus
 
 log = logging.getLogger(__name__)
 
-# After the settling outcome, how long to wait for the outcomes published right behind it (leave, tasks).
-STRAGGLERS_S = 0.3
+# After the settling outcome, how long to wait for the outcomes published right behind it (leave, tasks): the
+# worker publishes a command's outcomes in one batch, so they arrive together or within milliseconds.
+STRAGGLERS_S = 0.1
 # A subscriber that stops reading (a browser tab asleep) loses its oldest items, never blocks the feed.
 SUBSCRIBER_BACKLOG = 200
 

@@ -106,12 +106,17 @@ async def _questions(request: web.Request, selected: tuple[LinkedEntity, int] | 
     ctx = request.app[CONTEXT]
     selection, errors = _filter(request)
     number = _page_number(request)
-    async with read_only(ctx.pool) as connection:
-        page = await web_queries.question_page(connection, selection, (number - 1) * PAGE_SIZE, PAGE_SIZE)
-        detail = await web_queries.question_detail(connection, *selected) if selected else None
     template = "questions.html"
     if partial(request):
         template = "question_list.html" if request.query.get("deel") == "lijst" else "question_pane.html"
+    async with read_only(ctx.pool) as connection:
+        # The pane alone shows no list: its query is left out.
+        page = (
+            web_queries.QuestionPage(total=0, offset=0, limit=PAGE_SIZE, rows=(), companies=())
+            if template == "question_pane.html"
+            else await web_queries.question_page(connection, selection, (number - 1) * PAGE_SIZE, PAGE_SIZE)
+        )
+        detail = await web_queries.question_detail(connection, *selected) if selected else None
     return render(
         request,
         template,
