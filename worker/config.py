@@ -117,6 +117,9 @@ class Settings(BaseSettings):
     # Worker
     # Not WEB_PORT: faust reads that environment variable itself and it would override ours.
     status_port: int = Field(6066, ge=0, le=65535, description="Port of the worker's status page (0 = off).")
+    status_bind: str = Field(
+        "127.0.0.1", description="Address of the status page: 0.0.0.0 in a container, so that probes reach it."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
 
     # HR web app (nmbrs-sync web)

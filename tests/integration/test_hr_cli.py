@@ -186,6 +186,17 @@ async def test_status_is_red_for_employees_and_companies_waiting_for_a_decision(
     assert steps["employees"]["counts"]["pending"] == 3 and steps["employees"]["counts"]["linked"] == 2
     assert steps["departments"]["status"] == "green"
 
+    code, out = await run(settings, capsys, "status", "--check")
+    assert code == 1 and "waiting for a decision" in out  # red: the check fails, and says why
+
+
+async def test_status_check_passes_when_every_step_is_green(
+    store: asyncpg.Pool, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await store.execute("DELETE FROM pending_decisions")
+    code, out = await run(settings, capsys, "status", "--check", "--json")
+    assert [s["step"] for s in json.loads(out)["steps"] if s["status"] == "red"] == [] and code == 0, out
+
 
 async def test_answered_questions_turn_the_employees_step_green(
     store: asyncpg.Pool, settings: Settings, capsys: pytest.CaptureFixture[str]

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from worker.adapters.database import Connection
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_NO_OUTCOME, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
+EXIT_RED = 1  # status --check: a human must act (Nagios reads non-zero as a problem)
 
 Report = TypeVar("Report", bound=BaseModel | Sequence[BaseModel])
 
@@ -68,6 +69,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add `status`, `pending`, `search`, `decide`, `tasks` and `followup` to the main parser's subcommands."""
     status = subparsers.add_parser("status", help="every sync step green or red, with counts and reasons")
     _json_flag(status)
+    status.add_argument(
+        "--check",
+        action="store_true",
+        help=f"exit {EXIT_RED} when a step is red, {EXIT_UNAVAILABLE} when the database cannot be read "
+        "(for cron or a Nagios check)",
+    )
     status.set_defaults(func=synchronous(run_status))
 
     pending = subparsers.add_parser(
@@ -267,7 +274,7 @@ async def run_status(args: argparse.Namespace, settings: Settings) -> int:
         )
     else:
         print(render_status(ordered, with_tasks))
-    return EXIT_OK
+    return EXIT_RED if args.check and any(s.status == "red" for s in statuses) else EXIT_OK
 
 
 async def run_pending(args: argparse.Namespace, settings: Settings) -> int:

@@ -168,7 +168,7 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
         broker_heartbeat_interval=1.0,
         web_enabled=settings.status_port != 0,
         web_port=settings.status_port or 6066,
-        web_bind="127.0.0.1",
+        web_bind=settings.status_bind,
     )
     resources = Resources(settings)
 
