@@ -52,6 +52,18 @@ async def connect(settings: Settings) -> asyncpg.Connection:
     return await asyncpg.connect(settings.database_url.get_secret_value())
 
 
+async def unreachable(pool: asyncpg.Pool, timeout_s: float) -> str | None:
+    """Why the database does not answer a trivial query within `timeout_s`, or None when it does."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            await pool.fetchval("SELECT 1")
+    except TimeoutError:
+        return f"the database did not answer within {timeout_s:g} s"
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        return f"the database: {type(error).__name__}"
+    return None
+
+
 @asynccontextmanager
 async def read_only(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
     """A pooled connection in a read-only, repeatable-read transaction: the queries of one page see one

@@ -191,6 +191,17 @@ class KafkaPublisher:
     async def stop(self) -> None:
         await self._producer.stop()
 
+    async def unreachable(self, timeout_s: float) -> str | None:
+        """Why no broker answers a metadata request within `timeout_s`, or None when one does."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._producer.client.fetch_all_metadata()
+        except TimeoutError:
+            return f"Kafka did not answer within {timeout_s:g} s"
+        except (KafkaError, OSError) as error:
+            return f"Kafka: {type(error).__name__}"
+        return None
+
     async def publish(self, topic: str, key: str, message: Message) -> None:
         await self._producer.send_and_wait(topic, message.model_dump_json().encode(), key=key.encode())
 

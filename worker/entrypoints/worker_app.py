@@ -16,7 +16,7 @@ from typing import Any
 
 import faust
 
-from worker.adapters.database import Pool, create_pool, transaction
+from worker.adapters.database import Pool, create_pool, transaction, unreachable
 from worker.adapters.kafka import KafkaPublisher, ssl_context
 from worker.adapters.nmbrs.client import NmbrsClient
 from worker.adapters.poll_store import PollStore
@@ -42,6 +42,8 @@ from worker.service.poller import Poller, run_poll_loop
 log = logging.getLogger(__name__)
 
 STATUS_INTERVAL_S = 2.0
+# A readiness probe must answer well within the prober's own timeout (Kubernetes: 1 s by default, often 3-5).
+READY_TIMEOUT_S = 2.0
 OPEN_BACKOFF_CAP_S = 10.0
 
 
@@ -75,6 +77,7 @@ class Resources:
         self._publisher: KafkaPublisher | None = None
         self._nmbrs: NmbrsClient | None = None
         self.handled = 0
+        self.shutting_down = False
         self._opening = asyncio.Lock()
         # Set when a sync request was recorded, so the poll loop starts at once instead of at its next tick.
         self.poll_wanted = asyncio.Event()
@@ -107,6 +110,21 @@ class Resources:
             await publisher.stop()
             raise
         return publisher
+
+    async def not_ready(self) -> list[str]:
+        """Why the worker cannot do its work now: shutting down, or the database or broker not answering."""
+        if self.shutting_down:
+            return ["shutting down"]
+        problems = []
+        if self._pool is None:
+            problems.append("not connected to the database yet")
+        elif problem := await unreachable(self._pool, READY_TIMEOUT_S):
+            problems.append(problem)
+        if self._publisher is None:
+            problems.append("the Kafka producer has not started yet")
+        elif problem := await self._publisher.unreachable(READY_TIMEOUT_S):
+            problems.append(problem)
+        return problems
 
     async def close(self) -> None:
         if self._nmbrs is not None:
@@ -277,9 +295,28 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
     async def status(view: faust.web.View, _request: faust.web.Request) -> faust.web.Response:
         return view.json({"app_id": settings.kafka_app_id, "handled": resources.handled, "ok": True})
 
+    @app.page("/healthz")
+    async def healthz(view: faust.web.View, _request: faust.web.Request) -> faust.web.Response:
+        # Alive: the event loop answers and every agent still has a running actor (ours never let an error
+        # end them, so a finished actor is a crashed one). Dependencies are /readyz's business: restarting
+        # a worker because its database is away would not bring the database back.
+        dead = [
+            str(name)
+            for name, agent in app.agents.items()
+            if not any(actor.actor_task is not None and not actor.actor_task.done() for actor in agent._actors)
+        ]
+        body = {"ok": not dead, "dead_agents": dead, "handled": resources.handled}
+        return view.json(body, status=503 if dead else 200)
+
+    @app.page("/readyz")
+    async def readyz(view: faust.web.View, _request: faust.web.Request) -> faust.web.Response:
+        problems = await resources.not_ready()
+        return view.json({"ready": not problems, "problems": problems}, status=503 if problems else 200)
+
     # mode's signal handler type cannot be met by a coroutine function, though mode awaits what it returns.
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def close_resources(_app: faust.App, **_kwargs: Any) -> None:
+        resources.shutting_down = True
         await resources.close()
 
     return app, resources

@@ -1,0 +1,114 @@
+"""The worker's probes: /healthz (alive) and /readyz (database and broker answer), on STATUS_BIND:STATUS_PORT.
+The database is reached through a TCP relay the test can cut, so "the database went away" is real for the
+worker while the shared test database stays up."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from aiohttp import ClientSession
+
+from tests.support import database_url_for_tests
+from worker.config import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Relay:
+    """Forwards 127.0.0.1:port to the database; cut() drops every connection and refuses new ones."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self.server: asyncio.Server | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in list(self.writers):
+            writer.close()
+        await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        self.writers |= {writer, upstream_writer}
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError, OSError):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+
+@pytest.fixture
+async def relay() -> AsyncIterator[Relay]:
+    parts = urlsplit(database_url_for_tests())
+    relay = Relay(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await relay.start()
+    yield relay
+    with contextlib.suppress(Exception):
+        await relay.cut()
+
+
+async def probe(url: str) -> tuple[int, dict[str, object]]:
+    async with ClientSession() as session, session.get(url) as response:
+        return response.status, await response.json()
+
+
+async def until(url: str, status: int, timeout_s: float) -> dict[str, object]:
+    """The probe's body once it answers `status`; fails with the last answer after `timeout_s`."""
+    last: object = None
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                with contextlib.suppress(OSError):
+                    code, body = await probe(url)
+                    if code == status:
+                        return body
+                    last = (code, body)
+                await asyncio.sleep(0.3)
+    except TimeoutError:
+        pytest.fail(f"{url} did not answer {status} within {timeout_s} s; last: {last}")
+
+
+async def test_readyz_turns_red_within_seconds_when_the_database_goes_and_green_when_it_is_back(
+    start_worker: Callable[..., Awaitable[None]], integration_settings: Settings, relay: Relay
+) -> None:
+    parts = urlsplit(database_url_for_tests())
+    through_relay = urlunsplit(parts._replace(netloc=f"{parts.username}:{parts.password}@127.0.0.1:{relay.port}"))
+    port = free_port()
+    await start_worker(integration_settings, DATABASE_URL=through_relay, STATUS_PORT=str(port), STATUS_BIND="127.0.0.1")
+    base = f"http://127.0.0.1:{port}"
+    ready = await until(f"{base}/readyz", 200, 90)
+    assert ready == {"ready": True, "problems": []}
+    alive = await until(f"{base}/healthz", 200, 10)
+    assert alive["ok"] is True and alive["dead_agents"] == []
+
+    await relay.cut()
+    loop = asyncio.get_running_loop()
+    cut_at = loop.time()
+    not_ready = await until(f"{base}/readyz", 503, 15)
+    assert loop.time() - cut_at < 10
+    problems = not_ready["problems"]
+    assert isinstance(problems, list) and any("database" in str(p) for p in problems), problems
+    # Still alive: a restart would not bring the database back.
+    assert (await probe(f"{base}/healthz"))[0] == 200
+
+    await relay.start()
+    assert (await until(f"{base}/readyz", 200, 30))["ready"] is True
