@@ -121,6 +121,7 @@ class Settings(BaseSettings):
         "127.0.0.1", description="Address of the status page: 0.0.0.0 in a container, so that probes reach it."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    log_format: Literal["text", "json"] = Field("text", description="text for people, json: one object a line.")
 
     # HR web app (nmbrs-sync web)
     hr_web_bind: str = Field("127.0.0.1", description="Address the HR web app listens on.")

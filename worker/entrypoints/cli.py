@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from worker.config import ConfigurationError, Settings, load_settings
-from worker.entrypoints import hr_cli, target_cli, web_cli
+from worker.entrypoints import hr_cli, logs, target_cli, web_cli
 from worker.sandbox import cli as sandbox_cli
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -25,6 +25,9 @@ def cmd_config(_args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+log = logging.getLogger(__name__)
+
+
 async def _migrate(settings: Settings) -> list[int]:
     from worker.adapters.database import connect
     from worker.adapters.migrations import current_version, migrate
@@ -32,9 +35,11 @@ async def _migrate(settings: Settings) -> list[int]:
     connection = await connect(settings)
     try:
         applied = await migrate(connection)
-        print(
-            f"database at migration {await current_version(connection):04d}"
-            + (f" (applied now: {', '.join(f'{v:04d}' for v in applied)})" if applied else " (up to date)")
+        # Logged, not printed: a worker's start is part of its log (one JSON object a line with LOG_FORMAT=json).
+        log.info(
+            "database at migration %04d%s",
+            await current_version(connection),
+            f" (applied now: {', '.join(f'{v:04d}' for v in applied)})" if applied else " (up to date)",
         )
         return applied
     finally:
@@ -242,9 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as error:
         print(f"nmbrs-sync: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # aiokafka narrates every (re)subscription at INFO; only its warnings matter to an operator.
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    logs.configure(settings)
     command: Command = args.func
     try:
         return command(args, settings)

@@ -36,6 +36,7 @@ from worker.entrypoints.consuming import (
     consume_one,
     with_retries,
 )
+from worker.entrypoints.logs import logging_config
 from worker.service import decisions, reconciler, sync_requests
 from worker.service.poller import Poller, run_poll_loop
 
@@ -329,5 +330,5 @@ def run_worker(settings: Settings) -> None:
     # collector's generations, so full collections stay short (fewer latency spikes).
     gc.collect()
     gc.freeze()
-    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
+    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True, logging_config=logging_config(settings))
     worker.execute_from_commandline()
