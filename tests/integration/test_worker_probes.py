@@ -10,10 +10,11 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import pytest
 from aiohttp import ClientSession
 
-from tests.support import database_url_for_tests
+from tests.support import Sandbox, database_url_for_tests
 from worker.config import Settings
 
 
@@ -112,3 +113,42 @@ async def test_readyz_turns_red_within_seconds_when_the_database_goes_and_green_
 
     await relay.start()
     assert (await until(f"{base}/readyz", 200, 30))["ready"] is True
+
+
+def samples(exposition: str) -> dict[str, float]:
+    """'name{labels}' -> value of every sample in a Prometheus text exposition."""
+    found = {}
+    for line in exposition.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            found[name] = float(value)
+    return found
+
+
+async def test_metrics_show_a_first_sync(
+    start_worker: Callable[..., Awaitable[None]], integration_settings: Settings, sandbox: Sandbox, pool: asyncpg.Pool
+) -> None:
+    await pool.execute("TRUNCATE nmbrs_snapshots, poll_runs, sync_requests, pending_decisions RESTART IDENTITY CASCADE")
+    port = free_port()
+    await start_worker(
+        integration_settings,
+        NMBRS_BASE_URL=f"{sandbox.base_url}/soap/v3/",
+        STATUS_PORT=str(port),
+        POLL_INTERVAL_S="3600",
+    )
+    url = f"http://127.0.0.1:{port}/metrics"
+    found: dict[str, float] = {}
+    async with asyncio.timeout(90):
+        while found.get('nmbrs_sync_open_questions{step="employees"}', 0) == 0:
+            await asyncio.sleep(0.5)
+            with contextlib.suppress(OSError):
+                async with ClientSession() as session, session.get(url) as response:
+                    assert response.headers["Content-Type"].startswith("text/plain")
+                    found = samples(await response.text())
+    assert found['nmbrs_sync_polls_total{result="published"}'] == 1
+    assert found["nmbrs_sync_poll_last_success_timestamp_seconds"] > 0
+    assert found["nmbrs_sync_mass_change_hold_active"] == 0
+    assert found['nmbrs_sync_soap_calls_total{operation="List_GetAll",result="ok"}'] >= 1
+    handled = sum(v for k, v in found.items() if k.startswith('nmbrs_sync_outcomes_total{consumer="reconciler"'))
+    questions = await pool.fetchval("SELECT count(*) FROM pending_decisions WHERE entity = 'employee'")
+    assert handled > 0 and found['nmbrs_sync_open_questions{step="employees"}'] == questions

@@ -29,6 +29,7 @@ LIBRARY_HOMES = {
     "lxml": ("adapters/nmbrs/", "sandbox/"),
     "argon2": ("adapters/web_accounts.py",),
     "jinja2": ("entrypoints/web/",),
+    "prometheus_client": ("adapters/metrics.py",),
 }
 # Which worker packages each layer may import.
 LAYER_MAY_IMPORT = {

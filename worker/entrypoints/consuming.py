@@ -28,6 +28,7 @@ from typing import Protocol, TypeVar
 
 from pydantic import ValidationError
 
+from worker.adapters import metrics
 from worker.adapters.database import database_error_is_transient
 from worker.adapters.kafka import kafka_error_is_transient
 from worker.domain.events import DeadLetter, Message, Outcome, OutcomeKind
@@ -249,6 +250,7 @@ async def _parse_or_dead_letter(raw: RawMessage, context: ConsumerContext, parse
 
 async def _dead_letter(raw: RawMessage, context: ConsumerContext, reason: str) -> None:
     letter = dead_letter_for(raw, context.name, reason, datetime.now(UTC))
+    metrics.DEAD_LETTERS.labels(context.name, metrics.reason_class(reason)).inc()
     log.warning("dead-lettered %s[%d]@%d: %s", raw.topic, raw.partition, raw.offset, reason)
     try:
         await with_retries(
@@ -292,3 +294,5 @@ async def _publish(outcomes: list[Outcome], context: ConsumerContext) -> None:
     await with_retries(
         lambda: context.sink.publish_many(batch), "outcome publish", context.max_backoff_s, every_error=True
     )
+    for outcome in outcomes:
+        metrics.OUTCOMES.labels(context.name, outcome.kind.value).inc()

@@ -16,6 +16,7 @@ from typing import Any
 
 import faust
 
+from worker.adapters import metrics
 from worker.adapters.database import Pool, create_pool, transaction, unreachable
 from worker.adapters.kafka import KafkaPublisher, ssl_context
 from worker.adapters.nmbrs.client import NmbrsClient
@@ -245,6 +246,9 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
         async with transaction(await resources.pool()) as connection:
             statuses = await step_statuses(connection, nmbrs_today(at), at)
             await store_step_statuses(connection, statuses)
+        for status in statuses:
+            if status.step in ("employees", "companies"):
+                metrics.OPEN_QUESTIONS.labels(status.step).set(status.counts.get("pending", 0))
         changed = [s for s in statuses if published_status.get(s.step) != s.model_dump(exclude={"updated_at"})]
         if changed:
             await (await resources.publisher()).publish_many(
@@ -308,6 +312,12 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
         ]
         body = {"ok": not dead, "dead_agents": dead, "handled": resources.handled}
         return view.json(body, status=503 if dead else 200)
+
+    @app.page("/metrics")
+    async def prometheus(view: faust.web.View, _request: faust.web.Request) -> faust.web.Response:
+        body, content_type = metrics.exposition()
+        # As a header: aiohttp refuses a content_type argument that names the charset, as Prometheus' does.
+        return view.bytes(body, headers={"Content-Type": content_type})
 
     @app.page("/readyz")
     async def readyz(view: faust.web.View, _request: faust.web.Request) -> faust.web.Response:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 
+from worker.adapters import metrics
 from worker.adapters.nmbrs import NmbrsPort
 from worker.adapters.nmbrs.errors import NmbrsError
 from worker.adapters.poll_store import PollStore
@@ -254,6 +255,19 @@ class Poller:
 
     async def _publish_report(self, report: PollReport) -> None:
         await self.publisher.publish_many([(self.settings.topics.status, "poll", report)])
+        _count(report)
+
+
+def _count(report: PollReport) -> None:
+    """The poll in the metrics; a skipped one (another replica polls) says nothing about this one."""
+    if report.result == "skipped":
+        return
+    metrics.POLLS.labels(report.result).inc()
+    metrics.POLL_DURATION.observe((report.finished_at - report.started_at).total_seconds())
+    if report.result == "published":
+        metrics.POLL_LAST_SUCCESS.set(report.finished_at.timestamp())
+    if report.result in ("published", "held"):
+        metrics.HOLD_ACTIVE.set(1 if report.result == "held" else 0)
 
 
 async def run_poll_loop(poller: Poller, store: PollStore, settings: Settings, wake: asyncio.Event) -> None:

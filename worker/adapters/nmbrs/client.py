@@ -30,6 +30,7 @@ from zeep.exceptions import Error as ZeepError
 from zeep.proxy import AsyncServiceProxy
 from zeep.transports import AsyncTransport
 
+from worker.adapters import metrics
 from worker.adapters.nmbrs import WSDL_DIR, convert
 from worker.adapters.nmbrs.errors import (
     NmbrsError,
@@ -347,10 +348,13 @@ class NmbrsClient:
                     response = await self._send(proxy, operation, params)
                 try:
                     with self._own_work():
-                        return parse(self._interpret(operation, response))
+                        parsed = parse(self._interpret(operation, response))
                 except (ValueError, ValidationError):
                     raise NmbrsMalformedResponse("unexpected content", operation=operation) from None
+                metrics.SOAP_CALLS.labels(operation, "ok").inc()
+                return parsed
             except NmbrsError as error:
+                metrics.SOAP_CALLS.labels(operation, type(error).__name__).inc()
                 if not error.retryable or attempt >= self._max_retries:
                     log.warning("Nmbrs %s %s failed: %s", operation, params, error)
                     raise

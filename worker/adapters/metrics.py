@@ -1,0 +1,57 @@
+"""The worker's Prometheus metrics (prometheus-client), named by Prometheus conventions: nmbrs_sync_*,
+counters ending in _total, times in seconds. One registry per process; /metrics renders it."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+REGISTRY = CollectorRegistry()
+
+OUTCOMES = Counter(
+    "nmbrs_sync_outcomes_total",
+    "Outcomes published, by the consumer that handled the event or command and the outcome's kind.",
+    ["consumer", "kind"],
+    registry=REGISTRY,
+)
+DEAD_LETTERS = Counter(
+    "nmbrs_sync_dead_letters_total",
+    "Messages put on the dead-letter topic, by consumer and reason class (malformed or handler_error).",
+    ["consumer", "reason_class"],
+    registry=REGISTRY,
+)
+POLLS = Counter("nmbrs_sync_polls_total", "Polls of Nmbrs finished, by result.", ["result"], registry=REGISTRY)
+POLL_DURATION = Histogram(
+    "nmbrs_sync_poll_duration_seconds",
+    "Wall time of a poll of Nmbrs, from start to report.",
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800),
+    registry=REGISTRY,
+)
+POLL_LAST_SUCCESS = Gauge(
+    "nmbrs_sync_poll_last_success_timestamp_seconds",
+    "Unix time at which the last poll that published (or found nothing to publish) finished.",
+    registry=REGISTRY,
+)
+HOLD_ACTIVE = Gauge(
+    "nmbrs_sync_mass_change_hold_active", "1 while the mass-change breaker holds a poll, else 0.", registry=REGISTRY
+)
+SOAP_CALLS = Counter(
+    "nmbrs_sync_soap_calls_total",
+    "SOAP calls sent to Nmbrs, by operation and result (ok, or the error's class).",
+    ["operation", "result"],
+    registry=REGISTRY,
+)
+OPEN_QUESTIONS = Gauge(
+    "nmbrs_sync_open_questions",
+    "Questions waiting for a decision, by step (employees, companies).",
+    ["step"],
+    registry=REGISTRY,
+)
+
+
+def reason_class(reason: str) -> str:
+    return "handler_error" if reason.startswith("handler failed") else "malformed"
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics in the Prometheus text format, and its content type."""
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
