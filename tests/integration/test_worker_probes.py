@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -15,7 +17,9 @@ import pytest
 from aiohttp import ClientSession
 
 from tests.support import Sandbox, database_url_for_tests
+from worker.adapters.command_requests import CommandRequests
 from worker.config import Settings
+from worker.domain.decisions import Decision, DecisionAction
 
 
 def free_port() -> int:
@@ -152,3 +156,26 @@ async def test_metrics_show_a_first_sync(
     handled = sum(v for k, v in found.items() if k.startswith('nmbrs_sync_outcomes_total{consumer="reconciler"'))
     questions = await pool.fetchval("SELECT count(*) FROM pending_decisions WHERE entity = 'employee'")
     assert handled > 0 and found['nmbrs_sync_open_questions{step="employees"}'] == questions
+    assert found["nmbrs_sync_oldest_open_question_age_seconds"] > 0
+
+    # A decision's latency, from its decided_at to its outcomes acknowledged.
+    nmbrs_id, version = await pool.fetchrow(
+        "SELECT nmbrs_id, version FROM pending_decisions WHERE entity = 'employee' ORDER BY nmbrs_id LIMIT 1"
+    )
+    decision = Decision(
+        decision_id=uuid.uuid4(),
+        nmbrs_id=nmbrs_id,
+        version=version,
+        action=DecisionAction.BLOKKEREN,
+        decided_by="probe-test",
+        decided_at=datetime.now(UTC),
+    )
+    async with CommandRequests(integration_settings) as requests:
+        outcomes = await requests.post_and_wait(decision, timeout_s=30)
+    assert [o.kind for o in outcomes if o.kind == "applied"] == ["applied"]
+    async with asyncio.timeout(10):
+        while found.get("nmbrs_sync_decision_latency_seconds_count", 0) < 1:
+            async with ClientSession() as session, session.get(url) as response:
+                found = samples(await response.text())
+            await asyncio.sleep(0.2)
+    assert 0 < found["nmbrs_sync_decision_latency_seconds_sum"] < 30

@@ -47,6 +47,18 @@ OPEN_QUESTIONS = Gauge(
     registry=REGISTRY,
 )
 
+OLDEST_QUESTION_AGE = Gauge(
+    "nmbrs_sync_oldest_open_question_age_seconds",
+    "How long the oldest question not skipped has been waiting for a decision (0 when none waits).",
+    registry=REGISTRY,
+)
+DECISION_LATENCY = Histogram(
+    "nmbrs_sync_decision_latency_seconds",
+    "From a decision's decided_at (the frontend's clock) to its outcomes acknowledged by the broker.",
+    buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+
 
 def reason_class(reason: str) -> str:
     return "handler_error" if reason.startswith("handler failed") else "malformed"

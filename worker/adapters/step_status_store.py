@@ -62,3 +62,9 @@ async def store_step_statuses(connection: asyncpg.Connection, statuses: list[Ste
                updated_at = EXCLUDED.updated_at""",
         [(s.step, s.status, json.dumps(s.counts), s.updated_at) for s in statuses],
     )
+
+
+async def oldest_open_question_age_s(connection: asyncpg.Connection, at: datetime) -> float:
+    """Seconds the oldest question not skipped has waited at `at`; 0 when none waits."""
+    oldest = await connection.fetchval("SELECT min(created_at) FROM pending_decisions WHERE NOT skipped")
+    return max(0.0, (at - oldest).total_seconds()) if oldest is not None else 0.0

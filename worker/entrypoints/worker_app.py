@@ -21,7 +21,7 @@ from worker.adapters.database import Pool, create_pool, transaction, unreachable
 from worker.adapters.kafka import KafkaPublisher, ssl_context
 from worker.adapters.nmbrs.client import NmbrsClient
 from worker.adapters.poll_store import PollStore
-from worker.adapters.step_status_store import step_statuses, store_step_statuses
+from worker.adapters.step_status_store import oldest_open_question_age_s, step_statuses, store_step_statuses
 from worker.config import Settings
 from worker.domain.changes import parse_change_event
 from worker.domain.decisions import Decision
@@ -246,6 +246,7 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
         async with transaction(await resources.pool()) as connection:
             statuses = await step_statuses(connection, nmbrs_today(at), at)
             await store_step_statuses(connection, statuses)
+            metrics.OLDEST_QUESTION_AGE.set(await oldest_open_question_age_s(connection, at))
         for status in statuses:
             if status.step in ("employees", "companies"):
                 metrics.OPEN_QUESTIONS.labels(status.step).set(status.counts.get("pending", 0))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from worker.adapters import metrics
 from worker.adapters.database import Connection, Pool
 from worker.adapters.inbox import Inbox, run_once
 from worker.domain.decisions import Decision
@@ -52,3 +53,5 @@ async def decision_published(decision: Decision, pool: Pool) -> None:
     """For the consumer shell, once the broker acknowledged the outcomes handle_decision returned: a redelivery
     of the decision then re-publishes nothing, where it would send a bulk's outcomes (three a record) again."""
     await Inbox(DECISIONS).mark_published(pool, [decision.decision_id])
+    # From the frontend's clock to ours: a skewed frontend clock shows here too (clamped at zero).
+    metrics.DECISION_LATENCY.observe(max(0.0, (datetime.now(UTC) - decision.decided_at).total_seconds()))
