@@ -38,6 +38,7 @@ class Broker:
         self.log: list[str] = []
         self.published: list[tuple[str, str, Message]] = []
         self.answers: list[Outcome] = []
+        self.subjects: list[str | None] = []
         self.failure: Exception | None = None
 
 
@@ -69,8 +70,11 @@ def broker(monkeypatch: pytest.MonkeyPatch) -> Broker:
         async def stop(self) -> None:
             broker.log.append("watcher stopped")
 
-        async def outcomes_of(self, causation_id: uuid.UUID, timeout_s: float) -> list[Outcome]:
+        async def outcomes_of(
+            self, causation_id: uuid.UUID, timeout_s: float, subject: str | None = None
+        ) -> list[Outcome]:
             broker.log.append(f"waited {timeout_s:g} s")
+            broker.subjects.append(subject)
             return [o for o in broker.answers if o.causation_id == causation_id]
 
     monkeypatch.setattr(command_requests, "KafkaPublisher", FakePublisher)
@@ -113,6 +117,13 @@ async def test_the_watcher_is_positioned_before_the_post_and_returns_only_its_ow
         "watcher stopped",
         "publisher stopped",
     ]
+    assert broker.subjects == [None]  # a follow-up settles with any subject
+
+
+async def test_a_decision_waits_for_the_outcome_about_its_own_subject(broker: Broker, settings: Settings) -> None:
+    async with CommandRequests(settings) as requests:
+        await requests.post_and_wait(DECISION, 5)
+    assert broker.subjects == [DECISION.key]
 
 
 async def test_a_broker_that_cannot_be_reached_is_said_in_words(broker: Broker, settings: Settings) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from worker.domain.decisions import DecisionAction
-from worker.domain.events import OutcomeKind, outcome_for
+from worker.domain.events import Outcome, OutcomeKind, outcome_for
 from worker.domain.matching import Level
 from worker.domain.status import StepStatus
 from worker.domain.web_access import Role
@@ -51,7 +51,7 @@ def test_every_value_a_template_names_by_prefix_has_a_text(prefix: str, values: 
     assert [v for v in values if f"{prefix}.{v}" not in t.texts] == []
 
 
-def outcome(kind: OutcomeKind, subject: str = "employee:7", **details: object) -> object:
+def outcome(kind: OutcomeKind, subject: str = "employee:7", **details: object) -> Outcome:
     return outcome_for(uuid.uuid4(), kind, subject, NOW, "why", dict(details), part=str(details))
 
 
@@ -66,7 +66,7 @@ def test_an_applied_koppelen_names_both_sides_and_shows_the_leave_and_tasks() ->
         ),
         outcome(OutcomeKind.FOLLOW_UP, employee_id=3, tasks=["manager", "time_category"]),
     ]
-    result = decision_result(outcomes, t, action="koppelen", subject="Anna de Jong", target="A. de Jong")  # type: ignore[arg-type]
+    result = decision_result(outcomes, t, action="koppelen", subject="Anna de Jong", target="A. de Jong")
     assert result.status == "applied"
     assert result.message == "Anna de Jong is gekoppeld aan A. de Jong."
     (leave,) = result.leave
@@ -77,10 +77,10 @@ def test_an_applied_koppelen_names_both_sides_and_shows_the_leave_and_tasks() ->
 def test_a_rejection_by_someone_who_answered_first_says_who() -> None:
     rejected = [outcome(OutcomeKind.REJECTED)]
     first = AnsweredBy("hanna", "aanmaken", datetime(2026, 12, 3, 14, 2, tzinfo=UTC))
-    result = decision_result(rejected, t, first, action="koppelen")  # type: ignore[arg-type]
+    result = decision_result(rejected, t, first, action="koppelen")
     assert result.status == "rejected" and result.message.startswith("Al beantwoord door hanna (Aanmaken, 14:02)")
     assert result.reason == "why"
-    assert decision_result(rejected, t, None).message == t("result.rejected")  # type: ignore[arg-type]
+    assert decision_result(rejected, t, None).message == t("result.rejected")
 
 
 def test_a_bulk_reports_its_own_outcome_not_the_first_record_and_a_preview_says_nothing_changed() -> None:
@@ -89,13 +89,13 @@ def test_a_bulk_reports_its_own_outcome_not_the_first_record_and_a_preview_says_
         outcome(OutcomeKind.APPLIED, "employee:1"),
         outcome(OutcomeKind.APPLIED, "bulk", records=records, action="overslaan"),
     ]
-    assert decision_result(applied, t, action="overslaan").message == "Overslaan uitgevoerd voor 3 vragen."  # type: ignore[arg-type]
+    assert decision_result(applied, t, action="overslaan").message == "Overslaan uitgevoerd voor 3 vragen."
     preview = [outcome(OutcomeKind.PREVIEW, "bulk", records=records)]
-    assert "nog niets gewijzigd" in decision_result(preview, t, action="overslaan").message  # type: ignore[arg-type]
+    assert "nog niets gewijzigd" in decision_result(preview, t, action="overslaan").message
 
 
 def test_no_settling_outcome_yet_is_waiting() -> None:
-    assert decision_result([outcome(OutcomeKind.LEAVE_RECALCULATED)], t).status == "waiting"  # type: ignore[list-item]
+    assert decision_result([outcome(OutcomeKind.LEAVE_RECALCULATED)], t).status == "waiting"
 
 
 @pytest.mark.parametrize(

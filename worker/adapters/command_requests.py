@@ -22,13 +22,14 @@ from pydantic import ValidationError
 from worker.adapters.kafka import KafkaPublisher, client_kwargs
 from worker.config import Settings
 from worker.domain.decisions import Decision
-from worker.domain.events import SETTLING_OUTCOMES, Outcome, SyncRequested
+from worker.domain.events import Outcome, SyncRequested, settles
 from worker.domain.follow_ups import FollowUpCommand
 
 FrontendCommand = Decision | FollowUpCommand | SyncRequested
 
-# After the settling outcome, how long to keep reading for the outcomes published right after it.
-STRAGGLERS_S = 0.5
+# After the settling outcome, how long to keep reading for the outcomes published right behind it (leave,
+# tasks): the worker publishes a command's outcomes in one batch, so they arrive together or within milliseconds.
+STRAGGLERS_S = 0.1
 
 
 class BrokerUnavailable(Exception):
@@ -68,7 +69,7 @@ class CommandRequests:
         self, command: FrontendCommand, timeout_s: float, *, on_posted: Callable[[], None] | None = None
     ) -> list[Outcome]:
         """Post `command`, then return the outcomes it caused within `timeout_s` seconds: up to the one that
-        settles it (see SETTLING_OUTCOMES) and those right behind it, or, when the worker did not answer in time,
+        settles it (see events.settles) and those right behind it, or, when the worker did not answer in time,
         whatever came (none settling it). `on_posted` runs once the command is on its topic, before waiting."""
         watcher = OutcomeWatcher(self._settings)
         with self._broker_errors():
@@ -78,7 +79,7 @@ class CommandRequests:
                 await self.post(command)
                 if on_posted is not None:
                     on_posted()
-                return await watcher.outcomes_of(command_id(command), timeout_s)
+                return await watcher.outcomes_of(command_id(command), timeout_s, settling_subject(command))
             finally:
                 await watcher.stop()
 
@@ -89,6 +90,12 @@ class CommandRequests:
         except (KafkaError, OSError) as error:
             servers = self._settings.kafka_bootstrap_servers
             raise BrokerUnavailable(f"cannot post to Kafka at {servers}: {error!r}") from error
+
+
+def settling_subject(command: FrontendCommand) -> str | None:
+    """The subject of the outcome that settles `command` (see events.settles): a decision's key, 'bulk' for one
+    by filter; any subject for the other commands."""
+    return command.key if isinstance(command, Decision) else None
 
 
 def command_id(command: FrontendCommand) -> uuid.UUID:
@@ -130,14 +137,15 @@ class OutcomeWatcher:
         if self._started:
             await self._consumer.stop()
 
-    async def outcomes_of(self, causation_id: uuid.UUID, timeout_s: float) -> list[Outcome]:
-        """Outcomes caused by `causation_id` until one settles it (plus those right behind it), or timeout."""
+    async def outcomes_of(self, causation_id: uuid.UUID, timeout_s: float, subject: str | None = None) -> list[Outcome]:
+        """Outcomes caused by `causation_id` until one (about `subject`) settles it, plus those right behind it, or
+        what came until timeout."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         found: list[Outcome] = []
         while (remaining := deadline - loop.time()) > 0:
             found += await self._read(causation_id, min(remaining, 1.0))
-            if any(o.kind in SETTLING_OUTCOMES for o in found):
+            if any(settles(o, subject) for o in found):
                 # A command's outcomes are published one after the other: collect the rest of them.
                 found += await self._read(causation_id, STRAGGLERS_S)
                 break

@@ -30,7 +30,7 @@ _FOLD_FROM = "".join(c for c, _ in _ONE_LETTER) + "’‘`´ʼ"
 _FOLD_TO = "".join(f for _, f in _ONE_LETTER) + "'''''"
 _LIGATURES = [(c, fold(c)) for c in _LATIN if len(fold(c)) > 1]  # æ -> ae, ŀ -> l·, ŉ -> 'n
 # Characters ignored when comparing names written together ('vanderberg', "d'Ancona", 'Jansen-de Vries').
-_JOINERS = " -'."
+JOINERS = " -'."
 
 
 def _sql_fold(expression: str, fold_from: str = "$1", fold_to: str = "$2") -> str:
@@ -104,14 +104,14 @@ class SearchResult(FrozenView):
     more_organisations: bool = Field(False, description="More organisations match than shown.")
 
 
-class _Criteria:
+class SearchCriteria:
     """What a search text can mean: name parts, a name written together, an e-mail, a date, a phone, a KvK."""
 
     def __init__(self, text: str) -> None:
         folded = fold(text)
         self.tokens = [t for t in re.split(r"[\s,]+", folded.replace(".", " ")) if t]
         compact = folded
-        for joiner in _JOINERS:
+        for joiner in JOINERS:
             compact = compact.replace(joiner, "")
         # Two letters written together match far too much; a real 'vanderberg' is longer.
         self.compact = compact if len(compact) >= 3 else ""
@@ -128,7 +128,7 @@ async def search(connection: asyncpg.Connection, text: str, limit: int = 20) -> 
     tussenvoegsel, last name; accent- and case-free, also written together), e-mail, birthday (when the
     text is a date) or phone; organisations by name, e-mail or KvK number. Duplicates sort together, the
     card with the login account first."""
-    criteria = _Criteria(text)
+    criteria = SearchCriteria(text)
     if not (criteria.tokens or criteria.email or criteria.birthday or criteria.phone_tail or criteria.kvk):
         return SearchResult(text=text, persons=(), organisations=())
     full_name = _sql_fold("concat_ws(' ', p.first_name, p.initials, p.prefix, p.last_name)")
@@ -161,7 +161,7 @@ async def search(connection: asyncpg.Connection, text: str, limit: int = 20) -> 
         _FOLD_TO,
         criteria.tokens,
         criteria.compact,
-        _JOINERS,
+        JOINERS,
         criteria.email,
         criteria.birthday,
         criteria.phone_tail,
@@ -186,7 +186,7 @@ async def search(connection: asyncpg.Connection, text: str, limit: int = 20) -> 
         _FOLD_TO,
         criteria.tokens,
         criteria.compact,
-        _JOINERS,
+        JOINERS,
         criteria.email,
         criteria.kvk,
         limit,

@@ -56,7 +56,7 @@ def person_name(first_name: str | None, prefix: str | None, last_name: str | Non
     return " ".join(part for part in (first_name, prefix, last_name) if part)
 
 
-def _record_name(entity: str, nmbrs_id: int, record: dict[str, Any]) -> str:
+def record_name(entity: str, nmbrs_id: int, record: dict[str, Any]) -> str:
     """The name an Nmbrs employee or company record shows."""
     if entity == "employee":
         return person_name(record.get("first_name"), record.get("prefix"), record.get("last_name"))
@@ -77,30 +77,36 @@ class CandidateView(FrozenView):
     explanation: str
 
 
-class PendingQuestionView(FrozenView):
-    """An Nmbrs employee or company waiting for Koppelen, Aanmaken, Blokkeren or Overslaan."""
+class QuestionSummary(FrozenView):
+    """An Nmbrs employee or company waiting for Koppelen, Aanmaken, Blokkeren or Overslaan: what every list of
+    open questions shows of it."""
 
     entity: LinkedEntity
     nmbrs_id: int
-    version: int = Field(description="Pass it to 'decide --version' for staleness protection.")
+    version: int = Field(description="Pass it with the decision ('decide --version') for staleness protection.")
     situation: Literal["unmatched", "disputed"]
     reason: str | None = Field(None, description="Why it was asked, in words.")
     name: str
     number: str | None = None
-    birthday: date | None = None
-    email: str | None = None
     company_id: int | None = Field(description="The Nmbrs company id.")
     company_name: str | None = None
     skipped: bool
     asked_at: datetime
     age_s: float = Field(description="Seconds since the question was (last) asked.")
-    candidates: tuple[CandidateView, ...]
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def key(self) -> str:
         """The RECORD argument of 'decide', e.g. 'employee:123'."""
         return f"{self.entity}:{self.nmbrs_id}"
+
+
+class PendingQuestionView(QuestionSummary):
+    """An open question with its ranked candidates, as the HR CLI shows it."""
+
+    birthday: date | None = None
+    email: str | None = None
+    candidates: tuple[CandidateView, ...]
 
 
 async def pending_version(connection: asyncpg.Connection, entity: LinkedEntity, nmbrs_id: int) -> int | None:
@@ -175,7 +181,7 @@ def _question(
         version=row["version"],
         situation=row["situation"],
         reason=row["reason"],
-        name=_record_name(row["entity"], row["nmbrs_id"], record),
+        name=record_name(row["entity"], row["nmbrs_id"], record),
         number=record.get("number"),
         birthday=record.get("birthday"),
         email=email,
@@ -349,14 +355,17 @@ class BlockView(FrozenView):
     decision_id: str | None = None
 
 
-async def blocked_records(connection: asyncpg.Connection) -> list[BlockView]:
+async def blocked_records(connection: asyncpg.Connection, offset: int = 0, limit: int | None = None) -> list[BlockView]:
+    """The records blocked (Blokkeren), the latest first; `limit` None: all of them."""
     rows = await connection.fetch(
         """SELECT entity, nmbrs_id, record, blocked_at, blocked_by, reason, decision_id::text
-           FROM sync_blocks ORDER BY blocked_at DESC, entity, nmbrs_id"""
+           FROM sync_blocks ORDER BY blocked_at DESC, entity, nmbrs_id OFFSET $1 LIMIT $2""",
+        offset,
+        limit,
     )
     views = []
     for r in rows:
-        name = _record_name(r["entity"], r["nmbrs_id"], json.loads(r["record"])) if r["record"] else None
+        name = record_name(r["entity"], r["nmbrs_id"], json.loads(r["record"])) if r["record"] else None
         views.append(
             BlockView(
                 record=f"{r['entity']}:{r['nmbrs_id']}",
@@ -402,7 +411,7 @@ async def record_names(connection: asyncpg.Connection, keys: list[str]) -> dict[
     names = {}
     for row in rows:
         entity, _, nmbrs_id = row["key"].partition(":")
-        names[row["key"]] = _record_name(entity, int(nmbrs_id), json.loads(row["record"]))
+        names[row["key"]] = record_name(entity, int(nmbrs_id), json.loads(row["record"]))
     return names
 
 

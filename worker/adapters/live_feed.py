@@ -21,16 +21,14 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
+from worker.adapters.command_requests import STRAGGLERS_S
 from worker.adapters.kafka import client_kwargs
 from worker.config import Settings
-from worker.domain.events import SETTLING_OUTCOMES, Outcome, OutcomeKind, PollReport
+from worker.domain.events import Outcome, PollReport, settles
 from worker.domain.status import StepStatus
 
 log = logging.getLogger(__name__)
 
-# After the settling outcome, how long to wait for the outcomes published right behind it (leave, tasks): the
-# worker publishes a command's outcomes in one batch, so they arrive together or within milliseconds.
-STRAGGLERS_S = 0.1
 # A subscriber that stops reading (a browser tab asleep) loses its oldest items, never blocks the feed.
 SUBSCRIBER_BACKLOG = 200
 
@@ -131,10 +129,7 @@ class LiveFeed:
     def _dispatch(self, item: FeedItem) -> None:
         if item.outcome is not None and (waiter := self._waiters.get(item.outcome.causation_id)) is not None:
             waiter.found.append(item.outcome)
-            outcome = item.outcome
-            if outcome.kind is OutcomeKind.REJECTED or (
-                outcome.kind in SETTLING_OUTCOMES and waiter.subject in (None, outcome.subject)
-            ):
+            if settles(item.outcome, waiter.subject):
                 waiter.settled.set()
         for queue in self._subscribers:
             if queue.full():

@@ -15,16 +15,18 @@ from types import MappingProxyType
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import asyncpg
-from pydantic import BeforeValidator, ConfigDict, Field, computed_field, field_validator
+from pydantic import BeforeValidator, ConfigDict, Field, field_validator
 
-from worker.adapters.crm_search import _JOINERS, _Criteria
+from worker.adapters.crm_search import JOINERS, SearchCriteria
 from worker.adapters.hr_queries import (
     BlockView,
     DecisionView,
     FrozenView,
-    _record_name,
+    QuestionSummary,
+    blocked_records,
     open_tasks,
     person_name,
+    record_name,
 )
 from worker.adapters.step_status_store import step_statuses
 from worker.domain.changes import LinkedEntity
@@ -91,30 +93,12 @@ class QuestionFilter(FrozenView):
         return value or None
 
 
-class QuestionRow(FrozenView):
-    """One open question as the list shows it."""
+class QuestionRow(QuestionSummary):
+    """One open question as the web app's list shows it: its best candidate instead of all of them."""
 
-    entity: LinkedEntity
-    nmbrs_id: int
-    version: int = Field(description="Post it with the decision for staleness protection.")
-    situation: Literal["unmatched", "disputed"]
-    reason: str | None = Field(None, description="Why it was asked, in words.")
-    name: str
-    number: str | None = None
-    company_id: int | None = Field(description="The Nmbrs company id.")
-    company_name: str | None = None
-    skipped: bool
-    asked_at: datetime
-    age_s: float = Field(description="Seconds since the question was (last) asked.")
     candidate_count: int
     best_score: float | None = None
     best_candidate_name: str | None = Field(None, description="Its current RegiCRM name; None when none or deleted.")
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def key(self) -> str:
-        """'employee:123': how decisions and the CLI name the record."""
-        return f"{self.entity}:{self.nmbrs_id}"
 
 
 class CompanyOption(FrozenView):
@@ -171,12 +155,12 @@ def _question_where(selection: QuestionFilter) -> tuple[str, list[Any]]:
         conditions.append(f"q.situation = {arg(selection.situation)}")
     if selection.text is not None:
         # search_name: the record's name folded as the RegiCRM search folds names (migration 0017).
-        criteria = _Criteria(selection.text)
+        criteria = SearchCriteria(selection.text)
         matches = []
         if criteria.tokens:  # every part of the name, in any order ('Jong, de')
             matches.append(" AND ".join(f"strpos(q.search_name, {arg(token)}) > 0" for token in criteria.tokens))
         if criteria.compact:  # written together ('dejong', 'vanderberg')
-            matches.append(f"strpos(translate(q.search_name, {arg(_JOINERS)}, ''), {arg(criteria.compact)}) > 0")
+            matches.append(f"strpos(translate(q.search_name, {arg(JOINERS)}, ''), {arg(criteria.compact)}) > 0")
         matches.append(f"lower(q.record ->> 'number') = {arg(fold(selection.text))}")
         if criteria.email:
             email = arg(criteria.email)
@@ -231,7 +215,7 @@ def _question_row(row: asyncpg.Record) -> QuestionRow:
         version=row["version"],
         situation=row["situation"],
         reason=row["reason"],
-        name=_record_name(row["entity"], row["nmbrs_id"], record),
+        name=record_name(row["entity"], row["nmbrs_id"], record),
         number=record.get("number"),
         company_id=row["company_id"],
         company_name=row["company_name"],
@@ -556,7 +540,7 @@ def _decision_row(row: asyncpg.Record) -> DecisionRow:
         result=row["result"],
         reason=row["reason"],
         undone_by=str(row["undone_by"]) if row["undone_by"] else None,
-        name=(_record_name(row["entity"], row["nmbrs_id"], record) or None) if record else None,
+        name=(record_name(row["entity"], row["nmbrs_id"], record) or None) if record else None,
         undoable=_undoable(row, json.loads(row["undo_effect"])),
     )
 
@@ -596,23 +580,7 @@ async def blocked_page(connection: asyncpg.Connection, offset: int, limit: int) 
     """The records blocked (Blokkeren), the latest first."""
     _check_window(offset, limit)
     total = await connection.fetchval("SELECT count(*) FROM sync_blocks")
-    rows = await connection.fetch(
-        """SELECT entity, nmbrs_id, record, blocked_at, blocked_by, reason, decision_id::text FROM sync_blocks
-           ORDER BY blocked_at DESC, entity, nmbrs_id OFFSET $1 LIMIT $2""",
-        offset,
-        limit,
-    )
-    blocks = tuple(
-        BlockView(
-            record=f"{r['entity']}:{r['nmbrs_id']}",
-            name=(_record_name(r["entity"], r["nmbrs_id"], json.loads(r["record"])) or None) if r["record"] else None,
-            blocked_at=r["blocked_at"],
-            blocked_by=r["blocked_by"],
-            reason=r["reason"],
-            decision_id=r["decision_id"],
-        )
-        for r in rows
-    )
+    blocks = tuple(await blocked_records(connection, offset, limit))
     return Page[BlockView](total=total, offset=offset, limit=limit, rows=blocks)
 
 

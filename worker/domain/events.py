@@ -117,6 +117,14 @@ class Outcome(Message):
     occurred_at: AwareDatetime
 
 
+def settles(outcome: Outcome, subject: str | None = None) -> bool:
+    """Whether `outcome` settles the command it answers: a rejection always does, otherwise a settling kind about
+    `subject` when one is given (a bulk decision publishes an outcome per record before its own, about 'bulk')."""
+    if outcome.kind is OutcomeKind.REJECTED:
+        return True
+    return outcome.kind in SETTLING_OUTCOMES and subject in (None, outcome.subject)
+
+
 def outcome_for(
     causation_id: uuid.UUID,
     kind: OutcomeKind,

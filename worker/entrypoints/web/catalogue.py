@@ -1,4 +1,4 @@
-"""Every text the web app shows, from one catalogue file per language (catalogue/nl.json): an English
+"""Every text the web app shows, from one catalogue file per language (catalogues/nl.json): an English
 screen is a file, not a rewrite. Templates call t("key", name=...); a key missing from the file fails the
 tests, not a user's page."""
 
@@ -9,7 +9,7 @@ import string
 from functools import cache
 from pathlib import Path
 
-CATALOGUES = Path(__file__).parent / "catalogue"
+CATALOGUES = Path(__file__).parent / "catalogues"
 
 
 class Catalogue:

@@ -15,7 +15,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from worker.adapters import crm_search, hr_queries, web_queries
-from worker.adapters.command_requests import BrokerUnavailable, FrontendCommand
+from worker.adapters.command_requests import BrokerUnavailable, FrontendCommand, command_id, settling_subject
 from worker.adapters.database import read_only
 from worker.domain.changes import LinkedEntity
 from worker.domain.decisions import Decision, DecisionAction, DecisionFilter
@@ -36,10 +36,8 @@ def partial(request: web.Request) -> bool:
     return bool(request.headers.get("X-Partial"))
 
 
-async def post_and_wait(
-    ctx: WebContext, command: FrontendCommand, causation_id: uuid.UUID, subject: str | None = None
-) -> list[Outcome]:
-    with ctx.feed.expecting(causation_id, subject) as waiter:
+async def post_and_wait(ctx: WebContext, command: FrontendCommand) -> list[Outcome]:
+    with ctx.feed.expecting(command_id(command), settling_subject(command)) as waiter:
         await ctx.requests.post(command)
         return await ctx.feed.outcomes(waiter, OUTCOME_TIMEOUT_S)
 
@@ -72,7 +70,7 @@ async def sync_now(request: web.Request) -> web.StreamResponse:
         requested_at=ctx.now(),
     )
     try:
-        outcomes = await post_and_wait(ctx, command, command.event_id)
+        outcomes = await post_and_wait(ctx, command)
         key = "overview.sync_accepted" if outcomes else "overview.sync_posted"
         notice = ctx.t("overview.release_accepted") if release and outcomes else ctx.t(key)
     except BrokerUnavailable:
@@ -207,7 +205,7 @@ async def decide(request: web.Request) -> web.StreamResponse:
         return await _respond(request, form, result, None)
     require(request, Permission.BULK if decision.filter is not None else Permission.DECIDE)
     try:
-        outcomes = await post_and_wait(ctx, decision, decision.decision_id, decision.key)
+        outcomes = await post_and_wait(ctx, decision)
     except BrokerUnavailable:
         return await _respond(request, form, DecisionResult("rejected", ctx.t("error.broker")), decision)
     answered, subject, target = None, None, None
@@ -293,7 +291,7 @@ async def decide_ticked(request: web.Request) -> web.StreamResponse:
             decided_at=ctx.now(),
         )
         try:
-            outcomes = await post_and_wait(ctx, decision, decision.decision_id, decision.key)
+            outcomes = await post_and_wait(ctx, decision)
         except BrokerUnavailable:
             return _fragment(request, "decision_result.html", result=DecisionResult("rejected", ctx.t("error.broker")))
         if not any(o.kind == "applied" for o in outcomes):
