@@ -1,10 +1,13 @@
 """What tests share besides fixtures: the repository's paths, the small starting state, worker settings for a
-subprocess, a client for the sandbox's admin API. Imported by tests and conftests alike (conftests only hold
-fixtures and hooks)."""
+subprocess, a client for the sandbox's admin API, a relay that cuts the database away. Imported by tests and
+conftests alike (conftests only hold fixtures and hooks)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import socket
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,3 +93,42 @@ TARGET_TABLES = (
     "rt_contract_periods, rt_schedule_periods, rt_employees, rt_companies, rt_departments, rt_functions, "
     "rt_labour_agreements, crm_characteristics, crm_accounts, crm_persons, crm_organisations, processed_events"
 )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Relay:
+    """Forwards 127.0.0.1:port to the database; cut() drops every connection and refuses new ones."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self.server: asyncio.Server | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in list(self.writers):
+            writer.close()
+        await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        self.writers |= {writer, upstream_writer}
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError, OSError):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))

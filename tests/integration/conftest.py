@@ -5,12 +5,14 @@ Every test in this folder is marked `integration` here (it needs the Kafka and P
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -23,8 +25,10 @@ from tests.support import (
     REPO,
     STATE,
     TARGET_TABLES,
+    Relay,
     Sandbox,
     TopicReader,
+    database_url_for_tests,
     worker_env,
 )
 from worker.adapters.kafka import KafkaPublisher, client_kwargs, ensure_topics
@@ -186,3 +190,14 @@ def handle(db: asyncpg.Pool) -> Callable[..., Awaitable[list[Outcome]]]:
         return await handle_change(event, db, policy or MatchPolicy(), lambda: RECONCILE_NOW)
 
     return run
+
+
+@pytest.fixture
+async def relay() -> AsyncIterator[Relay]:
+    """A TCP relay to the test database that a test can cut() and start() again: the database gone and back."""
+    parts = urlsplit(database_url_for_tests())
+    relay = Relay(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await relay.start()
+    yield relay
+    with contextlib.suppress(Exception):
+        await relay.cut()

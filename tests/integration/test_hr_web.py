@@ -269,6 +269,7 @@ async def test_bulk_live_updates_and_two_people_on_one_question(hr_web: Web, san
     # Live: henk's list shows a question that arrives while he looks at it, without a reload.
     henk_context, henk = await web_.signed_in("henk")
     await henk.goto(f"{web_.url}/vragen")
+    await expect(henk.locator("body")).to_have_attribute("data-live-state", "open")  # listening before the hire
     bsn = next(f"{n:09d}" for n in range(123456782, 123999999) if is_valid_bsn(f"{n:09d}"))
     first_company = load_dataset(DEMO_DATA).companies[0].id
     hire = {"company_id": first_company, "first_name": "Wendelien", "prefix": None, "last_name": "Zwart"}

@@ -7,13 +7,16 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 from aiohttp import ClientSession, CookieJar, web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from pydantic import SecretStr
 
+from tests.support import Relay, database_url_for_tests
 from worker.adapters.kafka import client_kwargs, ensure_topics
 from worker.adapters.web_accounts import AccountStore
 from worker.config import Settings
@@ -238,3 +241,26 @@ async def test_passwords_and_session_tokens_never_reach_the_log(
     logged = caplog.text
     assert "hanna" in logged  # the log does say who signed in (or failed to)
     assert "geheim-fout-123" not in logged and PASSWORD not in logged and token not in logged
+
+
+async def test_while_the_database_is_away_pages_say_so_in_words_and_work_again_after(
+    start_app: App, relay: Relay
+) -> None:
+    parts = urlsplit(database_url_for_tests())
+    through_relay = urlunsplit(parts._replace(netloc=f"{parts.username}:{parts.password}@127.0.0.1:{relay.port}"))
+    url = await start_app(
+        database_url=SecretStr(through_relay), hr_web_auth="proxy", hr_web_trusted_proxies=["127.0.0.1"]
+    )
+    proxy = {"X-Forwarded-User": "bea"}
+    async with browser() as session:
+        async with session.get(f"{url}/overzicht", headers=proxy) as response:
+            assert response.status == 200
+        await relay.cut()
+        for page in ("/overzicht", "/vragen", "/besluiten"):
+            async with session.get(url + page, headers=proxy) as response:
+                html = await response.text()
+            assert response.status == 503 and "even niet bereikbaar" in html, html
+            assert "Traceback" not in html
+        await relay.start()
+        async with session.get(f"{url}/vragen", headers=proxy) as response:
+            assert response.status == 200  # the pool connects anew: no restart needed

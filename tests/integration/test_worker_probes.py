@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
@@ -16,59 +15,10 @@ import asyncpg
 import pytest
 from aiohttp import ClientSession
 
-from tests.support import Sandbox, database_url_for_tests
+from tests.support import Relay, Sandbox, database_url_for_tests, free_port
 from worker.adapters.command_requests import CommandRequests
 from worker.config import Settings
 from worker.domain.decisions import Decision, DecisionAction
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Relay:
-    """Forwards 127.0.0.1:port to the database; cut() drops every connection and refuses new ones."""
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
-        self.port = free_port()
-        self.server: asyncio.Server | None = None
-        self.writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-
-    async def cut(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        for writer in list(self.writers):
-            writer.close()
-        await self.server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
-        self.writers |= {writer, upstream_writer}
-
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(ConnectionError, OSError):
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            sink.close()
-
-        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
-
-
-@pytest.fixture
-async def relay() -> AsyncIterator[Relay]:
-    parts = urlsplit(database_url_for_tests())
-    relay = Relay(parts.hostname or "127.0.0.1", parts.port or 5432)
-    await relay.start()
-    yield relay
-    with contextlib.suppress(Exception):
-        await relay.cut()
 
 
 async def probe(url: str) -> tuple[int, dict[str, object]]:

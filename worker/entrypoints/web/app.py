@@ -16,7 +16,7 @@ import jinja2
 from aiohttp import web
 
 from worker.adapters.command_requests import CommandRequests
-from worker.adapters.database import Pool, create_pool
+from worker.adapters.database import Pool, create_pool, database_error_is_transient
 from worker.adapters.live_feed import LiveFeed
 from worker.adapters.web_accounts import AccountStore, WebSession
 from worker.config import Settings
@@ -143,9 +143,13 @@ async def errors_as_pages(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     except web.HTTPException:
         raise
-    except Exception:
-        log.exception("request %s %s failed", request.method, request.path)
+    except Exception as error:
         t = request.app[CONTEXT].t
+        if database_error_is_transient(error):
+            # An outage, not a bug: said so (the page works again when the database is back), no traceback.
+            log.warning("request %s %s: the database is unavailable (%s)", request.method, request.path, error)
+            return render(request, "error.html", 503, title=t("error.database"), message=t("error.database_text"))
+        log.exception("request %s %s failed", request.method, request.path)
         return render(request, "error.html", 500, title=t("error.internal"), message=t("error.internal_text"))
 
 

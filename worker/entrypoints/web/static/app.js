@@ -25,10 +25,12 @@ async function refresh(selectors) {
   }
 }
 
+// The latest few live notices, newest first: a step turning red right after a new question must not hide it.
 function notify(text) {
   const notice = document.getElementById("live-notice");
-  if (!notice) return;
-  notice.textContent = text;
+  if (!notice || !text) return;
+  const lines = [text, ...[...notice.children].map((line) => line.textContent).filter((line) => line !== text)];
+  notice.replaceChildren(...lines.slice(0, 3).map((line) => Object.assign(document.createElement("div"), { textContent: line })));
   notice.hidden = false;
   clearTimeout(notify.timer);
   notify.timer = setTimeout(() => { notice.hidden = true; }, 8000);
@@ -93,15 +95,30 @@ if (document.getElementById("live-notice") && window.EventSource) {
   const messages = JSON.parse(document.body.dataset.live || "{}");
   const onQuestions = () => location.pathname.startsWith("/vragen");
   const onOverview = () => location.pathname.startsWith("/overzicht");
+  // What happened while the stream was down (a reconnect) is not replayed: read the page anew instead.
+  live.addEventListener("open", () => {
+    if (document.body.dataset.liveState === "lost") {
+      if (onQuestions()) refresh(["#question-list", '[data-testid="total"]']);
+      if (onOverview()) refresh(["main"]);
+    }
+    document.body.dataset.liveState = "open";
+  });
+  live.addEventListener("error", () => { document.body.dataset.liveState = "lost"; });
   live.addEventListener("vraag", () => {
     notify(messages.question || "");
     if (onQuestions()) refresh(["#question-list", '[data-testid="total"]']);
     if (onOverview()) refresh(["main"]);
   });
+  // A step's status as last seen (the overview's table, then the events): only a turn from green is news; a red
+  // step whose counts change is published again but did not "turn" red.
+  const steps = Object.fromEntries([...document.querySelectorAll("tr[data-step]")].map((row) => [row.dataset.step, row.className]));
   for (const name of ["stap", "poll"]) {
     live.addEventListener(name, (event) => {
       const data = JSON.parse(event.data);
-      if (name === "stap" && data.status === "red") notify(messages.red || "");
+      if (name === "stap") {
+        if (data.status === "red" && steps[data.step] === "green") notify(messages.red || "");
+        steps[data.step] = data.status;
+      }
       if (onOverview()) refresh(["main"]);
     });
   }
