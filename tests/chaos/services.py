@@ -159,7 +159,7 @@ class Postgres:
         self.pid: int | None = None
 
     def _as_postgres(self, *argv: str | Path) -> list[str]:
-        # PostgreSQL refuses to run as root; deploy/stack.sh does the same.
+        # PostgreSQL refuses to run as root; deploy/local/stack.sh does the same.
         return (["runuser", "-u", "postgres", "--"] if AS_ROOT else []) + [str(a) for a in argv]
 
     def url(self, database: str, user: str = "nmbrs_sync") -> str:
@@ -242,7 +242,7 @@ def _alive(pid: int) -> bool:
 
 
 class Kafka:
-    """A single-node KRaft broker of our own, configured like the dev stack's (deploy/kafka/server.properties)."""
+    """A single-node KRaft broker of our own, configured like the dev stack's (deploy/local/kafka/server.properties)."""
 
     def __init__(self, home: Path, logs: Path) -> None:
         self.dir = home / "kafka"
@@ -270,7 +270,7 @@ class Kafka:
         if not any(KAFKA_LIBS.glob("kafka_*.jar")):
             raise RuntimeError(f"no Kafka jars in {KAFKA_LIBS} (./dev chaos collects them)")
         self.dir.mkdir(parents=True)
-        template = (REPO / "deploy" / "kafka" / "server.properties").read_text()
+        template = (REPO / "deploy" / "local" / "kafka" / "server.properties").read_text()
         self.properties.write_text(
             template.replace("@DATA@", str(self.dir / "data"))
             .replace("@PORT@", str(self.port))

@@ -76,12 +76,12 @@ ensure_java() {
 
 ensure_kafka_jars() {
   local libs="$KAFKA_DIR/libs" stamp="$KAFKA_DIR/libs/.pom-sha1" want
-  want=$(sha1sum "$ROOT/deploy/kafka/pom.xml" | cut -c1-40)
+  want=$(sha1sum "$ROOT/deploy/local/kafka/pom.xml" | cut -c1-40)
   [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && return 0
   ensure_java
   say "collecting Apache Kafka jars from Maven Central (cached in ~/.m2 afterwards)"
   rm -rf "$libs" && mkdir -p "$libs"
-  mvn -B -q -f "$ROOT/deploy/kafka/pom.xml" dependency:copy-dependencies \
+  mvn -B -q -f "$ROOT/deploy/local/kafka/pom.xml" dependency:copy-dependencies \
     -DincludeScope=runtime -DoutputDirectory="$libs" >"$KAFKA_DIR/mvn.log" 2>&1 \
     || die "downloading the Kafka jars failed; see $KAFKA_DIR/mvn.log"
   echo "$want" >"$stamp"
@@ -96,7 +96,7 @@ kafka_up() {
   ensure_kafka_jars
   ensure_java
   sed -e "s#@DATA@#$KAFKA_DIR/data#" -e "s#@PORT@#$KAFKA_PORT#g" -e "s#@CPORT@#$KAFKA_CONTROLLER_PORT#g" \
-    "$ROOT/deploy/kafka/server.properties" >"$KAFKA_DIR/server.properties"
+    "$ROOT/deploy/local/kafka/server.properties" >"$KAFKA_DIR/server.properties"
   local cp="$KAFKA_DIR/libs/*"
   if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then
     java -cp "$cp" kafka.tools.StorageTool format -t "$(cat /proc/sys/kernel/random/uuid | tr -d - | head -c 22)" \
