@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
@@ -53,12 +53,28 @@ class Settings(BaseSettings):
         4, ge=1, le=256, description="Partitions of every topic we create (per-record order needs keys)."
     )
     kafka_replication_factor: int = Field(1, ge=1, description="Replication factor of topics we create.")
+    kafka_min_insync_replicas: int = Field(
+        1, ge=1, description="min.insync.replicas of topics we create (production: 2 with replication factor 3)."
+    )
+    kafka_dead_letter_retention_days: int = Field(
+        90, ge=1, description="Days the dead-letter topic keeps a message: long, so none vanishes unread."
+    )
+    topics_ensure: bool = Field(
+        True,
+        description="Create missing topics at start (false when Strimzi, Terraform or a platform team manage them:"
+        " the worker then only checks that they exist with the configured partition counts).",
+    )
     topics: Topics = Field(default_factory=Topics, description="Topic names.")
 
     # PostgreSQL
     database_url: SecretStr = Field(
         SecretStr("postgresql://nmbrs_sync:nmbrs_sync@127.0.0.1:54329/nmbrs_sync"),
         description="PostgreSQL DSN (postgresql://user:password@host:port/db); the password is secret.",
+    )
+    database_password: SecretStr | None = Field(
+        None,
+        description="Password for DATABASE_URL's user (secret), so the URL itself can sit in a ConfigMap;"
+        " replaces a password in the URL.",
     )
     database_pool_max: int = Field(5, ge=2, le=100, description="Largest asyncpg pool size.")
 
@@ -143,6 +159,42 @@ class Settings(BaseSettings):
     )
     hr_web_session_hours: int = Field(8, ge=1, le=168, description="Hours a web session lasts after signing in.")
 
+    # Each secret can come from a file instead (X_FILE=/path, as Kubernetes mounts a Secret and systemd's
+    # LoadCredential= provides one): then it is in no environment a `ps e` or a crash dump shows.
+    database_url_file: Path | None = Field(None, description="File holding DATABASE_URL.")
+    database_password_file: Path | None = Field(None, description="File holding DATABASE_PASSWORD.")
+    nmbrs_token_file: Path | None = Field(None, description="File holding NMBRS_TOKEN.")
+    nmbrs_bsn_hash_key_file: Path | None = Field(None, description="File holding NMBRS_BSN_HASH_KEY.")
+    kafka_sasl_password_file: Path | None = Field(None, description="File holding KAFKA_SASL_PASSWORD.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets_from_files(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        for name in SECRET_FILE_SETTINGS:
+            path = data.get(f"{name}_file")
+            if path in (None, ""):
+                continue
+            if data.get(name) not in (None, ""):
+                raise ValueError(f"set {name.upper()} or {name.upper()}_FILE, not both")
+            try:
+                # One trailing line end is the file's, not the secret's (echo, editors).
+                data[name] = Path(path).read_text(encoding="utf-8").removesuffix("\n").removesuffix("\r")
+            except (OSError, UnicodeDecodeError) as error:
+                raise ValueError(f"{name.upper()}_FILE: cannot read {path}: {error.__class__.__name__}") from None
+        return data
+
+    @model_validator(mode="after")
+    def _password_into_the_database_url(self) -> Settings:
+        if self.database_password is not None:
+            parts = urlsplit(self.database_url.get_secret_value())
+            user = quote(unquote(parts.username or ""), safe="")
+            password = quote(self.database_password.get_secret_value(), safe="")
+            host = parts.netloc.rpartition("@")[2]
+            self.database_url = SecretStr(urlunsplit(parts._replace(netloc=f"{user}:{password}@{host}")))
+        return self
+
     @field_validator("hr_web_trusted_proxies")
     @classmethod
     def _proxies_are_networks(cls, value: list[str]) -> list[str]:
@@ -186,6 +238,15 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _min_insync_fits_the_replicas(self) -> Settings:
+        if self.kafka_min_insync_replicas > self.kafka_replication_factor:
+            raise ValueError(
+                f"KAFKA_MIN_INSYNC_REPLICAS ({self.kafka_min_insync_replicas}) cannot exceed KAFKA_REPLICATION_FACTOR"
+                f" ({self.kafka_replication_factor}): no write would ever be acknowledged"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _sasl_is_complete(self) -> Settings:
         if self.kafka_security_protocol.startswith("SASL_") and not (
             self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
@@ -213,6 +274,9 @@ def _mask_password(dsn: str) -> str:
         netloc = f"{parts.username}:{MASK}@{netloc.rpartition('@')[2]}"
     query = urlencode([(k, MASK if k == "password" else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)])
     return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+SECRET_FILE_SETTINGS = ("database_url", "database_password", "nmbrs_token", "nmbrs_bsn_hash_key", "kafka_sasl_password")
 
 
 class ConfigurationError(Exception):

@@ -397,9 +397,9 @@ class Stage:
         except Exception as error:  # the run's stack goes away at its end anyway
             say(f"{self.name}: cleanup: {error!r}")
 
-    def env(self) -> dict[str, str]:
+    def env(self, **overrides: str) -> dict[str, str]:
         s = self.settings
-        return child_env(
+        values = dict(
             KAFKA_APP_ID=s.kafka_app_id,
             KAFKA_BOOTSTRAP_SERVERS=s.kafka_bootstrap_servers,
             KAFKA_TOPIC_PARTITIONS="4",
@@ -412,13 +412,14 @@ class Stage:
             TMPDIR=str(self.harness.tmp),
             **{f"TOPICS__{name.upper()}": topic for name, topic in s.topics.model_dump().items()},
         )
+        return child_env(**(values | overrides))
 
     # --- workers ------------------------------------------------------------------------------------------
 
-    def start_worker(self) -> Child:
+    def start_worker(self, **env: str) -> Child:
         log = self.harness.logs / f"{self.database}-worker-{len(self.workers)}.log"
         worker = Child(
-            f"{self.name} worker {len(self.workers)}", [str(CLI), "worker"], log, self.env(), self.harness.home
+            f"{self.name} worker {len(self.workers)}", [str(CLI), "worker"], log, self.env(**env), self.harness.home
         )
         worker.start()
         self.workers.append(worker)

@@ -15,11 +15,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+from aiohttp import ClientSession, ClientTimeout
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from tests.chaos.fuzz import FuzzMaker
 from tests.chaos.harness import Changes, Comparison, Harness, Stage, TopicWatch, say
+from tests.support import free_port
 from worker.adapters.kafka import client_kwargs
 from worker.config import Settings
 from worker.domain.decisions import Decision, DecisionAction, DecisionFilter
@@ -42,9 +44,13 @@ FAILURE_FIGURES = (
     "new_outcomes",
     "not_held",
     "removal_lost",
+    "outage_unseen",
 )
 START_S = 120.0  # a worker's start (migrations, topics, first poll) on a busy machine
 OUTAGE_S = 3.0
+# An outage must show on /readyz and in nmbrs_sync_dependency_up within this (the worker checks every 2 s, each
+# check waiting 2 s at most); an outage lasts until both showed it, or this long.
+SEEN_WITHIN_S = 10.0
 
 # --- kill-cycles ------------------------------------------------------------------------------------------------
 
@@ -137,35 +143,104 @@ async def broker_restart(stage: Stage) -> dict[str, Any]:
 
 async def service_restart(stage: Stage, service: str) -> dict[str, Any]:
     """Changes stream in; after the third round the service is killed with -9 and started again on the same port
-    and data a few seconds later. The worker must ride it out (an exit is a restart by hand)."""
-    await started_worker(stage)
-    outage: asyncio.Task[float] | None = None
+    and data a few seconds later. The worker must ride it out (an exit is a restart by hand), and say so while it
+    lasts: /readyz red and nmbrs_sync_dependency_up 0 within seconds, both green again once it is back."""
+    probes = Probes(free_port())
+    await started_worker(stage, STATUS_PORT=str(probes.port), STATUS_BIND="127.0.0.1")
+    outage: asyncio.Task[dict[str, Any]] | None = None
 
     async def before_round(number: int) -> None:
         nonlocal outage
         if number == 3:
-            outage = asyncio.create_task(take_down(stage, service))
+            outage = asyncio.create_task(take_down(stage, service, probes))
 
     changes = await stream(stage, rounds=8, before_round=before_round)
     assert outage is not None
-    outage_s = await outage
+    seen = await outage
     await changes.finish_flips()
     converge_s, comparison = await stage.converge()
-    return stage.report(converge_s, comparison, outage_s=outage_s)
+    unseen = [
+        what for what in ("readyz_red_s", "metric_red_s", "readyz_green_s", "metric_green_s") if seen[what] is None
+    ]
+    for what in unseen:
+        stage.note(f"the outage of {service}: {what.removesuffix('_s').replace('_', ' ')} not seen in time")
+    return stage.report(converge_s, comparison, **seen, outage_unseen=len(unseen))
 
 
-async def take_down(stage: Stage, service: str) -> float:
+class Probes:
+    """The worker's /readyz and its dependency_up gauge, as an orchestrator and Prometheus see them."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    async def ready(self) -> bool | None:
+        """Whether /readyz answers 200 (True) or 503 (False); None when it does not answer at all."""
+        try:
+            async with ClientSession(timeout=ClientTimeout(total=3)) as session:
+                async with session.get(f"http://127.0.0.1:{self.port}/readyz") as response:
+                    return response.status == 200
+        except (OSError, TimeoutError):
+            return None
+
+    async def dependency_up(self, dependency: str) -> float | None:
+        try:
+            async with ClientSession(timeout=ClientTimeout(total=3)) as session:
+                async with session.get(f"http://127.0.0.1:{self.port}/metrics") as response:
+                    text = await response.text()
+        except (OSError, TimeoutError):
+            return None
+        wanted = f'nmbrs_sync_dependency_up{{dependency="{dependency}"}} '
+        return next((float(line.removeprefix(wanted)) for line in text.splitlines() if line.startswith(wanted)), None)
+
+    async def until(self, check: Callable[[], Awaitable[bool]], since: float) -> float | None:
+        """Seconds from `since` until `check` holds, polled every 0.2 s; None when not within SEEN_WITHIN_S."""
+        while time.monotonic() - since < SEEN_WITHIN_S:
+            if await check():
+                return round(time.monotonic() - since, 1)
+            await asyncio.sleep(0.2)
+        return None
+
+
+async def take_down(stage: Stage, service: str, probes: Probes) -> dict[str, Any]:
     harness = stage.harness
     target = harness.postgres if service == "postgres" else harness.kafka
+    dependency = "database" if service == "postgres" else "broker"
     stage.services_up.clear()
     started = time.monotonic()
     say(f"{stage.name}: kill -9 of {service}")
     target.kill()
-    await asyncio.sleep(OUTAGE_S)
+
+    async def readyz_red() -> bool:
+        return await probes.ready() is False
+
+    async def metric_red() -> bool:
+        return await probes.dependency_up(dependency) == 0
+
+    readyz_red_s, metric_red_s = await asyncio.gather(
+        probes.until(readyz_red, started), probes.until(metric_red, started)
+    )
+    await asyncio.sleep(max(0.0, OUTAGE_S - (time.monotonic() - started)))
     await target.start()
+    back = time.monotonic()
     stage.services_up.set()
-    say(f"{stage.name}: {service} back after {time.monotonic() - started:.1f} s")
-    return round(time.monotonic() - started, 1)
+    say(f"{stage.name}: {service} back after {back - started:.1f} s")
+
+    async def readyz_green() -> bool:
+        return await probes.ready() is True
+
+    async def metric_green() -> bool:
+        return await probes.dependency_up(dependency) == 1
+
+    readyz_green_s, metric_green_s = await asyncio.gather(
+        probes.until(readyz_green, back), probes.until(metric_green, back)
+    )
+    return {
+        "outage_s": round(back - started, 1),
+        "readyz_red_s": readyz_red_s,
+        "metric_red_s": metric_red_s,
+        "readyz_green_s": readyz_green_s,
+        "metric_green_s": metric_green_s,
+    }
 
 
 async def stream(stage: Stage, rounds: int, before_round: Callable[[int], Awaitable[None]]) -> Changes:
@@ -177,8 +252,8 @@ async def stream(stage: Stage, rounds: int, before_round: Callable[[int], Awaita
     return changes
 
 
-async def started_worker(stage: Stage) -> Any:
-    worker = stage.start_worker()
+async def started_worker(stage: Stage, **env: str) -> Any:
+    worker = stage.start_worker(**env)
     await stage.until(stage.polled, START_S, "the worker did not poll")
     return worker
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from aiokafka.admin import AIOKafkaAdminClient
+import asyncio
 
-from tests.support import unique_topics
-from worker.adapters.kafka import client_kwargs, delete_topics_with_prefix, ensure_topics
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from tests.support import unique_topics, worker_env
+from worker.adapters.kafka import TopicsNotReady, client_kwargs, delete_topics_with_prefix, ensure_topics
 from worker.config import Settings
+from worker.entrypoints.cli import main
 
 
 async def _names(settings: Settings) -> set[str]:
@@ -31,3 +36,45 @@ async def test_deleting_by_prefix_removes_those_topics_only(integration_settings
     assert not remaining & set(deleted)
     assert set(kept.topics.model_dump().values()) <= remaining
     await delete_topics_with_prefix(kept, [f"{doomed.kafka_app_id}-kept."])
+
+
+async def _configs(settings: Settings, names: list[str]) -> dict[str, dict[str, str]]:
+    admin = AIOKafkaAdminClient(**client_kwargs(settings))
+    await admin.start()
+    try:
+        responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in names])
+    finally:
+        await admin.close()
+    # Each resource: (error_code, error_message, type, name, [(key, value, read_only, is_default, sensitive), ...]).
+    return {
+        resource[3]: {entry[0]: entry[1] for entry in resource[4]}
+        for response in responses
+        for resource in response.resources
+    }
+
+
+async def test_created_topics_carry_their_policies_and_a_managed_cluster_is_checked_not_changed(
+    integration_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = integration_settings.model_copy(update={"kafka_dead_letter_retention_days": 45})
+    topics = settings.topics
+    try:
+        with pytest.raises(TopicsNotReady, match=rf"TOPICS_ENSURE is false .*{topics.decisions_needed} \("):
+            await ensure_topics(settings, create=False)
+        # The command says so without a traceback, and exits with the code of a refused start.
+        for name, value in worker_env(settings, TOPICS_ENSURE="false").items():
+            monkeypatch.setenv(name, value)
+        assert await asyncio.to_thread(main, ["topics", "ensure"]) == 3
+        assert "TOPICS_ENSURE is false but these topics do not exist" in capsys.readouterr().err
+        assert not set(topics.model_dump().values()) & await _names(settings)  # nothing was created
+
+        await ensure_topics(settings)
+        configs = await _configs(settings, [topics.decisions_needed, topics.dead_letter, topics.employee_changes])
+        assert configs[topics.decisions_needed]["cleanup.policy"] == "compact"
+        assert configs[topics.dead_letter]["retention.ms"] == str(45 * 86_400_000)
+        assert configs[topics.dead_letter]["cleanup.policy"] == "delete"
+        assert configs[topics.employee_changes]["cleanup.policy"] == "delete"
+        assert all(config["min.insync.replicas"] == "1" for config in configs.values())
+        assert await ensure_topics(settings, create=False) == []  # present now: the check passes
+    finally:
+        await delete_topics_with_prefix(settings, [f"{settings.kafka_app_id}."])

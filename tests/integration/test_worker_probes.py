@@ -70,7 +70,8 @@ async def test_readyz_turns_red_within_seconds_when_the_database_goes_and_green_
 
 
 def samples(exposition: str) -> dict[str, float]:
-    """'name{labels}' -> value of every sample in a Prometheus text exposition."""
+    """'name{labels}' -> value of every sample in a Prometheus text exposition (labels as prometheus-client
+    writes them: sorted by name)."""
     found = {}
     for line in exposition.splitlines():
         if line and not line.startswith("#"):
@@ -107,6 +108,28 @@ async def test_metrics_show_a_first_sync(
     questions = await pool.fetchval("SELECT count(*) FROM pending_decisions WHERE entity = 'employee'")
     assert handled > 0 and found['nmbrs_sync_open_questions{step="employees"}'] == questions
     assert found["nmbrs_sync_oldest_open_question_age_seconds"] > 0
+    employee_changes = integration_settings.topics.employee_changes
+    consumed = f'nmbrs_sync_events_total{{consumer="reconciler",result="handled",topic="{employee_changes}"}}'
+    # Readiness and lag are refreshed every 2 s; the lag is per partition this worker consumes, all caught up.
+    try:
+        async with asyncio.timeout(15):
+            while (
+                not any(k.startswith("nmbrs_sync_consumer_lag{") for k in found)
+                or found.get("nmbrs_sync_ready") != 1
+                or found.get(consumed, 0) < questions
+            ):
+                await asyncio.sleep(0.5)
+                async with ClientSession() as session, session.get(url) as response:
+                    found = samples(await response.text())
+    except TimeoutError:
+        pytest.fail(f"no lag, readiness or {questions} events within 15 s: {found}")
+    assert found['nmbrs_sync_dependency_up{dependency="database"}'] == 1
+    assert found['nmbrs_sync_dependency_up{dependency="broker"}'] == 1
+    lag = {k: v for k, v in found.items() if k.startswith("nmbrs_sync_consumer_lag{")}
+    partitions = integration_settings.kafka_topic_partitions
+    employee_lag = [k for k in lag if f'topic="{employee_changes}"' in k]
+    assert len(employee_lag) == partitions and all('agent="reconciler"' in k for k in employee_lag), lag
+    assert len(lag) == 6 * partitions  # six consumed topics: sync requests, three change streams, decisions, follow-ups
 
     # A decision's latency, from its decided_at to its outcomes acknowledged.
     nmbrs_id, version = await pool.fetchrow(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -91,3 +94,51 @@ def test_the_development_bsn_key_is_refused_for_a_real_nmbrs(monkeypatch: pytest
         load_settings(_env_file=None)
     monkeypatch.setenv("NMBRS_BSN_HASH_KEY", "a-long-secret-from-the-vault")
     assert load_settings(_env_file=None).nmbrs_base_url == "https://api.nmbrs.nl/soap/v3/"
+
+
+def test_secrets_are_read_from_files_named_by_x_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # As Kubernetes mounts a Secret: one file per key, often without, sometimes with a line end.
+    (tmp_path / "token").write_text("tok-from-file\n")
+    (tmp_path / "bsn-key").write_text("k" * 32)
+    (tmp_path / "db-password").write_text("p@ss/wörd:1")
+    monkeypatch.setenv("NMBRS_TOKEN_FILE", str(tmp_path / "token"))
+    monkeypatch.setenv("NMBRS_BSN_HASH_KEY_FILE", str(tmp_path / "bsn-key"))
+    monkeypatch.setenv("NMBRS_BASE_URL", "https://api.nmbrs.nl/soap/v3/")  # demands a real BSN key
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app@db.example:5432/regi?sslmode=require")
+    monkeypatch.setenv("DATABASE_PASSWORD_FILE", str(tmp_path / "db-password"))
+    settings = load_settings(_env_file=None)
+    assert settings.nmbrs_token.get_secret_value() == "tok-from-file"
+    assert settings.nmbrs_bsn_hash_key.get_secret_value() == "k" * 32
+    # The password goes into the URL quoted, so a '@' or '/' in it cannot change the host.
+    url = urlsplit(settings.database_url.get_secret_value())
+    assert (url.hostname, url.port, url.query) == ("db.example", 5432, "sslmode=require")
+    assert url.password is not None and unquote(url.password) == "p@ss/wörd:1"
+    assert "p@ss" not in json.dumps(settings.masked()) and "p%40ss" not in json.dumps(settings.masked())
+
+
+def test_a_secret_file_that_cannot_be_read_or_a_secret_given_twice_is_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("NMBRS_TOKEN_FILE", str(tmp_path / "missing"))
+    with pytest.raises(ConfigurationError, match=r"NMBRS_TOKEN_FILE: cannot read .*missing: FileNotFoundError"):
+        load_settings(_env_file=None)
+    (tmp_path / "present").write_text("x")
+    monkeypatch.setenv("NMBRS_TOKEN_FILE", str(tmp_path / "present"))
+    monkeypatch.setenv("NMBRS_TOKEN", "also-in-the-environment")
+    with pytest.raises(ConfigurationError, match="set NMBRS_TOKEN or NMBRS_TOKEN_FILE, not both"):
+        load_settings(_env_file=None)
+
+
+def test_min_insync_replicas_cannot_exceed_the_replication_factor(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_MIN_INSYNC_REPLICAS", "2")
+    with pytest.raises(ConfigurationError, match="cannot exceed KAFKA_REPLICATION_FACTOR"):
+        load_settings(_env_file=None)
+    monkeypatch.setenv("KAFKA_REPLICATION_FACTOR", "3")
+    assert load_settings(_env_file=None).kafka_min_insync_replicas == 2
+
+
+def test_version_is_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"nmbrs-sync {version('nmbrs-sync')}"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.adapters.migrations import MigrationError, load_migrations
+from worker.adapters.migrations import MigrationError, load_migrations, migrate, require_supported_server
 
 
 def test_shipped_migrations_are_numbered_from_one_without_gaps() -> None:
@@ -53,3 +53,25 @@ def test_the_sql_folding_folds_every_latin_letter_as_normalisation_fold_does() -
     differing = {c: (as_sql_folds(c), fold(c)) for c in [*_LATIN, *apostrophes, *names] if as_sql_folds(c) != fold(c)}
     assert not differing
     assert fold("d´Ancona") == "d'ancona"
+
+
+class _Server:
+    """Answers only what the version check asks; a DDL statement reaching it would be an error."""
+
+    def __init__(self, number: str, shown: str) -> None:
+        self.answers = {"SHOW server_version_num": number, "SHOW server_version": shown}
+        self.executed: list[str] = []
+
+    async def fetchval(self, sql: str) -> str:
+        return self.answers[sql]
+
+    async def execute(self, sql: str) -> None:
+        self.executed.append(sql)
+
+
+async def test_an_old_postgresql_is_refused_by_name_before_any_ddl() -> None:
+    old = _Server("130011", "13.11 (Debian 13.11-1)")
+    with pytest.raises(MigrationError, match=r"PostgreSQL 13.11 \(Debian 13.11-1\) is too old: .* needs PostgreSQL 14"):
+        await migrate(old)  # type: ignore[arg-type]
+    assert old.executed == []
+    await require_supported_server(_Server("140000", "14.0"))  # type: ignore[arg-type]

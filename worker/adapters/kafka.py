@@ -7,10 +7,10 @@ import logging
 import ssl
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 
@@ -52,23 +52,45 @@ def ssl_context(settings: Settings) -> ssl.SSLContext:
 class TopicSpec:
     name: str
     partitions: int
-    compacted: bool = False
+    config: dict[str, str] = field(default_factory=dict)
+
+    def described(self) -> str:
+        settings = [f"{self.partitions} partitions"] + [f"{key}={value}" for key, value in self.config.items()]
+        return f"{self.name} ({', '.join(settings)})"
+
+
+DAY_MS = 86_400_000
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
-    """Every topic the product owns. Status is compacted: the latest status per step is what counts."""
+    """Every topic the product owns, with the configuration the worker gives it when it creates it."""
     topics = settings.topics
     partitions = settings.kafka_topic_partitions
-    specs = [TopicSpec(name, partitions) for name in topics.model_dump().values() if name != topics.status]
-    specs.append(TopicSpec(topics.status, 1, compacted=True))
-    return specs
+    durable = {"min.insync.replicas": str(settings.kafka_min_insync_replicas)}
+    special = {
+        # The latest status per step is what counts.
+        topics.status: {"cleanup.policy": "compact"},
+        # The latest question per record is what a frontend needs: older ones are superseded.
+        topics.decisions_needed: {"cleanup.policy": "compact"},
+        # A dead letter is kept until someone has looked: the default week is too short for a holiday.
+        topics.dead_letter: {"retention.ms": str(settings.kafka_dead_letter_retention_days * DAY_MS)},
+    }
+    return [
+        TopicSpec(name, 1 if name == topics.status else partitions, durable | special.get(name, {}))
+        for name in topics.model_dump().values()
+    ]
 
 
 TOPICS_VISIBLE_TIMEOUT_S = 60.0
 
 
-async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> list[str]:
-    """Create missing topics with their partition counts; return the names created now.
+class TopicsNotReady(RuntimeError):
+    """Topics are missing or differ from the configuration; the message names each."""
+
+
+async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None, create: bool = True) -> list[str]:
+    """Create missing topics with their partition counts and configuration; return the names created now.
+    With `create` false (TOPICS_ENSURE=false: topics are managed elsewhere) a missing topic is an error.
 
     An existing topic with another partition count is an error: faust tables and per-key order both
     depend on the count, so it must not differ silently.
@@ -88,8 +110,12 @@ async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None
             if s.name in existing and existing[s.name] != s.partitions
         ]
         if wrong:
-            raise RuntimeError("topic partition counts differ from the configuration: " + "; ".join(wrong))
+            raise TopicsNotReady("topic partition counts differ from the configuration: " + "; ".join(wrong))
         missing = [s for s in specs if s.name not in existing]
+        if missing and not create:
+            raise TopicsNotReady(
+                "TOPICS_ENSURE is false but these topics do not exist: " + "; ".join(s.described() for s in missing)
+            )
         if missing:
             await admin.create_topics(
                 [
@@ -97,7 +123,7 @@ async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None
                         s.name,
                         num_partitions=s.partitions,
                         replication_factor=settings.kafka_replication_factor,
-                        topic_configs={"cleanup.policy": "compact"} if s.compacted else {},
+                        topic_configs=s.config,
                     )
                     for s in missing
                 ]
@@ -177,6 +203,34 @@ async def wait_until_ready(settings: Settings, timeout_s: float) -> None:
         finally:
             await admin.close()
     raise TimeoutError(f"Kafka at {settings.kafka_bootstrap_servers} not ready: {last_error!r}")
+
+
+class GroupOffsets:
+    """A consumer group's committed offsets, read with one admin client kept open (for the lag metric)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._admin: AIOKafkaAdminClient | None = None  # made on first use: aiokafka needs the running loop
+
+    async def committed(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """The committed offset of each partition the group has committed on (the others are left out)."""
+        if self._admin is None:
+            admin = AIOKafkaAdminClient(**client_kwargs(self._settings), request_timeout_ms=5000)
+            try:
+                await admin.start()
+            except BaseException:
+                await admin.close()
+                raise
+            self._admin = admin
+        found = await self._admin.list_consumer_group_offsets(
+            self._settings.kafka_app_id,
+            partitions=[TopicPartition(topic, partition) for topic, partition in partitions],
+        )
+        return {(tp.topic, tp.partition): meta.offset for tp, meta in found.items() if meta.offset >= 0}
+
+    async def close(self) -> None:
+        if self._admin is not None:
+            await self._admin.close()
 
 
 class KafkaPublisher:

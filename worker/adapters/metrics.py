@@ -1,5 +1,6 @@
-"""The worker's Prometheus metrics (prometheus-client), named by Prometheus conventions: nmbrs_sync_*,
-counters ending in _total, times in seconds. One registry per process; /metrics renders it."""
+"""The Prometheus metrics (prometheus-client), named by Prometheus conventions: nmbrs_sync_*, counters
+ending in _total, times in seconds. The worker's and the web app's are kept in two registries: each process
+exports only its own (a web app showing the worker's gauges at zero would look like a stalled poller)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,19 @@ DEAD_LETTERS = Counter(
     "nmbrs_sync_dead_letters_total",
     "Messages put on the dead-letter topic, by consumer and reason class (malformed or handler_error).",
     ["consumer", "reason_class"],
+    registry=REGISTRY,
+)
+EVENTS = Counter(
+    "nmbrs_sync_events_total",
+    "Messages consumed, by consumer, topic and result (handled, or dead_lettered).",
+    ["consumer", "topic", "result"],
+    registry=REGISTRY,
+)
+CONSUMER_LAG = Gauge(
+    "nmbrs_sync_consumer_lag",
+    "Messages on a partition this worker consumes that its group has not committed yet (end offset minus"
+    " committed offset), by agent, topic and partition.",
+    ["agent", "topic", "partition"],
     registry=REGISTRY,
 )
 POLLS = Counter("nmbrs_sync_polls_total", "Polls of Nmbrs finished, by result.", ["result"], registry=REGISTRY)
@@ -40,6 +54,12 @@ SOAP_CALLS = Counter(
     ["operation", "result"],
     registry=REGISTRY,
 )
+SOAP_THROTTLED = Counter(
+    "nmbrs_sync_soap_throttled_total",
+    "Times Nmbrs answered a SOAP call with 429 Too Many Requests (the call is retried after a backoff).",
+    ["operation"],
+    registry=REGISTRY,
+)
 OPEN_QUESTIONS = Gauge(
     "nmbrs_sync_open_questions",
     "Questions waiting for a decision, by step (employees, companies).",
@@ -58,12 +78,44 @@ DECISION_LATENCY = Histogram(
     buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     registry=REGISTRY,
 )
+READY = Gauge(
+    "nmbrs_sync_ready", "1 while the worker is ready (what /readyz answers 200 for), else 0.", registry=REGISTRY
+)
+DEPENDENCY_UP = Gauge(
+    "nmbrs_sync_dependency_up",
+    "1 while a dependency (database, broker) answers the worker's check within 2 s, else 0; checked every 2 s.",
+    ["dependency"],
+    registry=REGISTRY,
+)
+
+WEB_REGISTRY = CollectorRegistry()
+WEB_REQUESTS = Counter(
+    "nmbrs_sync_web_requests_total",
+    "Requests the HR web app answered, by route (the pattern, not the path), method and status code.",
+    ["route", "method", "status"],
+    registry=WEB_REGISTRY,
+)
+WEB_REQUEST_DURATION = Histogram(
+    "nmbrs_sync_web_request_duration_seconds",
+    "Time the HR web app took to answer a request, by route (event streams are left out: they stay open).",
+    ["route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    registry=WEB_REGISTRY,
+)
+
+
+def soap_result(error: BaseException | None) -> str:
+    """The result label of a SOAP call: ok, fault_<Nmbrs code> for a business fault, else the error's class."""
+    if error is None:
+        return "ok"
+    code = getattr(error, "code", None)
+    return f"fault_{code}" if isinstance(code, int) else type(error).__name__
 
 
 def reason_class(reason: str) -> str:
     return "handler_error" if reason.startswith("handler failed") else "malformed"
 
 
-def exposition() -> tuple[bytes, str]:
+def exposition(registry: CollectorRegistry = REGISTRY) -> tuple[bytes, str]:
     """The metrics in the Prometheus text format, and its content type."""
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # Any fixed number works; it serialises concurrent migrators (several workers starting at once).
 ADVISORY_LOCK_ID = 7_366_001
+# 14 for ALTER COLUMN ... SET COMPRESSION (0006) and the SQL used since; 13 is out of support anyway.
+MINIMUM_SERVER_VERSION = 14
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ def load_migrations(directory: Path | None = None) -> list[Migration]:
 async def migrate(connection: asyncpg.Connection, migrations: list[Migration] | None = None) -> list[int]:
     """Apply the pending migrations; return the versions applied now (empty when up to date)."""
     migrations = load_migrations() if migrations is None else migrations
+    await require_supported_server(connection)
     await connection.execute(
         """CREATE TABLE IF NOT EXISTS schema_migrations (
                version    integer     PRIMARY KEY,
@@ -93,6 +96,16 @@ async def migrate(connection: asyncpg.Connection, migrations: list[Migration] | 
             log.info("applied migration %04d_%s", migration.version, migration.name)
             applied_now.append(migration.version)
     return applied_now
+
+
+async def require_supported_server(connection: asyncpg.Connection) -> None:
+    """Refuse, before any DDL, a server older than MINIMUM_SERVER_VERSION (a half-applied schema helps nobody)."""
+    number = int(await connection.fetchval("SHOW server_version_num"))
+    if number // 10000 < MINIMUM_SERVER_VERSION:
+        shown = await connection.fetchval("SHOW server_version")
+        raise MigrationError(
+            f"PostgreSQL {shown} is too old: nmbrs-sync needs PostgreSQL {MINIMUM_SERVER_VERSION} or newer"
+        )
 
 
 async def current_version(connection: asyncpg.Connection) -> int:

@@ -11,6 +11,7 @@ import sys
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from importlib.metadata import version as package_version
 from pathlib import Path
 
 from worker.config import ConfigurationError, Settings, load_settings
@@ -46,15 +47,32 @@ async def _migrate(settings: Settings) -> list[int]:
         await connection.close()
 
 
+STARTUP_REFUSED = 3
+
+
+def refused(error: Exception) -> int:
+    """A start refused for a reason the operator must fix (no traceback: the message says what)."""
+    print(f"nmbrs-sync: {error}", file=sys.stderr)
+    return STARTUP_REFUSED
+
+
 def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
-    asyncio.run(_migrate(settings))
+    from worker.adapters.migrations import MigrationError
+
+    try:
+        asyncio.run(_migrate(settings))
+    except MigrationError as error:
+        return refused(error)
     return 0
 
 
 def cmd_topics(_args: argparse.Namespace, settings: Settings) -> int:
-    from worker.adapters.kafka import ensure_topics
+    from worker.adapters.kafka import TopicsNotReady, ensure_topics
 
-    created = asyncio.run(ensure_topics(settings))
+    try:
+        created = asyncio.run(ensure_topics(settings, create=settings.topics_ensure))
+    except TopicsNotReady as error:
+        return refused(error)
     print(f"topics ready ({len(created)} created now)")
     return 0
 
@@ -67,12 +85,16 @@ def cmd_kafka_ready(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
-    from worker.adapters.kafka import ensure_topics
+    from worker.adapters.kafka import TopicsNotReady, ensure_topics
+    from worker.adapters.migrations import MigrationError
     from worker.entrypoints.worker_app import run_worker
 
     # Migrations and topics first, so the agents never meet a missing table or an auto-created topic.
-    asyncio.run(_migrate(settings))
-    asyncio.run(ensure_topics(settings))
+    try:
+        asyncio.run(_migrate(settings))
+        asyncio.run(ensure_topics(settings, create=settings.topics_ensure))
+    except (MigrationError, TopicsNotReady) as error:
+        return refused(error)
     run_worker(settings)
     return 0
 
@@ -200,6 +222,7 @@ def cmd_wait_idle(args: argparse.Namespace, settings: Settings) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nmbrs-sync", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"nmbrs-sync {package_version('nmbrs-sync')}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("config", help="print the effective configuration, secrets masked").set_defaults(func=cmd_config)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)

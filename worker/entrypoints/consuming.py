@@ -161,6 +161,7 @@ async def consume_one(
         await _dead_letter(raw, context, f"handler failed: {type(error).__name__}: {error}")
         return []
     await _publish(outcomes, context)
+    _count_handled([raw], context)
     if published is not None:
         try:
             await published(parsed)
@@ -218,7 +219,13 @@ async def consume_batch(
             outcomes += await consume_one(raw, context, parse, lambda message: handle_batch([message]))
         return outcomes
     await _publish(outcomes, context)
+    _count_handled([raw for raw, _ in batch], context)
     return outcomes
+
+
+def _count_handled(raws: list[RawMessage], context: ConsumerContext) -> None:
+    for raw in raws:
+        metrics.EVENTS.labels(context.name, raw.topic, "handled").inc()
 
 
 async def _parse_or_dead_letter(raw: RawMessage, context: ConsumerContext, parse: Callable[[bytes], M]) -> M | None:
@@ -251,6 +258,7 @@ async def _parse_or_dead_letter(raw: RawMessage, context: ConsumerContext, parse
 async def _dead_letter(raw: RawMessage, context: ConsumerContext, reason: str) -> None:
     letter = dead_letter_for(raw, context.name, reason, datetime.now(UTC))
     metrics.DEAD_LETTERS.labels(context.name, metrics.reason_class(reason)).inc()
+    metrics.EVENTS.labels(context.name, raw.topic, "dead_lettered").inc()
     log.warning("dead-lettered %s[%d]@%d: %s", raw.topic, raw.partition, raw.offset, reason)
     try:
         await with_retries(

@@ -18,7 +18,7 @@ import faust
 
 from worker.adapters import metrics
 from worker.adapters.database import Pool, create_pool, transaction, unreachable
-from worker.adapters.kafka import KafkaPublisher, ssl_context
+from worker.adapters.kafka import GroupOffsets, KafkaPublisher, ssl_context
 from worker.adapters.nmbrs.client import NmbrsClient
 from worker.adapters.poll_store import PollStore
 from worker.adapters.step_status_store import oldest_open_question_age_s, step_statuses, store_step_statuses
@@ -44,6 +44,8 @@ from worker.service.poller import Poller, run_poll_loop
 log = logging.getLogger(__name__)
 
 STATUS_INTERVAL_S = 2.0
+# How often the readiness and lag gauges are refreshed: an outage shows in a metric within seconds.
+HEALTH_INTERVAL_S = 2.0
 # A readiness probe must answer well within the prober's own timeout (Kubernetes: 1 s by default, often 3-5).
 READY_TIMEOUT_S = 2.0
 OPEN_BACKOFF_CAP_S = 10.0
@@ -78,6 +80,7 @@ class Resources:
         self._pool: Pool | None = None
         self._publisher: KafkaPublisher | None = None
         self._nmbrs: NmbrsClient | None = None
+        self.group_offsets = GroupOffsets(settings)
         self.handled = 0
         self.shutting_down = False
         self._opening = asyncio.Lock()
@@ -113,22 +116,29 @@ class Resources:
             raise
         return publisher
 
+    async def dependency_problems(self) -> dict[str, str | None]:
+        """Per dependency (database, broker) why it does not answer now, or None when it does; checked together."""
+        database, broker = await asyncio.gather(self._database_problem(), self._broker_problem())
+        return {"database": database, "broker": broker}
+
+    async def _database_problem(self) -> str | None:
+        if self._pool is None:
+            return "not connected to the database yet"
+        return await unreachable(self._pool, READY_TIMEOUT_S)
+
+    async def _broker_problem(self) -> str | None:
+        if self._publisher is None:
+            return "the Kafka producer has not started yet"
+        return await self._publisher.unreachable(READY_TIMEOUT_S)
+
     async def not_ready(self) -> list[str]:
         """Why the worker cannot do its work now: shutting down, or the database or broker not answering."""
         if self.shutting_down:
             return ["shutting down"]
-        problems = []
-        if self._pool is None:
-            problems.append("not connected to the database yet")
-        elif problem := await unreachable(self._pool, READY_TIMEOUT_S):
-            problems.append(problem)
-        if self._publisher is None:
-            problems.append("the Kafka producer has not started yet")
-        elif problem := await self._publisher.unreachable(READY_TIMEOUT_S):
-            problems.append(problem)
-        return problems
+        return [problem for problem in (await self.dependency_problems()).values() if problem]
 
     async def close(self) -> None:
+        await self.group_offsets.close()
         if self._nmbrs is not None:
             await self._nmbrs.close()
         if self._publisher is not None:
@@ -289,6 +299,40 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
             await consume_one(raw_message(event), ctx, FollowUpCommand.model_validate_json, handle)
             resources.handled += 1
 
+    agent_of_topic = {
+        settings.topics.sync_requests: "sync-requests",
+        settings.topics.employee_changes: "reconciler",
+        settings.topics.company_changes: "reconciler",
+        settings.topics.reference_changes: "reconciler",
+        settings.topics.decisions: "decisions",
+        settings.topics.followup_commands: "follow-ups",
+    }
+
+    @app.timer(interval=HEALTH_INTERVAL_S)
+    @keeps_running("health metrics")
+    async def observe_health() -> None:
+        problems = await resources.dependency_problems()
+        for dependency, problem in problems.items():
+            metrics.DEPENDENCY_UP.labels(dependency).set(0 if problem else 1)
+        metrics.READY.set(0 if resources.shutting_down or any(problems.values()) else 1)
+        if problems["broker"] is None:
+            await observe_lag()
+
+    async def observe_lag() -> None:
+        # Only the partitions this worker consumes: with several replicas each reports its own share.
+        assigned = sorted(app.consumer.assignment())
+        async with asyncio.timeout(READY_TIMEOUT_S * 2):
+            ends = await app.consumer.highwaters(*assigned) if assigned else {}
+            committed = await resources.group_offsets.committed((tp.topic, tp.partition) for tp in assigned)
+            never = [tp for tp in assigned if (tp.topic, tp.partition) not in committed]
+            # Nothing committed yet: the group starts at the earliest offset (consumer_auto_offset_reset).
+            earliest = await app.consumer.earliest_offsets(*never) if never else {}
+        metrics.CONSUMER_LAG.clear()  # a partition handed to another replica is no longer ours to report
+        for tp in assigned:
+            start = committed.get((tp.topic, tp.partition), earliest.get(tp, 0))
+            agent = agent_of_topic.get(tp.topic, "other")
+            metrics.CONSUMER_LAG.labels(agent, tp.topic, str(tp.partition)).set(max(0, ends.get(tp, start) - start))
+
     if settings.poll_enabled:
 
         @app.task
@@ -329,6 +373,7 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def close_resources(_app: faust.App, **_kwargs: Any) -> None:
         resources.shutting_down = True
+        metrics.READY.set(0)
         await resources.close()
 
     return app, resources

@@ -351,10 +351,12 @@ class NmbrsClient:
                         parsed = parse(self._interpret(operation, response))
                 except (ValueError, ValidationError):
                     raise NmbrsMalformedResponse("unexpected content", operation=operation) from None
-                metrics.SOAP_CALLS.labels(operation, "ok").inc()
+                metrics.SOAP_CALLS.labels(operation, metrics.soap_result(None)).inc()
                 return parsed
             except NmbrsError as error:
-                metrics.SOAP_CALLS.labels(operation, type(error).__name__).inc()
+                metrics.SOAP_CALLS.labels(operation, metrics.soap_result(error)).inc()
+                if isinstance(error, NmbrsThrottledError):
+                    metrics.SOAP_THROTTLED.labels(operation).inc()
                 if not error.retryable or attempt >= self._max_retries:
                     log.warning("Nmbrs %s %s failed: %s", operation, params, error)
                     raise

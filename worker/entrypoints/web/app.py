@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from worker.adapters import metrics
 from worker.adapters.command_requests import CommandRequests
 from worker.adapters.database import Pool, create_pool, database_error_is_transient
 from worker.adapters.live_feed import LiveFeed
@@ -33,7 +35,8 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
 )
-OPEN_PATHS = ("/static/", "/aanmelden")
+OPEN_PATHS = ("/static/", "/aanmelden", "/healthz", "/readyz", "/metrics")
+STREAMING_ROUTES = frozenset({"/live"})  # open for minutes: a duration says nothing about the app's speed
 
 
 @dataclass
@@ -114,6 +117,26 @@ def require(request: web.Request, permission: Permission) -> WebSession:
 
 
 @web.middleware
+async def measured(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Counts every answer by route pattern (never the path: ids in it would make a series per record)."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as error:
+        status = error.status
+        raise
+    finally:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        metrics.WEB_REQUESTS.labels(route, request.method, str(status)).inc()
+        if route not in STREAMING_ROUTES:
+            metrics.WEB_REQUEST_DURATION.labels(route).observe(time.perf_counter() - started)
+
+
+@web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         response = await handler(request)
@@ -154,10 +177,11 @@ async def errors_as_pages(request: web.Request, handler: Handler) -> web.StreamR
 
 
 def create_app(ctx: WebContext) -> web.Application:
-    from worker.entrypoints.web import auth, live, pages
+    from worker.entrypoints.web import auth, live, pages, probes
 
-    app = web.Application(middlewares=[security_headers, errors_as_pages, auth.authenticate, auth.check_csrf])
+    app = web.Application(middlewares=[measured, security_headers, errors_as_pages, auth.authenticate, auth.check_csrf])
     app[CONTEXT] = ctx
+    app.add_routes(probes.ROUTES)
     app.add_routes(auth.ROUTES)
     app.add_routes(pages.ROUTES)
     app.add_routes(live.ROUTES)
