@@ -255,12 +255,49 @@ async def test_while_the_database_is_away_pages_say_so_in_words_and_work_again_a
     async with browser() as session:
         async with session.get(f"{url}/overzicht", headers=proxy) as response:
             assert response.status == 200
+        async with session.get(f"{url}/readyz") as response:
+            assert response.status == 200 and (await response.json())["ready"] is True
         await relay.cut()
         for page in ("/overzicht", "/vragen", "/besluiten"):
             async with session.get(url + page, headers=proxy) as response:
                 html = await response.text()
             assert response.status == 503 and "even niet bereikbaar" in html, html
             assert "Traceback" not in html
+        # The probes tell an orchestrator the same: not ready (take it out of the Service), but alive (no restart).
+        async with session.get(f"{url}/readyz") as response:
+            assert response.status == 503 and (await response.json())["problems"]
+        async with session.get(f"{url}/healthz") as response:
+            assert response.status == 200
         await relay.start()
         async with session.get(f"{url}/vragen", headers=proxy) as response:
             assert response.status == 200  # the pool connects anew: no restart needed
+        async with session.get(f"{url}/readyz") as response:
+            assert response.status == 200
+
+
+async def test_requests_are_counted_by_route_pattern_on_an_open_metrics_page(start_app: App) -> None:
+    url = await start_app()
+
+    async def counted() -> dict[str, float]:
+        async with ClientSession() as anonymous, anonymous.get(f"{url}/metrics") as response:
+            assert response.status == 200 and response.headers["Content-Type"].startswith("text/plain")
+            text = await response.text()
+        assert "nmbrs_sync_poll" not in text  # the worker's metrics are the worker's to export
+        return {
+            name: float(value)
+            for name, _, value in (line.rpartition(" ") for line in text.splitlines())
+            if name.startswith("nmbrs_sync_web_requests_total{")
+        }
+
+    before = await counted()
+    async with browser() as session:
+        await sign_in(session, url, "hanna")
+        for nmbrs_id in (1, 2, 3):
+            async with session.get(f"{url}/vragen/employee/{nmbrs_id}") as response:
+                assert response.status in (200, 404)
+    after = await counted()
+    question = {k: v - before.get(k, 0) for k, v in after.items() if 'route="/vragen/{entity}/{nmbrs_id}"' in k}
+    assert sum(question.values()) == 3, after  # one series for the route, not one per record
+    assert all('method="GET"' in k for k in question)
+    signed_in = 'nmbrs_sync_web_requests_total{method="POST",route="/aanmelden",status="303"}'  # to the overview
+    assert after[signed_in] - before.get(signed_in, 0) == 1

@@ -12,6 +12,7 @@ import pytest
 from pydantic import TypeAdapter
 
 from worker.domain import inbound
+from worker.domain.decisions import Decision, DecisionAction
 from worker.domain.events import Message, Outcome, OutcomeKind, SyncRequested, outcome_for
 from worker.entrypoints import consuming
 from worker.entrypoints.consuming import ConsumerContext, RawMessage, consume_batch, consume_one
@@ -481,3 +482,37 @@ async def test_a_failing_published_hook_costs_nothing_but_a_log_line(caplog: pyt
     outcomes = await consume_one(raw(request.model_dump_json().encode()), context(sink), parse, handle, published)
     assert len(outcomes) == 1 and len(sink.published) == 1
     assert "could not mark" in caplog.text
+
+
+async def test_log_lines_about_a_message_carry_where_it_is_and_the_ids_it_holds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    request = valid_request()
+
+    async def buggy(message: SyncRequested) -> list[Outcome]:
+        raise KeyError("company_id")
+
+    with caplog.at_level("WARNING", logger="worker.entrypoints.consuming"):
+        await consume_one(
+            raw(request.model_dump_json().encode()), context(RecordingSink()), SyncRequested.model_validate_json, buggy
+        )
+    failed, dead_lettered = caplog.records
+    assert (failed.consumer, failed.topic, failed.partition, failed.offset) == ("test", "in", 1, 42)  # type: ignore[attr-defined]
+    assert failed.event_id == request.event_id  # type: ignore[attr-defined]
+    assert dead_lettered.offset == 42  # type: ignore[attr-defined]
+
+
+def test_a_decision_or_change_event_names_its_record_as_employee_or_company_id() -> None:
+    where = raw(b"{}")
+    decision = Decision(
+        decision_id=uuid.uuid4(),
+        entity="company",
+        nmbrs_id=7,
+        action=DecisionAction.BLOKKEREN,
+        decided_by="hr",
+        decided_at=datetime.now(UTC),
+    )
+    ids = consuming.log_ids(where, context(RecordingSink()), decision)
+    assert ids["decision_id"] == decision.decision_id and ids["company_id"] == "7" and "employee_id" not in ids
+    change = type("Change", (), {"key": "employee:123", "event_id": uuid.UUID(int=1)})()
+    assert consuming.log_ids(where, context(RecordingSink()), change)["employee_id"] == "123"

@@ -124,6 +124,28 @@ def _as_text(data: bytes | None) -> tuple[str, str]:
         return base64.b64encode(data).decode("ascii"), "base64"
 
 
+MESSAGE_IDS = ("event_id", "decision_id", "command_id", "request_id")
+
+
+def log_ids(raw: RawMessage, context: ConsumerContext, parsed: object = None) -> dict[str, object]:
+    """The `extra=` of a log line about one message: where it is and, once parsed, the ids it carries."""
+    ids: dict[str, object] = {
+        "consumer": context.name,
+        "topic": raw.topic,
+        "partition": raw.partition,
+        "offset": raw.offset,
+    }
+    ids.update({name: value for name in MESSAGE_IDS if (value := getattr(parsed, name, None)) is not None})
+    # A change event's key, or a decision's entity and record: 'employee:123' -> employee_id 123.
+    record = getattr(parsed, "key", None)
+    if record is None and (nmbrs_id := getattr(parsed, "nmbrs_id", None)) is not None:
+        record = f"{getattr(parsed, 'entity', 'employee')}:{nmbrs_id}"
+    entity, _, number = str(record).partition(":")
+    if entity in ("employee", "company") and number:
+        ids[f"{entity}_id"] = number
+    return ids
+
+
 def dead_letter_for(raw: RawMessage, consumer: str, reason: str, failed_at: datetime) -> DeadLetter:
     value, encoding = _as_text(raw.value)
     key, _ = _as_text(raw.key)
@@ -157,7 +179,14 @@ async def consume_one(
             lambda: handle(parsed), f"{context.name} offset {raw.offset}", context.max_backoff_s
         )
     except Exception as error:  # a bug for this message: keep it, with the reason, and go on
-        log.exception("%s could not handle %s[%d]@%d", context.name, raw.topic, raw.partition, raw.offset)
+        log.exception(
+            "%s could not handle %s[%d]@%d",
+            context.name,
+            raw.topic,
+            raw.partition,
+            raw.offset,
+            extra=log_ids(raw, context, parsed),
+        )
         await _dead_letter(raw, context, f"handler failed: {type(error).__name__}: {error}")
         return []
     await _publish(outcomes, context)
@@ -259,7 +288,9 @@ async def _dead_letter(raw: RawMessage, context: ConsumerContext, reason: str) -
     letter = dead_letter_for(raw, context.name, reason, datetime.now(UTC))
     metrics.DEAD_LETTERS.labels(context.name, metrics.reason_class(reason)).inc()
     metrics.EVENTS.labels(context.name, raw.topic, "dead_lettered").inc()
-    log.warning("dead-lettered %s[%d]@%d: %s", raw.topic, raw.partition, raw.offset, reason)
+    log.warning(
+        "dead-lettered %s[%d]@%d: %s", raw.topic, raw.partition, raw.offset, reason, extra=log_ids(raw, context)
+    )
     try:
         await with_retries(
             lambda: context.sink.publish(context.dead_letter_topic, letter.key or "", letter),

@@ -15,7 +15,20 @@ from worker.config import Settings
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Ids a log call may pass as `extra=` and a JSON line carries as fields of their own.
-ID_FIELDS = ("poll_id", "company_id", "employee_id", "event_id", "decision_id", "command_id", "user")
+ID_FIELDS = (
+    "poll_id",
+    "company_id",
+    "employee_id",
+    "event_id",
+    "decision_id",
+    "command_id",
+    "request_id",
+    "user",
+    "consumer",
+    "topic",
+    "partition",
+    "offset",
+)
 QUIET_LOGGERS = ("aiokafka", "httpx", "httpcore")
 
 
@@ -27,7 +40,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        line.update({name: str(getattr(record, name)) for name in ID_FIELDS if getattr(record, name, None)})
+        line.update({name: str(value) for name in ID_FIELDS if (value := getattr(record, name, None)) is not None})
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False)

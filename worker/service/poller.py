@@ -87,7 +87,7 @@ class Poller:
         poll_id, started = uuid.uuid4(), self.now()
         async with self.store.poll_lock() as held:
             if not held:
-                log.info("poll %s skipped: another poll is running", poll_id)
+                log.info("poll %s skipped: another poll is running", poll_id, extra={"poll_id": poll_id})
                 report = self._report(poll_id, options, "skipped", started, reasons=("another poll is running",))
             else:
                 report = await self._poll_held(poll_id, options, started)
@@ -117,7 +117,9 @@ class Poller:
         # the repair's new versions.
         if not options.dry_run and await self.store.publish_interrupted():
             log.warning(
-                "poll %s runs as a repair reconciliation: an earlier poll was cut off while publishing", poll_id
+                "poll %s runs as a repair reconciliation: an earlier poll was cut off while publishing",
+                poll_id,
+                extra={"poll_id": poll_id},
             )
             options = dataclasses.replace(options, full=True, repair=True)
         await self.store.start_run(poll_id, options.request_id, options.full, options.dry_run, started)
@@ -126,7 +128,7 @@ class Poller:
         except Exception as error:
             # Nothing was stored; the next poll starts from the same snapshot (as a full reconciliation if this
             # one had begun publishing).
-            log.exception("poll %s failed", poll_id)
+            log.exception("poll %s failed", poll_id, extra={"poll_id": poll_id})
             report = self._report(poll_id, options, "failed", started, reasons=(f"{type(error).__name__}: {error}",))
             await self.store.finish_run(poll_id, "failed", report.model_dump(mode="json"))
             return report
@@ -164,7 +166,9 @@ class Poller:
             "diff_s": round(diff_s, 3),
         }
         if verdict.tripped and not options.release_hold and not options.dry_run:
-            log.warning("poll %s held by the breaker: %s", poll_id, "; ".join(verdict.reasons))
+            log.warning(
+                "poll %s held by the breaker: %s", poll_id, "; ".join(verdict.reasons), extra={"poll_id": poll_id}
+            )
             report = self._report(poll_id, options, "held", started, reasons=verdict.reasons + reasons, **common)
             await self.store.finish_run(poll_id, "held", report.model_dump(mode="json"))
             return report
@@ -191,6 +195,7 @@ class Poller:
             dict(changes) or "no changes",
             fetch_s + diff_s + publish_s,
             report.soap_calls,
+            extra={"poll_id": poll_id},
         )
         return report
 
@@ -204,7 +209,12 @@ class Poller:
                 try:
                     return await self.nmbrs.fetch_company(company, as_of)
                 except NmbrsError as error:
-                    log.warning("company %s fetch failed: %s", company.company_id, error)
+                    log.warning(
+                        "company %s fetch failed: %s",
+                        company.company_id,
+                        error,
+                        extra={"company_id": company.company_id},
+                    )
                     return CompanyFetch(
                         company_id=company.company_id,
                         name=company.name,

@@ -35,7 +35,8 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
 )
-OPEN_PATHS = ("/static/", "/aanmelden", "/healthz", "/readyz", "/metrics")
+PROBE_PATHS = ("/healthz", "/readyz", "/metrics")
+OPEN_PATHS = ("/static/", "/aanmelden", *PROBE_PATHS)
 STREAMING_ROUTES = frozenset({"/live"})  # open for minutes: a duration says nothing about the app's speed
 
 
