@@ -65,6 +65,34 @@ ensure_chromium() {
   command -v chromium >/dev/null || die "Chromium is missing and could not be installed (the web app's browser tests need it)"
 }
 
+# The alert-rule and scrape tests run Debian's promtool and prometheus (the tests start their own). The
+# package's postinst starts its service: without systemd, invoke-rc.d runs the init script, which leaves a
+# Prometheus on :9090 behind, or fails the install where a container caps open files below its
+# `ulimit -n 32768`. A policy-rc.d that denies every action (only for the install, unless one is there
+# already) keeps it from starting; where systemd runs, the unit is disabled too, so none runs after a
+# reboot either. Without recommends: prometheus-node-exporter would be one more service.
+ensure_prometheus() {
+  [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] && return 0
+  local policy=/usr/sbin/policy-rc.d made_policy=
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && made_policy=1
+  fi
+  local rc=0
+  (apt_install --no-install-recommends prometheus) || rc=$?  # a subshell: its die still lets us clean up
+  if [ -n "$made_policy" ]; then rm -f "$policy"; fi
+  [ "$rc" = 0 ] || exit "$rc"
+  if [ -d /run/systemd/system ]; then systemctl disable --now prometheus.service >/dev/null 2>&1 || true; fi
+  [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] \
+    || die "prometheus/promtool are missing and could not be installed (the alert-rule and scrape tests need them)"
+}
+
+# The systemd unit tests ask systemd-analyze to verify and score the units (no systemd needs to run).
+ensure_systemd_analyze() {
+  command -v systemd-analyze >/dev/null && return 0
+  apt_install --no-install-recommends systemd
+  command -v systemd-analyze >/dev/null || die "systemd-analyze is missing and could not be installed"
+}
+
 # --- Kafka ---------------------------------------------------------------------------------------
 
 ensure_java() {

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from tests.support import unique_topics, worker_env
-from worker.adapters.kafka import TopicsNotReady, client_kwargs, delete_topics_with_prefix, ensure_topics
+from worker.adapters.kafka import GroupLag, TopicsNotReady, client_kwargs, delete_topics_with_prefix, ensure_topics
 from worker.config import Settings
 from worker.entrypoints.cli import main
 
@@ -77,4 +78,33 @@ async def test_created_topics_carry_their_policies_and_a_managed_cluster_is_chec
         assert all(config["min.insync.replicas"] == "1" for config in configs.values())
         assert await ensure_topics(settings, create=False) == []  # present now: the check passes
     finally:
+        await delete_topics_with_prefix(settings, [f"{settings.kafka_app_id}."])
+
+
+async def test_lag_is_what_the_group_has_not_committed_counted_from_the_first_offset_before_any_commit(
+    integration_settings: Settings,
+) -> None:
+    settings = integration_settings
+    topic = settings.topics.decisions
+    await ensure_topics(settings)
+    producer = AIOKafkaProducer(**client_kwargs(settings))
+    await producer.start()
+    try:
+        for n in range(3):
+            await producer.send_and_wait(topic, b"{}", partition=0, key=str(n).encode())
+    finally:
+        await producer.stop()
+    lag = GroupLag(settings)
+    try:
+        assert await lag.behind([(topic, 0), (topic, 1)]) == {(topic, 0): 3, (topic, 1): 0}
+        group = AIOKafkaConsumer(**client_kwargs(settings), group_id=settings.kafka_app_id, enable_auto_commit=False)
+        await group.start()
+        try:
+            group.assign([TopicPartition(topic, 0)])
+            await group.commit({TopicPartition(topic, 0): 1})
+        finally:
+            await group.stop()
+        assert await lag.behind([(topic, 0)]) == {(topic, 0): 2}
+    finally:
+        await lag.close()
         await delete_topics_with_prefix(settings, [f"{settings.kafka_app_id}."])

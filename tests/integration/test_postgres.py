@@ -98,3 +98,16 @@ async def test_the_same_event_id_is_independent_per_consumer(pool: asyncpg.Pool)
         assert (await Inbox("a").claim(connection, event_id)).is_new
         assert (await Inbox("b").claim(connection, event_id)).is_new
         assert not (await Inbox("a").claim(connection, event_id)).is_new
+
+
+async def test_migrating_a_migrated_database_writes_nothing_so_a_user_without_ddl_rights_can_start(
+    scratch_schema: asyncpg.Connection,
+) -> None:
+    # As with the chart's migrations.job.enabled: the owner migrates, the worker's user may not run DDL. A
+    # read-only session refuses any DDL or write, also CREATE TABLE IF NOT EXISTS of a table that exists.
+    await migrate(scratch_schema)
+    await scratch_schema.execute("SET default_transaction_read_only = on")
+    assert await migrate(scratch_schema) == []
+    with pytest.raises(asyncpg.ReadOnlySQLTransactionError):  # the session really refuses DDL
+        await scratch_schema.execute("CREATE TABLE IF NOT EXISTS schema_migrations (x int)")
+    await scratch_schema.execute("SET default_transaction_read_only = off")

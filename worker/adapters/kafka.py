@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 
@@ -205,32 +205,48 @@ async def wait_until_ready(settings: Settings, timeout_s: float) -> None:
     raise TimeoutError(f"Kafka at {settings.kafka_bootstrap_servers} not ready: {last_error!r}")
 
 
-class GroupOffsets:
-    """A consumer group's committed offsets, read with one admin client kept open (for the lag metric)."""
+class GroupLag:
+    """How far the consumer group is behind on partitions, from the broker's own numbers: the end offsets
+    (a consumer of no group, which only asks) minus the group's committed offsets (an admin client)."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._admin: AIOKafkaAdminClient | None = None  # made on first use: aiokafka needs the running loop
+        # Made on first use: aiokafka needs the running loop.
+        self._admin: AIOKafkaAdminClient | None = None
+        self._offsets: AIOKafkaConsumer | None = None
 
-    async def committed(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        """The committed offset of each partition the group has committed on (the others are left out)."""
-        if self._admin is None:
+    async def behind(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """Messages not committed yet per partition; a partition never committed counts from its first offset."""
+        admin, offsets = await self._clients()
+        wanted = [TopicPartition(topic, partition) for topic, partition in partitions]
+        committed = await admin.list_consumer_group_offsets(self._settings.kafka_app_id, partitions=wanted)
+        ends = await offsets.end_offsets(wanted)
+        never = [tp for tp in wanted if tp not in committed or committed[tp].offset < 0]
+        starts = await offsets.beginning_offsets(never) if never else {}
+        return {
+            (tp.topic, tp.partition): max(0, ends[tp] - (starts[tp] if tp in starts else committed[tp].offset))
+            for tp in wanted
+        }
+
+    async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
+        if self._admin is None or self._offsets is None:
             admin = AIOKafkaAdminClient(**client_kwargs(self._settings), request_timeout_ms=5000)
+            offsets = AIOKafkaConsumer(**client_kwargs(self._settings), group_id=None, enable_auto_commit=False)
             try:
                 await admin.start()
+                await offsets.start()
             except BaseException:
                 await admin.close()
+                await offsets.stop()
                 raise
-            self._admin = admin
-        found = await self._admin.list_consumer_group_offsets(
-            self._settings.kafka_app_id,
-            partitions=[TopicPartition(topic, partition) for topic, partition in partitions],
-        )
-        return {(tp.topic, tp.partition): meta.offset for tp, meta in found.items() if meta.offset >= 0}
+            self._admin, self._offsets = admin, offsets
+        return self._admin, self._offsets
 
     async def close(self) -> None:
         if self._admin is not None:
             await self._admin.close()
+        if self._offsets is not None:
+            await self._offsets.stop()
 
 
 class KafkaPublisher:

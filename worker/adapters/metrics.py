@@ -4,7 +4,11 @@ exports only its own (a web app showing the worker's gauges at zero would look l
 
 from __future__ import annotations
 
+from typing import get_args
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from worker.domain.events import PollReport
 
 REGISTRY = CollectorRegistry()
 
@@ -102,6 +106,16 @@ WEB_REQUEST_DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
     registry=WEB_REGISTRY,
 )
+
+
+def start_series(consumers: list[str]) -> None:
+    """Counters of the outcomes alerts watch exist at 0 from the start: a first failure then is an increase
+    from 0, which increase() sees, instead of a series appearing at 1, which it does not."""
+    for consumer in consumers:
+        for reason in ("malformed", "handler_error"):
+            DEAD_LETTERS.labels(consumer, reason)
+    for result in get_args(PollReport.model_fields["result"].annotation):
+        POLLS.labels(result)
 
 
 def soap_result(error: BaseException | None) -> str:

@@ -59,13 +59,16 @@ async def migrate(connection: asyncpg.Connection, migrations: list[Migration] | 
     """Apply the pending migrations; return the versions applied now (empty when up to date)."""
     migrations = load_migrations() if migrations is None else migrations
     await require_supported_server(connection)
-    await connection.execute(
-        """CREATE TABLE IF NOT EXISTS schema_migrations (
-               version    integer     PRIMARY KEY,
-               name       text        NOT NULL,
-               checksum   text        NOT NULL,
-               applied_at timestamptz NOT NULL DEFAULT now())"""
-    )
+    # Only when missing: a worker whose user may not run DDL (a migration job did it) starts on a migrated
+    # database, and even CREATE ... IF NOT EXISTS needs the CREATE privilege.
+    if not await connection.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"):
+        await connection.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   version    integer     PRIMARY KEY,
+                   name       text        NOT NULL,
+                   checksum   text        NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
     applied_now = []
     async with connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock($1)", ADVISORY_LOCK_ID)

@@ -18,7 +18,7 @@ import faust
 
 from worker.adapters import metrics
 from worker.adapters.database import Pool, create_pool, transaction, unreachable
-from worker.adapters.kafka import GroupOffsets, KafkaPublisher, ssl_context
+from worker.adapters.kafka import GroupLag, KafkaPublisher, ssl_context
 from worker.adapters.nmbrs.client import NmbrsClient
 from worker.adapters.poll_store import PollStore
 from worker.adapters.step_status_store import oldest_open_question_age_s, step_statuses, store_step_statuses
@@ -80,7 +80,7 @@ class Resources:
         self._pool: Pool | None = None
         self._publisher: KafkaPublisher | None = None
         self._nmbrs: NmbrsClient | None = None
-        self.group_offsets = GroupOffsets(settings)
+        self.group_lag = GroupLag(settings)
         self.handled = 0
         self.shutting_down = False
         self._opening = asyncio.Lock()
@@ -138,7 +138,7 @@ class Resources:
         return [problem for problem in (await self.dependency_problems()).values() if problem]
 
     async def close(self) -> None:
-        await self.group_offsets.close()
+        await self.group_lag.close()
         if self._nmbrs is not None:
             await self._nmbrs.close()
         if self._publisher is not None:
@@ -201,6 +201,7 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
         web_bind=settings.status_bind,
     )
     resources = Resources(settings)
+    metrics.start_series([sync_requests.CONSUMER, reconciler.CONSUMER, decisions.DECISIONS, decisions.FOLLOW_UPS])
 
     async def context(name: str) -> ConsumerContext:
         return ConsumerContext(
@@ -320,18 +321,12 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
 
     async def observe_lag() -> None:
         # Only the partitions this worker consumes: with several replicas each reports its own share.
-        assigned = sorted(app.consumer.assignment())
-        async with asyncio.timeout(READY_TIMEOUT_S * 2):
-            ends = await app.consumer.highwaters(*assigned) if assigned else {}
-            committed = await resources.group_offsets.committed((tp.topic, tp.partition) for tp in assigned)
-            never = [tp for tp in assigned if (tp.topic, tp.partition) not in committed]
-            # Nothing committed yet: the group starts at the earliest offset (consumer_auto_offset_reset).
-            earliest = await app.consumer.earliest_offsets(*never) if never else {}
+        assigned = sorted((tp.topic, tp.partition) for tp in app.consumer.assignment())
+        async with asyncio.timeout(READY_TIMEOUT_S):
+            behind = await resources.group_lag.behind(assigned) if assigned else {}
         metrics.CONSUMER_LAG.clear()  # a partition handed to another replica is no longer ours to report
-        for tp in assigned:
-            start = committed.get((tp.topic, tp.partition), earliest.get(tp, 0))
-            agent = agent_of_topic.get(tp.topic, "other")
-            metrics.CONSUMER_LAG.labels(agent, tp.topic, str(tp.partition)).set(max(0, ends.get(tp, start) - start))
+        for (topic, partition), lag in behind.items():
+            metrics.CONSUMER_LAG.labels(agent_of_topic.get(topic, "other"), topic, str(partition)).set(lag)
 
     if settings.poll_enabled:
 
