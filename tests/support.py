@@ -8,6 +8,8 @@ import asyncio
 import contextlib
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -132,3 +134,36 @@ class Relay:
             sink.close()
 
         await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+
+async def start_worker_process(env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
+    """`nmbrs-sync worker` in a subprocess with exactly `env`, its output appended to `log`."""
+    with log.open("a") as out:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "worker.entrypoints.cli",
+            "worker",
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def stop_process(process: asyncio.subprocess.Process, timeout_s: float) -> None:
+    """SIGTERM, and SIGKILL when it has not exited within `timeout_s`."""
+    if process.returncode is not None:
+        return
+    process.terminate()
+    try:
+        async with asyncio.timeout(timeout_s):
+            await process.wait()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+
+
+async def first_poll_ahead(pool: Any) -> None:
+    """The next poll is a first poll into an empty store: everything in the sandbox is new and unlinked."""
+    await pool.execute(f"TRUNCATE nmbrs_snapshots, poll_runs, sync_requests, {TARGET_TABLES} RESTART IDENTITY CASCADE")

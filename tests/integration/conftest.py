@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -22,13 +20,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from tests.support import (
     DEMO_DATA,
     RECONCILE_NOW,
-    REPO,
     STATE,
     TARGET_TABLES,
     Relay,
     Sandbox,
     TopicReader,
     database_url_for_tests,
+    start_worker_process,
+    stop_process,
     worker_env,
 )
 from worker.adapters.kafka import KafkaPublisher, client_kwargs, ensure_topics
@@ -139,28 +138,12 @@ async def start_worker(migrated_database: str, tmp_path: Path) -> AsyncIterator[
     async def start(settings: Settings, **env: str) -> None:
         await ensure_topics(settings)
         log_path = tmp_path / f"worker-{len(processes)}.log"
-        with log_path.open("w") as log:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "worker.entrypoints.cli",
-                "worker",
-                cwd=REPO,
-                env=worker_env(settings, **env),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        process = await start_worker_process(worker_env(settings, **env), log_path)
         processes.append((process, log_path))
 
     yield start
     for process, log_path in processes:
-        process.terminate()
-        try:
-            async with asyncio.timeout(30):
-                await process.wait()
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+        await stop_process(process, 30)
         if process.returncode not in (0, -15):
             print(log_path.read_text()[-5000:])
 

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import shutil
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,7 +19,7 @@ import pytest
 import yaml
 from aiohttp import ClientSession
 
-from tests.support import REPO, Sandbox, free_port, worker_env
+from tests.support import REPO, Sandbox, first_poll_ahead, free_port, start_worker_process, stop_process, worker_env
 from worker.config import Settings
 
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
@@ -124,18 +123,7 @@ async def start_prometheus(tmp_path: Path) -> AsyncIterator[Callable[[str], Awai
 
         yield start
     for process in processes:
-        process.terminate()
-        try:
-            async with asyncio.timeout(10):
-                await process.wait()
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-
-
-async def first_poll(pool: asyncpg.Pool) -> None:
-    """The next poll is a first poll: everything in the sandbox is new."""
-    await pool.execute("TRUNCATE nmbrs_snapshots, poll_runs, sync_requests, pending_decisions RESTART IDENTITY CASCADE")
+        await stop_process(process, 10)
 
 
 async def test_prometheus_sees_a_worker_after_its_first_sync_and_no_alert_is_active(
@@ -145,7 +133,7 @@ async def test_prometheus_sees_a_worker_after_its_first_sync_and_no_alert_is_act
     sandbox: Sandbox,
     pool: asyncpg.Pool,
 ) -> None:
-    await first_poll(pool)
+    await first_poll_ahead(pool)
     port = free_port()
     await start_worker(
         integration_settings,
@@ -210,7 +198,7 @@ async def test_a_worker_killed_mid_poll_is_down_within_seconds_and_up_again_afte
     pool: asyncpg.Pool,
     tmp_path: Path,
 ) -> None:
-    await first_poll(pool)
+    await first_poll_ahead(pool)
     port = free_port()
     env = worker_env(
         integration_settings,
@@ -222,17 +210,7 @@ async def test_a_worker_killed_mid_poll_is_down_within_seconds_and_up_again_afte
     log = tmp_path / "workers.log"
 
     async def start_worker() -> asyncio.subprocess.Process:
-        with log.open("a") as out:
-            return await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "worker.entrypoints.cli",
-                "worker",
-                cwd=REPO,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        return await start_worker_process(env, log)
 
     # Every SOAP call takes 2 s: the first poll lasts long enough to be killed in the middle.
     await sandbox.admin("POST", "faults", {"latency_ms": 2000})
@@ -287,11 +265,5 @@ async def test_a_worker_killed_mid_poll_is_down_within_seconds_and_up_again_afte
         raise
     finally:
         for process in (worker, restarted):
-            if process is not None and process.returncode is None:
-                process.terminate()
-                try:
-                    async with asyncio.timeout(30):
-                        await process.wait()
-                except TimeoutError:
-                    process.kill()
-                    await process.wait()
+            if process is not None:
+                await stop_process(process, 30)

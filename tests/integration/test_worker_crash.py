@@ -4,8 +4,6 @@ second effect (batches redelivered after the kill are recognised by the inbox)."
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 import uuid
 from collections import defaultdict
@@ -18,7 +16,7 @@ import asyncpg
 import pytest
 
 from tests.builders import employee_change, nmbrs_employee
-from tests.support import RECONCILE_NOW, REPO, TopicReader, worker_env
+from tests.support import RECONCILE_NOW, TopicReader, start_worker_process, worker_env
 from worker.adapters.kafka import KafkaPublisher, ensure_topics
 from worker.adapters.target_store_load import load_target_state
 from worker.config import Settings
@@ -60,17 +58,7 @@ def employee(index: int, hours: int = 40) -> NmbrsEmployee:
 
 
 async def start(settings: Settings, log: Path, **env: str) -> asyncio.subprocess.Process:
-    with log.open("a") as out:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "worker.entrypoints.cli",
-            "worker",
-            cwd=REPO,
-            env=worker_env(settings, POLL_ENABLED="false", **env),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    return await start_worker_process(worker_env(settings, POLL_ENABLED="false", **env), log)
 
 
 def fail_with_log(log: Path, message: str) -> None:

@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 from aiohttp import ClientSession
 
-from tests.support import Relay, Sandbox, database_url_for_tests, free_port
+from tests.support import Relay, Sandbox, database_url_for_tests, first_poll_ahead, free_port
 from worker.adapters.command_requests import CommandRequests
 from worker.config import Settings
 from worker.domain.decisions import Decision, DecisionAction
@@ -83,7 +83,7 @@ def samples(exposition: str) -> dict[str, float]:
 async def test_metrics_show_a_first_sync(
     start_worker: Callable[..., Awaitable[None]], integration_settings: Settings, sandbox: Sandbox, pool: asyncpg.Pool
 ) -> None:
-    await pool.execute("TRUNCATE nmbrs_snapshots, poll_runs, sync_requests, pending_decisions RESTART IDENTITY CASCADE")
+    await first_poll_ahead(pool)
     port = free_port()
     await start_worker(
         integration_settings,
