@@ -336,10 +336,6 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
             poller = Poller(resources.nmbrs(), store, await resources.publisher(), settings, utc_now)
             await run_poll_loop(poller, store, settings, resources.poll_wanted)
 
-    @app.page("/status/")
-    async def status(view: faust.web.View, _request: faust.web.Request) -> faust.web.Response:
-        return view.json({"app_id": settings.kafka_app_id, "handled": resources.handled, "ok": True})
-
     @app.page("/healthz")
     async def healthz(view: faust.web.View, _request: faust.web.Request) -> faust.web.Response:
         # Alive: the event loop answers and every agent still has a running actor (ours never let an error
