@@ -136,6 +136,12 @@ class Settings(BaseSettings):
     status_bind: str = Field(
         "127.0.0.1", description="Address of the status page: 0.0.0.0 in a container, so that probes reach it."
     )
+    wedged_after_s: float = Field(
+        600.0,
+        gt=0,
+        description="Seconds a consumer may have messages waiting without handling one before /healthz calls it"
+        " wedged (503, so that Kubernetes restarts the worker).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     log_format: Literal["text", "json"] = Field("text", description="text for people, json: one object a line.")
 

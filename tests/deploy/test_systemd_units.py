@@ -3,6 +3,7 @@ hardening offline (systemd-analyze security), and every setting, credential and 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -95,3 +96,36 @@ def test_the_example_environment_file_names_real_settings_and_no_secret() -> Non
     secrets = {"NMBRS_TOKEN", "NMBRS_BSN_HASH_KEY", "DATABASE_PASSWORD", "KAFKA_SASL_PASSWORD"}
     assert not names & secrets
     assert urlsplit(dict(pairs)["DATABASE_URL"]).password is None  # the password is a credential file
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_unit_starts_with_the_example_settings_and_its_credentials(service: str, tmp_path: Path) -> None:
+    # What systemd would hand the process: the env file, the units' Environment= with %d resolved to a
+    # directory holding every credential the unit loads. Loading the settings is what fails a start.
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    unit = lines(service)
+    for line in unit:
+        if line.startswith("LoadCredential="):
+            name = line.split("=", 1)[1].split(":", 1)[0]
+            (credentials / name).write_text("k" * 32 if name == "nmbrs-bsn-hash-key" else f"{name}-value\n")
+    env = {
+        name: value
+        for name, value in (
+            line.split("=", 1)
+            for line in (UNITS / "nmbrs-sync.env.example").read_text().splitlines()
+            if line.strip() and not line.startswith("#")
+        )
+    }
+    for line in unit:
+        if line.startswith("Environment="):
+            name, value = line.removeprefix("Environment=").split("=", 1)
+            env[name] = value.replace("%d", str(credentials)).replace("%S/%N", str(tmp_path / "state"))
+    child = {k: v for k, v in os.environ.items() if k.upper() not in setting_names()} | env
+    run = subprocess.run(
+        [sys.executable, "-c", "from worker.config import load_settings; load_settings(_env_file=None)"],
+        env=child,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr

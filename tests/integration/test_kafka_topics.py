@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -54,8 +55,24 @@ async def _configs(settings: Settings, names: list[str]) -> dict[str, dict[str, 
     }
 
 
+async def _set_on_the_topic(settings: Settings, name: str, key: str) -> bool:
+    """Whether `key` was given to the topic itself rather than inherited from the broker's default."""
+    admin = AIOKafkaAdminClient(**client_kwargs(settings))
+    await admin.start()
+    try:
+        (response,) = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+    finally:
+        await admin.close()
+    (resource,) = response.resources
+    # (key, value, read_only, config_source, sensitive, synonyms); source 1 is DYNAMIC_TOPIC_CONFIG.
+    return any(entry[0] == key and entry[3] == 1 for entry in resource[4])
+
+
 async def test_created_topics_carry_their_policies_and_a_managed_cluster_is_checked_not_changed(
-    integration_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    integration_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     settings = integration_settings.model_copy(update={"kafka_dead_letter_retention_days": 45})
     topics = settings.topics
@@ -76,7 +93,22 @@ async def test_created_topics_carry_their_policies_and_a_managed_cluster_is_chec
         assert configs[topics.dead_letter]["cleanup.policy"] == "delete"
         assert configs[topics.employee_changes]["cleanup.policy"] == "delete"
         assert all(config["min.insync.replicas"] == "1" for config in configs.values())
+        assert await _set_on_the_topic(settings, topics.employee_changes, "min.insync.replicas")  # not the default
         assert await ensure_topics(settings, create=False) == []  # present now: the check passes
+
+        # A topic made before (or by someone else) with other settings is named in a warning, not changed.
+        # On the logger itself: the CLI run above configured logging anew, without pytest's root handler.
+        kafka_log = logging.getLogger("worker.adapters.kafka")
+        kafka_log.addHandler(caplog.handler)
+        monkeypatch.setattr(kafka_log, "level", logging.WARNING)
+        longer = settings.model_copy(update={"kafka_dead_letter_retention_days": 60})
+        assert await ensure_topics(longer) == []
+        (warning,) = [r.getMessage() for r in caplog.records if "differs" in r.getMessage()]
+        assert f"{topics.dead_letter}: retention.ms is {45 * 86_400_000}, nmbrs-sync sets {60 * 86_400_000}" in warning
+        assert (await _configs(settings, [topics.dead_letter]))[topics.dead_letter]["retention.ms"] == str(
+            45 * 86_400_000
+        )
+        kafka_log.removeHandler(caplog.handler)
     finally:
         await delete_topics_with_prefix(settings, [f"{settings.kafka_app_id}."])
 

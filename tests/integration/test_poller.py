@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -15,6 +15,7 @@ import pytest
 from worker.adapters.kafka import KafkaPublisher
 from worker.adapters.nmbrs.client import NmbrsClient
 from worker.adapters.poll_store import POLL_LOCK_ID, PollStore, insert_sync_request
+from worker.adapters.step_status_store import poll_outcome
 from worker.config import Settings
 from worker.domain.events import SyncRequested
 from worker.domain.snapshot_diff import SnapshotEntry
@@ -433,3 +434,27 @@ async def test_a_sync_request_left_running_by_a_dead_worker_is_taken_again_at_on
     assert report is not None and report.result == "published" and report.request_id == request.event_id
     assert await pool.fetchval(status, request.event_id) == "done"
     assert await poller.poll_requested() is None
+
+
+async def test_the_poll_outcome_every_replica_reports_comes_from_the_database(clean_poller_state: asyncpg.Pool) -> None:
+    pool = clean_poller_state
+    at = datetime(2026, 12, 1, 9, tzinfo=UTC)
+
+    async def run(minutes: int, status: str) -> None:
+        await pool.execute(
+            """INSERT INTO poll_runs (poll_id, full_sync, dry_run, started_at, finished_at, status)
+               VALUES ($1, false, false, $2::timestamptz, $2::timestamptz + interval '5 seconds', $3)""",
+            uuid.uuid4(),
+            at + timedelta(minutes=minutes),
+            status,
+        )
+
+    async with pool.acquire() as connection:
+        assert await poll_outcome(connection) == (None, False)
+        await run(0, "published")
+        await run(5, "held")
+        await run(10, "failed")  # a failure after a hold: the hold still stands
+        await run(15, "planned")  # a dry run neither
+        assert await poll_outcome(connection) == (at + timedelta(seconds=5), True)
+        await run(20, "published")  # released (or Nmbrs corrected)
+        assert await poll_outcome(connection) == (at + timedelta(minutes=20, seconds=5), False)

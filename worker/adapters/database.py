@@ -32,13 +32,16 @@ async def keep_session(_connection: asyncpg.Connection) -> None:
 
 
 async def create_pool(
-    settings: Settings, init: Callable[[asyncpg.Connection], Coroutine[Any, Any, None]] | None = None
+    settings: Settings,
+    init: Callable[[asyncpg.Connection], Coroutine[Any, Any, None]] | None = None,
+    max_size: int | None = None,
 ) -> asyncpg.Pool:
-    """Open the pool; `init` prepares each new connection (a benchmark adds its query logger)."""
+    """Open the pool (DATABASE_POOL_MAX connections unless `max_size`); `init` prepares each new connection
+    (a benchmark adds its query logger)."""
     pool = await asyncpg.create_pool(
         settings.database_url.get_secret_value(),
         min_size=1,
-        max_size=settings.database_pool_max,
+        max_size=max_size or settings.database_pool_max,
         command_timeout=60,
         reset=keep_session,
         init=init,

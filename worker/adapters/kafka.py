@@ -12,6 +12,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from worker.config import Settings
@@ -111,6 +112,9 @@ async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None
         ]
         if wrong:
             raise TopicsNotReady("topic partition counts differ from the configuration: " + "; ".join(wrong))
+        for difference in await _config_drift(admin, [s for s in specs if s.name in existing]):
+            # Not changed here: the topic may be managed elsewhere on purpose (a platform's retention policy).
+            log.warning("topic configuration differs from what nmbrs-sync creates: %s", difference)
         missing = [s for s in specs if s.name not in existing]
         if missing and not create:
             raise TopicsNotReady(
@@ -133,6 +137,24 @@ async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None
         return [s.name for s in missing]
     finally:
         await admin.close()
+
+
+async def _config_drift(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> list[str]:
+    """'topic: key is X, nmbrs-sync sets Y' for each setting of an existing topic that differs from its spec."""
+    if not specs:
+        return []
+    wanted = {spec.name: spec.config for spec in specs}
+    responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in wanted])
+    differences = []
+    # A resource: (error_code, error_message, type, name, [(key, value, read_only, is_default, ...), ...]).
+    for resource in (resource for response in responses for resource in response.resources):
+        actual = {entry[0]: entry[1] for entry in resource[4]}
+        differences += [
+            f"{resource[3]}: {key} is {actual.get(key)}, nmbrs-sync sets {value}"
+            for key, value in wanted.get(resource[3], {}).items()
+            if actual.get(key) != value
+        ]
+    return differences
 
 
 async def delete_topics_with_prefix(settings: Settings, prefixes: Iterable[str]) -> list[str]:

@@ -46,11 +46,14 @@ POLL_DURATION = Histogram(
 )
 POLL_LAST_SUCCESS = Gauge(
     "nmbrs_sync_poll_last_success_timestamp_seconds",
-    "Unix time at which the last poll that published (or found nothing to publish) finished.",
+    "Unix time at which the last poll that published (or found nothing to publish) finished, by any replica"
+    " (read from the database every 2 s; 0 until a first poll ever published).",
     registry=REGISTRY,
 )
 HOLD_ACTIVE = Gauge(
-    "nmbrs_sync_mass_change_hold_active", "1 while the mass-change breaker holds a poll, else 0.", registry=REGISTRY
+    "nmbrs_sync_mass_change_hold_active",
+    "1 while the mass-change breaker holds a poll (the latest poll that published or was held was held), else 0.",
+    registry=REGISTRY,
 )
 SOAP_CALLS = Counter(
     "nmbrs_sync_soap_calls_total",
@@ -108,14 +111,17 @@ WEB_REQUEST_DURATION = Histogram(
 )
 
 
-def start_series(consumers: list[str]) -> None:
-    """Counters of the outcomes alerts watch exist at 0 from the start: a first failure then is an increase
-    from 0, which increase() sees, instead of a series appearing at 1, which it does not."""
-    for consumer in consumers:
+def start_series(consumer_of_topic: dict[str, str]) -> None:
+    """Counters alerts watch exist at 0 from the start: a first failure then is an increase from 0, which
+    increase() sees, instead of a series appearing at 1, which it does not; and "nothing handled" is a 0."""
+    for topic, consumer in consumer_of_topic.items():
         for reason in ("malformed", "handler_error"):
             DEAD_LETTERS.labels(consumer, reason)
+        for result in ("handled", "dead_lettered"):
+            EVENTS.labels(consumer, topic, result)
     for result in get_args(PollReport.model_fields["result"].annotation):
-        POLLS.labels(result)
+        if result != "skipped":  # not counted: a skipped poll (another replica polls) says nothing of this one
+            POLLS.labels(result)
 
 
 def soap_result(error: BaseException | None) -> str:

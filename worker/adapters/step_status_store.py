@@ -68,3 +68,16 @@ async def oldest_open_question_age_s(connection: asyncpg.Connection, at: datetim
     """Seconds the oldest question not skipped has waited at `at`; 0 when none waits."""
     oldest = await connection.fetchval("SELECT min(created_at) FROM pending_decisions WHERE NOT skipped")
     return max(0.0, (at - oldest).total_seconds()) if oldest is not None else 0.0
+
+
+async def poll_outcome(connection: asyncpg.Connection) -> tuple[datetime | None, bool]:
+    """When the last poll that published finished (None: none yet), and whether the breaker holds one now: the
+    latest poll that published or was held was held. From the database, so every replica reports the same,
+    whichever of them polled."""
+    last_published = await connection.fetchval(
+        "SELECT finished_at FROM poll_runs WHERE status = 'published' ORDER BY started_at DESC LIMIT 1"
+    )
+    latest = await connection.fetchval(
+        "SELECT status FROM poll_runs WHERE status IN ('published', 'held') ORDER BY started_at DESC LIMIT 1"
+    )
+    return last_published, latest == "held"

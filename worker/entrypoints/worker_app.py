@@ -7,6 +7,7 @@ import functools
 import gc
 import logging
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -21,12 +22,18 @@ from worker.adapters.database import Pool, create_pool, transaction, unreachable
 from worker.adapters.kafka import GroupLag, KafkaPublisher, ssl_context
 from worker.adapters.nmbrs.client import NmbrsClient
 from worker.adapters.poll_store import PollStore
-from worker.adapters.step_status_store import oldest_open_question_age_s, step_statuses, store_step_statuses
+from worker.adapters.step_status_store import (
+    oldest_open_question_age_s,
+    poll_outcome,
+    step_statuses,
+    store_step_statuses,
+)
 from worker.config import Settings
 from worker.domain.changes import parse_change_event
 from worker.domain.decisions import Decision
 from worker.domain.events import OutcomeKind, SyncRequested
 from worker.domain.follow_ups import FollowUpCommand
+from worker.domain.health import wedged
 from worker.domain.inbound import MAX_CHANGE_EVENT_BYTES
 from worker.domain.matching import MatchPolicy
 from worker.domain.nmbrs_records import nmbrs_today
@@ -78,10 +85,15 @@ class Resources:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._pool: Pool | None = None
+        self._health_pool: Pool | None = None
         self._publisher: KafkaPublisher | None = None
         self._nmbrs: NmbrsClient | None = None
         self.group_lag = GroupLag(settings)
         self.handled = 0
+        # Per consumer: time.monotonic() of its last progress (a message handled, or found caught up), and the lag
+        # last observed (empty while it cannot be): together they tell a wedged consumer from an idle one.
+        self.progress_at: dict[str, float] = {}
+        self.lag: dict[str, int] = {}
         self.shutting_down = False
         self._opening = asyncio.Lock()
         # Set when a sync request was recorded, so the poll loop starts at once instead of at its next tick.
@@ -98,6 +110,11 @@ class Resources:
                 # A worker started while the database is away waits for it instead of crashing its agents.
                 self._pool = await with_retries(
                     lambda: create_pool(self.settings), "database connection", OPEN_BACKOFF_CAP_S
+                )
+                # The readiness check's own connection: a pool busy with a long poll and the agents would
+                # make a waiting check look like a database that does not answer.
+                self._health_pool = await with_retries(
+                    lambda: create_pool(self.settings, max_size=1), "database connection", OPEN_BACKOFF_CAP_S
                 )
         return self._pool
 
@@ -116,15 +133,19 @@ class Resources:
             raise
         return publisher
 
+    def handled_by(self, consumer: str, count: int = 1) -> None:
+        self.handled += count
+        self.progress_at[consumer] = time.monotonic()
+
     async def dependency_problems(self) -> dict[str, str | None]:
         """Per dependency (database, broker) why it does not answer now, or None when it does; checked together."""
         database, broker = await asyncio.gather(self._database_problem(), self._broker_problem())
         return {"database": database, "broker": broker}
 
     async def _database_problem(self) -> str | None:
-        if self._pool is None:
+        if self._health_pool is None:
             return "not connected to the database yet"
-        return await unreachable(self._pool, READY_TIMEOUT_S)
+        return await unreachable(self._health_pool, READY_TIMEOUT_S)
 
     async def _broker_problem(self) -> str | None:
         if self._publisher is None:
@@ -143,8 +164,9 @@ class Resources:
             await self._nmbrs.close()
         if self._publisher is not None:
             await self._publisher.stop()
-        if self._pool is not None:
-            await self._pool.close()
+        for pool in (self._pool, self._health_pool):
+            if pool is not None:
+                await pool.close()
 
 
 def broker_credentials(settings: Settings) -> Any:
@@ -201,7 +223,6 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
         web_bind=settings.status_bind,
     )
     resources = Resources(settings)
-    metrics.start_series([sync_requests.CONSUMER, reconciler.CONSUMER, decisions.DECISIONS, decisions.FOLLOW_UPS])
 
     async def context(name: str) -> ConsumerContext:
         return ConsumerContext(
@@ -214,14 +235,14 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
 
     sync_topic = app.topic(settings.topics.sync_requests, partitions=settings.kafka_topic_partitions)
 
-    @app.agent(sync_topic, name="sync-requests", concurrency=1)
+    @app.agent(sync_topic, name=sync_requests.CONSUMER, concurrency=1)
     async def sync_request_agent(stream: faust.StreamT[bytes]) -> None:
         ctx = await context(sync_requests.CONSUMER)
         pool = await resources.pool()
         handle = partial(sync_requests.handle_sync_requested, pool=pool, now=utc_now)
         async for event in stream.events():
             await consume_one(raw_message(event), ctx, SyncRequested.model_validate_json, handle)
-            resources.handled += 1
+            resources.handled_by(sync_requests.CONSUMER)
             resources.poll_wanted.set()
 
     change_topics = app.topic(
@@ -232,7 +253,7 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
     )
     policy = MatchPolicy(auto_link_min_score=settings.auto_link_min_score)
 
-    @app.agent(change_topics, name="reconciler", concurrency=1)
+    @app.agent(change_topics, name=reconciler.CONSUMER, concurrency=1)
     async def reconciler_agent(stream: faust.StreamT[bytes]) -> None:
         ctx = replace(await context(reconciler.CONSUMER), max_value_bytes=MAX_CHANGE_EVENT_BYTES)
         handle = partial(reconciler.handle_changes, pool=await resources.pool(), policy=policy, now=utc_now)
@@ -245,7 +266,7 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
         )
         async for events in batches:
             await consume_batch([raw_message(event) for event in events], ctx, parse_change_event, handle)
-            resources.handled += len(events)
+            resources.handled_by(reconciler.CONSUMER, len(events))
 
     published_status: dict[str, dict[str, Any]] = {}
 
@@ -258,6 +279,11 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
             statuses = await step_statuses(connection, nmbrs_today(at), at)
             await store_step_statuses(connection, statuses)
             metrics.OLDEST_QUESTION_AGE.set(await oldest_open_question_age_s(connection, at))
+            last_published, held = await poll_outcome(connection)
+        # Gauges of the whole installation, the same on every replica: the one that polled may be another.
+        if last_published is not None:
+            metrics.POLL_LAST_SUCCESS.set(last_published.timestamp())
+        metrics.HOLD_ACTIVE.set(1 if held else 0)
         for status in statuses:
             if status.step in ("employees", "companies"):
                 metrics.OPEN_QUESTIONS.labels(status.step).set(status.counts.get("pending", 0))
@@ -270,7 +296,7 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
 
     @app.agent(
         app.topic(settings.topics.decisions, partitions=settings.kafka_topic_partitions),
-        name="decisions",
+        name=decisions.DECISIONS,
         concurrency=1,
     )
     async def decision_agent(stream: faust.StreamT[bytes]) -> None:
@@ -283,11 +309,11 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
         published = partial(decisions.decision_published, pool=pool)
         async for event in stream.events():
             await consume_one(raw_message(event), ctx, Decision.model_validate_json, handle, published)
-            resources.handled += 1
+            resources.handled_by(decisions.DECISIONS)
 
     @app.agent(
         app.topic(settings.topics.followup_commands, partitions=settings.kafka_topic_partitions),
-        name="follow-ups",
+        name=decisions.FOLLOW_UPS,
         concurrency=1,
     )
     async def follow_up_agent(stream: faust.StreamT[bytes]) -> None:
@@ -298,16 +324,17 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
         handle = partial(decisions.handle_follow_up, pool=await resources.pool(), now=utc_now)
         async for event in stream.events():
             await consume_one(raw_message(event), ctx, FollowUpCommand.model_validate_json, handle)
-            resources.handled += 1
+            resources.handled_by(decisions.FOLLOW_UPS)
 
-    agent_of_topic = {
-        settings.topics.sync_requests: "sync-requests",
-        settings.topics.employee_changes: "reconciler",
-        settings.topics.company_changes: "reconciler",
-        settings.topics.reference_changes: "reconciler",
-        settings.topics.decisions: "decisions",
-        settings.topics.followup_commands: "follow-ups",
+    consumer_of_topic = {
+        settings.topics.sync_requests: sync_requests.CONSUMER,
+        settings.topics.employee_changes: reconciler.CONSUMER,
+        settings.topics.company_changes: reconciler.CONSUMER,
+        settings.topics.reference_changes: reconciler.CONSUMER,
+        settings.topics.decisions: decisions.DECISIONS,
+        settings.topics.followup_commands: decisions.FOLLOW_UPS,
     }
+    metrics.start_series(consumer_of_topic)
 
     @app.timer(interval=HEALTH_INTERVAL_S)
     @keeps_running("health metrics")
@@ -316,8 +343,19 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
         for dependency, problem in problems.items():
             metrics.DEPENDENCY_UP.labels(dependency).set(0 if problem else 1)
         metrics.READY.set(0 if resources.shutting_down or any(problems.values()) else 1)
-        if problems["broker"] is None:
+        if problems["broker"] is not None:
+            forget_lag()
+            return
+        try:
             await observe_lag()
+        except BaseException:
+            forget_lag()
+            raise
+
+    def forget_lag() -> None:
+        # No lag shown rather than a frozen one, and no wedged verdict on numbers that are not there.
+        metrics.CONSUMER_LAG.clear()
+        resources.lag = {}
 
     async def observe_lag() -> None:
         # Only the partitions this worker consumes: with several replicas each reports its own share.
@@ -325,8 +363,16 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
         async with asyncio.timeout(READY_TIMEOUT_S):
             behind = await resources.group_lag.behind(assigned) if assigned else {}
         metrics.CONSUMER_LAG.clear()  # a partition handed to another replica is no longer ours to report
-        for (topic, partition), lag in behind.items():
-            metrics.CONSUMER_LAG.labels(agent_of_topic.get(topic, "other"), topic, str(partition)).set(lag)
+        lag: dict[str, int] = dict.fromkeys(consumer_of_topic.values(), 0)
+        for (topic, partition), waiting in behind.items():
+            consumer = consumer_of_topic.get(topic, "other")
+            metrics.CONSUMER_LAG.labels(consumer, topic, str(partition)).set(waiting)
+            lag[consumer] = lag.get(consumer, 0) + waiting
+        now = time.monotonic()
+        for consumer, waiting in lag.items():
+            if waiting == 0 or consumer not in resources.progress_at:  # caught up, or first seen: counting starts
+                resources.progress_at[consumer] = now
+        resources.lag = lag
 
     if settings.poll_enabled:
 
@@ -346,8 +392,10 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
             for name, agent in app.agents.items()
             if not any(actor.actor_task is not None and not actor.actor_task.done() for actor in agent._actors)
         ]
-        body = {"ok": not dead, "dead_agents": dead, "handled": resources.handled}
-        return view.json(body, status=503 if dead else 200)
+        # A running actor stuck on an await is no better: messages wait and none was handled for too long.
+        stuck = wedged(resources.lag, resources.progress_at, time.monotonic(), settings.wedged_after_s)
+        body = {"ok": not (dead or stuck), "dead_agents": dead, "wedged_agents": stuck, "handled": resources.handled}
+        return view.json(body, status=503 if dead or stuck else 200)
 
     @app.page("/metrics")
     async def prometheus(view: faust.web.View, _request: faust.web.Request) -> faust.web.Response:

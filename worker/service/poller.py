@@ -274,10 +274,6 @@ def _count(report: PollReport) -> None:
         return
     metrics.POLLS.labels(report.result).inc()
     metrics.POLL_DURATION.observe((report.finished_at - report.started_at).total_seconds())
-    if report.result == "published":
-        metrics.POLL_LAST_SUCCESS.set(report.finished_at.timestamp())
-    if report.result in ("published", "held"):
-        metrics.HOLD_ACTIVE.set(1 if report.result == "held" else 0)
 
 
 async def run_poll_loop(poller: Poller, store: PollStore, settings: Settings, wake: asyncio.Event) -> None:
