@@ -12,7 +12,7 @@ export HELM_BIN="$TOOLS_BIN/helm"
 # go_install_helm MODULE VERSION: build one Helm CLI into $TOOLS_BIN. The -X stamps the version that
 # Helm's release builds carry (`helm version`); without it a source build reports only vMAJOR.MINOR.
 go_install_helm() {
-  GOBIN="$TOOLS_BIN" CGO_ENABLED=0 go install -ldflags "-X $1/internal/version.version=$2" "$1/cmd/helm@$2"
+  GOBIN="$TOOLS_BIN" CGO_ENABLED=0 "$GO" install -ldflags "-X $1/internal/version.version=$2" "$1/cmd/helm@$2"
 }
 
 # Helm publishes its release binaries outside the registries this project may reach; its Go module is in
@@ -23,7 +23,9 @@ ensure_helm() {
   case "$have" in
     "$HELM_VERSION"* | "$HELM_FALLBACK_VERSION"*) ;;
     *)
-      command -v go >/dev/null || die "Go is missing (it builds the Helm CLI for the chart tests)"
+      # This machine kind installs Go in /usr/local/go, which a non-login shell may not have on its PATH.
+      GO=$(command -v go || echo /usr/local/go/bin/go)
+      [ -x "$GO" ] || die "Go is missing (it builds the Helm CLI for the chart tests; Debian's golang-go is too old)"
       mkdir -p "$TOOLS_BIN"
       say "building the Helm CLI $HELM_VERSION from its Go module into $TOOLS_BIN (once)"
       go_install_helm "$HELM_MODULE" "$HELM_VERSION" \

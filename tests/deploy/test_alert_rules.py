@@ -1,6 +1,8 @@
 """The alerting rules in deploy/prometheus: promtool accepts them and the example scrape configuration, their
 unit tests (alerts.test.yaml) pass, every alert has a case that fires and one that stays quiet, and a rule that
-can no longer fire makes those tests fail. promtool comes with Debian's prometheus package (./dev test)."""
+can no longer fire makes those tests fail; every aggregation and match keeps namespace and job apart, and every
+selector names its job by the literal the Helm chart replaces. promtool comes with Debian's prometheus package
+(./dev test)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.deploy.test_dashboard import parse
 from tests.support import REPO
 
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
@@ -26,6 +29,9 @@ def alert_rules() -> list[dict[str, Any]]:
 
 
 ALERTS = [rule["alert"] for rule in alert_rules()]
+# The job matchers as written: the chart's templates/prometheusrule.yaml replaces these literal strings with
+# the jobs its ServiceMonitors set.
+JOB_MATCHERS = ('job="nmbrs-sync-worker"', 'job="nmbrs-sync-web"')
 
 
 def promtool(*args: str, cwd: Path = PROMETHEUS_DIR) -> subprocess.CompletedProcess[str]:
@@ -73,3 +79,28 @@ def test_the_unit_tests_fail_for_each_alert_that_can_no_longer_fire(tmp_path: Pa
     assert result.returncode != 0
     failed = set(re.findall(r"alertname: (\w+), time:", result.stdout + result.stderr))
     assert failed == set(ALERTS)
+
+
+def test_every_aggregation_and_match_keeps_namespace_and_job() -> None:
+    # One Prometheus may watch several releases: an aggregation by job alone lets one namespace's healthy
+    # series hide another's trouble (a max of both last successes, one's hold silencing the other's stale poll).
+    wrong = {}
+    for rule in alert_rules():
+        for grouping in parse(rule["expr"])[1]:
+            if grouping.clause in ("by", "on"):
+                kept = {"namespace", "job"} <= set(grouping.labels)
+            else:  # without, ignoring, group_left, group_right
+                kept = not {"namespace", "job"} & set(grouping.labels)
+            if not kept:
+                wrong.setdefault(rule["alert"], []).append(f"{grouping.clause} ({', '.join(grouping.labels)})")
+    assert wrong == {}
+
+
+def test_every_selector_matches_its_job_by_the_literal_the_chart_replaces() -> None:
+    for rule in alert_rules():
+        selectors = parse(rule["expr"])[0]
+        for selector in selectors:
+            jobs = [(operator, value) for label, operator, value in selector.matchers if label == "job"]
+            assert jobs in ([("=", "nmbrs-sync-worker")], [("=", "nmbrs-sync-web")]), (rule["alert"], selector)
+        # As many literal matchers as selectors: none spelled otherwise (job = "...", job=~"...").
+        assert sum(rule["expr"].count(literal) for literal in JOB_MATCHERS) == len(selectors), rule["alert"]

@@ -1,8 +1,9 @@
 """A real Prometheus (Debian's, started here on deploy/prometheus/prometheus.yml with the shipped alert rules,
 scraping and evaluating every second) watches a real worker: after the first sync its nmbrs_sync_* series are
-there with sensible values, every rule evaluates and none is active; a worker killed with SIGKILL in the middle
-of a poll is `up == 0` within seconds and NmbrsSyncWorkerDown goes pending, and a worker started again is up,
-ready and finishes the poll."""
+there with sensible values and the labels the static checks of tests/deploy expect, every rule evaluates (with
+no namespace label, as on a plain VM) and none is active; a worker killed with SIGKILL in the middle of a poll
+is `up == 0` within seconds and NmbrsSyncWorkerDown goes pending, and a worker started again is up, ready and
+finishes the poll."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pytest
 import yaml
 from aiohttp import ClientSession
 
+from tests.deploy.test_dashboard import SERIES_LABELS
 from tests.support import REPO, Sandbox, first_poll_ahead, free_port, start_worker_process, stop_process, worker_env
 from worker.config import Settings
 
@@ -175,6 +177,30 @@ async def test_prometheus_sees_a_worker_after_its_first_sync_and_no_alert_is_act
         return await prometheus.value(f"nmbrs_sync_ready{{{job}}}") == 1 and broker_and_database == 2
 
     await prometheus.until("the worker ready, its dependencies up", ready, 30)
+
+    # tests/deploy checks the labels of the rules and the dashboard against these: the real series carry no
+    # other (here, from a static scrape configuration, job and instance besides the metric's own).
+    series = await prometheus.query(f'{{__name__=~"nmbrs_sync_.*|up", {job}}}')
+    unknown = {
+        (labels["__name__"], label)
+        for labels in (found["metric"] for found in series)
+        for label in labels
+        if label not in {"__name__", "job", "instance"} and label not in SERIES_LABELS.get(labels["__name__"], ())
+    }
+    assert series and unknown == set()
+
+    # NmbrsSyncConsumerStuck joins lag and events by topic: every topic with lag has an events series (at 0
+    # until a message is handled), or any lag at all there would page.
+    async def lag_topics_seen() -> set[str]:
+        lag = await prometheus.query(f"count by (topic) (nmbrs_sync_consumer_lag{{{job}}})")
+        return {found["metric"]["topic"] for found in lag}
+
+    lag_topics = await prometheus.until("lag observed", lag_topics_seen, 30)
+    event_topics = {
+        found["metric"]["topic"]
+        for found in await prometheus.query(f"count by (topic) (nmbrs_sync_events_total{{{job}}})")
+    }
+    assert lag_topics and lag_topics == event_topics
 
     async def rules_evaluated() -> list[dict[str, Any]] | None:
         rules = [rule for group in (await prometheus.api("rules"))["groups"] for rule in group["rules"]]

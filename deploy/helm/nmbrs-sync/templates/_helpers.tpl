@@ -70,20 +70,42 @@ dead_letter: dead-letter
 {{- end }}
 
 {{/*
-The secret files, as a map of Secret key -> the setting it holds (env name without _FILE). The chart-made
-Secret holds the keys given a value; an existing Secret the keys named in secrets.keys.
+The secret files of one component, as a map of Secret key -> the setting it holds (env name without _FILE):
+include "nmbrs-sync.secretFiles" (list . "worker"). Only the keys that apply: a projected Secret item is
+required, so a key mounted without need, and missing from an existing Secret, would keep the pod in
+ContainerCreating. The chart-made Secret holds the keys given a value; an existing Secret the keys named in
+secrets.keys. The DSN in the Secret (keys.databaseUrl) carries its password: no databasePassword then. The
+SASL password only with SASL_*. The Nmbrs token only for the worker (the web app never calls Nmbrs); the
+BSN hash key for both (see the web Deployment).
 */}}
 {{- define "nmbrs-sync.secretFiles" -}}
-{{- $s := .Values.secrets -}}
+{{- $root := index . 0 -}}
+{{- $component := index . 1 -}}
+{{- $s := $root.Values.secrets -}}
+{{- $dsnInSecret := and (ne $s.keys.databaseUrl "") (ne $s.existingSecret "") -}}
+{{- $applies := dict
+  "databaseUrl" $dsnInSecret
+  "databasePassword" (not $dsnInSecret)
+  "nmbrsToken" (eq $component "worker")
+  "nmbrsBsnHashKey" true
+  "kafkaSaslPassword" (hasPrefix "SASL_" $root.Values.kafka.securityProtocol)
+-}}
 {{- $files := dict -}}
 {{- range $field, $setting := dict "databaseUrl" "DATABASE_URL" "databasePassword" "DATABASE_PASSWORD" "nmbrsToken" "NMBRS_TOKEN" "nmbrsBsnHashKey" "NMBRS_BSN_HASH_KEY" "kafkaSaslPassword" "KAFKA_SASL_PASSWORD" }}
 {{- $key := index $s.keys $field -}}
 {{- $given := ternary true (ne (index $s $field | default "") "") (ne $s.existingSecret "") -}}
-{{- if and $key $given -}}
+{{- if and $key $given (index $applies $field) -}}
 {{- $_ := set $files $key $setting -}}
 {{- end -}}
 {{- end -}}
 {{- toYaml $files }}
+{{- end }}
+
+{{/* The Kafka TLS Secret's name when it applies (SSL or SASL_SSL; PLAINTEXT reads no certificate), else "". */}}
+{{- define "nmbrs-sync.kafkaTlsSecret" -}}
+{{- if hasSuffix "SSL" .Values.kafka.securityProtocol }}
+{{- .Values.kafka.tls.existingSecret }}
+{{- end }}
 {{- end }}
 
 {{/* The non-secret settings, as environment variable -> value; null values are left out (the app's default). */}}
@@ -128,7 +150,8 @@ Secret holds the keys given a value; an existing Secret the keys named in secret
 {{- if $v.web.trustedProxies }}
 {{- $_ := set $settings "HR_WEB_TRUSTED_PROXIES" (toJson $v.web.trustedProxies) }}
 {{- end }}
-{{- if not (has "DATABASE_URL" (include "nmbrs-sync.secretFiles" . | fromYaml | values)) }}
+{{- /* Worker and web app read the database alike: the worker's files say whether the DSN is a secret. */}}
+{{- if not (has "DATABASE_URL" (include "nmbrs-sync.secretFiles" (list . "worker") | fromYaml | values)) }}
 {{- $_ := set $settings "DATABASE_URL" $v.database.url }}
 {{- end }}
 {{- $overrides := $k.topics.overrides | default dict }}
@@ -142,14 +165,18 @@ Secret holds the keys given a value; an existing Secret the keys named in secret
 {{- end }}
 {{- end }}
 
-{{/* Environment of every nmbrs-sync container besides the ConfigMap: where the secret files are. */}}
+{{/*
+Environment of a component's container besides the ConfigMap: where its secret files are.
+include "nmbrs-sync.fileEnv" (list . "worker")
+*/}}
 {{- define "nmbrs-sync.fileEnv" -}}
+{{- $root := index . 0 -}}
 {{- range $key, $setting := include "nmbrs-sync.secretFiles" . | fromYaml }}
 - name: {{ $setting }}_FILE
   value: /etc/nmbrs-sync/secrets/{{ $key }}
 {{- end }}
-{{- with .Values.kafka.tls }}
-{{- if .existingSecret }}
+{{- if include "nmbrs-sync.kafkaTlsSecret" $root }}
+{{- with $root.Values.kafka.tls }}
 {{- if .caKey }}
 - name: KAFKA_SSL_CAFILE
   value: /etc/nmbrs-sync/secrets/kafka-ca.crt
@@ -164,27 +191,29 @@ Secret holds the keys given a value; an existing Secret the keys named in secret
 {{- end }}
 {{- end }}
 
-{{/* The secret files: the application's Secret and the Kafka TLS Secret in one directory. */}}
+{{/* A component's secret files: its keys of the application's Secret and the Kafka TLS Secret, in one directory. */}}
 {{- define "nmbrs-sync.secretsVolume" -}}
+{{- $root := index . 0 }}
 {{- $files := include "nmbrs-sync.secretFiles" . | fromYaml }}
-{{- $tls := .Values.kafka.tls }}
-{{- if or $files $tls.existingSecret }}
+{{- $tlsSecret := include "nmbrs-sync.kafkaTlsSecret" $root }}
+{{- $tls := $root.Values.kafka.tls }}
+{{- if or $files $tlsSecret }}
 - name: secrets
   projected:
     defaultMode: 288  # 0440: the owner (root) and the group fsGroup read
     sources:
     {{- if $files }}
       - secret:
-          name: {{ include "nmbrs-sync.secretName" . }}
+          name: {{ include "nmbrs-sync.secretName" $root }}
           items:
           {{- range $key, $_ := $files }}
             - key: {{ $key }}
               path: {{ $key }}
           {{- end }}
     {{- end }}
-    {{- if $tls.existingSecret }}
+    {{- if $tlsSecret }}
       - secret:
-          name: {{ $tls.existingSecret }}
+          name: {{ $tlsSecret }}
           items:
           {{- if $tls.caKey }}
             - key: {{ $tls.caKey }}
@@ -201,7 +230,7 @@ Secret holds the keys given a value; an existing Secret the keys named in secret
 {{- end }}
 
 {{- define "nmbrs-sync.secretsMount" -}}
-{{- if or (include "nmbrs-sync.secretFiles" . | fromYaml) .Values.kafka.tls.existingSecret }}
+{{- if or (include "nmbrs-sync.secretFiles" . | fromYaml) (include "nmbrs-sync.kafkaTlsSecret" (index . 0)) }}
 - name: secrets
   mountPath: /etc/nmbrs-sync/secrets
   readOnly: true
@@ -209,7 +238,7 @@ Secret holds the keys given a value; an existing Secret the keys named in secret
 {{- end }}
 
 {{/*
-Volumes of a pod: include "nmbrs-sync.volumes" (list . sizeLimit). The root filesystem is read-only:
+Volumes of a pod: include "nmbrs-sync.volumes" (list . component sizeLimit). The root filesystem is read-only:
 /var/lib/nmbrs-sync is HOME, its tmp/ is TMPDIR (faust's data directory); tmp/ is a volume of its own
 because an emptyDir starts empty, without the image's tmp/ directory.
 */}}
@@ -220,20 +249,22 @@ because an emptyDir starts empty, without the image's tmp/ directory.
     sizeLimit: 64Mi
 - name: tmp
   emptyDir:
-    sizeLimit: {{ index . 1 }}
-{{- include "nmbrs-sync.secretsVolume" $root }}
+    sizeLimit: {{ index . 2 }}
+{{- include "nmbrs-sync.secretsVolume" (list $root (index . 1)) }}
 {{- with $root.Values.extraVolumes }}
 {{ toYaml . }}
 {{- end }}
 {{- end }}
 
+{{/* include "nmbrs-sync.volumeMounts" (list . component) */}}
 {{- define "nmbrs-sync.volumeMounts" -}}
+{{- $root := index . 0 }}
 - name: home
   mountPath: /var/lib/nmbrs-sync
 - name: tmp
   mountPath: /var/lib/nmbrs-sync/tmp
 {{- include "nmbrs-sync.secretsMount" . }}
-{{- with .Values.extraVolumeMounts }}
+{{- with $root.Values.extraVolumeMounts }}
 {{ toYaml . }}
 {{- end }}
 {{- end }}
@@ -248,7 +279,7 @@ because an emptyDir starts empty, without the image's tmp/ directory.
 {{- fail (printf "kafka.minInsyncReplicas (%d) > kafka.replicationFactor (%d): no write would ever be acknowledged" (int $k.minInsyncReplicas) (int $k.replicationFactor)) }}
 {{- end }}
 {{- if hasPrefix "SASL_" $k.securityProtocol }}
-{{- if not (and $k.sasl.mechanism $k.sasl.username (has "KAFKA_SASL_PASSWORD" (include "nmbrs-sync.secretFiles" . | fromYaml | values))) }}
+{{- if not (and $k.sasl.mechanism $k.sasl.username (has "KAFKA_SASL_PASSWORD" (include "nmbrs-sync.secretFiles" (list . "worker") | fromYaml | values))) }}
 {{- fail (printf "kafka.securityProtocol %s needs kafka.sasl.mechanism, kafka.sasl.username and the password in secrets (kafkaSaslPassword)" $k.securityProtocol) }}
 {{- end }}
 {{- end }}
@@ -257,5 +288,19 @@ because an emptyDir starts empty, without the image's tmp/ directory.
 {{- end }}
 {{- if and .Values.migrations.job.enabled (not .Values.secrets.existingSecret) }}
 {{- fail "migrations.job.enabled needs secrets.existingSecret: the hook Job runs before the chart's own Secret exists" }}
+{{- end }}
+{{- /* Proxy auth believes the user header of any peer in web.trustedProxies: without a NetworkPolicy every
+pod of the cluster is such a peer and could sign in as anyone. */}}
+{{- $w := .Values.web }}
+{{- if and $w.enabled (eq ($w.auth | default "accounts") "proxy") (not .Values.networkPolicy.enabled) (not $w.acknowledgeProxyWithoutNetworkPolicy) }}
+{{- fail "web.auth=proxy needs networkPolicy.enabled: otherwise any pod in the cluster can send the user header straight to the web Service and sign in as anyone. Enable it, or set web.acknowledgeProxyWithoutNetworkPolicy=true if something else (a mesh policy, your CNI's own policies) admits only the auth proxy" }}
+{{- end }}
+{{- if .Values.networkPolicy.enabled }}
+{{- range $peer := list "ingressController" "prometheus" }}
+{{- $p := index $.Values.networkPolicy $peer }}
+{{- if not (or $p.namespaceSelector $p.podSelector) }}
+{{- fail (printf "networkPolicy.%s needs a namespaceSelector or a podSelector with labels: without them it would admit every pod (or none)" $peer) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
