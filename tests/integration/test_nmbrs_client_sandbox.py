@@ -24,6 +24,7 @@ from worker.adapters.nmbrs.errors import (
     NmbrsTransportError,
 )
 from worker.config import Settings
+from worker.domain.naamstelling import NameUsage
 from worker.domain.nmbrs_records import NmbrsCompany
 from worker.domain.normalisation import normalise_postcode
 from worker.sandbox.dataset import Dataset
@@ -403,3 +404,19 @@ async def test_new_cao_in_a_company_triggers_per_employee_calls(
     after = await client.fetch_company(company, dataset.reference_date)
     assert after.soap_calls == before.soap_calls + len(after.employees)
     assert next(e for e in after.employees if e.employee_id == target).labour_agreement.id == 77  # type: ignore[union-attr]
+
+
+async def test_partner_names_and_the_naamstelling_are_read_as_nmbrs_serves_them(
+    make_client: Callable[..., NmbrsClient], dataset: Dataset
+) -> None:
+    client = make_client()
+    snapshots = [await client.fetch_company(c, dataset.reference_date) for c in await client.list_companies()]
+    read = {e.employee_id: e for s in snapshots for e in s.employees}
+    usages = set()
+    for source in dataset.employees:
+        info, employee = source.current_personal_info(), read[source.id]
+        assert (employee.partner_prefix, employee.partner_last_name) == (info.partner_prefix, info.partner_last_name)
+        assert employee.name_usage is info.name_usage
+        usages.add(employee.name_usage)
+    assert usages == set(NameUsage)  # every naamstelling went over the wire
+    assert sum(e.partner_last_name is not None for e in read.values()) >= len(read) // 5

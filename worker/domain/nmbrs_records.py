@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from worker.domain.naamstelling import NameUsage
 
 # Nmbrs dates are Dutch local dates: "today" for history, leave and contracts is today in Amsterdam.
 NMBRS_TIMEZONE = ZoneInfo("Europe/Amsterdam")
@@ -22,6 +25,8 @@ class Record(BaseModel):
     """Base of every normalised record: immutable, unknown fields ignored (additive changes are safe)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
+    # JSON values of later-added fields that hash as their absence (see snapshot_diff.fingerprint).
+    fingerprint_optional: ClassVar[dict[str, Any]] = {}
 
 
 class CodeRef(Record):
@@ -80,6 +85,14 @@ class NmbrsEmployee(Record):
     never leaves the Nmbrs adapter).
     """
 
+    # Added after records were first stored: while at their default they are left out of the fingerprint, so
+    # that the release adding them does not make every stored record look changed.
+    fingerprint_optional: ClassVar[dict[str, Any]] = {
+        "partner_prefix": None,
+        "partner_last_name": None,
+        "name_usage": "own",
+    }
+
     employee_id: int
     company_id: int
     number: str | None = None
@@ -88,6 +101,11 @@ class NmbrsEmployee(Record):
     initials: str | None = None
     prefix: str | None = Field(None, description="Tussenvoegsel, e.g. 'van der'.")
     last_name: str
+    partner_prefix: str | None = Field(None, description="The partner's tussenvoegsel.")
+    partner_last_name: str | None = Field(None, description="The partner's surname (for the naamstelling).")
+    name_usage: NameUsage = Field(
+        NameUsage.OWN, description="Naamstelling: own surname, the partner's, or both joined in either order."
+    )
     nickname: str | None = None
     gender: Gender = Gender.UNDEFINED
     birthday: date | None = None

@@ -67,7 +67,11 @@ class PlannedChange:
 
 def fingerprint(record: Record) -> str:
     """Stable hash of a record's content: equal data, equal fingerprint, whatever the field order."""
-    canonical = json.dumps(record.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    data = record.model_dump(mode="json")
+    for name, default in record.fingerprint_optional.items():
+        if data.get(name) == default:
+            del data[name]
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -3,14 +3,18 @@
 GET    /admin/dataset                  the whole dataset
 POST   /admin/reload                   reload the data file; body {"path": "..."} to load another one
 POST   /admin/employees                a hire: a full Employee object, or the short form
-                                       {"company_id", "first_name", "prefix", "last_name", "start",
+                                       {"company_id", "first_name", "prefix", "last_name", "partner_prefix"?,
+                                        "partner_last_name"?, "name_usage"? (own | partner | partner_then_own
+                                        | own_then_partner: the naamstelling), "start",
                                         "hours_per_week", "bsn", "function": {id, code, description},
                                         "department": {...}, "address": {street, house_number,
                                         house_number_addition?, postal_code, city}}; answers 201 {"id": ...}
 PATCH  /admin/employees/{id}           a change from "as_of" (date, default: the dataset's reference date):
                                        {"function": {...}} | {"department": {...}} | {"hours_per_week": 32}
                                        | {"end": "2026-12-31"} (a leaver) | {"labour_agreement_id": 12}
-                                       | {"personal_info": {"last_name": ...}}
+                                       | {"personal_info": {"last_name": ...}} (also a marriage:
+                                         {"partner_last_name": "Groot", "partner_prefix": "de",
+                                          "name_usage": "partner_then_own"})
                                        | {"address": {...}} (a move: a new home address from as_of)
                                        | {"company_id": 2} (a move: ends this employment the day before
                                          as_of and creates a new employee, same BSN; answers "new_id")

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from worker.domain.naamstelling import NameUsage, display_surname
+
 
 class Model(BaseModel):
     """Base of the dataset models: mutable (the admin API edits them), unknown keys rejected (typos)."""
@@ -57,6 +59,9 @@ class PersonalInfo(Model):
     initials: str | None = None
     prefix: str | None = None
     last_name: str
+    partner_prefix: str | None = None
+    partner_last_name: str | None = None
+    name_usage: NameUsage = NameUsage.OWN
     nickname: str | None = None
     gender: Literal["undefined", "male", "female"] = "undefined"
     birthday: date | None = None
@@ -68,7 +73,11 @@ class PersonalInfo(Model):
     nationality_code: int = 1
 
     def display_name(self) -> str:
-        return " ".join(part for part in (self.first_name, self.prefix, self.last_name) if part)
+        """As Nmbrs prints it: the surname the naamstelling says."""
+        surname = display_surname(
+            self.name_usage, self.prefix, self.last_name, self.partner_prefix, self.partner_last_name
+        )
+        return " ".join(part for part in (self.first_name, surname.written) if part)
 
 
 class Employment(Model):

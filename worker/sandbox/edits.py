@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from worker.domain.naamstelling import NameUsage
 from worker.sandbox.dataset import (
     Address,
     Assignment,
@@ -50,6 +51,9 @@ def new_employee(state: SandboxState, body: dict[str, Any]) -> Employee:
                 first_name=body.get("first_name"),
                 prefix=body.get("prefix"),
                 last_name=body["last_name"],
+                partner_prefix=body.get("partner_prefix"),
+                partner_last_name=body.get("partner_last_name"),
+                name_usage=body.get("name_usage", NameUsage.OWN),
                 gender=body.get("gender", "undefined"),
                 email_work=body.get("email_work"),
             )
@@ -186,6 +190,9 @@ def _move(state: SandboxState, employee: Employee, target: Company, as_of: date)
             "first_name": person.first_name,
             "prefix": person.prefix,
             "last_name": person.last_name,
+            "partner_prefix": person.partner_prefix,
+            "partner_last_name": person.partner_last_name,
+            "name_usage": person.name_usage,
             "gender": person.gender,
             "hours_per_week": hours,
             "bsn": employee.bsn,

@@ -7,6 +7,7 @@ from typing import Any
 
 from lxml import etree
 
+from worker.domain.naamstelling import NameUsage
 from worker.sandbox.dataset import (
     Address,
     Assignment,
@@ -122,6 +123,10 @@ def _bulk(
     return handler
 
 
+# The order of Nmbrs' naamstelling choices (own, partner, partner-own, own-partner); see domain/naamstelling.py.
+NAME_USAGE_CODES = {usage: str(number) for number, usage in enumerate(NameUsage)}
+
+
 def _write_personal(with_bsn: bool) -> Callable[..., None]:
     def write(w: Writer, el: etree._Element, employee: Employee, p: PersonalInfo) -> None:
         w.put(el, "Id", p.id)
@@ -137,13 +142,15 @@ def _write_personal(with_bsn: bool) -> Callable[..., None]:
         w.put(el, "Gender", p.gender)
         w.put(el, "NationalityCode", p.nationality_code)
         w.put(el, "IdentificationType", 0)
+        w.put(el, "PartnerPrefix", p.partner_prefix)
+        w.put(el, "PartnerLastName", p.partner_last_name)
         w.put(el, "TelephonePrivate", p.phone_private)
         w.put(el, "TelephoneWork", p.phone_work)
         w.put(el, "TelephoneMobilePrivate", p.phone_mobile)
         w.put(el, "EmailPrivate", p.email_private)
         w.put(el, "EmailWork", p.email_work)
         w.put(el, "BurgerlijkeStaat", 0)
-        w.put(el, "Naamstelling", 0)
+        w.put(el, "Naamstelling", NAME_USAGE_CODES[p.name_usage])
         w.put(el, "Birthday", p.birthday, nillable=True)
         w.put(el, "CreationDate", p.created, nillable=True)
         w.put(el, "StartPeriod", p.start_period)

@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeAlias, TypeVar, cast
 from lxml import etree
 
 from worker.adapters.nmbrs.errors import NmbrsMalformedResponse, fault_from_string
+from worker.domain.naamstelling import parse_name_usage
 from worker.domain.nmbrs_records import (
     CodeRef,
     CompanySnapshot,
@@ -354,6 +355,9 @@ def parse_personal_infos(result: Element | None, bsn_key: bytes | None) -> dict[
             "initials": _name(f, "Initials"),
             "prefix": _name(f, "Prefix"),
             "last_name": _name(f, "LastName"),
+            "partner_prefix": _name(f, "PartnerPrefix"),
+            "partner_last_name": _name(f, "PartnerLastName"),
+            "name_usage": parse_name_usage(_text(f, "Naamstelling")),
             "nickname": _name(f, "Nickname"),
             "gender": _gender(_text(f, "Gender")),
             "birthday": _date(f, "Birthday"),
