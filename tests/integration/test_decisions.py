@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.builders import HASH_ANNA, NOW, employee_change
+from tests.builders import HASH_ANNA, NOW, company_change, employee_change
 from tests.support import database_url_for_tests
 from worker.adapters.hr_queries import decision_history
 from worker.adapters.poll_store import PollStore
@@ -96,6 +96,35 @@ async def test_koppelen_to_a_person_with_a_blue_employee_warns_and_leaves_it_alo
     await asked(handle, 102)
     plain = await decide(db, decision("koppelen", 102, target_id=await person(db, "anna")))
     assert "blue_employees" not in next(o for o in plain if o.kind is OutcomeKind.APPLIED).details
+
+
+async def test_koppelen_of_a_company_links_the_regitijd_company_its_organisation_has_and_undo_gives_it_back(
+    handle: Handle, db: asyncpg.Pool
+) -> None:
+    # The starting state made a RegiTijd company for org-zon, for Piet's blue employee (target load).
+    organisation = await db.fetchval("SELECT organisation_id FROM crm_organisations WHERE external_ref = 'org-zon'")
+    before = await db.fetchrow("SELECT * FROM rt_companies WHERE organisation_id = $1", organisation)
+    assert (await handle(company_change(kvk_number=None, name="Bakkerij De Zon")))[0].kind is OutcomeKind.NEEDS_DECISION
+    link = decision("koppelen", 1, entity="company", target_id=organisation)
+    (applied,) = await decide(db, link)
+    assert applied.reason == (
+        f"linked to organisation {organisation}; the organisation's existing RegiTijd company "
+        f"{before['company_id']} (Bakkerij De Zon B.V.) is linked to it, no second one created"
+    )
+    assert applied.details["regitijd_id"] == applied.details["adopted_company_id"] == before["company_id"]
+    companies = await db.fetch("SELECT * FROM rt_companies WHERE organisation_id = $1", organisation)
+    assert [(c["company_id"], c["nmbrs_company_id"], c["name"]) for c in companies] == [
+        (before["company_id"], 1, "Bakkerij De Zon")
+    ]
+    blue = await db.fetchval("SELECT company_id FROM rt_employees WHERE source = 'manual'")
+    assert blue == before["company_id"]
+    # Undone, the company is the organisation's own again, as it was, for Piet's blue employee.
+    outcomes = await decide(db, decision("ongedaan_maken", 1, entity="company", undo_decision_id=link.decision_id))
+    undone = next(o for o in outcomes if (o.reason or "").startswith("link undone"))
+    assert undone.reason == (
+        f"link undone; RegiTijd company {before['company_id']} (Bakkerij De Zon B.V.) is the organisation's own again"
+    )
+    assert await db.fetchrow("SELECT * FROM rt_companies WHERE organisation_id = $1", organisation) == before
 
 
 async def test_koppelen_also_links_the_other_open_employments_of_the_same_human(

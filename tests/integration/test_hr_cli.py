@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
@@ -17,7 +19,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from pydantic import SecretStr
 
-from tests.support import TARGET_TABLES, TopicReader
+from tests.support import TARGET_TABLES, TopicReader, worker_env
 from worker.adapters.command_requests import OutcomeWatcher
 from worker.adapters.kafka import KafkaPublisher, client_kwargs
 from worker.adapters.target_store_load import load_target_state
@@ -204,6 +206,65 @@ async def test_answered_questions_turn_the_employees_step_green(
     await store.execute("DELETE FROM pending_decisions WHERE entity = 'employee'")
     steps = {s["step"]: s for s in json.loads((await run(settings, capsys, "status", "--json"))[1])["steps"]}
     assert steps["employees"]["status"] == "green" and steps["companies"]["status"] == "red"
+
+
+async def test_status_of_a_held_poll_shows_the_holds_counts_in_the_counts_column(
+    store: asyncpg.Pool, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reason = "6 of 28 employees fewer fetched than last time (more than 10%)"
+    summary = {
+        "status": "red",
+        "reasons": [reason],
+        "soap_calls": 30,
+        "breaker_counts": {"previous": 28, "fetched": 22, "removed": 0, "ended": 0, "moved": 0, "dropped": 6},
+    }
+    poll_id = uuid.uuid4()
+    await store.execute(
+        """INSERT INTO poll_runs (poll_id, full_sync, dry_run, started_at, finished_at, status, summary)
+           VALUES ($1, false, false, now(), now(), 'held', $2::jsonb)""",
+        poll_id,
+        json.dumps(summary),
+    )
+    try:
+        code, out = await run(settings, capsys, "status")
+    finally:
+        await store.execute("DELETE FROM poll_runs WHERE poll_id = $1", poll_id)
+    (poll,) = [line for line in out.splitlines() if line.startswith("poll ")]
+    counts, reasons = poll.split(None, 2)[2].split("  ", 1)
+    # In the order the stored summary (jsonb) keeps them; only the non-zero ones of the hold.
+    assert code == 0 and sorted(counts.split()) == [
+        "dropped=6",
+        "fetched=22",
+        "polls=1",
+        "previous=28",
+        "soap_calls=30",
+    ]
+    assert reasons == reason
+
+
+def test_pending_into_head_ends_quietly(store: asyncpg.Pool, settings: Settings) -> None:
+    """`nmbrs-sync pending | head` as the demo runs it: a closed pipe costs no traceback and no failure."""
+    asyncio.run(_many_questions(settings, 100))
+    result = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {sys.executable} -m worker.entrypoints.cli pending | head -3"],
+        capture_output=True,
+        env={k: v for k, v in worker_env(settings).items() if k != "PYTHONUNBUFFERED"},  # block-buffered, as in a shell
+        timeout=60,
+        check=False,
+    )
+    assert (result.returncode, result.stderr.decode()) == (0, ""), result.stderr.decode()
+    assert len(result.stdout.splitlines()) == 3
+
+
+async def _many_questions(settings: Settings, count: int) -> None:
+    """`count` more unmatched employees, whom no card resembles: a pending list of many lines."""
+    pool = await asyncpg.create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=2)
+    try:
+        for n in range(count):
+            record = employee(1000 + n, "Zeger", f"Quist{n}", date(1990, 1, 1))
+            await handle_change(created(record), pool, MatchPolicy(), lambda: NOW)
+    finally:
+        await pool.close()
 
 
 def test_the_sync_command_wrapper_runs_outside_an_event_loop(

@@ -126,6 +126,11 @@ async def test_a_linked_employee_gets_nmbrs_changes_and_locally_edited_fields_ar
     drift = next(o for o in outcomes if o.kind is OutcomeKind.DRIFT)
     assert drift.details["field"] == "function_id" and drift.details["local_value"] == 99
     assert drift.details["nmbrs_value"] == 5
+    # Named as the store knows the functions; the ids stay in the details.
+    assert (
+        drift.reason == "function was edited locally ('Lokaal'); Nmbrs owns it and its value 'Bakker' was written back"
+    )
+    assert (drift.details["local_name"], drift.details["nmbrs_name"]) == ("Lokaal", "Bakker")
     assert await db.fetchval("SELECT function_id FROM rt_employees WHERE nmbrs_employee_id = 101") == 5
     assert await db.fetchval("SELECT last_name FROM crm_persons WHERE external_ref = 'anna'") == "Bergh"
 
@@ -254,6 +259,12 @@ async def test_a_company_links_by_kvk_and_employees_synced_earlier_get_their_com
     assert outcomes[0].kind is OutcomeKind.AUTO_LINKED and "KvK" in (outcomes[0].reason or "")
     company_id = await db.fetchval("SELECT company_id FROM rt_companies WHERE nmbrs_company_id = 1")
     assert await db.fetchval("SELECT company_id FROM rt_employees WHERE nmbrs_employee_id = 101") == company_id
+    # The organisation had a RegiTijd company already (Piet's blue employee's): it is that one, not a second.
+    assert (outcomes[0].reason or "").endswith(
+        f"RegiTijd company {company_id} (Bakkerij De Zon B.V.) is linked to it, no second one created"
+    )
+    assert await db.fetchval("SELECT count(*) FROM rt_companies") == 1
+    assert await db.fetchval("SELECT company_id FROM rt_employees WHERE source = 'manual'") == company_id
 
 
 async def test_reference_data_is_created_and_deactivated_automatically(handle: Handle, db: asyncpg.Pool) -> None:

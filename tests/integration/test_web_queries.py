@@ -451,7 +451,7 @@ async def test_the_overview_shows_the_held_poll_with_the_breakers_counts_until_a
     assert failed_last.held is not None and failed_last.held.poll_id == held.poll_id  # neither releases the hold
     assert failed_last.held.status == "held"
     assert failed_last.held.counts == held.breaker_counts and failed_last.held.counts["dropped"] == 20
-    assert failed_last.held.reasons == ("20 of 100 employees fewer employees fetched (more than 10%)",)
+    assert failed_last.held.reasons == ("20 of 100 employees fewer fetched than last time (more than 10%)",)
     assert failed_last.last_poll is not None and failed_last.last_poll.status == "failed"
     await store.execute("DELETE FROM poll_runs WHERE status = 'failed'")
     shown = await overview(dsn)

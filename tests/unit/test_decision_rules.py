@@ -35,6 +35,7 @@ from worker.domain.decisions import (
 )
 from worker.domain.follow_ups import FollowUpCommand, FollowUpFacts, follow_up_rejection, follow_up_result
 from worker.domain.nmbrs_records import NmbrsCompany
+from worker.domain.organisation_matching import RegiTijdCompany
 from worker.domain.reconcile import Apply, ClearPending, Link, LinkedRecord, RecalculateLeave, RecordState, StoredRecord
 
 ANNA = nmbrs_employee().model_dump(mode="json")
@@ -155,6 +156,48 @@ def test_a_record_asked_again_is_a_snapshot_read_with_an_id_of_its_own() -> None
     assert re_ask_event("employee", 101, ANNA, 4, uuid.uuid4(), NOW).event_id != event.event_id
     company = re_ask_event("company", 1, {"company_id": 1, "name": "Zon"}, 1, EARLIER, NOW)
     assert isinstance(company, CompanyChanged) and company.key == "company:1"
+
+
+# --- a company linked to an organisation that has a RegiTijd company -----------------------------------------
+
+ZON = {"company_id": 1, "name": "Bakkerij de Zon"}
+OPEN_COMPANY = RecordState(pending_version=2, stored=StoredRecord(data=ZON, version=2))
+
+
+def test_koppelen_of_a_company_takes_over_the_organisations_regitijd_company_of_the_same_name() -> None:
+    companies = [RegiTijdCompany(company_id=3, name="Oud"), RegiTijdCompany(company_id=8, name="bakkerij de zon ")]
+    step = plan_decision(decision("koppelen", 1, entity="company", target_id=4), OPEN_COMPANY, True, companies)
+    assert isinstance(step, LinkRecord) and step.adopt == RegiTijdCompany(company_id=8, name="bakkerij de zon ")
+
+
+def test_koppelen_of_a_company_takes_over_the_oldest_when_no_name_agrees() -> None:
+    companies = [RegiTijdCompany(company_id=8, name="Zon Noord"), RegiTijdCompany(company_id=3, name="Zon BV")]
+    step = plan_decision(decision("koppelen", 1, entity="company", target_id=4), OPEN_COMPANY, True, companies)
+    assert isinstance(step, LinkRecord) and step.adopt == RegiTijdCompany(company_id=3, name="Zon BV")
+
+
+def test_a_company_link_creates_a_regitijd_company_only_when_the_organisation_has_none() -> None:
+    step = plan_decision(decision("koppelen", 1, entity="company", target_id=4), OPEN_COMPANY, True, [])
+    assert isinstance(step, LinkRecord) and step.adopt is None
+    created = plan_decision(decision("aanmaken", 1, entity="company"), OPEN_COMPANY, True)
+    assert isinstance(created, LinkRecord) and created.adopt is None
+
+
+def test_a_company_link_that_takes_one_over_writes_that_one_and_says_so() -> None:
+    plan = link_plan(NmbrsCompany(company_id=1, name="Zon"), 4, "hr.anja", "Koppelen by hr.anja", regitijd_id=8)
+    (apply,) = [a for a in plan.actions if isinstance(a, Apply)]
+    assert apply.regitijd_id == 8
+    assert linked_reason("company", 4, [], RegiTijdCompany(company_id=8, name="Zon")) == (
+        "linked to organisation 4; the organisation's existing RegiTijd company 8 (Zon) is linked to it, "
+        "no second one created"
+    )
+
+
+def test_undoing_a_company_link_that_took_one_over_gives_it_back() -> None:
+    effect = {"linked": {"1": ZON}, "crm_id": 4, "adopted_company": {"company_id": 8, "name": "Zon"}}
+    plan = plan_undo(undo_of(1, entity="company"), applied(effect, 1, entity="company"), "company", 1)
+    assert isinstance(plan, UndoPlan)
+    assert plan.reversals[0].adopted_company == RegiTijdCompany(company_id=8, name="Zon")
 
 
 # --- the blue-employee warning -----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from worker.adapters.crm_search import OrganisationHit, PersonHit, SearchResult
 from worker.adapters.hr_queries import BlockView, DecisionView, EmployeeTasks
 from worker.domain.decisions import Decision, DecisionAction, DecisionFilter
 from worker.domain.events import OutcomeKind, outcome_for
-from worker.domain.status import StepStatus
+from worker.domain.status import StepStatus, judge
 from worker.entrypoints.hr_views import (
     age,
     confirm_hint,
@@ -186,3 +186,10 @@ def test_decisions_and_blocks_list_their_ids_and_say_when_there_are_none() -> No
     assert text.splitlines()[2].split() == ["employee:1", "-", "2026-11-28", "hr", "-"]
     assert "nmbrs-sync decide ontblokkeren RECORD" in text
     assert render_blocked([]) == "no blocked records"
+
+
+def test_status_of_a_held_poll_shows_the_holds_counts_in_the_counts_column() -> None:
+    reason = "6 of 28 employees fewer fetched than last time (more than 10%)"
+    held = judge("poll", {"polls": 1}, NOW, (reason,), {"previous": 28, "fetched": 22, "dropped": 6})
+    (poll,) = [line for line in render_status([held], 0).splitlines() if line.startswith("poll")]
+    assert poll.split(None, 2)[2] == f"polls=1 previous=28 fetched=22 dropped=6  {reason}"

@@ -15,7 +15,7 @@ from worker.domain.nmbrs_records import (
     EmploymentPeriod,
     NmbrsEmployee,
 )
-from worker.domain.organisation_matching import OrganisationCandidate
+from worker.domain.organisation_matching import OrganisationCandidate, RegiTijdCompany
 from worker.domain.ownership import (
     LOCAL_EMPLOYEE_FIELDS,
     NMBRS_OWNED_EMPLOYEE_FIELDS,
@@ -50,7 +50,11 @@ def change(after: NmbrsEmployee | None, op: Op = Op.UPDATE, before: NmbrsEmploye
     return employee_change(after, op, before, version=3)
 
 
-def linked(local: dict[str, object] | None = None, synced: dict[str, object] | None = None) -> RecordState:
+def linked(
+    local: dict[str, object] | None = None,
+    synced: dict[str, object] | None = None,
+    local_names: dict[str, str] | None = None,
+) -> RecordState:
     values = employee_values(nmbrs_employee())
     return RecordState(
         link=LinkedRecord(
@@ -59,6 +63,7 @@ def linked(local: dict[str, object] | None = None, synced: dict[str, object] | N
             local=local or values,
             synced=synced if synced is not None else values,
             bsn_hash=HASH_ANNA,
+            local_names=local_names or {},
         )
     )
 
@@ -102,7 +107,38 @@ def test_payroll_owned_field_edited_locally_is_overwritten_and_reported_as_drift
     (apply,) = [a for a in plan.actions if isinstance(a, Apply)]
     assert apply.values["function_id"] == 5
     (drift,) = [o for o in plan.outcomes if o.kind is OutcomeKind.DRIFT]
-    assert drift.details == {"field": "function_id", "local_value": 99, "nmbrs_value": 5}
+    assert drift.details == {"field": "function_id", "local_value": 99, "nmbrs_value": 5, "nmbrs_name": "Bakker"}
+
+
+def test_drift_of_a_department_or_function_names_it_and_keeps_the_ids_in_the_details() -> None:
+    synced = employee_values(nmbrs_employee())
+    named = linked({**synced, "department_id": 2, "function_id": 9}, synced, {"department_id": "Verkoop"})
+    plan = reconcile_employee(change(nmbrs_employee(), op=Op.READ), named, [], POLICY)
+    function, department = (o for o in plan.outcomes if o.kind is OutcomeKind.DRIFT)
+    assert department.reason == (
+        "department was edited locally ('Verkoop'); Nmbrs owns it and its value 'Productie' was written back"
+    )
+    assert department.details == {
+        "field": "department_id",
+        "local_value": 2,
+        "nmbrs_value": 7,
+        "local_name": "Verkoop",
+        "nmbrs_name": "Productie",
+    }
+    # A local id the store has no name for is shown as it is.
+    assert function.reason == "function was edited locally (9); Nmbrs owns it and its value 'Bakker' was written back"
+
+
+def test_drift_of_another_field_shows_its_values() -> None:
+    synced = employee_values(nmbrs_employee())
+    plan = reconcile_employee(
+        change(nmbrs_employee(), op=Op.READ), linked(local={**synced, "number": "X9"}, synced=synced), [], POLICY
+    )
+    (drift,) = [o for o in plan.outcomes if o.kind is OutcomeKind.DRIFT]
+    assert (
+        drift.reason
+        == f"number was edited locally ('X9'); Nmbrs owns it and its value {synced['number']!r} was written back"
+    )
 
 
 def test_an_unchanged_linked_employee_plans_no_write() -> None:
@@ -132,8 +168,17 @@ def test_a_leaver_gets_an_end_date_and_nothing_is_deleted() -> None:
 def test_removal_from_nmbrs_deactivates_the_linked_employee() -> None:
     plan = reconcile_employee(change(None, op=Op.DELETE), linked(), [], POLICY)
     assert plan.situation == "removed" and plan.actions == (
-        Deactivate(regitijd_id=21, reason="Nmbrs employee employee:101 removed from Nmbrs"),
+        Deactivate(regitijd_id=21, reason="Nmbrs employee 101 removed from Nmbrs"),
     )
+
+
+def test_what_a_change_does_names_the_record_by_its_nmbrs_id() -> None:
+    gone = reconcile_employee(change(None, op=Op.DELETE), linked(), [], POLICY)
+    assert gone.outcomes[0].reason == "Nmbrs employee 101 removed from Nmbrs: deactivated in RegiTijd, nothing deleted"
+    blocked = reconcile_employee(change(nmbrs_employee()), RecordState(blocked=True), [], POLICY)
+    assert blocked.outcomes[0].reason == "Nmbrs employee 101 is blocked (Blokkeren): ignored"
+    company = reconcile_company(company_change(), RecordState(blocked=True), [], POLICY)
+    assert company.outcomes[0].reason == "Nmbrs company 1 is blocked (Blokkeren): ignored"
 
 
 def removed(state: RecordState) -> RecordState:
@@ -166,7 +211,7 @@ def test_an_active_employee_is_not_reactivated_and_a_removed_one_only_when_back(
     plan = reconcile_employee(change(nmbrs_employee(last_name="Bergh")), linked(), [], POLICY)
     assert not [a for a in plan.actions if isinstance(a, Apply) and a.reactivate]
     again = reconcile_employee(change(None, op=Op.DELETE), removed(linked()), [], POLICY)
-    assert again.actions == (Deactivate(regitijd_id=21, reason="Nmbrs employee employee:101 removed from Nmbrs"),)
+    assert again.actions == (Deactivate(regitijd_id=21, reason="Nmbrs employee 101 removed from Nmbrs"),)
 
 
 def test_a_removed_company_back_with_the_same_values_is_reactivated() -> None:
@@ -249,6 +294,21 @@ def test_company_with_a_unique_kvk_match_is_linked_automatically() -> None:
     organisation = OrganisationCandidate(organisation_id=4, name="Bakkerij de Zon", kvk_number="88721495")
     plan = reconcile_company(company_change(), RecordState(), [organisation], POLICY)
     assert plan.situation == "auto_linked" and isinstance(plan.actions[0], Link) and plan.actions[0].crm_id == 4
+
+
+def test_a_company_linked_automatically_takes_over_the_organisations_regitijd_company() -> None:
+    organisation = OrganisationCandidate(
+        organisation_id=4,
+        name="Bakkerij de Zon",
+        kvk_number="88721495",
+        unlinked_companies=(RegiTijdCompany(company_id=8, name="Bakkerij de Zon"),),
+    )
+    plan = reconcile_company(company_change(), RecordState(), [organisation], POLICY)
+    (apply,) = [a for a in plan.actions if isinstance(a, Apply)]
+    assert apply.regitijd_id == 8 and plan.outcomes[0].details["regitijd_id"] == 8
+    assert plan.outcomes[0].reason.endswith(
+        "; the organisation's existing RegiTijd company 8 (Bakkerij de Zon) is linked to it, no second one created"
+    )
 
 
 def test_company_without_kvk_match_needs_a_decision() -> None:

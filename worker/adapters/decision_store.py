@@ -17,6 +17,7 @@ from worker.adapters.hr_queries import open_tasks
 from worker.domain.changes import LinkedEntity
 from worker.domain.decisions import BlueEmployee, Decision, DecisionFilter, PendingRecord, StoredDecision
 from worker.domain.follow_ups import FollowUpCommand, FollowUpFacts
+from worker.domain.organisation_matching import RegiTijdCompany
 from worker.domain.reconcile import StoredRecord
 
 _RECORD_TABLES = {"employee": ("rt_employees", "employee_id"), "company": ("rt_companies", "company_id")}
@@ -205,12 +206,22 @@ class PostgresDecisionStore:
             "UPDATE pending_decisions SET skipped = $3 WHERE entity = $1 AND nmbrs_id = $2", entity, nmbrs_id, skipped
         )
 
-    async def unlink(self, entity: LinkedEntity, nmbrs_id: int) -> int | None:
-        """Undo a link: the RegiTijd record it became is deactivated, not deleted. Returns that record's id."""
+    async def unlink(self, entity: LinkedEntity, nmbrs_id: int, adopted: RegiTijdCompany | None = None) -> int | None:
+        """Undo a link: the RegiTijd record it became is deactivated, not deleted; a company it took over
+        (`adopted`) goes back to its organisation as it was, active for its manual employees. Returns the
+        record's id."""
         regitijd_id: int | None = await self.db.fetchval(
             "DELETE FROM sync_links WHERE entity = $1 AND nmbrs_id = $2 RETURNING regitijd_id", entity, nmbrs_id
         )
-        if regitijd_id is not None:
+        if adopted is not None and adopted.company_id == regitijd_id:
+            await self.db.execute(
+                """UPDATE rt_companies SET nmbrs_company_id = NULL, name = $2, nmbrs_synced = NULL,
+                       nmbrs_version = NULL, active = true
+                   WHERE company_id = $1""",
+                regitijd_id,
+                adopted.name,
+            )
+        elif regitijd_id is not None:
             table, column = _RECORD_TABLES[entity]
             await self.db.execute(f"UPDATE {table} SET active = false WHERE {column} = $1", regitijd_id)
         return regitijd_id

@@ -48,7 +48,8 @@ async def step_statuses(connection: asyncpg.Connection, today: date, at: datetim
     poll_summary = json.loads(last_poll["summary"]) if last_poll else {}
     poll_counts = {"polls": int(last_poll is not None), "soap_calls": poll_summary.get("soap_calls", 0)}
     poll_reasons = tuple(poll_summary.get("reasons", ())) if last_poll and poll_summary.get("status") == "red" else ()
-    statuses.append(judge("poll", poll_counts, at, poll_reasons))
+    held = last_poll is not None and last_poll["status"] == "held"
+    statuses.append(judge("poll", poll_counts, at, poll_reasons, poll_summary.get("breaker_counts") if held else None))
     for step, sql in STEP_COUNTS_SQL.items():
         row = await connection.fetchrow(sql, *((today,) if "$1" in sql else ()))
         statuses.append(judge(step, {key: int(value or 0) for key, value in dict(row or {}).items()}, at))

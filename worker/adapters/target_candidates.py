@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from worker.adapters.database import Connection
 from worker.domain.nmbrs_records import NmbrsCompany, NmbrsEmployee
 from worker.domain.normalisation import fold, normalise_kvk, normalise_organisation_name, split_last_name
-from worker.domain.organisation_matching import OrganisationCandidate
+from worker.domain.organisation_matching import OrganisationCandidate, RegiTijdCompany
 from worker.domain.person_scoring import PersonCandidate
 
 
@@ -78,6 +78,7 @@ async def organisation_candidates(db: Connection, company: NmbrsCompany) -> list
         normalise_kvk(company.kvk_number) or "-",
         _longest_word(normalise_organisation_name(company.name)),
     )
+    unlinked = await unlinked_companies(db, [r["organisation_id"] for r in rows])
     return [
         OrganisationCandidate(
             organisation_id=r["organisation_id"],
@@ -88,9 +89,24 @@ async def organisation_candidates(db: Connection, company: NmbrsCompany) -> list
             postcode=r["postcode"],
             website=r["website"],
             linked_nmbrs_company_ids=tuple(r["linked_ids"]),
+            unlinked_companies=unlinked.get(r["organisation_id"], ()),
         )
         for r in rows
     ]
+
+
+async def unlinked_companies(db: Connection, organisation_ids: Sequence[int]) -> dict[int, tuple[RegiTijdCompany, ...]]:
+    """The active RegiTijd companies of these organisations that no Nmbrs company has, by organisation. Locked
+    until the transaction ends: two Nmbrs companies linked at the same time must not take over the same one."""
+    found: dict[int, tuple[RegiTijdCompany, ...]] = {}
+    for r in await db.fetch(
+        """SELECT organisation_id, company_id, name FROM rt_companies
+           WHERE organisation_id = ANY($1::int[]) AND nmbrs_company_id IS NULL AND active
+           ORDER BY company_id FOR UPDATE""",
+        list(organisation_ids),
+    ):
+        found[r["organisation_id"]] = (*found.get(r["organisation_id"], ()), RegiTijdCompany(**r))
+    return found
 
 
 def _longest_word(name: str) -> str:

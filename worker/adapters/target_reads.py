@@ -10,12 +10,12 @@ from pydantic_core import from_json
 from worker.adapters.database import Connection
 from worker.adapters.target_sql import PERIOD_FIELDS, PRIMARY_SQL, iso
 from worker.domain.changes import LinkedEntity
-from worker.domain.ownership import PERSON_FIELDS
+from worker.domain.ownership import PERSON_FIELDS, REFERENCE_LABELS
 from worker.domain.reconcile import LinkedRecord, RecordState, StoredRecord
 
 # A linked record's RegiTijd/RegiCRM side: its Nmbrs-owned fields as they are, as the sync last wrote them, the
-# snapshot version it wrote, and whether the RegiTijd record is active.
-LocalSide = tuple[dict[str, Any], dict[str, Any] | None, int | None, bool]
+# snapshot version it wrote, whether the RegiTijd record is active, and the names of its references by field.
+LocalSide = tuple[dict[str, Any], dict[str, Any] | None, int | None, bool, dict[str, str]]
 
 # The latest Nmbrs data of a record and its version (see StoredRecord): a decision is carried out with it.
 _STORED_SQL = """(SELECT coalesce(q.record, snap.record, blk.record) AS record,
@@ -74,7 +74,7 @@ class RecordStates:
         for row in rows:
             link, version = None, None
             if row["crm_id"] is not None:
-                values, synced, version, active = local[(row["crm_id"], row["regitijd_id"])]
+                values, synced, version, active, names = local[(row["crm_id"], row["regitijd_id"])]
                 link = LinkedRecord(
                     crm_id=row["crm_id"],
                     regitijd_id=row["regitijd_id"],
@@ -82,6 +82,7 @@ class RecordStates:
                     synced=synced,
                     bsn_hash=row["link_bsn_hash"],
                     active=active,
+                    local_names=names,
                 )
             found = stored and row["stored_record"] is not None
             states[row["nmbrs_id"]] = RecordState(
@@ -100,8 +101,8 @@ class RecordStates:
         self, entity: LinkedEntity, linked: list[tuple[int, int | None]]
     ) -> dict[tuple[int, int | None], LocalSide]:
         """(crm_id, regitijd_id) -> the Nmbrs-owned fields as they are locally, as the sync last wrote them, the
-        snapshot version it wrote and whether the RegiTijd record is active (a record not created yet counts as
-        active: its first write creates it so)."""
+        snapshot version it wrote, whether the RegiTijd record is active (a record not created yet counts as
+        active: its first write creates it so) and the names of its department, function and CAO."""
         crm_ids, regitijd_ids = [c for c, _ in linked], [r for _, r in linked]
         if entity == "company":
             rows = await self.db.fetch(
@@ -114,20 +115,21 @@ class RecordStates:
                 regitijd_ids,
             )
             found: dict[tuple[int, int | None], LocalSide] = {
-                pair: ({}, None, None, True)
+                pair: ({}, None, None, True, {})
                 for pair in linked  # the organisation is gone: nothing local
             }
             for row in rows:
                 values = dict(row)
                 key = (values.pop("crm_id"), values.pop("regitijd_id"))
                 synced, version, active = (values.pop(name) for name in ("nmbrs_synced", "nmbrs_version", "active"))
-                found[key] = (values, from_json(synced) if synced else None, version, active)
+                found[key] = (values, from_json(synced) if synced else None, version, active, {})
             return found
         rows = await self.db.fetch(
             f"""SELECT k.crm_id, k.regitijd_id, {", ".join(f"p.{f}" for f in PERSON_FIELDS)}, e.employee_id, e.number,
                        e.company_id, c.nmbrs_company_id, e.function_id, e.department_id, e.labour_agreement_id,
                        e.employment_start, e.employment_end, e.nmbrs_synced, e.nmbrs_version, r.period_edits,
-                       r.periods_read, coalesce(e.active, true) AS active,
+                       r.periods_read, coalesce(e.active, true) AS active, fn.description AS function_name,
+                       dep.description AS department_name, cao.description AS labour_agreement_name,
                        {PRIMARY_SQL.format(me="e.employee_id")} AS primary,
                        -- The period lists only where they may differ from what the sync wrote (migration 0008).
                        CASE WHEN r.periods_read THEN (
@@ -148,6 +150,9 @@ class RecordStates:
                 JOIN crm_persons p ON p.person_id = k.crm_id
                 LEFT JOIN rt_employees e ON e.employee_id = k.regitijd_id
                 LEFT JOIN rt_companies c ON c.company_id = e.company_id
+                LEFT JOIN rt_functions fn ON fn.nmbrs_id = e.function_id
+                LEFT JOIN rt_departments dep ON dep.nmbrs_id = e.department_id
+                LEFT JOIN rt_labour_agreements cao ON cao.nmbrs_id = e.labour_agreement_id
                 LEFT JOIN rt_period_edits pe ON pe.employee_id = e.employee_id
                 CROSS JOIN LATERAL (SELECT coalesce(pe.edits, 0) AS period_edits,
                                            coalesce(pe.edits, 0) <> e.period_edits_seen OR e.nmbrs_synced IS NULL
@@ -155,7 +160,7 @@ class RecordStates:
             crm_ids,
             regitijd_ids,
         )
-        gone: LocalSide = ({f: None for f in PERSON_FIELDS}, None, None, True)  # the person is gone: nothing local
+        gone: LocalSide = ({f: None for f in PERSON_FIELDS}, None, None, True, {})  # the person is gone: nothing local
         found = {pair: gone for pair in linked}
         found.update(
             {
@@ -163,6 +168,11 @@ class RecordStates:
                     *_employee_local_values(dict(row)),
                     row["nmbrs_version"],
                     row["active"],
+                    {
+                        field: row[f"{field.removesuffix('_id')}_name"]
+                        for field in REFERENCE_LABELS
+                        if row[f"{field.removesuffix('_id')}_name"] is not None
+                    },
                 )
                 for row in rows
             }

@@ -19,7 +19,7 @@ from worker.adapters.target_reads import RecordStates
 from worker.adapters.target_writes import EmployeeApply, TargetWriter
 from worker.domain.changes import LinkedEntity
 from worker.domain.nmbrs_records import NmbrsCompany, NmbrsEmployee
-from worker.domain.organisation_matching import OrganisationCandidate
+from worker.domain.organisation_matching import OrganisationCandidate, RegiTijdCompany
 from worker.domain.person_scoring import PersonCandidate
 from worker.domain.reconcile import Plan, RecordState
 
@@ -86,6 +86,10 @@ class PostgresTargetStore:
 
     async def organisation_candidates(self, company: NmbrsCompany) -> list[OrganisationCandidate]:
         return await target_candidates.organisation_candidates(self.db, company)
+
+    async def unlinked_companies(self, organisation_id: int) -> tuple[RegiTijdCompany, ...]:
+        """The organisation's RegiTijd companies no Nmbrs company has, locked (see target_candidates)."""
+        return (await target_candidates.unlinked_companies(self.db, [organisation_id])).get(organisation_id, ())
 
     # --- writing ------------------------------------------------------------------------------------
 

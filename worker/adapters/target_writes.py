@@ -399,19 +399,40 @@ class TargetWriter:
             values["phone"],
             values["website"],
         )
-        company_id = await self.db.fetchval(
-            """INSERT INTO rt_companies (organisation_id, nmbrs_company_id, name, nmbrs_synced, active, nmbrs_version)
-               VALUES ($1, $2, $3, $4::jsonb, true, $5)
-               ON CONFLICT (nmbrs_company_id) DO UPDATE SET organisation_id = EXCLUDED.organisation_id,
-                   name = EXCLUDED.name, nmbrs_synced = EXCLUDED.nmbrs_synced, active = true,
-                   nmbrs_version = coalesce(EXCLUDED.nmbrs_version, rt_companies.nmbrs_version)
-               RETURNING company_id""",
-            action.crm_id,
-            nmbrs_id,
-            values["name"],
-            json_text(values),
-            version,
-        )
+        if action.regitijd_id is None:
+            company_id = await self.db.fetchval(
+                """INSERT INTO rt_companies (organisation_id, nmbrs_company_id, name, nmbrs_synced, active,
+                                             nmbrs_version)
+                   VALUES ($1, $2, $3, $4::jsonb, true, $5)
+                   ON CONFLICT (nmbrs_company_id) DO UPDATE SET organisation_id = EXCLUDED.organisation_id,
+                       name = EXCLUDED.name, nmbrs_synced = EXCLUDED.nmbrs_synced, active = true,
+                       nmbrs_version = coalesce(EXCLUDED.nmbrs_version, rt_companies.nmbrs_version)
+                   RETURNING company_id""",
+                action.crm_id,
+                nmbrs_id,
+                values["name"],
+                json_text(values),
+                version,
+            )
+        else:
+            # The linked company, or one of the organisation's the link takes over (company_to_adopt). Taken over
+            # after an undone link, the Nmbrs id leaves the company that link made (inactive since).
+            await self.db.execute(
+                "UPDATE rt_companies SET nmbrs_company_id = NULL WHERE nmbrs_company_id = $1 AND company_id <> $2",
+                nmbrs_id,
+                action.regitijd_id,
+            )
+            company_id = await self.db.fetchval(
+                """UPDATE rt_companies SET organisation_id = $2, nmbrs_company_id = $3, name = $4,
+                       nmbrs_synced = $5::jsonb, active = true, nmbrs_version = coalesce($6, nmbrs_version)
+                   WHERE company_id = $1 RETURNING company_id""",
+                action.regitijd_id,
+                action.crm_id,
+                nmbrs_id,
+                values["name"],
+                json_text(values),
+                version,
+            )
         await self.db.execute(
             "UPDATE sync_links SET regitijd_id = $2 WHERE entity = 'company' AND nmbrs_id = $1",
             nmbrs_id,

@@ -103,7 +103,7 @@ def evaluate_breaker(
     for count, what in (
         (removed + ended, "removed or ended"),
         (moved, "moved to another company"),
-        (dropped, "fewer employees fetched"),
+        (dropped, "fewer fetched than last time"),
     ):
         if count >= policy.min_count and count > limit:
             reasons.append(f"{count} of {previous_active} employees {what} (more than {policy.max_share:.0%})")

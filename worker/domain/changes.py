@@ -80,6 +80,11 @@ class ChangeEvent(Message, Generic[R]):
     source: ChangeSource
     ts: AwareDatetime
 
+    @property
+    def nmbrs_id(self) -> int:
+        """The record's Nmbrs id, from its key."""
+        return int(self.key.partition(":")[2])
+
     @model_validator(mode="after")
     def _shape_matches_op(self) -> ChangeEvent[R]:
         if self.op is Op.CREATE and (self.before is not None or self.after is None):

@@ -18,8 +18,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from worker.domain.changes import ChangeSource, CompanyChanged, EmployeeChanged, Entity, LinkedEntity, Op
 from worker.domain.events import Command, FreeText, IsoDateTime, Name, StoreId, Uuid
 from worker.domain.nmbrs_records import NmbrsCompany, NmbrsEmployee
+from worker.domain.organisation_matching import RegiTijdCompany
 from worker.domain.ownership import company_values, employee_values
-from worker.domain.reconcile import Apply, ClearPending, Link, Plan, RecalculateLeave, RecordState
+from worker.domain.reconcile import (
+    Apply,
+    ClearPending,
+    Link,
+    Plan,
+    RecalculateLeave,
+    RecordState,
+    adopted_note,
+    company_to_adopt,
+)
 
 
 class DecisionAction(StrEnum):
@@ -145,6 +155,9 @@ class LinkRecord(_Frozen):
     data: dict[str, Any] = Field(description="The record's stored Nmbrs data, written and kept for an undo.")
     version: int | None
     reason: str
+    adopt: RegiTijdCompany | None = Field(
+        None, description="Koppelen of a company: the organisation's RegiTijd company it takes over."
+    )
 
 
 class BlockRecord(_Frozen):
@@ -207,17 +220,22 @@ def rejection(decision: Decision, state: RecordState, target_exists: bool) -> st
     return None
 
 
-def plan_decision(decision: Decision, state: RecordState, target_exists: bool) -> DecisionStep | Rejection:
-    """What a single-record decision does to the record in `state` (see rejection), or why it cannot."""
+def plan_decision(
+    decision: Decision, state: RecordState, target_exists: bool, companies: Sequence[RegiTijdCompany] = ()
+) -> DecisionStep | Rejection:
+    """What a single-record decision does to the record in `state` (see rejection), or why it cannot.
+    `companies`: Koppelen of a company: the target organisation's RegiTijd companies no Nmbrs company has."""
     if reason := rejection(decision, state, target_exists):
         return Rejection(reason)
     data, version = (state.stored.data, state.stored.version) if state.stored is not None else (None, None)
     match decision.action:
         case DecisionAction.KOPPELEN | DecisionAction.AANMAKEN:
             assert data is not None  # an open question keeps its data
-            crm_id = decision.target_id if decision.action is DecisionAction.KOPPELEN else None
+            koppelen = decision.action is DecisionAction.KOPPELEN
+            crm_id = decision.target_id if koppelen else None
+            adopt = company_to_adopt(data["name"], companies) if koppelen and decision.entity == "company" else None
             reason = f"{decision.action.value.capitalize()} by {decision.decided_by}"
-            return LinkRecord(crm_id=crm_id, data=data, version=version, reason=reason)
+            return LinkRecord(crm_id=crm_id, data=data, version=version, reason=reason, adopt=adopt)
         case DecisionAction.BLOKKEREN:
             return BlockRecord(note=decision.note, data=data)
         case DecisionAction.OVERSLAAN:
@@ -231,9 +249,11 @@ def nmbrs_record(entity: LinkedEntity, data: dict[str, Any]) -> NmbrsEmployee | 
     return NmbrsEmployee.model_validate(data) if entity == "employee" else NmbrsCompany.model_validate(data)
 
 
-def link_plan(record: NmbrsEmployee | NmbrsCompany, crm_id: int, linked_by: str, reason: str) -> Plan:
+def link_plan(
+    record: NmbrsEmployee | NmbrsCompany, crm_id: int, linked_by: str, reason: str, regitijd_id: int | None = None
+) -> Plan:
     """The reconciliation plan of a decided link: link, close the question, write every Nmbrs-owned field (the
-    RegiTijd record is created) and, for an employee, calculate the leave."""
+    RegiTijd record is created, or `regitijd_id` taken over) and, for an employee, calculate the leave."""
     leave: tuple[RecalculateLeave, ...]
     if isinstance(record, NmbrsEmployee):
         values, leave = employee_values(record), (RecalculateLeave(fields=("employment_start",)),)
@@ -244,7 +264,7 @@ def link_plan(record: NmbrsEmployee | NmbrsCompany, crm_id: int, linked_by: str,
         actions=(
             Link(crm_id=crm_id, linked_by=linked_by, reason=reason),
             ClearPending(),
-            Apply(crm_id=crm_id, regitijd_id=None, values=values, changed=tuple(sorted(values))),
+            Apply(crm_id=crm_id, regitijd_id=regitijd_id, values=values, changed=tuple(sorted(values))),
             *leave,
         ),
     )
@@ -276,11 +296,13 @@ class BlueEmployee(_Frozen):
     company: str | None
 
 
-def linked_reason(entity: LinkedEntity, crm_id: int, blue: Sequence[BlueEmployee]) -> str:
-    """The outcome of a Koppelen; it warns of the person's blue employees: the sync never changes one (rule 9),
-    so when it was this same employment, entered by hand before Nmbrs, the person now has it twice and only a
-    human can end the manual one."""
-    reason = f"linked to {crm_kind(entity)} {crm_id}"
+def linked_reason(
+    entity: LinkedEntity, crm_id: int, blue: Sequence[BlueEmployee], adopted: RegiTijdCompany | None = None
+) -> str:
+    """The outcome of a Koppelen: the RegiTijd company it took over (`adopted`), and a warning of the person's
+    blue employees: the sync never changes one (rule 9), so when it was this same employment, entered by hand
+    before Nmbrs, the person now has it twice and only a human can end the manual one."""
+    reason = f"linked to {crm_kind(entity)} {crm_id}" + (adopted_note(adopted) if adopted else "")
     if not blue:
         return reason
     names = ", ".join(f"{b.employee_id} ({b.company or 'no company'})" for b in blue)
@@ -398,6 +420,9 @@ class Reversal(_Frozen):
     card: dict[str, Any] | None = Field(None, description="The card a link wrote over: before and after.")
     blocked: bool = False
     skipped: bool = False
+    adopted_company: RegiTijdCompany | None = Field(
+        None, description="The organisation's RegiTijd company the link took over, as it was: given back."
+    )
 
 
 class UndoPlan(_Frozen):
@@ -446,6 +471,7 @@ def plan_undo(
             card=e.get("card") or None,
             blocked=bool(e.get("blocked")),
             skipped=bool(e.get("skipped")),
+            adopted_company=e.get("adopted_company"),
         )
         for key, e in chosen.items()
     )

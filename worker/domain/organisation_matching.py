@@ -42,6 +42,14 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
+class RegiTijdCompany(_Frozen):
+    """A RegiTijd company of an organisation that no Nmbrs company has (made by hand, or by `target load` for
+    blue employees)."""
+
+    company_id: int
+    name: str
+
+
 class OrganisationCandidate(_Frozen):
     """A RegiCRM organisation offered as a possible match for an Nmbrs company."""
 
@@ -53,6 +61,9 @@ class OrganisationCandidate(_Frozen):
     postcode: str | None = None
     website: str | None = None
     linked_nmbrs_company_ids: tuple[int, ...] = ()
+    unlinked_companies: tuple[RegiTijdCompany, ...] = Field(
+        (), description="Its RegiTijd companies no Nmbrs company has: a link takes one over (company_to_adopt)."
+    )
 
 
 class ScoredOrganisation(_Frozen):

@@ -65,6 +65,25 @@ CENTS = Decimal("0.01")
 NMBRS_OWNED_COMPANY_FIELDS: tuple[str, ...] = ("name", "kvk_number", "email", "phone", "website")
 
 
+# Fields holding the Nmbrs id of a reference (rt_departments, rt_functions, rt_labour_agreements): people know
+# these by name, so messages say what they stand for, not the id.
+REFERENCE_LABELS: dict[str, str] = {
+    "department_id": "department",
+    "function_id": "function",
+    "labour_agreement_id": "CAO",
+}
+
+
+def reference_names(employee: NmbrsEmployee) -> dict[str, str]:
+    """The names of the employee's references, by the field employee_values keeps their id in."""
+    refs = {
+        "department_id": employee.department,
+        "function_id": employee.function,
+        "labour_agreement_id": employee.labour_agreement,
+    }
+    return {field: ref.description for field, ref in refs.items() if ref is not None}
+
+
 class FieldDrift(BaseModel):
     """A Nmbrs-owned field someone edited locally, about to be overwritten with the Nmbrs value."""
 

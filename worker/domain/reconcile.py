@@ -7,7 +7,8 @@ transaction. Pure: the caller loads the state and the candidates first.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,16 +19,19 @@ from worker.domain.matching import MatchPolicy
 from worker.domain.organisation_matching import (
     OrganisationAutoLink,
     OrganisationCandidate,
+    RegiTijdCompany,
     ScoredOrganisation,
     decide_organisation_match,
 )
 from worker.domain.ownership import (
     LEAVE_FIELDS,
+    REFERENCE_LABELS,
     FieldDrift,
     company_values,
     detect_drift,
     differing_fields,
     employee_values,
+    reference_names,
 )
 from worker.domain.person_matching import AutoLink, decide_match
 from worker.domain.person_scoring import PersonCandidate, ScoredCandidate
@@ -49,6 +53,10 @@ class LinkedRecord(_Frozen):
     synced: dict[str, Any] | None = Field(description="Nmbrs-owned fields as the sync last wrote them.")
     bsn_hash: str | None = Field(None, description="The employee's BSN hash as the link records it.")
     active: bool = Field(True, description="Whether the RegiTijd record is active (False: deactivated by a removal).")
+    local_names: dict[str, str] = Field(
+        default_factory=dict,
+        description="The store's names of the local reference values, by field (department_id -> 'Verkoop').",
+    )
 
 
 class StoredRecord(_Frozen):
@@ -157,19 +165,36 @@ class Plan(_Frozen):
     outcomes: tuple[PlannedOutcome, ...] = ()
 
 
-def _drift_outcomes(drifts: Sequence[FieldDrift]) -> tuple[PlannedOutcome, ...]:
-    return tuple(
-        PlannedOutcome(
-            kind=OutcomeKind.DRIFT,
-            reason=f"{d.field} was edited locally ({d.local_value!r}); Nmbrs owns it and its value "
-            f"{d.nmbrs_value!r} was written back",
-            details={"field": d.field, "local_value": d.local_value, "nmbrs_value": d.nmbrs_value},
+def _drift_outcomes(
+    drifts: Sequence[FieldDrift], local_names: Mapping[str, str], nmbrs_names: Mapping[str, str]
+) -> tuple[PlannedOutcome, ...]:
+    """A reference (department, function, CAO) is named in the message by its name, its id kept in the details."""
+    outcomes = []
+    for d in drifts:
+        local_name, nmbrs_name = local_names.get(d.field), nmbrs_names.get(d.field)
+        details = {"field": d.field, "local_value": d.local_value, "nmbrs_value": d.nmbrs_value}
+        details |= {"local_name": local_name} if local_name is not None else {}
+        details |= {"nmbrs_name": nmbrs_name} if nmbrs_name is not None else {}
+        local = d.local_value if local_name is None else local_name
+        nmbrs = d.nmbrs_value if nmbrs_name is None else nmbrs_name
+        outcomes.append(
+            PlannedOutcome(
+                kind=OutcomeKind.DRIFT,
+                reason=f"{REFERENCE_LABELS.get(d.field, d.field)} was edited locally ({local!r}); Nmbrs owns it and "
+                f"its value {nmbrs!r} was written back",
+                details=details,
+            )
         )
-        for d in drifts
-    )
+    return tuple(outcomes)
 
 
-def _apply_linked(link: LinkedRecord, values: dict[str, Any], leave_fields: frozenset[str]) -> Plan:
+def _apply_linked(
+    link: LinkedRecord,
+    values: dict[str, Any],
+    leave_fields: frozenset[str],
+    nmbrs_names: Mapping[str, str] = MappingProxyType({}),
+) -> Plan:
+    """`nmbrs_names`: the names of the incoming reference values, by field (ownership.reference_names)."""
     changed = differing_fields(link.local, values)
     drifts = detect_drift(link.synced, link.local, values)
     actions: list[Action] = []
@@ -199,7 +224,8 @@ def _apply_linked(link: LinkedRecord, values: dict[str, Any], leave_fields: froz
         reason=reason,
         details={"changed_fields": list(changed), **({"reactivated": True} if reactivate else {})},
     )
-    return Plan(situation="linked", actions=tuple(actions), outcomes=(applied, *_drift_outcomes(drifts)))
+    drift = _drift_outcomes(drifts, link.local_names, nmbrs_names)
+    return Plan(situation="linked", actions=tuple(actions), outcomes=(applied, *drift))
 
 
 def _removed(state: RecordState, what: str) -> Plan:
@@ -247,15 +273,15 @@ def reconcile_employee(
 ) -> Plan:
     """Decide what one employee change means for RegiCRM/RegiTijd."""
     if state.blocked:
-        return _blocked(f"Nmbrs employee {event.key}")
-    if stale := _stale(event.version, state, f"Nmbrs employee {event.key}"):
+        return _blocked(f"Nmbrs employee {event.nmbrs_id}")
+    if stale := _stale(event.version, state, f"Nmbrs employee {event.nmbrs_id}"):
         return stale
     if event.op is Op.DELETE or event.after is None:
-        return _removed(state, f"Nmbrs employee {event.key}")
+        return _removed(state, f"Nmbrs employee {event.nmbrs_id}")
     employee = event.after
     values = employee_values(employee)
     if state.link is not None:
-        plan = _apply_linked(state.link, values, LEAVE_FIELDS)
+        plan = _apply_linked(state.link, values, LEAVE_FIELDS, reference_names(employee))
         if employee.bsn_hash == state.link.bsn_hash:
             return plan
         # A BSN corrected in Nmbrs: a stale hash on the link would pull the BSN's real owner onto this person.
@@ -287,23 +313,29 @@ def reconcile_company(
 ) -> Plan:
     """Companies follow the employee rules: link to a RegiCRM organisation, or ask (Koppelen/Aanmaken)."""
     if state.blocked:
-        return _blocked(f"Nmbrs company {event.key}")
-    if stale := _stale(event.version, state, f"Nmbrs company {event.key}"):
+        return _blocked(f"Nmbrs company {event.nmbrs_id}")
+    if stale := _stale(event.version, state, f"Nmbrs company {event.nmbrs_id}"):
         return stale
     if event.op is Op.DELETE or event.after is None:
-        return _removed(state, f"Nmbrs company {event.key}")
+        return _removed(state, f"Nmbrs company {event.nmbrs_id}")
     values = company_values(event.after)
     if state.link is not None:
         return _apply_linked(state.link, values, frozenset())
     decision = decide_organisation_match(event.after, candidates, policy)
     if isinstance(decision, OrganisationAutoLink):
+        organisation = next(c for c in candidates if c.organisation_id == decision.organisation_id)
+        adopt = company_to_adopt(event.after.name, organisation.unlinked_companies)
+        details: dict[str, Any] = {"organisation_id": decision.organisation_id, "rule": decision.rule}
+        if adopt is not None:
+            details["regitijd_id"] = adopt.company_id
         return _auto_link(
             state,
             values,
             frozenset(),
             decision.organisation_id,
-            decision.reason,
-            {"organisation_id": decision.organisation_id, "rule": decision.rule},
+            decision.reason + (adopted_note(adopt) if adopt else ""),
+            details,
+            regitijd_id=adopt.company_id if adopt else None,
         )
     return _ask(
         event.version,
@@ -321,14 +353,33 @@ def _auto_link(
     crm_id: int,
     reason: str,
     details: dict[str, Any],
+    regitijd_id: int | None = None,
 ) -> Plan:
-    """Link without asking, then write the record as for any linked one (creating the RegiTijd side)."""
-    applied = _apply_linked(LinkedRecord(crm_id=crm_id, regitijd_id=None, local={}, synced=None), values, leave_fields)
+    """Link without asking, then write the record as for any linked one (creating the RegiTijd side, or taking
+    over `regitijd_id`: see company_to_adopt)."""
+    link = LinkedRecord(crm_id=crm_id, regitijd_id=regitijd_id, local={}, synced=None)
+    applied = _apply_linked(link, values, leave_fields)
     actions: list[Action] = [Link(crm_id=crm_id, linked_by="auto", reason=reason)]
     if state.pending_version is not None:
         actions.append(ClearPending())
     outcome = PlannedOutcome(kind=OutcomeKind.AUTO_LINKED, reason=reason, details=details)
     return Plan(situation="auto_linked", actions=(*actions, *applied.actions), outcomes=(outcome,))
+
+
+def company_to_adopt(name: str, unlinked: Sequence[RegiTijdCompany]) -> RegiTijdCompany | None:
+    """The RegiTijd company an Nmbrs company linked to an organisation takes over, rather than getting a second one
+    of the same name beside it: of the organisation's companies no Nmbrs company has, the one of the same name,
+    else the oldest (the one `target load` gives the organisation's blue employees)."""
+    same = [c for c in unlinked if c.name.strip().casefold() == name.strip().casefold()]
+    return min(same or unlinked, key=lambda c: c.company_id, default=None)
+
+
+def adopted_note(company: RegiTijdCompany) -> str:
+    """What a link that took over `company` adds to its outcome."""
+    return (
+        f"; the organisation's existing RegiTijd company {company.company_id} ({company.name}) is linked to it, "
+        "no second one created"
+    )
 
 
 def _ask(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import AwareDatetime, Field
@@ -20,8 +21,15 @@ class StepStatus(Message):
     updated_at: AwareDatetime
 
 
-def judge(step: str, counts: dict[str, int], at: AwareDatetime, poll_reasons: tuple[str, ...] = ()) -> StepStatus:
-    """Red means "a human must act": open questions, employees who cannot write time, missing leave."""
+def judge(
+    step: str,
+    counts: dict[str, int],
+    at: AwareDatetime,
+    poll_reasons: tuple[str, ...] = (),
+    hold_counts: Mapping[str, int] | None = None,
+) -> StepStatus:
+    """Red means "a human must act": open questions, employees who cannot write time, missing leave.
+    `hold_counts`: the breaker's counts of a held last poll."""
     reasons: list[str] = []
     if step in ("companies", "employees") and counts.get("pending", 0):
         reasons.append(f"{counts['pending']} waiting for a decision (Koppelen, Aanmaken, Blokkeren of Overslaan)")
@@ -31,6 +39,8 @@ def judge(step: str, counts: dict[str, int], at: AwareDatetime, poll_reasons: tu
         reasons.append(f"{counts['not_calculated']} employees have no leave calculation yet")
     if step == "poll":
         reasons.extend(poll_reasons)
+        # The hold's numbers in the counts too, not only in its reason, as every other step shows its own.
+        counts = {**counts, **{name: count for name, count in (hold_counts or {}).items() if count}}
     return StepStatus(
         step=step, status="red" if reasons else "green", counts=counts, reasons=tuple(reasons), updated_at=at
     )

@@ -264,6 +264,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        try:
+            return _run(argv)
+        finally:
+            # Flushed here, not by the interpreter on its way out: output still buffered then (a piped stdout is
+            # block-buffered) would meet a reader gone meanwhile with "Exception ignored ... BrokenPipeError" and
+            # exit code 120, whatever the command.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`nmbrs-sync pending | head`): what it wanted it has; no traceback on the way out,
+        # and what is left in the buffer goes nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
@@ -272,12 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logs.configure(settings)
     command: Command = args.func
-    try:
-        return command(args, settings)
-    except BrokenPipeError:
-        # The reader went away (`nmbrs-sync pending | head`): what it wanted it has; no traceback on the way out.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    return command(args, settings)
 
 
 if __name__ == "__main__":

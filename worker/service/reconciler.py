@@ -50,10 +50,6 @@ FAIRNESS_PAUSE_S = 0.002
 LeaveSummaries = dict[int, tuple[dict[str, Any] | None, dict[str, Any]]]
 
 
-def _nmbrs_id(event: ChangeEvent[Any]) -> int:
-    return int(event.key.split(":", 1)[1])
-
-
 def _lock_keys(event: ChangeEvent[Any]) -> list[str]:
     """The record, and for an employee the human (BSN hash): two employments of one human are judged one after
     the other, also by two workers or against a decision, so they cannot end up on two persons."""
@@ -69,7 +65,7 @@ async def _plan_and_apply(
     """Decide and write one change inside the caller's transaction, which holds the record's lock; returns
     the plan and the employees whose leave must be recalculated. `state`: the record's state if the caller
     loaded it under the lock."""
-    nmbrs_id = _nmbrs_id(event)
+    nmbrs_id = event.nmbrs_id
     record: NmbrsEmployee | NmbrsCompany | ReferenceRecord | None
     if isinstance(event, EmployeeChanged):
         employee = event.after or event.before
@@ -149,7 +145,7 @@ async def _write_set_based(
         for action in plan.actions:
             if isinstance(action, Apply):
                 assert event.after is not None
-                applies.append(EmployeeApply(action, _nmbrs_id(event), event.after, event.event_id, event.version))
+                applies.append(EmployeeApply(action, event.nmbrs_id, event.after, event.event_id, event.version))
             elif state.link is not None and state.link.regitijd_id is not None:
                 recalculate[state.link.regitijd_id] = event.event_id
     await store.apply_linked_employees(applies)
@@ -178,7 +174,7 @@ async def _reconcile(
         employees: dict[int, NmbrsEmployee | None] = {}
         for e in chunk:
             if isinstance(e, EmployeeChanged):
-                employees.setdefault(_nmbrs_id(e), e.after or e.before)
+                employees.setdefault(e.nmbrs_id, e.after or e.before)
         states = (
             await store.record_states("employee", {i: r.bsn_hash if r else None for i, r in employees.items()})
             if employees
@@ -188,7 +184,7 @@ async def _reconcile(
         keys: set[str] = set()
         humans: set[int] = set()
         for event in chunk:
-            state = states.get(_nmbrs_id(event)) if isinstance(event, EmployeeChanged) else None
+            state = states.get(event.nmbrs_id) if isinstance(event, EmployeeChanged) else None
             plan = _set_based_plan(event, state, policy)
             human = state.link.crm_id if state is not None and state.link is not None else None
             if plan is None or event.key in keys or human in humans:
@@ -206,7 +202,7 @@ async def _reconcile(
         # The first event of the chunk cannot be written set-based; its state is fresh (nothing was
         # written since it was loaded), so the one-at-a-time path reuses it.
         event = chunk[0]
-        plan, recalculate = await _plan_and_apply(event, store, policy, states.get(_nmbrs_id(event)))
+        plan, recalculate = await _plan_and_apply(event, store, policy, states.get(event.nmbrs_id))
         leave = (
             await recalculate_leave_many(store.db, dict.fromkeys(recalculate, event.event_id), as_of)
             if recalculate

@@ -18,11 +18,13 @@ async def link_and_apply(
     version: int | None,
     crm_id: int,
     reason: str,
+    regitijd_id: int | None = None,
 ) -> int | None:
     """Link the record to `crm_id`, write its Nmbrs-owned fields, close its question; returns the RegiTijd id.
-    `version`: the record's, remembered so that a change older than it arriving later is ignored as stale."""
+    `version`: the record's, remembered so that a change older than it arriving later is ignored as stale.
+    `regitijd_id`: the existing RegiTijd record it takes over (None: one is created)."""
     record = nmbrs_record(entity, data)
-    plan = link_plan(record, crm_id, ctx.actor, reason)
+    plan = link_plan(record, crm_id, ctx.actor, reason, regitijd_id)
     recalculate = await ctx.store.execute(plan, entity, nmbrs_id, record, ctx.decision_id, ctx.actor, version)
     regitijd_id = await ctx.decisions.linked_regitijd_id(entity, nmbrs_id)
     subject = f"{entity}:{nmbrs_id}"

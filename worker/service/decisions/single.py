@@ -38,7 +38,13 @@ async def apply_single(
     single = decision.model_copy(update={"action": action, "version": version, "nmbrs_id": nmbrs_id, "entity": entity})
     # Koppelen writes the Nmbrs data over the target's card: read as it was, for an undo (and to know it exists).
     card = await ctx.store.cards.card(entity, single.target_id) if single.target_id is not None else None
-    step = plan_decision(single, state, target_exists=card is not None)
+    # A company linked to an organisation takes over a RegiTijd company it has already (e.g. a blue employee's).
+    companies = (
+        await ctx.store.unlinked_companies(single.target_id)
+        if entity == "company" and single.target_id is not None and card is not None
+        else ()
+    )
+    step = plan_decision(single, state, target_exists=card is not None, companies=companies)
     subject = f"{entity}:{nmbrs_id}"
     match step:
         case Rejection(reason=reason):
@@ -85,7 +91,10 @@ async def _link(
     entity, nmbrs_id = decision.entity, decision.nmbrs_id
     assert nmbrs_id is not None
     crm_id = step.crm_id if step.crm_id is not None else await ctx.store.cards.create(entity, step.data, ctx.actor)
-    regitijd_id = await link_and_apply(ctx, entity, nmbrs_id, step.data, step.version, crm_id, step.reason)
+    adopt = step.adopt
+    regitijd_id = await link_and_apply(
+        ctx, entity, nmbrs_id, step.data, step.version, crm_id, step.reason, adopt.company_id if adopt else None
+    )
     same_human = await link_same_human(ctx, step.data, crm_id, nmbrs_id) if entity == "employee" else {}
     linked = {str(nmbrs_id): step.data, **same_human}
     subject = f"{entity}:{nmbrs_id}"
@@ -97,8 +106,12 @@ async def _link(
     blue = await ctx.decisions.blue_employees(crm_id) if entity == "employee" else []
     if blue:
         details["blue_employees"] = [b.employee_id for b in blue]
-    ctx.outcome(OutcomeKind.APPLIED, subject, linked_reason(entity, crm_id, blue), details)
+    if adopt:
+        details["adopted_company_id"] = adopt.company_id
+    ctx.outcome(OutcomeKind.APPLIED, subject, linked_reason(entity, crm_id, blue, adopt), details)
     # The Nmbrs data goes into the effect: an undo asks the question again with it. So does the card as it was:
-    # the link wrote Nmbrs' name and contact data over it, and an undo puts them back.
+    # the link wrote Nmbrs' name and contact data over it, and an undo puts them back; and the RegiTijd company
+    # taken over, which an undo gives back to the organisation.
     card = {"card": {"before": card_before, "after": card_after}} if card_before != card_after else {}
-    return {"linked": linked, "crm_id": crm_id, **card}
+    adopted = {"adopted_company": adopt.model_dump()} if adopt else {}
+    return {"linked": linked, "crm_id": crm_id, **card, **adopted}

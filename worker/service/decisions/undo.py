@@ -32,14 +32,17 @@ async def _reverse(ctx: DecisionContext, reversal: Reversal, undone: uuid.UUID) 
     subject = f"{entity}:{nmbrs_id}"
     await ctx.store.lock_record(subject)  # a bulk decision's other records were not locked yet
     ask: dict[int, dict[str, Any]] = {}
+    adopted = reversal.adopted_company
     for text_id, data in reversal.linked.items():
         linked_id = int(text_id)
         await ctx.store.lock_record(f"{entity}:{linked_id}")
-        regitijd_id = await ctx.decisions.unlink(entity, linked_id)
+        regitijd_id = await ctx.decisions.unlink(entity, linked_id, adopted)
         ctx.outcome(
             OutcomeKind.APPLIED,
             f"{entity}:{linked_id}",
-            "link undone; the RegiTijd record is deactivated, not deleted",
+            f"link undone; RegiTijd company {adopted.company_id} ({adopted.name}) is the organisation's own again"
+            if adopted
+            else "link undone; the RegiTijd record is deactivated, not deleted",
             {"action": "ongedaan_maken", "regitijd_id": regitijd_id},
             part="undo",
         )
