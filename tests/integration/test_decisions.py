@@ -99,8 +99,9 @@ async def test_koppelen_to_a_person_with_a_blue_employee_warns_and_leaves_it_alo
 
 
 async def test_koppelen_of_a_company_links_the_regitijd_company_its_organisation_has_and_undo_gives_it_back(
-    handle: Handle, db: asyncpg.Pool
+    handle: Handle, db: asyncpg.Pool, clean_poller_state: asyncpg.Pool
 ) -> None:
+    # No snapshot of an earlier test's poll: the undo asks again from the decision's own data only.
     # The starting state made a RegiTijd company for org-zon, for Piet's blue employee (target load).
     organisation = await db.fetchval("SELECT organisation_id FROM crm_organisations WHERE external_ref = 'org-zon'")
     before = await db.fetchrow("SELECT * FROM rt_companies WHERE organisation_id = $1", organisation)

@@ -10,6 +10,7 @@ from tests.builders import HASH_ANNA, NOW, company_change, department_change, em
 from worker.domain.changes import ChangeSource, EmployeeChanged, Op
 from worker.domain.events import OutcomeKind
 from worker.domain.matching import MatchPolicy
+from worker.domain.naamstelling import NameUsage
 from worker.domain.nmbrs_records import (
     ContractPeriod,
     EmploymentPeriod,
@@ -150,6 +151,20 @@ def test_contract_hours_change_triggers_leave_recalculation() -> None:
     more_hours = (ContractPeriod(contract_id=1, start=date(2020, 1, 1), hours_per_week=Decimal("36")),)
     plan = reconcile_employee(change(nmbrs_employee(contracts=more_hours)), linked(), [], POLICY)
     assert RecalculateLeave(fields=("contracts",)) in plan.actions
+
+
+def test_a_marriage_in_nmbrs_is_an_ordinary_name_change_of_a_linked_employee_never_a_question() -> None:
+    married = nmbrs_employee(partner_prefix="de", partner_last_name="Groot", name_usage=NameUsage.PARTNER_THEN_OWN)
+    plan = reconcile_employee(change(married), linked(), [], POLICY)
+    assert plan.situation == "linked" and not [a for a in plan.actions if isinstance(a, SavePending)]
+    (apply,) = [a for a in plan.actions if isinstance(a, Apply)]
+    # The card follows the naamstelling: partner's name (with its own tussenvoegsel) then the own one.
+    assert apply.changed == ("last_name", "prefix")
+    assert (apply.values["prefix"], apply.values["last_name"]) == ("de", "Groot-van der Berg")
+    # A divorce back to the own name is the same kind of change.
+    divorced = reconcile_employee(change(nmbrs_employee(), before=married), linked(synced=apply.values), [], POLICY)
+    (back,) = [a for a in divorced.actions if isinstance(a, Apply)]
+    assert (back.values["prefix"], back.values["last_name"]) == ("van der", "Berg")
 
 
 def test_a_name_change_does_not_recalculate_leave() -> None:

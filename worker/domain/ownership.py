@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from worker.domain.naamstelling import display_surname
 from worker.domain.nmbrs_records import NmbrsCompany, NmbrsEmployee
 
 # Person data (RegiCRM persoonskaart): name and contact data are owned by Nmbrs.
@@ -99,6 +100,11 @@ def employee_values(employee: NmbrsEmployee) -> dict[str, Any]:
     data = employee.model_dump(mode="json")
     latest = max(employee.employments, key=lambda period: period.start, default=None)
     values: dict[str, Any] = {name: data[name] for name in PERSON_FIELDS}
+    # The card carries the surname the employee goes by (the naamstelling), as Nmbrs and Dutch HR print it.
+    surname = display_surname(
+        employee.name_usage, employee.prefix, employee.last_name, employee.partner_prefix, employee.partner_last_name
+    )
+    values.update(prefix=surname.prefix or None, last_name=surname.last_name)
     values.update(
         number=employee.number,
         nmbrs_company_id=employee.company_id,
