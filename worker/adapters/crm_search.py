@@ -12,13 +12,21 @@ import asyncpg
 from pydantic import Field, computed_field
 
 from worker.adapters.hr_queries import FrozenView, person_name
-from worker.domain.normalisation import fold, normalise_kvk
+from worker.domain.normalisation import (
+    fold,
+    is_tussenvoegsel_token,
+    name_words,
+    normalise_kvk,
+    tussenvoegsel_spellings,
+)
 from worker.domain.person_scoring import FLAG_BLUE_EMPLOYEE, FLAG_LOGIN_ACCOUNT
 
 # Accent- and case-free comparison in SQL that agrees with normalisation.fold() for Latin letters: translate()
 # for the letters fold() maps to one letter, replace() for the ligatures it spells out (æ -> ae), after NFC
 # (a name stored with combining marks folds like the precomposed one). Generated from fold() itself, so the
 # two cannot drift apart; crm_persons.match_name (migration 0013) holds the same expression, and a test says so.
+# So does crm_persons.folded_full_name (migration 0018), the person's name parts the search looks in.
+FOLDED_FULL_NAME = " || ' ' || ".join(f"coalesce({f}, '')" for f in ("first_name", "initials", "prefix", "last_name"))
 _LATIN = [
     c
     for block in (range(0xC0, 0x250), range(0x1E00, 0x1F00))  # Latin-1 Supplement to Extended-B; Vietnamese
@@ -121,6 +129,29 @@ class SearchCriteria:
         phone_like = self.birthday is None and _PHONE_LIKE.fullmatch(text.strip()) is not None
         self.phone_tail = digits[-_PHONE_TAIL:] if phone_like and len(digits) >= _PHONE_TAIL else None
         self.kvk = normalise_kvk(digits) if text.strip().isdigit() and len(digits) <= 8 else None
+        self.core_words, self.prefix_spellings = _tussenvoegsel_alternatives(text)
+
+
+def _tussenvoegsel_alternatives(text: str) -> tuple[list[str], list[tuple[str, ...]]]:
+    """The words of `text` outside its tussenvoegsels, and per tussenvoegsel (a run of its words) the spellings
+    of which a card must hold one: 'van der meer' -> (['meer'], [('van der', 'v.d.', 'v/d', 'vd', ...)]), so
+    that it finds 'J. v.d. Meer', and 'v.d. meer' finds 'Jan van der Meer'. Both empty when no tussenvoegsel
+    of the text has another spelling (the tokens as typed say all) or when the text is nothing but one."""
+    core: list[str] = []
+    groups: list[list[str]] = []
+    after_prefix_word = False
+    for word in name_words(text):
+        if is_tussenvoegsel_token(word):
+            if not after_prefix_word:
+                groups.append([])
+            groups[-1].append(word)
+        else:
+            core.append(word)
+        after_prefix_word = is_tussenvoegsel_token(word)
+    spellings = [tussenvoegsel_spellings(" ".join(group)) for group in groups]
+    if not core or all(len(options) == 1 for options in spellings):
+        return [], []
+    return core, spellings
 
 
 async def search(connection: asyncpg.Connection, text: str, limit: int = 20) -> SearchResult:
@@ -131,9 +162,15 @@ async def search(connection: asyncpg.Connection, text: str, limit: int = 20) -> 
     criteria = SearchCriteria(text)
     if not (criteria.tokens or criteria.email or criteria.birthday or criteria.phone_tail or criteria.kvk):
         return SearchResult(text=text, persons=(), organisations=())
-    full_name = _sql_fold("concat_ws(' ', p.first_name, p.initials, p.prefix, p.last_name)")
+    # Every name part as typed, in any order ('Jong, de', 'v.d. meer' even finds 'van der Meer' letter by letter).
+    as_typed = (
+        "cardinality($3::text[]) > 0 AND NOT EXISTS (SELECT 1 FROM unnest($3::text[]) t WHERE strpos(p.folded, t) = 0)"
+    )
+    spellings = [spelling for options in criteria.prefix_spellings for spelling in options]
+    groups = [i for i, options in enumerate(criteria.prefix_spellings) for _ in options]
     person_rows = await connection.fetch(
-        f"""WITH p AS (SELECT p.*, {full_name} AS folded FROM crm_persons p)
+        # The folded name is stored (FOLDED_FULL_NAME): folded here it cost some 30 us a person, per use.
+        f"""WITH p AS (SELECT p.*, p.folded_full_name AS folded FROM crm_persons p)
             SELECT p.person_id, p.first_name, p.prefix, p.last_name, p.birthday, p.email_work, p.email_private,
                    p.organisation_id, o.name AS organisation_name, a.username,
                    EXISTS (SELECT 1 FROM rt_employees b WHERE b.person_id = p.person_id AND b.source = 'manual')
@@ -145,16 +182,23 @@ async def search(connection: asyncpg.Connection, text: str, limit: int = 20) -> 
             FROM p
             LEFT JOIN crm_accounts a ON a.person_id = p.person_id
             LEFT JOIN crm_organisations o ON o.organisation_id = p.organisation_id
-            WHERE (cardinality($3::text[]) > 0
-                   AND NOT EXISTS (SELECT 1 FROM unnest($3::text[]) t WHERE strpos(p.folded, t) = 0))
+            WHERE ({as_typed})
+               -- A tussenvoegsel as the card may write it ('van der' as 'v.d.', 'v/d', 'vd' and back), the rest
+               -- of the name as typed: one spelling of each tussenvoegsel of the text must appear.
+               OR (cardinality($10::text[]) > 0
+                   AND NOT EXISTS (SELECT 1 FROM unnest($10::text[]) t WHERE strpos(p.folded, t) = 0)
+                   AND NOT EXISTS (SELECT 1 FROM unnest($11::text[], $12::int[]) s (spelling, grp)
+                                   GROUP BY s.grp HAVING NOT bool_or(strpos(p.folded, s.spelling) > 0)))
                OR ($4 <> '' AND strpos(translate(p.folded, $5, ''), $4) > 0)
                OR strpos(lower(p.email_work), $6) > 0 OR strpos(lower(p.email_private), $6) > 0
                OR p.birthday = $7
                OR $8 IN (right(regexp_replace(p.phone_work, '\\D', '', 'g'), {_PHONE_TAIL}),
                          right(regexp_replace(p.phone_mobile, '\\D', '', 'g'), {_PHONE_TAIL}),
                          right(regexp_replace(p.phone_private, '\\D', '', 'g'), {_PHONE_TAIL}))
-            -- A last name typed in full first: 'Jansen' is not lost among the Janssens behind the limit.
-            ORDER BY {_sql_fold("p.last_name")} = ANY($3::text[]) DESC, {_sql_fold("p.last_name")},
+            -- The name as typed before a tussenvoegsel only read from another spelling ('v.d.' for 'van der'); a
+            -- last name typed in full first: 'Jansen' is not lost among the Janssens behind the limit (match_name is
+            -- the stored folded last name).
+            ORDER BY ({as_typed}) DESC, p.match_name = ANY($3::text[]) DESC, p.match_name,
                      {_sql_fold("coalesce(p.first_name, '')")}, a.account_id IS NULL, p.person_id
             LIMIT $9 + 1""",
         _FOLD_FROM,
@@ -166,6 +210,9 @@ async def search(connection: asyncpg.Connection, text: str, limit: int = 20) -> 
         criteria.birthday,
         criteria.phone_tail,
         limit,
+        criteria.core_words,
+        spellings,
+        groups,
     )
     name = _sql_fold("o.name")
     organisation_rows = await connection.fetch(

@@ -27,12 +27,14 @@ from worker.domain.matching import (
 )
 from worker.domain.nmbrs_records import NmbrsEmployee
 from worker.domain.normalisation import (
+    agreeing_tussenvoegsel,
     given_names,
     initials_of,
     normalise_email,
     normalise_initials,
     normalise_phone,
     normalise_postcode,
+    prefix_readings,
     split_last_name,
     surname_parts,
 )
@@ -166,9 +168,27 @@ def _surname_text(prefix: str, core: str) -> str:
     return f"{prefix} {core}".strip()
 
 
+def _how_read(agreed: str, *typed: str) -> str:
+    """What was read into an abbreviated or differently spelled tussenvoegsel, for HR: "; tussenvoegsel 'v.d.'
+    read as 'van den' (one of 'van der', 'van den', 'van de')"."""
+    notes = []
+    for prefix in dict.fromkeys(typed):
+        if prefix == agreed:
+            continue
+        readings = prefix_readings(prefix)
+        listed = ", ".join(f"'{r}'" for r in readings)
+        options = f" (one of {listed})" if len(readings) > 1 else ""
+        notes.append(f"tussenvoegsel '{prefix}' read as '{agreed}'{options}")
+    return "".join(f"; {note}" for note in notes)
+
+
+def _compact(text: str) -> str:
+    return re.sub(r"[\s']", "", text)
+
+
 def compare_last_name(employee: NmbrsEmployee, candidate: PersonCandidate) -> FieldComparison:
-    """Surname after tussenvoegsel handling: exact, close (tussenvoegsel differs, Jaro-Winkler, one part
-    of a double surname) or different."""
+    """Surname after tussenvoegsel handling: exact (an abbreviated tussenvoegsel agrees with each form it stands
+    for), close (tussenvoegsel differs, Jaro-Winkler, one part of a double surname) or different."""
     shown_n = _show(employee.prefix, employee.last_name)
     shown_r = _show(candidate.prefix, candidate.last_name)
 
@@ -180,11 +200,17 @@ def compare_last_name(employee: NmbrsEmployee, candidate: PersonCandidate) -> Fi
     if not n_core or not r_core:
         return result(Level.MISSING, "no last name on " + missing_side(not n_core, not r_core))
     n_full, r_full = _surname_text(n_prefix, n_core), _surname_text(r_prefix, r_core)
-    if n_core == r_core and n_prefix == r_prefix:
-        with_prefix = f" with tussenvoegsel '{n_prefix}'" if n_prefix else ""
-        return result(Level.EXACT, f"surname '{n_core}'{with_prefix} agrees")
-    if re.sub(r"[\s']", "", n_full) == re.sub(r"[\s']", "", r_full):
-        return result(Level.EXACT, f"'{n_full}' and '{r_full}' agree once spaces are ignored")
+    agreed = agreeing_tussenvoegsel(n_prefix, r_prefix)
+    if n_core == r_core and agreed is not None:
+        with_prefix = f" with tussenvoegsel '{agreed}'" if agreed else ""
+        return result(Level.EXACT, f"surname '{n_core}'{with_prefix} agrees{_how_read(agreed, n_prefix, r_prefix)}")
+    # Written together on one side ('Vanderberg'), each reading of an abbreviation counts.
+    for n_reading in dict.fromkeys((n_prefix, *prefix_readings(n_prefix))):
+        for r_reading in dict.fromkeys((r_prefix, *prefix_readings(r_prefix))):
+            if _compact(f"{n_reading}{n_core}") == _compact(f"{r_reading}{r_core}"):
+                shown = _surname_text(n_reading, n_core), _surname_text(r_reading, r_core)
+                read = _how_read(n_reading, n_prefix) + _how_read(r_reading, r_prefix)
+                return result(Level.EXACT, f"'{shown[0]}' and '{shown[1]}' agree once spaces are ignored{read}")
     if n_core == r_core:
         return result(Level.CLOSE, f"surname '{n_core}' agrees, tussenvoegsel differs ('{n_prefix}' vs '{r_prefix}')")
     similarity = jaro_winkler(n_core, r_core)
