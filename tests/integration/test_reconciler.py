@@ -21,6 +21,7 @@ from worker.adapters.target_store_load import load_target_state
 from worker.domain.changes import EmployeeChanged, Op
 from worker.domain.events import Outcome, OutcomeKind
 from worker.domain.matching import MatchPolicy
+from worker.domain.naamstelling import NameUsage
 from worker.domain.nmbrs_records import CodeRef, ContractPeriod, EmploymentPeriod, LabourAgreementRef, NmbrsEmployee
 from worker.domain.reconcile import reconcile_employee
 from worker.domain.target_state import parse_target_file
@@ -569,3 +570,57 @@ async def test_a_card_with_any_latin_diacritics_is_offered_as_a_candidate(
         )
     )
     assert outcomes[0].kind is OutcomeKind.NEEDS_DECISION and person in outcomes[0].details["candidates"]
+
+
+async def test_a_card_with_the_married_name_or_a_typed_tussenvoegsel_is_the_one_linked(
+    handle: Handle, db: asyncpg.Pool
+) -> None:
+    async def card(first_name: str, prefix: str | None, last_name: str, birthday: date) -> int:
+        return int(
+            await db.fetchval(
+                """INSERT INTO crm_persons (first_name, prefix, last_name, birthday, organisation_id)
+                   SELECT $1, $2, $3, $4, organisation_id FROM crm_organisations WHERE external_ref = 'org-zon'
+                   RETURNING person_id""",
+                first_name,
+                prefix,
+                last_name,
+                birthday,
+            )
+        )
+
+    married = await card("Sanne", "de", "Groot-Visser", date(1984, 5, 6))
+    await card("Sanne", None, "Visscher", date(1990, 1, 1))  # a look-alike of the own name
+    abbreviated = await card("Jan", "v.d.", "Meer", date(1979, 3, 3))
+    sanne = nmbrs_employee(
+        130,
+        first_name="Sanne",
+        prefix=None,
+        last_name="Visser",
+        partner_prefix="de",
+        partner_last_name="Groot",
+        name_usage=NameUsage.PARTNER_THEN_OWN,
+        birthday=date(1984, 5, 6),
+        email_work=None,
+        bsn_hash=None,
+    )
+    outcomes = await handle(event(sanne))
+    assert kinds(outcomes) == ["needs_decision"]  # by default a fuzzy match is asked: its explanation says why
+    candidates = json.loads(await db.fetchval("SELECT candidates FROM pending_decisions WHERE nmbrs_id = 130"))
+    assert candidates[0]["person_id"] == married
+    surname = next(c for c in candidates[0]["comparisons"] if c["field"] == "last_name")
+    assert surname["level"] == "exact" and "the partner's name then the own" in surname["note"]
+
+    jan = nmbrs_employee(
+        131,
+        first_name="Jan",
+        prefix="van der",
+        last_name="Meer",
+        birthday=date(1979, 3, 3),
+        email_work=None,
+        bsn_hash=None,
+    )
+    assert kinds(await handle(event(jan))) == ["needs_decision"]
+    candidates = json.loads(await db.fetchval("SELECT candidates FROM pending_decisions WHERE nmbrs_id = 131"))
+    assert candidates[0]["person_id"] == abbreviated
+    surname = next(c for c in candidates[0]["comparisons"] if c["field"] == "last_name")
+    assert surname["level"] == "exact" and "tussenvoegsel 'v.d.' read as 'van der'" in surname["note"]

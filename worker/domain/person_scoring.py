@@ -25,6 +25,7 @@ from worker.domain.matching import (
     missing_side,
     total_score,
 )
+from worker.domain.naamstelling import Surname, surname_forms
 from worker.domain.nmbrs_records import NmbrsEmployee
 from worker.domain.normalisation import (
     agreeing_tussenvoegsel,
@@ -186,40 +187,62 @@ def _compact(text: str) -> str:
     return re.sub(r"[\s']", "", text)
 
 
+# Best first: the form of a surname that agrees best with a card is the one that counts.
+_LEVEL_ORDER = (Level.EXACT, Level.CLOSE, Level.DIFFERENT, Level.MISSING)
+_FORM_NAMES = {
+    "partner": "the partner's name",
+    "partner-own": "the partner's name then the own",
+    "own-partner": "the own name then the partner's",
+}
+
+
 def compare_last_name(employee: NmbrsEmployee, candidate: PersonCandidate) -> FieldComparison:
     """Surname after tussenvoegsel handling: exact (an abbreviated tussenvoegsel agrees with each form it stands
-    for), close (tussenvoegsel differs, Jaro-Winkler, one part of a double surname) or different."""
-    shown_n = _show(employee.prefix, employee.last_name)
+    for), close (tussenvoegsel differs, Jaro-Winkler, one part of a double surname) or different. Every form the
+    naamstelling allows (own, the partner's, both joined either way) is compared; the best one counts and the
+    note names it when it is not the own name."""
     shown_r = _show(candidate.prefix, candidate.last_name)
+    best: tuple[Level, str, Surname] | None = None
+    for form in surname_forms(employee.prefix, employee.last_name, employee.partner_prefix, employee.partner_last_name):
+        level, note = _compare_surname(form.prefix, form.last_name, candidate)
+        if best is None or _LEVEL_ORDER.index(level) < _LEVEL_ORDER.index(best[0]):
+            best = (level, note, form)
+    assert best is not None  # the own form is always there
+    level, note, form = best
+    if form.form in _FORM_NAMES and level in (Level.EXACT, Level.CLOSE):
+        note += f" ({_FORM_NAMES[form.form]}, as the naamstelling allows)"
+    shown_n = (
+        _show(form.prefix, form.last_name) if form.form in _FORM_NAMES else _show(employee.prefix, employee.last_name)
+    )
+    return field_comparison("last_name", PERSON_WEIGHTS, shown_n, shown_r, level, note)
 
-    def result(level: Level, note: str) -> FieldComparison:
-        return field_comparison("last_name", PERSON_WEIGHTS, shown_n, shown_r, level, note)
 
-    n_prefix, n_core = split_last_name(employee.last_name, employee.prefix)
+def _compare_surname(prefix: str | None, last_name: str, candidate: PersonCandidate) -> tuple[Level, str]:
+    n_prefix, n_core = split_last_name(last_name, prefix)
     r_prefix, r_core = split_last_name(candidate.last_name, candidate.prefix)
     if not n_core or not r_core:
-        return result(Level.MISSING, "no last name on " + missing_side(not n_core, not r_core))
+        return Level.MISSING, "no last name on " + missing_side(not n_core, not r_core)
     n_full, r_full = _surname_text(n_prefix, n_core), _surname_text(r_prefix, r_core)
     agreed = agreeing_tussenvoegsel(n_prefix, r_prefix)
     if n_core == r_core and agreed is not None:
         with_prefix = f" with tussenvoegsel '{agreed}'" if agreed else ""
-        return result(Level.EXACT, f"surname '{n_core}'{with_prefix} agrees{_how_read(agreed, n_prefix, r_prefix)}")
+        return Level.EXACT, f"surname '{n_core}'{with_prefix} agrees{_how_read(agreed, n_prefix, r_prefix)}"
     # Written together on one side ('Vanderberg'), each reading of an abbreviation counts.
     for n_reading in dict.fromkeys((n_prefix, *prefix_readings(n_prefix))):
         for r_reading in dict.fromkeys((r_prefix, *prefix_readings(r_prefix))):
             if _compact(f"{n_reading}{n_core}") == _compact(f"{r_reading}{r_core}"):
                 shown = _surname_text(n_reading, n_core), _surname_text(r_reading, r_core)
                 read = _how_read(n_reading, n_prefix) + _how_read(r_reading, r_prefix)
-                return result(Level.EXACT, f"'{shown[0]}' and '{shown[1]}' agree once spaces are ignored{read}")
+                return Level.EXACT, f"'{shown[0]}' and '{shown[1]}' agree once spaces are ignored{read}"
     if n_core == r_core:
-        return result(Level.CLOSE, f"surname '{n_core}' agrees, tussenvoegsel differs ('{n_prefix}' vs '{r_prefix}')")
+        return Level.CLOSE, f"surname '{n_core}' agrees, tussenvoegsel differs ('{n_prefix}' vs '{r_prefix}')"
     similarity = jaro_winkler(n_core, r_core)
     if similarity >= CLOSE_NAME_SIMILARITY:
-        return result(Level.CLOSE, f"surname '{n_core}' is close to '{r_core}' (Jaro-Winkler {similarity:.2f})")
-    shared = surname_parts(employee.last_name, employee.prefix) & surname_parts(candidate.last_name, candidate.prefix)
+        return Level.CLOSE, f"surname '{n_core}' is close to '{r_core}' (Jaro-Winkler {similarity:.2f})"
+    shared = surname_parts(last_name, prefix) & surname_parts(candidate.last_name, candidate.prefix)
     if shared:
-        return result(Level.CLOSE, f"one part of a double surname agrees ('{sorted(shared)[0]}')")
-    return result(Level.DIFFERENT, f"surname '{n_full}' differs from '{r_full}' (Jaro-Winkler {similarity:.2f})")
+        return Level.CLOSE, f"one part of a double surname agrees ('{sorted(shared)[0]}')"
+    return Level.DIFFERENT, f"surname '{n_full}' differs from '{r_full}' (Jaro-Winkler {similarity:.2f})"
 
 
 def compare_first_name(employee: NmbrsEmployee, candidate: PersonCandidate) -> FieldComparison:
