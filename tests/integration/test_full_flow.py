@@ -97,6 +97,30 @@ async def test_a_change_in_nmbrs_reaches_regitijd_through_the_whole_chain(
     ]
     assert applied, "the department change was applied and reported"
 
+    # A marriage in Nmbrs: the partner's name first from now on. The linked card follows, as an ordinary
+    # change of a payroll-owned name; the employee never becomes a question again.
+    own = await demo_store.fetchrow(
+        "SELECT p.prefix, p.last_name FROM crm_persons p JOIN sync_links l ON l.crm_id = p.person_id"
+        f" WHERE l.entity = 'employee' AND l.nmbrs_id = {nmbrs_id}"
+    )
+    own_name = " ".join(part for part in (own["prefix"], own["last_name"]) if part)
+    await sandbox.admin(
+        "PATCH",
+        f"employees/{nmbrs_id}",
+        {"personal_info": {"partner_prefix": "de", "partner_last_name": "Groot", "name_usage": "partner_then_own"}},
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "worker.entrypoints.cli", "sync-now", env=worker_env(settings)
+    )
+    assert await process.wait() == 0
+    await wait_for(
+        demo_store,
+        "SELECT p.prefix || ' ' || p.last_name FROM crm_persons p JOIN sync_links l ON l.crm_id = p.person_id"
+        f" WHERE l.entity = 'employee' AND l.nmbrs_id = {nmbrs_id}",
+        lambda name: name == f"de Groot-{own_name}",
+    )
+    assert not await demo_store.fetchval(f"SELECT count(*) FROM pending_decisions WHERE nmbrs_id = {nmbrs_id}")
+
     # The status topic tells operators what needs a human.
     statuses = {s["key"]: s for s in await read_topic(settings.topics.status, None, quiet_s=3)}
     assert statuses["step:employees"]["status"] == "red" and statuses["step:employees"]["counts"]["pending"] == pending
