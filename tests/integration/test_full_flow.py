@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -121,7 +122,54 @@ async def test_a_change_in_nmbrs_reaches_regitijd_through_the_whole_chain(
     )
     assert not await demo_store.fetchval(f"SELECT count(*) FROM pending_decisions WHERE nmbrs_id = {nmbrs_id}")
 
+    # Two hires whose RegiCRM cards were typed as HR types them: the married name, an abbreviated tussenvoegsel.
+    company, organisation = await demo_store.fetchrow(
+        "SELECT nmbrs_company_id, organisation_id FROM rt_companies WHERE nmbrs_company_id IS NOT NULL"
+        " ORDER BY nmbrs_company_id LIMIT 1"
+    )
+    cards, hires = {}, {}
+    for ref, first_name, prefix, last_name, nmbrs in (
+        (
+            "married",
+            "Femke",
+            "de",
+            "Wit-Jonker",
+            {
+                "last_name": "Jonker",
+                "partner_prefix": "de",
+                "partner_last_name": "Wit",
+                "name_usage": "partner_then_own",
+            },
+        ),
+        ("typed", "Joost", "v.d.", "Heuvel", {"prefix": "van den", "last_name": "Heuvel"}),
+    ):
+        cards[ref] = await demo_store.fetchval(
+            """INSERT INTO crm_persons (first_name, prefix, last_name, organisation_id) VALUES ($1, $2, $3, $4)
+               RETURNING person_id""",
+            first_name,
+            prefix,
+            last_name,
+            organisation,
+        )
+        body = {"company_id": company, "first_name": first_name, "start": "2026-11-01", "hours_per_week": 32}
+        hires[ref] = (await sandbox.admin("POST", "employees", body | nmbrs))["id"]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "worker.entrypoints.cli", "sync-now", env=worker_env(settings)
+    )
+    assert await process.wait() == 0
+    for ref, note in (("married", "naamstelling"), ("typed", "'v.d.' read as 'van den'")):
+        best = await wait_for(
+            demo_store,
+            f"SELECT candidates->0 FROM pending_decisions WHERE entity = 'employee' AND nmbrs_id = {hires[ref]}",
+            lambda candidate: candidate is not None,
+        )
+        best = json.loads(best)
+        assert best["person_id"] == cards[ref], (ref, best)
+        surname = next(c for c in best["comparisons"] if c["field"] == "last_name")
+        assert surname["level"] == "exact" and note in surname["note"], (ref, surname)
+
     # The status topic tells operators what needs a human.
     statuses = {s["key"]: s for s in await read_topic(settings.topics.status, None, quiet_s=3)}
-    assert statuses["step:employees"]["status"] == "red" and statuses["step:employees"]["counts"]["pending"] == pending
+    employees = statuses["step:employees"]  # the two hires wait for a decision too
+    assert employees["status"] == "red" and employees["counts"]["pending"] == pending + len(hires)
     assert statuses["step:companies"]["status"] == "green"
