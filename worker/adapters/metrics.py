@@ -11,6 +11,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from worker.domain.events import PollReport
 
 REGISTRY = CollectorRegistry()
+# Label values written in more than one place: one spelling, so a series is never split in two.
+MALFORMED, HANDLER_ERROR = "malformed", "handler_error"  # reason_class of a dead letter
+HANDLED, DEAD_LETTERED = "handled", "dead_lettered"  # result of a consumed message
 
 OUTCOMES = Counter(
     "nmbrs_sync_outcomes_total",
@@ -115,9 +118,9 @@ def start_series(consumer_of_topic: dict[str, str]) -> None:
     """Counters alerts watch exist at 0 from the start: a first failure then is an increase from 0, which
     increase() sees, instead of a series appearing at 1, which it does not; and "nothing handled" is a 0."""
     for topic, consumer in consumer_of_topic.items():
-        for reason in ("malformed", "handler_error"):
+        for reason in (MALFORMED, HANDLER_ERROR):
             DEAD_LETTERS.labels(consumer, reason)
-        for result in ("handled", "dead_lettered"):
+        for result in (HANDLED, DEAD_LETTERED):
             EVENTS.labels(consumer, topic, result)
     for result in get_args(PollReport.model_fields["result"].annotation):
         if result != "skipped":  # not counted: a skipped poll (another replica polls) says nothing of this one
@@ -133,7 +136,7 @@ def soap_result(error: BaseException | None) -> str:
 
 
 def reason_class(reason: str) -> str:
-    return "handler_error" if reason.startswith("handler failed") else "malformed"
+    return HANDLER_ERROR if reason.startswith("handler failed") else MALFORMED
 
 
 def exposition(registry: CollectorRegistry = REGISTRY) -> tuple[bytes, str]:

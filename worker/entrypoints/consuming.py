@@ -254,7 +254,7 @@ async def consume_batch(
 
 def _count_handled(raws: list[RawMessage], context: ConsumerContext) -> None:
     for raw in raws:
-        metrics.EVENTS.labels(context.name, raw.topic, "handled").inc()
+        metrics.EVENTS.labels(context.name, raw.topic, metrics.HANDLED).inc()
 
 
 async def _parse_or_dead_letter(raw: RawMessage, context: ConsumerContext, parse: Callable[[bytes], M]) -> M | None:
@@ -287,7 +287,7 @@ async def _parse_or_dead_letter(raw: RawMessage, context: ConsumerContext, parse
 async def _dead_letter(raw: RawMessage, context: ConsumerContext, reason: str) -> None:
     letter = dead_letter_for(raw, context.name, reason, datetime.now(UTC))
     metrics.DEAD_LETTERS.labels(context.name, metrics.reason_class(reason)).inc()
-    metrics.EVENTS.labels(context.name, raw.topic, "dead_lettered").inc()
+    metrics.EVENTS.labels(context.name, raw.topic, metrics.DEAD_LETTERED).inc()
     log.warning(
         "dead-lettered %s[%d]@%d: %s", raw.topic, raw.partition, raw.offset, reason, extra=log_ids(raw, context)
     )
