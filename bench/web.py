@@ -392,7 +392,8 @@ async def set_up(settings: Settings, data: Dataset, linked: int) -> dict[str, An
     # The snapshot a first poll stores once the broker acknowledged its events.
     polls = PollStore(pool)
     await polls.start_run(source.poll_id, None, True, False, now)
-    await polls.advance([p.snapshot for p in (*companies, *linked_creates, *employees)], source.poll_id, {})
+    await polls.stage(source.poll_id, [*companies, *linked_creates, *employees])
+    await polls.advance(source.poll_id, {})
     figures = await pool.fetchrow(
         """SELECT (SELECT count(*) FROM pending_decisions WHERE entity = 'employee') AS questions,
                   (SELECT count(*) FROM pending_decisions WHERE entity = 'employee' AND situation = 'disputed')

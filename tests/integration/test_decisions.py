@@ -190,7 +190,7 @@ async def test_overslaan_hides_the_question_until_the_next_poll(handle: Handle, 
     poll_id = uuid.uuid4()
     store = PollStore(db)
     await store.start_run(poll_id, None, False, False, NOW)
-    await store.advance([], poll_id, {})
+    await store.advance(poll_id, {})
     assert await db.fetchval("SELECT skipped FROM pending_decisions WHERE nmbrs_id = 101") is False
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import tracemalloc
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -12,14 +14,16 @@ from typing import Any
 import asyncpg
 import pytest
 
+from tests.builders import nmbrs_employee
 from worker.adapters.kafka import KafkaPublisher
 from worker.adapters.nmbrs.client import NmbrsClient
+from worker.adapters.nmbrs.errors import NmbrsServerError
 from worker.adapters.poll_store import POLL_LOCK_ID, PollStore, insert_sync_request
 from worker.adapters.step_status_store import poll_outcome
 from worker.config import Settings
 from worker.domain.events import SyncRequested
-from worker.domain.snapshot_diff import SnapshotEntry
-from worker.service.poller import Poller, PollOptions
+from worker.domain.nmbrs_records import CompanySnapshot, NmbrsCompany
+from worker.service.poller import COMPANY_FETCH_CONCURRENCY, Poller, PollOptions
 
 TopicReader = Callable[..., Awaitable[list[dict[str, Any]]]]
 
@@ -198,11 +202,11 @@ class CrashingStore(PollStore):
 
     crashed = False
 
-    async def advance(self, entries: list[SnapshotEntry], poll_id: uuid.UUID, summary: dict[str, Any]) -> None:
+    async def advance(self, poll_id: uuid.UUID, summary: dict[str, Any]) -> None:
         if not self.crashed:
             self.crashed = True
             raise ConnectionResetError("worker killed between publish and snapshot commit")
-        await super().advance(entries, poll_id, summary)
+        await super().advance(poll_id, summary)
 
 
 async def test_a_crash_between_publish_and_snapshot_commit_loses_nothing_and_repeats_the_same_ids(
@@ -251,7 +255,7 @@ async def test_a_change_published_before_a_crash_and_undone_in_nmbrs_is_publishe
 class AlwaysCrashingStore(PollStore):
     """Every poll is cut off after it published, before the snapshot is stored (a crash loop)."""
 
-    async def advance(self, entries: list[SnapshotEntry], poll_id: uuid.UUID, summary: dict[str, Any]) -> None:
+    async def advance(self, poll_id: uuid.UUID, summary: dict[str, Any]) -> None:
         raise ConnectionResetError("worker killed between publish and snapshot commit")
 
 
@@ -280,8 +284,8 @@ async def test_a_value_that_goes_back_over_cut_off_polls_is_a_new_event_each_tim
     again = [e for e in events if e["key"] == "employee:100001" and e["op"] == "u"][len(mine) :]
     assert [(e["event_id"], e["version"]) for e in again] == [(mine[-1]["event_id"], versions[-1])]
     assert (await make_poller().poll()).changes == {}
-    snapshot = await make_poller().store.load_snapshot()
-    assert snapshot["employee:100001"].version == versions[-1]
+    stored = await make_poller().store.load_keys(["employee:100001"])
+    assert stored.snapshot["employee:100001"].version == versions[-1]
 
 
 async def test_a_dry_run_publishes_the_plan_only_and_leaves_the_snapshot_alone(
@@ -458,3 +462,133 @@ async def test_the_poll_outcome_every_replica_reports_comes_from_the_database(cl
         assert await poll_outcome(connection) == (at + timedelta(seconds=5), True)
         await run(20, "published")  # released (or Nmbrs corrected)
         assert await poll_outcome(connection) == (at + timedelta(minutes=20, seconds=5), False)
+
+
+class ListedUnder(NmbrsVariant):
+    """Nmbrs listing employee 100001 of company 1 under company `to` (the same id: an API that moves a record
+    across companies), or with `failing` companies whose fetch fails."""
+
+    def __init__(self, nmbrs: NmbrsClient, to: int | None = None, failing: tuple[int, ...] = ()) -> None:
+        super().__init__(nmbrs)
+        self.to, self.failing = to, failing
+
+    async def fetch_company(self, company: Any, as_of: Any) -> Any:
+        if company.company_id in self.failing:
+            raise NmbrsServerError(500, operation="Employment_GetAll_AllEmployeesByCompany")
+        snapshot = await super().fetch_company(company, as_of)
+        if self.to is None:
+            return snapshot
+        kept = tuple(e for e in snapshot.employees if e.employee_id != 100001)
+        if company.company_id == self.to:
+            first = await super().fetch_company(company.model_copy(update={"company_id": 1}), as_of)
+            (mover,) = (e for e in first.employees if e.employee_id == 100001)
+            kept += (mover.model_copy(update={"company_id": self.to}),)
+        return snapshot.model_copy(update={"employees": kept})
+
+
+async def test_an_employee_listed_by_another_company_is_one_update_there_and_removed_nowhere(
+    poller: Poller, make_poller: PollerFactory, nmbrs: NmbrsClient, kafka_topics: Settings, read_topic: TopicReader
+) -> None:
+    created = await first_poll(poller)
+    report = await make_poller(ListedUnder(nmbrs, to=3)).poll()
+    assert report.result == "published" and report.changes == {"employee:u": 1}
+    assert report.breaker_counts["moved"] == 1 and report.breaker_counts["removed"] == 0
+    (update,) = [e for e in await read_topic(kafka_topics.topics.employee_changes, created + 1) if e["op"] != "c"]
+    assert update["key"] == "employee:100001" and "company_id" in update["changed_fields"]
+    assert update["after"]["company_id"] == 3 and update["source"]["company_id"] == 3
+
+
+async def test_an_employee_gone_from_its_company_is_not_removed_while_another_company_failed(
+    poller: Poller, make_poller: PollerFactory, nmbrs: NmbrsClient, sandbox: Any, clean_poller_state: asyncpg.Pool
+) -> None:
+    await first_poll(poller)
+    await sandbox.admin("DELETE", "employees/100001")  # or moved into company 3, which does not answer
+    failing = await make_poller(ListedUnder(nmbrs, failing=(3,))).poll()
+    assert failing.result == "published" and failing.status == "red" and failing.changes == {}
+    assert await clean_poller_state.fetchval("SELECT count(*) FROM nmbrs_snapshots WHERE deleted") == 0
+    answered = await poller.poll()
+    assert answered.changes == {"employee:d": 1}
+
+
+async def test_a_move_in_nmbrs_ends_the_old_employment_and_creates_the_new_one_in_one_poll(
+    poller: Poller, sandbox: Any, kafka_topics: Settings, read_topic: TopicReader
+) -> None:
+    # How Nmbrs moves someone: the employment in the old company ends the day before, a new employee id starts.
+    created = await first_poll(poller)
+    moved = await sandbox.admin("PATCH", "employees/100001", {"company_id": 3})
+    report = await poller.poll()
+    assert report.changes == {"employee:u": 1, "employee:c": 1}
+    events = await read_topic(kafka_topics.topics.employee_changes, created + 2)
+    (left,) = [e for e in events if e["op"] == "u"]
+    (joined,) = [e for e in events if e["key"] == f"employee:{moved['new_id']}"]
+    assert left["key"] == "employee:100001" and left["after"]["employments"][-1]["end"]
+    assert joined["op"] == "c" and joined["after"]["company_id"] == 3
+    assert joined["after"]["bsn_hash"] == left["after"]["bsn_hash"]
+
+
+class GeneratedNmbrs:
+    """Nmbrs with `companies` companies of `size` employees, whose records are built at each fetch and kept nowhere:
+    what the poll itself holds is all the memory a poll adds."""
+
+    soap_calls = 0
+
+    def __init__(self, companies: int, size: int) -> None:
+        self.companies, self.size = companies, size
+
+    async def list_companies(self) -> list[NmbrsCompany]:
+        return [NmbrsCompany(company_id=c, name=f"Bedrijf {c}") for c in range(1, self.companies + 1)]
+
+    async def fetch_company(self, company: NmbrsCompany, as_of: Any) -> CompanySnapshot:
+        await asyncio.sleep(0)
+        employees = tuple(
+            nmbrs_employee(company.company_id * 10_000 + n, company_id=company.company_id, number=str(n))
+            for n in range(self.size)
+        )
+        return CompanySnapshot(company=company, employees=employees, fetched_at=utc_now())
+
+
+class CountingPublisher:
+    """Counts what it is given and keeps none of it."""
+
+    def __init__(self) -> None:
+        self.events = 0
+
+    async def publish_many(self, items: list[tuple[str, str, Any]]) -> None:
+        pass  # the poll report
+
+    async def publish_bodies(self, items: list[tuple[str, str, bytes]]) -> None:
+        self.events += len(items)
+
+
+async def _poll_peak_bytes(pool: asyncpg.Pool, settings: Settings, companies: int, size: int) -> tuple[int, int]:
+    """The most memory a first poll and then a full poll of that domain took above what was in use before it."""
+    await pool.execute("TRUNCATE nmbrs_snapshots, nmbrs_published_ahead, poll_runs")
+    publisher = CountingPublisher()
+    poller = Poller(GeneratedNmbrs(companies, size), PollStore(pool), publisher, settings, utc_now)  # type: ignore[arg-type]
+    peaks = []
+    for options in (PollOptions(), PollOptions(full=True)):
+        gc.collect()
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        report = await poller.poll(options)
+        assert report.result == "published", report.reasons
+        peaks.append(tracemalloc.get_traced_memory()[1] - before)
+    assert publisher.events == 2 * (
+        companies * size + companies + 2
+    )  # employees, companies, one department, one function
+    return peaks[0], peaks[1]
+
+
+async def test_the_memory_a_poll_takes_does_not_grow_with_the_number_of_companies(
+    clean_poller_state: asyncpg.Pool, kafka_topics: Settings
+) -> None:
+    tracemalloc.start()
+    try:
+        few = await _poll_peak_bytes(clean_poller_state, kafka_topics, COMPANY_FETCH_CONCURRENCY, 120)
+        many = await _poll_peak_bytes(clean_poller_state, kafka_topics, 6 * COMPANY_FETCH_CONCURRENCY, 120)
+    finally:
+        tracemalloc.stop()
+    # Six times the domain: a poll holding the domain would take some six times the memory. Per company only the
+    # summaries remain (its fetch line in the report, the keys it lost or gained).
+    for first, second in zip(few, many, strict=True):
+        assert second < 1.5 * first, (few, many)

@@ -1,18 +1,30 @@
-"""One poll's plan and the breaker's verdict on it, as pure functions of the snapshot and what Nmbrs returned."""
+"""One poll's plan, company by company, and the breaker's verdict on it, as pure functions of the stored rows and
+what Nmbrs returned (the poller reads the rows and stages the plan; tests/integration/test_poller.py runs it whole)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from tests.builders import nmbrs_employee
-from worker.domain.breaker import BreakerPolicy, judge_poll
+from worker.domain.breaker import BreakerPolicy
 from worker.domain.changes import ChangeSource, Entity, Op, record_key
 from worker.domain.nmbrs_records import CompanySnapshot, NmbrsCompany, NmbrsEmployee
-from worker.domain.snapshot_diff import PlannedChange, SnapshotEntry, plan_poll
+from worker.domain.poll_tally import PollTally
+from worker.domain.snapshot_diff import (
+    PlannedChange,
+    PublishedAhead,
+    SnapshotEntry,
+    StoredRows,
+    plan_company,
+    plan_removals,
+    plan_shared,
+)
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 SOURCE = ChangeSource(poll_id=uuid.UUID(int=1), fetched_at=NOW)
+NOTHING = StoredRows(snapshot={}, ahead={})
 
 
 def staff(employee_id: int, company_id: int) -> NmbrsEmployee:
@@ -27,62 +39,154 @@ def fetched(company_id: int, *employees: NmbrsEmployee) -> CompanySnapshot:
     return CompanySnapshot(company=company(company_id), employees=employees, fetched_at=NOW)
 
 
-def stored(planned: list[PlannedChange]) -> dict[str, SnapshotEntry]:
-    return {p.snapshot.key: p.snapshot for p in planned}
-
-
-def ops(planned: list[PlannedChange], entity: Entity) -> dict[str, Op]:
+def ops(planned: Iterable[PlannedChange], entity: Entity) -> dict[str, Op]:
     return {p.event.key: p.event.op for p in planned if p.event.entity is entity}
 
 
-def first_poll() -> dict[str, SnapshotEntry]:
-    snapshots = [fetched(10, staff(1, 10), staff(2, 10)), fetched(20, staff(3, 20))]
-    return stored(plan_poll(SOURCE, {}, {}, [company(10), company(20)], snapshots, NOW))
+def key(employee_id: int) -> str:
+    return record_key(Entity.EMPLOYEE, employee_id)
+
+
+class Stored:
+    """The rows a first poll of companies 10 (employees 1, 2) and 20 (employee 3) stored, selected as the store
+    selects them."""
+
+    def __init__(self) -> None:
+        snapshots = [fetched(10, staff(1, 10), staff(2, 10)), fetched(20, staff(3, 20))]
+        tally = PollTally()
+        planned = []
+        for snapshot in snapshots:
+            plan = plan_company(SOURCE, snapshot, NOTHING, NOW)
+            tally.add_company(plan)
+            planned += plan.planned
+        planned += plan_shared(SOURCE, NOTHING, [company(10), company(20)], tally.references, True, NOW)
+        self.rows = {p.snapshot.key: p.snapshot for p in planned}
+
+    def company(self, snapshot: CompanySnapshot, ahead: dict[str, PublishedAhead] | None = None) -> StoredRows:
+        listed = {key(e.employee_id) for e in snapshot.employees}
+        cid = snapshot.company.company_id
+        rows = {
+            k: e for k, e in self.rows.items() if e.entity is Entity.EMPLOYEE and (e.company_id == cid or k in listed)
+        }
+        return StoredRows(snapshot=rows, ahead=ahead or {})
+
+    def shared(self) -> StoredRows:
+        return StoredRows(snapshot={k: e for k, e in self.rows.items() if e.entity is not Entity.EMPLOYEE}, ahead={})
+
+    def keys(self, keys: Iterable[str]) -> StoredRows:
+        return StoredRows(snapshot={k: self.rows[k] for k in keys if k in self.rows}, ahead={})
+
+    def active_by_company(self) -> dict[int, int]:
+        counts: dict[int, int] = {}
+        for entry in self.rows.values():
+            if entry.entity is Entity.EMPLOYEE and not entry.deleted and entry.company_id is not None:
+                counts[entry.company_id] = counts.get(entry.company_id, 0) + 1
+        return counts
 
 
 def test_the_first_poll_creates_every_company_employee_and_reference_record() -> None:
-    planned = plan_poll(SOURCE, {}, {}, [company(10)], [fetched(10, staff(1, 10))], NOW)
-    assert ops(planned, Entity.COMPANY) == {"company:10": Op.CREATE}
-    assert ops(planned, Entity.EMPLOYEE) == {"employee:1": Op.CREATE}
-    assert ops(planned, Entity.DEPARTMENT) == {"department:7": Op.CREATE}
-    assert ops(planned, Entity.FUNCTION) == {"function:5": Op.CREATE}
+    plan = plan_company(SOURCE, fetched(10, staff(1, 10)), NOTHING, NOW)
+    shared = plan_shared(SOURCE, NOTHING, [company(10)], plan.references, True, NOW)
+    assert ops(plan.planned, Entity.EMPLOYEE) == {"employee:1": Op.CREATE}
+    assert ops(shared, Entity.COMPANY) == {"company:10": Op.CREATE}
+    assert ops(shared, Entity.DEPARTMENT) == {"department:7": Op.CREATE}
+    assert ops(shared, Entity.FUNCTION) == {"function:5": Op.CREATE}
+    assert plan.fetched == 1 and not plan.missing and not plan.arrived
 
 
-def test_a_company_whose_fetch_failed_removes_none_of_its_employees_nor_shared_reference_data() -> None:
-    previous = first_poll()
-    # Company 20 is listed but failed to fetch; company 10 now has employee 1 only.
-    planned = plan_poll(SOURCE, previous, {}, [company(10), company(20)], [fetched(10, staff(1, 10))], NOW)
-    assert planned == []
+def test_a_company_that_no_longer_lists_an_employee_plans_no_removal_but_names_it_missing() -> None:
+    stored = Stored()
+    snapshot = fetched(10, staff(1, 10))
+    plan = plan_company(SOURCE, snapshot, stored.company(snapshot), NOW)
+    assert plan.planned == [] and plan.missing == {key(2)} and not plan.arrived
 
 
-def test_employees_and_reference_data_go_only_when_every_company_was_fetched() -> None:
-    previous = first_poll()
-    planned = plan_poll(SOURCE, previous, {}, [company(10), company(20)], [fetched(10), fetched(20)], NOW)
-    assert ops(planned, Entity.EMPLOYEE) == {record_key(Entity.EMPLOYEE, n): Op.DELETE for n in (1, 2, 3)}
-    assert ops(planned, Entity.DEPARTMENT) == {"department:7": Op.DELETE}
+def test_reference_data_goes_only_when_every_company_was_fetched() -> None:
+    stored = Stored()
+    # Nobody uses department 7 any more in the companies that came back.
+    companies = [company(10), company(20)]
+    assert plan_shared(SOURCE, stored.shared(), companies, {}, False, NOW) == []
+    gone = plan_shared(SOURCE, stored.shared(), companies, {}, True, NOW)
+    assert ops(gone, Entity.DEPARTMENT) == {"department:7": Op.DELETE}
+    assert ops(gone, Entity.FUNCTION) == {"function:5": Op.DELETE}
+
+
+def test_an_employee_listed_by_another_company_now_is_an_update_there_and_no_removal_candidate() -> None:
+    stored = Stored()
+    left, joined = fetched(10, staff(1, 10)), fetched(20, staff(3, 20), staff(2, 20))
+    tally = PollTally()
+    for snapshot in (left, joined):
+        tally.add_company(plan_company(SOURCE, snapshot, stored.company(snapshot), NOW))
+    moved = plan_company(SOURCE, joined, stored.company(joined), NOW)
+    assert ops(moved.planned, Entity.EMPLOYEE) == {key(2): Op.UPDATE} and moved.arrived == {key(2)}
+    assert "company_id" in moved.planned[0].event.changed_fields
+    assert tally.removal_candidates([]) == []
+    assert tally.breaker.moved == 1
+
+
+def test_employees_stored_under_a_company_nmbrs_no_longer_lists_are_removal_candidates() -> None:
+    stored = Stored()
+    snapshot = fetched(10, staff(1, 10), staff(2, 10))
+    tally = PollTally()
+    tally.add_company(plan_company(SOURCE, snapshot, stored.company(snapshot), NOW))
+    candidates = tally.removal_candidates([key(3)])  # company 20 is gone from the list
+    assert candidates == [key(3)]
+    removals = plan_removals(SOURCE, stored.keys(candidates), NOW)
+    assert ops(removals, Entity.EMPLOYEE) == {key(3): Op.DELETE}
+    assert removals[0].snapshot.deleted and removals[0].event.before == staff(3, 20)
+
+
+def test_a_removal_only_a_cut_off_poll_announced_is_a_candidate_of_the_company_it_announced_it_under() -> None:
+    stored = Stored()
+    hired = plan_company(SOURCE, fetched(10, staff(9, 10)), NOTHING, NOW).planned[0].snapshot
+    ahead = {key(9): PublishedAhead(op=Op.CREATE, entry=hired)}
+    snapshot = fetched(10, staff(1, 10), staff(2, 10))
+    plan = plan_company(SOURCE, snapshot, stored.company(snapshot, ahead), NOW)
+    assert plan.missing == {key(9)}
+    (removal,) = plan_removals(SOURCE, StoredRows(snapshot={}, ahead=ahead), NOW)
+    assert removal.event.op is Op.DELETE and removal.event.version == hired.version + 1
 
 
 def test_a_company_missing_from_the_list_is_removed_and_the_breaker_holds_that() -> None:
-    previous = first_poll()
-    snapshots = [fetched(10, staff(1, 10), staff(2, 10))]
-    planned = plan_poll(SOURCE, previous, {}, [company(10)], snapshots, NOW)
-    assert ops(planned, Entity.COMPANY) == {"company:20": Op.DELETE}
-    verdict = judge_poll(previous, snapshots, planned, BreakerPolicy())
+    stored = Stored()
+    snapshot = fetched(10, staff(1, 10), staff(2, 10))
+    tally = PollTally()
+    tally.add_company(plan_company(SOURCE, snapshot, stored.company(snapshot), NOW))
+    shared = plan_shared(SOURCE, stored.shared(), [company(10)], tally.references, True, NOW)
+    tally.add(shared)
+    assert ops(shared, Entity.COMPANY) == {"company:20": Op.DELETE}
+    verdict = tally.verdict(stored.active_by_company(), {10}, BreakerPolicy())
     assert verdict.tripped and "company 20 is no longer listed by Nmbrs" in verdict.reasons
 
 
 def test_the_breaker_counts_only_companies_fetched_now() -> None:
-    previous = first_poll()
-    snapshots = [fetched(10, staff(1, 10), staff(2, 10))]  # company 20 failed
-    planned = plan_poll(SOURCE, previous, {}, [company(10), company(20)], snapshots, NOW)
-    verdict = judge_poll(previous, snapshots, planned, BreakerPolicy())
+    stored = Stored()
+    snapshot = fetched(10, staff(1, 10), staff(2, 10))  # company 20 failed
+    tally = PollTally()
+    tally.add_company(plan_company(SOURCE, snapshot, stored.company(snapshot), NOW))
+    verdict = tally.verdict(stored.active_by_company(), {10}, BreakerPolicy())
     assert not verdict.tripped
     assert verdict.counts["previous"] == 2 and verdict.counts["fetched"] == 2 and verdict.counts["dropped"] == 0
 
 
 def test_the_breaker_holds_a_poll_that_empties_a_company() -> None:
-    previous = first_poll()
-    snapshots = [fetched(10, staff(1, 10), staff(2, 10)), fetched(20)]
-    planned = plan_poll(SOURCE, previous, {}, [company(10), company(20)], snapshots, NOW)
-    verdict = judge_poll(previous, snapshots, planned, BreakerPolicy())
+    stored = Stored()
+    tally = PollTally()
+    for snapshot in (fetched(10, staff(1, 10), staff(2, 10)), fetched(20)):
+        tally.add_company(plan_company(SOURCE, snapshot, stored.company(snapshot), NOW))
+    candidates = tally.removal_candidates([])
+    assert candidates == [key(3)]
+    tally.add(plan_removals(SOURCE, stored.keys(candidates), NOW))
+    verdict = tally.verdict(stored.active_by_company(), {10, 20}, BreakerPolicy())
     assert verdict.tripped and "all 1 employees of company 20 removed" in verdict.reasons
+    assert tally.changes == {"employee:d": 1}
+
+
+def test_only_rows_stored_under_the_company_itself_can_go_missing_from_it() -> None:
+    # Employee 4 is stored under company 10: company 20 not listing it says nothing about it.
+    stored = Stored()
+    snapshot = fetched(20, staff(3, 20))
+    rows = stored.company(snapshot)
+    extra = SnapshotEntry.model_validate(rows.snapshot[key(3)].model_dump() | {"key": key(4), "company_id": 10})
+    plan = plan_company(SOURCE, snapshot, StoredRows(snapshot={**rows.snapshot, key(4): extra}, ahead={}), NOW)
+    assert plan.planned == [] and not plan.missing and not plan.arrived

@@ -299,10 +299,11 @@ class KafkaPublisher:
 
     async def publish_many(self, items: list[tuple[str, str, Message]]) -> None:
         """Send everything, then wait for every acknowledgement (batched, unlike one-by-one waits)."""
-        futures = [
-            await self._producer.send(topic, message.model_dump_json().encode(), key=key.encode())
-            for topic, key, message in items
-        ]
+        await self.publish_bodies([(topic, key, message.model_dump_json().encode()) for topic, key, message in items])
+
+    async def publish_bodies(self, items: list[tuple[str, str, bytes]]) -> None:
+        """publish_many for messages serialised already: (topic, key, body)."""
+        futures = [await self._producer.send(topic, body, key=key.encode()) for topic, key, body in items]
         await asyncio.gather(*futures)
 
     async def __aenter__(self) -> KafkaPublisher:

@@ -14,9 +14,9 @@ from typing import Any
 import asyncpg
 
 from worker.adapters.database import transaction
-from worker.domain.changes import Op
+from worker.domain.changes import Entity, Op
 from worker.domain.events import SyncRequested
-from worker.domain.snapshot_diff import PlannedChange, PublishedAhead, SnapshotEntry
+from worker.domain.snapshot_diff import PlannedChange, PublishedAhead, SnapshotEntry, StoredRows
 
 
 async def insert_sync_request(connection: asyncpg.Connection, request: SyncRequested) -> None:
@@ -49,6 +49,24 @@ async def sync_settled(connection: asyncpg.Connection) -> bool:
     return bool(row["waiting"] == 0 and row["polls"] > 0 and row["handled"] >= row["published"])
 
 
+SNAPSHOT_COLUMNS = "key, entity, company_id, fingerprint, version, deleted, record"
+SNAPSHOT_UPDATE = ", ".join(
+    f"{column} = EXCLUDED.{column}"
+    for column in ("entity", "company_id", "fingerprint", "version", "deleted", "record")
+)
+STAGED_COLUMNS = [
+    "poll_id", "key", "rank", "entity", "company_id", "op", "fingerprint", "version", "deleted", "record", "event"
+]  # fmt: skip
+# Companies and reference data go out before the employees that refer to them.
+PUBLICATION_RANK = {
+    Entity.COMPANY: 0,
+    Entity.DEPARTMENT: 1,
+    Entity.FUNCTION: 1,
+    Entity.LABOUR_AGREEMENT: 1,
+    Entity.EMPLOYEE: 2,
+}
+
+
 def _snapshot_entry(row: asyncpg.Record) -> SnapshotEntry:
     return SnapshotEntry(
         key=row["key"],
@@ -58,18 +76,6 @@ def _snapshot_entry(row: asyncpg.Record) -> SnapshotEntry:
         version=row["version"],
         deleted=row["deleted"],
         record=json.loads(row["record"]),
-    )
-
-
-def _snapshot_row(entry: SnapshotEntry) -> tuple[Any, ...]:
-    return (
-        entry.key,
-        entry.entity.value,
-        entry.company_id,
-        entry.fingerprint,
-        entry.version,
-        entry.deleted,
-        json.dumps(entry.record),
     )
 
 
@@ -129,45 +135,113 @@ class PollStore:
         if not held:
             raise PollLockLost("the poll lock was lost (its connection closed): nothing is published or stored")
 
-    async def load_snapshot(self) -> dict[str, SnapshotEntry]:
-        rows = await self.pool.fetch(
-            "SELECT key, entity, company_id, fingerprint, version, deleted, record FROM nmbrs_snapshots"
-        )
-        return {row["key"]: _snapshot_entry(row) for row in rows}
+    async def load_shared(self) -> StoredRows:
+        """The rows of the companies and the reference data: few, and shared by the whole domain."""
+        return await self._load("entity <> 'employee'")
 
-    async def load_published_ahead(self) -> dict[str, PublishedAhead]:
-        """What polls cut off since the snapshot may have published (see PublishedAhead)."""
-        rows = await self.pool.fetch(
-            "SELECT key, entity, company_id, fingerprint, version, deleted, record, op FROM nmbrs_published_ahead"
-        )
-        return {row["key"]: PublishedAhead(op=Op(row["op"]), entry=_snapshot_entry(row)) for row in rows}
+    async def load_company(self, company_id: int, keys: list[str]) -> StoredRows:
+        """The employee rows stored under one company and those of `keys` (the employees it lists now)."""
+        return await self._load("entity = 'employee' AND (company_id = $1 OR key = ANY($2::text[]))", company_id, keys)
 
-    async def advance(self, entries: list[SnapshotEntry], poll_id: uuid.UUID, summary: dict[str, Any]) -> None:
-        """Store the new snapshot and close the poll run in one transaction (after the broker acked)."""
+    async def load_keys(self, keys: list[str]) -> StoredRows:
+        return await self._load("key = ANY($1::text[])", keys)
+
+    async def _load(self, condition: str, *args: Any) -> StoredRows:
+        columns = SNAPSHOT_COLUMNS
+        async with self.pool.acquire() as connection:
+            snapshot = await connection.fetch(f"SELECT {columns} FROM nmbrs_snapshots WHERE {condition}", *args)
+            ahead = await connection.fetch(f"SELECT {columns}, op FROM nmbrs_published_ahead WHERE {condition}", *args)
+        return StoredRows(
+            snapshot={row["key"]: _snapshot_entry(row) for row in snapshot},
+            ahead={row["key"]: PublishedAhead(op=Op(row["op"]), entry=_snapshot_entry(row)) for row in ahead},
+        )
+
+    async def unlisted_employee_keys(self, listed: list[int]) -> list[str]:
+        """Employees stored under a company that is not in `listed` (a company Nmbrs no longer lists), also those
+        only a cut-off poll announced."""
+        rows = await self.pool.fetch(
+            """SELECT key FROM nmbrs_snapshots
+               WHERE entity = 'employee' AND NOT deleted AND company_id <> ALL($1::int[])
+               UNION SELECT key FROM nmbrs_published_ahead
+               WHERE entity = 'employee' AND company_id <> ALL($1::int[])""",
+            listed,
+        )
+        return [row["key"] for row in rows]
+
+    async def active_employees_by_company(self) -> dict[int, int]:
+        """The employees of each company in the last snapshot, removed ones not counted."""
+        rows = await self.pool.fetch(
+            """SELECT company_id, count(*) AS employees FROM nmbrs_snapshots
+               WHERE entity = 'employee' AND NOT deleted GROUP BY company_id"""
+        )
+        return {row["company_id"]: row["employees"] for row in rows}
+
+    async def clear_staged(self) -> None:
+        """Called under the poll lock before a poll stages: what is left is from a poll that failed."""
+        await self.pool.execute("TRUNCATE nmbrs_poll_staged")
+
+    async def stage(self, poll_id: uuid.UUID, planned: list[PlannedChange]) -> None:
+        """Stage planned changes with their events serialised as they will be published."""
+        if not planned:
+            return
+        await self.pool.copy_records_to_table(
+            "nmbrs_poll_staged",
+            columns=STAGED_COLUMNS,
+            records=[
+                (
+                    poll_id,
+                    p.snapshot.key,
+                    PUBLICATION_RANK[p.snapshot.entity],
+                    p.snapshot.entity.value,
+                    p.snapshot.company_id,
+                    p.event.op.value,
+                    p.snapshot.fingerprint,
+                    p.snapshot.version,
+                    p.snapshot.deleted,
+                    json.dumps(p.snapshot.record),
+                    p.event.model_dump_json().encode(),
+                )
+                for p in planned
+            ],
+        )
+
+    async def staged(self, poll_id: uuid.UUID, batch: int) -> AsyncIterator[list[tuple[Entity, str, bytes]]]:
+        """The staged events in publication order, `batch` at a time, as (entity, key, body)."""
+        after = (-1, -1)
+        while True:
+            rows = await self.pool.fetch(
+                """SELECT rank, seq, entity, key, event FROM nmbrs_poll_staged
+                   WHERE poll_id = $1 AND (rank, seq) > ($2, $3) ORDER BY rank, seq LIMIT $4""",
+                poll_id,
+                *after,
+                batch,
+            )
+            if not rows:
+                return
+            yield [(Entity(row["entity"]), row["key"], row["event"]) for row in rows]
+            after = (rows[-1]["rank"], rows[-1]["seq"])
+
+    async def advance(self, poll_id: uuid.UUID, summary: dict[str, Any]) -> None:
+        """Store the poll's staged rows as the new snapshot and close the poll run in one transaction (after the
+        broker acked every event)."""
         async with transaction(self.pool) as connection:
             await self.ensure_lock(connection)
             # What a cut-off poll sent and this one had no reason to send again (Nmbrs holds it still) is what
             # consumers have: it becomes the snapshot, so its version is never handed out a second time.
             await connection.execute(
-                """INSERT INTO nmbrs_snapshots AS s
-                       (key, entity, company_id, fingerprint, version, deleted, record, updated_at)
-                   SELECT key, entity, company_id, fingerprint, version, deleted, record, now()
-                   FROM nmbrs_published_ahead
-                   ON CONFLICT (key) DO UPDATE SET entity = EXCLUDED.entity, company_id = EXCLUDED.company_id,
-                       fingerprint = EXCLUDED.fingerprint, version = EXCLUDED.version,
-                       deleted = EXCLUDED.deleted, record = EXCLUDED.record, updated_at = now()
+                f"""INSERT INTO nmbrs_snapshots AS s ({SNAPSHOT_COLUMNS}, updated_at)
+                   SELECT {SNAPSHOT_COLUMNS}, now() FROM nmbrs_published_ahead
+                   ON CONFLICT (key) DO UPDATE SET {SNAPSHOT_UPDATE}, updated_at = now()
                    WHERE EXCLUDED.version > s.version"""
             )
-            await connection.executemany(
-                """INSERT INTO nmbrs_snapshots
-                       (key, entity, company_id, fingerprint, version, deleted, record, updated_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, now())
-                   ON CONFLICT (key) DO UPDATE SET entity = EXCLUDED.entity, company_id = EXCLUDED.company_id,
-                       fingerprint = EXCLUDED.fingerprint, version = EXCLUDED.version,
-                       deleted = EXCLUDED.deleted, record = EXCLUDED.record, updated_at = now()""",
-                [_snapshot_row(e) for e in entries],
+            await connection.execute(
+                f"""INSERT INTO nmbrs_snapshots ({SNAPSHOT_COLUMNS}, updated_at)
+                   SELECT {SNAPSHOT_COLUMNS}, now() FROM nmbrs_poll_staged WHERE poll_id = $1
+                   ON CONFLICT (key) DO UPDATE SET {SNAPSHOT_UPDATE}, updated_at = now()""",
+                poll_id,
             )
             await connection.execute("DELETE FROM nmbrs_published_ahead")
+            await connection.execute("TRUNCATE nmbrs_poll_staged")
             # Overslaan hides a question until the next sync: this was it.
             await connection.execute("UPDATE pending_decisions SET skipped = false WHERE skipped")
             await self._finish(connection, poll_id, "published", summary)
@@ -190,19 +264,16 @@ class PollStore:
             started_at,
         )
 
-    async def mark_publishing(self, poll_id: uuid.UUID, planned: list[PlannedChange]) -> None:
+    async def mark_publishing(self, poll_id: uuid.UUID) -> None:
         """Record, before anything is sent, that the poll publishes, and the version of every record it sends."""
         async with transaction(self.pool) as connection:
             await self.ensure_lock(connection)
             await connection.execute("UPDATE poll_runs SET publishing_at = now() WHERE poll_id = $1", poll_id)
-            await connection.executemany(
-                """INSERT INTO nmbrs_published_ahead
-                       (key, entity, company_id, fingerprint, version, deleted, record, op, poll_id)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)
-                   ON CONFLICT (key) DO UPDATE SET entity = EXCLUDED.entity, company_id = EXCLUDED.company_id,
-                       fingerprint = EXCLUDED.fingerprint, version = EXCLUDED.version, deleted = EXCLUDED.deleted,
-                       record = EXCLUDED.record, op = EXCLUDED.op, poll_id = EXCLUDED.poll_id""",
-                [(*_snapshot_row(p.snapshot), p.event.op.value, poll_id) for p in planned],
+            await connection.execute(
+                f"""INSERT INTO nmbrs_published_ahead ({SNAPSHOT_COLUMNS}, op, poll_id)
+                   SELECT {SNAPSHOT_COLUMNS}, op, poll_id FROM nmbrs_poll_staged WHERE poll_id = $1
+                   ON CONFLICT (key) DO UPDATE SET {SNAPSHOT_UPDATE}, op = EXCLUDED.op, poll_id = EXCLUDED.poll_id""",
+                poll_id,
             )
 
     async def publish_interrupted(self) -> bool:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.domain.changes import ChangeEvent, Entity, Op
-from worker.domain.nmbrs_records import CompanySnapshot, NmbrsCompany, NmbrsEmployee
-from worker.domain.snapshot_diff import PlannedChange, SnapshotEntry
+from worker.domain.nmbrs_records import NmbrsCompany, NmbrsEmployee
 
 
 class BreakerPolicy(BaseModel):
@@ -53,6 +53,27 @@ def moved_company(change: ChangeEvent[Any]) -> bool:
     return "company_id" in change.changed_fields
 
 
+@dataclass
+class ChangeTally:
+    """What the breaker counts of a poll's changes, added up as they are planned (company by company)."""
+
+    removed_by_company: Counter[int] = field(default_factory=Counter)
+    ended: int = 0
+    moved: int = 0
+    companies_removed: list[int] = field(default_factory=list)
+
+    def add(self, changes: Iterable[ChangeEvent[Any]]) -> None:
+        for change in changes:
+            if change.entity is Entity.COMPANY:
+                if change.op is Op.DELETE and isinstance(change.before, NmbrsCompany):
+                    self.companies_removed.append(change.before.company_id)
+            elif change.entity is Entity.EMPLOYEE:
+                if change.op is Op.DELETE and isinstance(change.before, NmbrsEmployee):
+                    self.removed_by_company[change.before.company_id] += 1
+                self.ended += is_leaver(change)
+                self.moved += moved_company(change)
+
+
 def evaluate_breaker(
     previous_active: int,
     fetched: int,
@@ -60,30 +81,35 @@ def evaluate_breaker(
     policy: BreakerPolicy,
     previous_by_company: Mapping[int, int] | None = None,
 ) -> BreakerVerdict:
+    """The verdict on a list of changes (see judge_tally)."""
+    tally = ChangeTally()
+    tally.add(changes)
+    return judge_tally(previous_active, fetched, tally, policy, previous_by_company)
+
+
+def judge_tally(
+    previous_active: int,
+    fetched: int,
+    tally: ChangeTally,
+    policy: BreakerPolicy,
+    previous_by_company: Mapping[int, int] | None = None,
+) -> BreakerVerdict:
     """Hold a poll that would remove, end or move more than the allowed share of employees, or whose
     fetched head count dropped by more than that share (the signature of an incomplete fetch).
+    `previous_active`: the active employees the last snapshot had in the companies fetched now.
 
     Whatever the numbers, it also holds a poll that removes a company, or every employee a company had
     (`previous_by_company`: its active employees in the last snapshot). Nmbrs keeps leavers and almost
     never deletes a company: a company missing from the list, or listing nobody, is far more likely hidden
     from the API user or a failed answer, and a share of all employees would let a small company go."""
-    changes = list(changes)
-    employee_changes = [c for c in changes if c.entity is Entity.EMPLOYEE]
-    removed_by_company = Counter(
-        c.before.company_id for c in employee_changes if c.op is Op.DELETE and isinstance(c.before, NmbrsEmployee)
-    )
+    removed_by_company = tally.removed_by_company
     by_company = previous_by_company or {}
     emptied = sorted(
         company_id for company_id, count in by_company.items() if count and removed_by_company[company_id] >= count
     )
-    companies_removed = sorted(
-        c.before.company_id
-        for c in changes
-        if c.entity is Entity.COMPANY and c.op is Op.DELETE and isinstance(c.before, NmbrsCompany)
-    )
-    removed = sum(1 for c in employee_changes if c.op is Op.DELETE)
-    ended = sum(1 for c in employee_changes if is_leaver(c))
-    moved = sum(1 for c in employee_changes if moved_company(c))
+    companies_removed = sorted(tally.companies_removed)
+    removed = sum(removed_by_company.values())
+    ended, moved = tally.ended, tally.moved
     dropped = max(previous_active - fetched, 0)
     counts = {
         "previous": previous_active,
@@ -108,22 +134,3 @@ def evaluate_breaker(
         if count >= policy.min_count and count > limit:
             reasons.append(f"{count} of {previous_active} employees {what} (more than {policy.max_share:.0%})")
     return BreakerVerdict(tripped=bool(reasons), reasons=tuple(reasons), counts=counts)
-
-
-def judge_poll(
-    previous: Mapping[str, SnapshotEntry],
-    snapshots: list[CompanySnapshot],
-    planned: list[PlannedChange],
-    policy: BreakerPolicy,
-) -> BreakerVerdict:
-    """The breaker's verdict on one poll's planned changes, against the last snapshot."""
-    fetched_ok = {s.company.company_id for s in snapshots}
-    # Counted over the companies fetched now: a failed company is already kept out of the changes.
-    previous_active = sum(
-        1 for e in previous.values() if e.entity is Entity.EMPLOYEE and not e.deleted and e.company_id in fetched_ok
-    )
-    fetched = sum(len(s.employees) for s in snapshots)
-    by_company = Counter(
-        e.company_id for e in previous.values() if e.entity is Entity.EMPLOYEE and not e.deleted and e.company_id
-    )
-    return evaluate_breaker(previous_active, fetched, [p.event for p in planned], policy, by_company)

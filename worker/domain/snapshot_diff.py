@@ -210,48 +210,79 @@ def _cao(cao_id: int, number: str | None, description: str) -> ReferenceRecord:
     return ReferenceRecord(kind="labour_agreement", id=cao_id, code=number, description=description)
 
 
-def plan_poll(
+@dataclass(frozen=True)
+class StoredRows:
+    """What the store holds for some records: their snapshot entries and what cut-off polls published ahead."""
+
+    snapshot: Mapping[str, SnapshotEntry]
+    ahead: Mapping[str, PublishedAhead]
+
+
+@dataclass(frozen=True)
+class CompanyPlan:
+    """One company's part of a poll: the changes of the employees it lists now, and what the poll as a whole needs
+    to know of it. Removals wait for the whole poll (an employee missing here may be listed by another company)."""
+
+    planned: list[PlannedChange]
+    fetched: int
+    missing: frozenset[str]  # employees stored under this company that it no longer lists
+    arrived: frozenset[str]  # employees it lists that were stored under another company
+    references: dict[str, ReferenceRecord]
+
+
+def plan_company(source: ChangeSource, snapshot: CompanySnapshot, stored: StoredRows, now: datetime) -> CompanyPlan:
+    """The creates, updates and reads of one fetched company. `stored` holds the rows stored under this company
+    and those of every employee it lists now (a move from another company is an update, not a create)."""
+    company_id = snapshot.company.company_id
+    current: dict[str, tuple[Record, int | None]] = {
+        record_key(Entity.EMPLOYEE, e.employee_id): (e, company_id) for e in snapshot.employees
+    }
+    planned = diff(Entity.EMPLOYEE, stored.snapshot, current, source, _constantly(False), now, stored.ahead)
+    # What a cut-off poll announced under this company counts as its own too: its removal may have to be repeated.
+    own = {key for key, entry in stored.snapshot.items() if entry.company_id == company_id and not entry.deleted}
+    own |= {key for key, sent in stored.ahead.items() if sent.entry.company_id == company_id}
+    elsewhere = {key for key, entry in stored.snapshot.items() if entry.company_id != company_id}
+    elsewhere |= {key for key, sent in stored.ahead.items() if sent.entry.company_id != company_id}
+    return CompanyPlan(
+        planned=planned,
+        fetched=len(current),
+        missing=frozenset(own - current.keys()),
+        arrived=frozenset(elsewhere & current.keys()),
+        references=reference_records(snapshot.employees, snapshot.labour_agreements),
+    )
+
+
+def plan_shared(
     source: ChangeSource,
-    previous: Mapping[str, SnapshotEntry],
-    ahead: Mapping[str, PublishedAhead],
+    stored: StoredRows,
     companies: list[NmbrsCompany],
-    snapshots: list[CompanySnapshot],
+    references: Mapping[str, ReferenceRecord],
+    all_fetched: bool,
     now: datetime,
 ) -> list[PlannedChange]:
-    """Every change one poll publishes: `companies` is the company list Nmbrs gave, `snapshots` the companies
-    fetched in full (a company missing from them failed and removes nothing)."""
-    fetched_ok = {s.company.company_id for s in snapshots}
-    all_ok = bool(companies) and len(fetched_ok) == len(companies)
-    by_entity: dict[Entity, dict[str, SnapshotEntry]] = {entity: {} for entity in Entity}
-    for key, entry in previous.items():
-        by_entity[entry.entity][key] = entry
-    ahead_by_entity: dict[Entity, dict[str, PublishedAhead]] = {entity: {} for entity in Entity}
-    for key, sent in ahead.items():
-        ahead_by_entity[sent.entry.entity][key] = sent
-
+    """The changes of the companies and the reference data every fetched company uses (`stored`: their rows).
+    `all_fetched`: every listed company came back complete."""
     current: dict[Entity, dict[str, tuple[Record, int | None]]] = {entity: {} for entity in Entity}
     for company in companies:
         current[Entity.COMPANY][record_key(Entity.COMPANY, company.company_id)] = (company, company.company_id)
-    for snapshot in snapshots:
-        for employee in snapshot.employees:
-            current[Entity.EMPLOYEE][record_key(Entity.EMPLOYEE, employee.employee_id)] = (
-                employee,
-                snapshot.company.company_id,
-            )
-    references = reference_records(
-        (e for s in snapshots for e in s.employees), (a for s in snapshots for a in s.labour_agreements)
-    )
     for key, reference in references.items():
         current[Entity(reference.kind)][key] = (reference, None)
-
-    def plan(entity: Entity, removable: Callable[[SnapshotEntry], bool]) -> list[PlannedChange]:
-        return diff(entity, by_entity[entity], current[entity], source, removable, now, ahead_by_entity[entity])
-
-    # The company list itself came back, so a company missing from it is really gone.
-    planned = plan(Entity.COMPANY, lambda entry: True)
-    for entity in (Entity.DEPARTMENT, Entity.FUNCTION, Entity.LABOUR_AGREEMENT):
-        # Reference data is shared between companies: unused only if every company was seen.
-        planned += plan(entity, lambda entry: all_ok)
-    # Only when every company was fetched: an employee may have moved into a company that failed.
-    planned += plan(Entity.EMPLOYEE, lambda entry: all_ok)
+    planned: list[PlannedChange] = []
+    for entity in (Entity.COMPANY, Entity.DEPARTMENT, Entity.FUNCTION, Entity.LABOUR_AGREEMENT):
+        # The company list itself came back, so a company missing from it is really gone; reference data is
+        # shared between companies: unused only if every company was seen.
+        removable = entity is Entity.COMPANY or all_fetched
+        previous = {key: entry for key, entry in stored.snapshot.items() if entry.entity is entity}
+        ahead = {key: sent for key, sent in stored.ahead.items() if sent.entry.entity is entity}
+        planned += diff(entity, previous, current[entity], source, _constantly(removable), now, ahead)
     return planned
+
+
+def plan_removals(source: ChangeSource, stored: StoredRows, now: datetime) -> list[PlannedChange]:
+    """The removal of every employee in `stored`: employees no fetched company lists any more (see PollTally),
+    removed only when every company was fetched, as an employee may have moved into a company that failed."""
+    return diff(Entity.EMPLOYEE, stored.snapshot, {}, source, _constantly(True), now, stored.ahead)
+
+
+def _constantly(answer: bool) -> Callable[[SnapshotEntry], bool]:
+    return lambda entry: answer

@@ -1,8 +1,10 @@
 """The poller: Nmbrs snapshots become change events on Kafka; the snapshot advances only after the acks.
 
-One poll: take the poll lock, list companies, fetch each company, diff against the stored snapshot,
-check the mass-change breaker, publish (or hold, or publish to the plan topic for a dry run), and only
-then store the new snapshot. A company whose fetch failed keeps its records untouched.
+One poll: take the poll lock, list companies, then company by company (a few at a time) fetch it, diff it against
+its stored snapshot rows and stage the planned changes in the database; plan the companies, the reference data and
+the removals from what the companies added up; check the mass-change breaker; publish the staged changes (or hold,
+or publish them to the plan topic for a dry run), and only then store the new snapshot. A company whose fetch
+failed keeps its records untouched. Memory is bounded by the largest companies, not by the domain.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -23,17 +24,34 @@ from worker.adapters.nmbrs import NmbrsPort
 from worker.adapters.nmbrs.errors import NmbrsError
 from worker.adapters.poll_store import PollStore
 from worker.config import Settings
-from worker.domain.breaker import BreakerPolicy, judge_poll
-from worker.domain.changes import ChangeSource, Entity
+from worker.domain.breaker import BreakerPolicy
+from worker.domain.changes import ChangeSource, Entity, record_key
 from worker.domain.events import CompanyFetch, Message, PollReport
-from worker.domain.nmbrs_records import CompanySnapshot, NmbrsCompany, nmbrs_today
-from worker.domain.snapshot_diff import plan_poll
+from worker.domain.nmbrs_records import NmbrsCompany, nmbrs_today
+from worker.domain.poll_tally import PollTally
+from worker.domain.snapshot_diff import PlannedChange, plan_company, plan_removals, plan_shared
 
 log = logging.getLogger(__name__)
 
+# Companies fetched and planned at once: what bounds the poll's memory (a few companies' records).
 COMPANY_FETCH_CONCURRENCY = 4
+PUBLISH_BATCH = 2_000  # staged events sent before their acknowledgements are awaited
+REMOVAL_BATCH = 2_000  # removal candidates read and planned at a time
 # The poll loop's longest wait after a failed iteration: a database back after an outage is polled soon.
 POLL_RETRY_CAP_S = 15.0
+
+
+class _Stopwatch:
+    """Adds up the time spent inside `with` blocks."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def __enter__(self) -> None:
+        self._started = time.perf_counter()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.seconds += time.perf_counter() - self._started
 
 
 class IncompleteFetch(Exception):
@@ -43,6 +61,10 @@ class IncompleteFetch(Exception):
 class ChangePublisher(Protocol):
     async def publish_many(self, items: list[tuple[str, str, Message]]) -> None:
         """Publish all and return once the broker acknowledged every one."""
+        ...
+
+    async def publish_bodies(self, items: list[tuple[str, str, bytes]]) -> None:
+        """publish_many for messages serialised already: (topic, key, body)."""
         ...
 
 
@@ -138,26 +160,42 @@ class Poller:
         calls_before = self.nmbrs.soap_calls
         as_of = nmbrs_today(started)
         companies = await self.nmbrs.list_companies()
-        previous = await self.store.load_snapshot()
-        ahead = await self.store.load_published_ahead()
-        known = sum(1 for e in previous.values() if e.entity is Entity.COMPANY and not e.deleted)
+        shared = await self.store.load_shared()
+        known = sum(1 for e in shared.snapshot.values() if e.entity is Entity.COMPANY and not e.deleted)
         if not companies and known:
             # An empty company list is far more likely a failed or filtered answer than the end of payroll.
             raise IncompleteFetch(f"Nmbrs listed no companies while {known} are known: nothing is removed")
-        snapshots, fetches = await self._fetch_all(companies, as_of)
-        fetch_s = time.perf_counter() - clock
+        await self.store.clear_staged()
+        source = ChangeSource(poll_id=poll_id, fetched_at=self.now(), full=options.full, repair=options.repair)
+        tally, planning = PollTally(), _Stopwatch()
+        fetches = await self._plan_companies(companies, as_of, source, tally, planning)
+        # The loop waits while a company is planned: that time is the diff's, the rest (fetching, reading and
+        # staging rows, overlapping between companies) the fetch's.
+        planned_while_fetching = planning.seconds
+        fetch_s = time.perf_counter() - clock - planned_while_fetching
 
         clock = time.perf_counter()
-        source = ChangeSource(poll_id=poll_id, fetched_at=self.now(), full=options.full, repair=options.repair)
-        planned = plan_poll(source, previous, ahead, companies, snapshots, source.fetched_at)
-        verdict = judge_poll(previous, snapshots, planned, self.policy)
-        diff_s = time.perf_counter() - clock
+        fetched_ok = {f.company_id for f in fetches if f.ok}
+        all_fetched = bool(companies) and len(fetched_ok) == len(companies)
+        with planning:
+            shared_planned = plan_shared(source, shared, companies, tally.references, all_fetched, source.fetched_at)
+        await self._stage(poll_id, shared_planned, tally)
+        if all_fetched:
+            # Only when every company was fetched: an employee may have moved into a company that failed.
+            unlisted = await self.store.unlisted_employee_keys([c.company_id for c in companies])
+            candidates = tally.removal_candidates(unlisted)
+            for start in range(0, len(candidates), REMOVAL_BATCH):
+                stored = await self.store.load_keys(candidates[start : start + REMOVAL_BATCH])
+                with planning:
+                    removals = plan_removals(source, stored, source.fetched_at)
+                await self._stage(poll_id, removals, tally)
+        verdict = tally.verdict(await self.store.active_employees_by_company(), fetched_ok, self.policy)
+        diff_s = planned_while_fetching + time.perf_counter() - clock
 
-        changes = Counter(f"{p.event.entity.value}:{p.event.op.value}" for p in planned)
         failed = [f for f in fetches if not f.ok]
         reasons = tuple(f"company {f.company_id} ({f.name}) not fetched: {f.error}" for f in failed)
         common: dict[str, Any] = {
-            "changes": dict(changes),
+            "changes": dict(tally.changes),
             "breaker_counts": verdict.counts,
             "companies": tuple(fetches),
             # The listing and failed companies included: what the poll cost of the fair-use budget.
@@ -169,45 +207,55 @@ class Poller:
             log.warning(
                 "poll %s held by the breaker: %s", poll_id, "; ".join(verdict.reasons), extra={"poll_id": poll_id}
             )
+            await self.store.clear_staged()
             report = self._report(poll_id, options, "held", started, reasons=verdict.reasons + reasons, **common)
             await self.store.finish_run(poll_id, "held", report.model_dump(mode="json"))
             return report
 
         clock = time.perf_counter()
         if not options.dry_run:
-            await self.store.mark_publishing(poll_id, planned)
-        await self.publisher.publish_many(
-            [(self._topic(p.event.entity, options.dry_run), p.event.key, p.event) for p in planned]
-        )
+            await self.store.mark_publishing(poll_id)
+        async for batch in self.store.staged(poll_id, PUBLISH_BATCH):
+            await self.publisher.publish_bodies(
+                [(self._topic(entity, options.dry_run), key, body) for entity, key, body in batch]
+            )
         publish_s = time.perf_counter() - clock
         result = "planned" if options.dry_run else "published"
         report = self._report(
             poll_id, options, result, started, reasons=reasons, publish_s=round(publish_s, 3), **common
         )
         if options.dry_run:
+            await self.store.clear_staged()
             await self.store.finish_run(poll_id, "planned", report.model_dump(mode="json"))
         else:
-            await self.store.advance([p.snapshot for p in planned], poll_id, report.model_dump(mode="json"))
+            await self.store.advance(poll_id, report.model_dump(mode="json"))
         log.info(
             "poll %s %s: %s in %.2f s (%d SOAP calls)",
             poll_id,
             result,
-            dict(changes) or "no changes",
+            dict(tally.changes) or "no changes",
             fetch_s + diff_s + publish_s,
             report.soap_calls,
             extra={"poll_id": poll_id},
         )
         return report
 
-    async def _fetch_all(
-        self, companies: list[NmbrsCompany], as_of: date
-    ) -> tuple[list[CompanySnapshot], list[CompanyFetch]]:
+    async def _plan_companies(
+        self,
+        companies: list[NmbrsCompany],
+        as_of: date,
+        source: ChangeSource,
+        tally: PollTally,
+        planning: _Stopwatch,
+    ) -> list[CompanyFetch]:
+        """Fetch, plan and stage company by company, a few at a time: no more than that many companies' records
+        are held at once, whatever the size of the domain. What the whole poll needs goes into `tally`."""
         gate = asyncio.Semaphore(COMPANY_FETCH_CONCURRENCY)
 
-        async def fetch(company: NmbrsCompany) -> CompanySnapshot | CompanyFetch:
+        async def one(company: NmbrsCompany) -> CompanyFetch:
             async with gate:
                 try:
-                    return await self.nmbrs.fetch_company(company, as_of)
+                    snapshot = await self.nmbrs.fetch_company(company, as_of)
                 except NmbrsError as error:
                     log.warning(
                         "company %s fetch failed: %s",
@@ -222,22 +270,32 @@ class Poller:
                         soap_calls=error.soap_calls,
                         error=str(error),
                     )
+                keys = [record_key(Entity.EMPLOYEE, e.employee_id) for e in snapshot.employees]
+                stored = await self.store.load_company(company.company_id, keys)
+                with planning:
+                    plan = plan_company(source, snapshot, stored, source.fetched_at)
+                tally.add_company(plan)
+                await self.store.stage(source.poll_id, plan.planned)
+                return CompanyFetch(
+                    company_id=company.company_id,
+                    name=company.name,
+                    ok=True,
+                    employees=plan.fetched,
+                    soap_calls=snapshot.soap_calls,
+                )
 
-        results = await asyncio.gather(*(fetch(company) for company in companies))
-        snapshots = [r for r in results if isinstance(r, CompanySnapshot)]
-        fetches = [
-            r
-            if isinstance(r, CompanyFetch)
-            else CompanyFetch(
-                company_id=r.company.company_id,
-                name=r.company.name,
-                ok=True,
-                employees=len(r.employees),
-                soap_calls=r.soap_calls,
-            )
-            for r in results
-        ]
-        return snapshots, fetches
+        # A task group: when one company fails with something other than Nmbrs (the database away), the others
+        # stop too, rather than staging on behind the failed poll.
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(one(company)) for company in companies]
+        except ExceptionGroup as failure:
+            raise failure.exceptions[0] from None  # the cause; the others are the same one or none
+        return [task.result() for task in tasks]
+
+    async def _stage(self, poll_id: uuid.UUID, planned: list[PlannedChange], tally: PollTally) -> None:
+        tally.add(planned)
+        await self.store.stage(poll_id, planned)
 
     def _report(
         self,
