@@ -7,6 +7,8 @@ import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+import pytest
+
 from tests.builders import nmbrs_employee
 from worker.domain.breaker import BreakerPolicy
 from worker.domain.changes import ChangeSource, Entity, Op, record_key
@@ -17,9 +19,11 @@ from worker.domain.snapshot_diff import (
     PublishedAhead,
     SnapshotEntry,
     StoredRows,
+    employee_fingerprints,
     plan_company,
     plan_removals,
     plan_shared,
+    records_to_read,
 )
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
@@ -190,3 +194,18 @@ def test_only_rows_stored_under_the_company_itself_can_go_missing_from_it() -> N
     extra = SnapshotEntry.model_validate(rows.snapshot[key(3)].model_dump() | {"key": key(4), "company_id": 10})
     plan = plan_company(SOURCE, snapshot, StoredRows(snapshot={**rows.snapshot, key(4): extra}, ahead={}), NOW)
     assert plan.planned == [] and not plan.missing and not plan.arrived
+
+
+def test_a_no_change_poll_needs_no_stored_record_and_an_update_needs_its_before() -> None:
+    stored = Stored()
+    snapshot = fetched(10, staff(1, 10), staff(2, 10).model_copy(update={"last_name": "Bergen"}))
+    rows = stored.company(snapshot)
+    light = StoredRows(snapshot={k: e.model_copy(update={"record": None}) for k, e in rows.snapshot.items()}, ahead={})
+    prints = employee_fingerprints(snapshot)
+    assert records_to_read(light, prints) == [key(2)]
+    with pytest.raises(ValueError, match="employee:2: its stored record was needed and not read"):
+        plan_company(SOURCE, snapshot, light, NOW, prints)
+    read = light.with_records({key(2): rows.snapshot[key(2)].stored_record()})
+    (update,) = plan_company(SOURCE, snapshot, read, NOW, prints).planned
+    assert update.event.op is Op.UPDATE and update.event.changed_fields == ("last_name",)
+    assert update.event.before == staff(2, 10)

@@ -75,7 +75,7 @@ def _snapshot_entry(row: asyncpg.Record) -> SnapshotEntry:
         fingerprint=row["fingerprint"],
         version=row["version"],
         deleted=row["deleted"],
-        record=json.loads(row["record"]),
+        record=json.loads(row["record"]) if "record" in row else None,
     )
 
 
@@ -140,17 +140,27 @@ class PollStore:
         return await self._load("entity <> 'employee'")
 
     async def load_company(self, company_id: int, keys: list[str]) -> StoredRows:
-        """The employee rows stored under one company and those of `keys` (the employees it lists now)."""
-        return await self._load("entity = 'employee' AND (company_id = $1 OR key = ANY($2::text[]))", company_id, keys)
+        """The employee rows stored under one company and those of `keys` (the employees it lists now), without
+        their stored records (see load_records); what cut-off polls published ahead in full."""
+        return await self._load(
+            "entity = 'employee' AND (company_id = $1 OR key = ANY($2::text[]))", company_id, keys, records=False
+        )
 
     async def load_keys(self, keys: list[str]) -> StoredRows:
         return await self._load("key = ANY($1::text[])", keys)
 
-    async def _load(self, condition: str, *args: Any) -> StoredRows:
-        columns = SNAPSHOT_COLUMNS
+    async def load_records(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """The stored records of `keys` (snapshot rows)."""
+        rows = await self.pool.fetch("SELECT key, record FROM nmbrs_snapshots WHERE key = ANY($1::text[])", keys)
+        return {row["key"]: json.loads(row["record"]) for row in rows}
+
+    async def _load(self, condition: str, *args: Any, records: bool = True) -> StoredRows:
+        columns = SNAPSHOT_COLUMNS if records else SNAPSHOT_COLUMNS.removesuffix(", record")
         async with self.pool.acquire() as connection:
             snapshot = await connection.fetch(f"SELECT {columns} FROM nmbrs_snapshots WHERE {condition}", *args)
-            ahead = await connection.fetch(f"SELECT {columns}, op FROM nmbrs_published_ahead WHERE {condition}", *args)
+            ahead = await connection.fetch(
+                f"SELECT {SNAPSHOT_COLUMNS}, op FROM nmbrs_published_ahead WHERE {condition}", *args
+            )
         return StoredRows(
             snapshot={row["key"]: _snapshot_entry(row) for row in snapshot},
             ahead={row["key"]: PublishedAhead(op=Op(row["op"]), entry=_snapshot_entry(row)) for row in ahead},

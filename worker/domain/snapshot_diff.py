@@ -43,7 +43,14 @@ class SnapshotEntry(BaseModel):
     fingerprint: str
     version: int
     deleted: bool = False
-    record: dict[str, Any]
+    # None: not read. A no-change poll needs the fingerprints only; the store reads the record of a row a plan
+    # needs it of (see records_to_read).
+    record: dict[str, Any] | None
+
+    def stored_record(self) -> dict[str, Any]:
+        if self.record is None:
+            raise ValueError(f"{self.key}: its stored record was needed and not read")
+        return self.record
 
 
 class PublishedAhead(BaseModel):
@@ -87,12 +94,14 @@ def diff(
     removable: Callable[[SnapshotEntry], bool],
     now: AwareDatetime,
     ahead: Mapping[str, PublishedAhead] | None = None,
+    fingerprints: Mapping[str, str] | None = None,
 ) -> list[PlannedChange]:
     """Plan the events for one entity type.
 
     `current` maps key -> (record, owning company id). `removable(entry)` says whether a record missing
     from `current` may be removed: only when the fetch that owned it came back complete. `ahead`: the last
     event of each record that a poll cut off since the snapshot may have published (see PublishedAhead).
+    `fingerprints`: those of `current`, when computed already.
     """
     event_class = EVENT_CLASS[entity]
     planned: list[PlannedChange] = []
@@ -142,16 +151,17 @@ def diff(
 
     for key in sorted(current):
         record, company_id = current[key]
-        print_ = fingerprint(record)
+        print_ = fingerprints[key] if fingerprints is not None else fingerprint(record)
         old, sent = previous.get(key), ahead.get(key)
         after_json = record.model_dump(mode="json")
         if old is None or old.deleted:
             version = next_version(key, Op.CREATE, print_)
             plan(Op.CREATE, key, version, company_id, None, record, tuple(sorted(after_json)), print_)
         elif old.fingerprint != print_:
-            fields = changed_fields(old.record, after_json)
+            before = old.stored_record()
+            fields = changed_fields(before, after_json)
             version = next_version(key, Op.UPDATE, print_)
-            plan(Op.UPDATE, key, version, company_id, old.record, record, fields or ("record",), print_)
+            plan(Op.UPDATE, key, version, company_id, before, record, fields or ("record",), print_)
         elif source.full or (sent is not None and sent.entry.fingerprint != print_):
             # What a cut-off poll sent may differ from Nmbrs now (a change that went out and was undone since):
             # the read puts the record back, at a version above what went out, or it would be ignored there as
@@ -170,7 +180,7 @@ def diff(
                 key,
                 next_version(key, Op.DELETE, known.fingerprint),
                 known.company_id,
-                known.record,
+                known.stored_record(),
                 None,
                 (),
                 known.fingerprint,
@@ -182,28 +192,25 @@ def diff(
 def reference_records(
     employees: Iterable[NmbrsEmployee], labour_agreements: Iterable[Any] = ()
 ) -> dict[str, ReferenceRecord]:
-    """Departments, functions and CAOs as far as the fetched employees and companies use them."""
-    found: dict[str, ReferenceRecord] = {}
+    """Departments, functions and CAOs as far as the fetched employees and companies use them (the last one seen of
+    each: a record is built once per id, not once per employee)."""
+    used: dict[str, tuple[Entity, Any]] = {}
     for employee in employees:
         if employee.department:
-            found[record_key(Entity.DEPARTMENT, employee.department.id)] = ReferenceRecord(
-                kind="department", **employee.department.model_dump()
-            )
+            used[record_key(Entity.DEPARTMENT, employee.department.id)] = (Entity.DEPARTMENT, employee.department)
         if employee.function:
-            found[record_key(Entity.FUNCTION, employee.function.id)] = ReferenceRecord(
-                kind="function", **employee.function.model_dump()
-            )
+            used[record_key(Entity.FUNCTION, employee.function.id)] = (Entity.FUNCTION, employee.function)
         if employee.labour_agreement:
-            found[record_key(Entity.LABOUR_AGREEMENT, employee.labour_agreement.id)] = _cao(
-                employee.labour_agreement.id,
-                employee.labour_agreement.number,
-                employee.labour_agreement.description,
-            )
+            agreement = employee.labour_agreement
+            used[record_key(Entity.LABOUR_AGREEMENT, agreement.id)] = (Entity.LABOUR_AGREEMENT, agreement)
     for agreement in labour_agreements:
-        found[record_key(Entity.LABOUR_AGREEMENT, agreement.id)] = _cao(
-            agreement.id, agreement.number, agreement.description
-        )
-    return found
+        used[record_key(Entity.LABOUR_AGREEMENT, agreement.id)] = (Entity.LABOUR_AGREEMENT, agreement)
+    return {
+        key: _cao(ref.id, ref.number, ref.description)
+        if entity is Entity.LABOUR_AGREEMENT
+        else ReferenceRecord(kind=entity.value, **ref.model_dump())
+        for key, (entity, ref) in used.items()
+    }
 
 
 def _cao(cao_id: int, number: str | None, description: str) -> ReferenceRecord:
@@ -216,6 +223,30 @@ class StoredRows:
 
     snapshot: Mapping[str, SnapshotEntry]
     ahead: Mapping[str, PublishedAhead]
+
+    def with_records(self, records: Mapping[str, dict[str, Any]]) -> StoredRows:
+        """These rows with the stored records read since (see records_to_read)."""
+        snapshot = dict(self.snapshot)
+        for key, record in records.items():
+            snapshot[key] = snapshot[key].model_copy(update={"record": record})
+        return StoredRows(snapshot=snapshot, ahead=self.ahead)
+
+
+def employee_fingerprints(snapshot: CompanySnapshot) -> dict[str, str]:
+    return {record_key(Entity.EMPLOYEE, e.employee_id): fingerprint(e) for e in snapshot.employees}
+
+
+def records_to_read(stored: StoredRows, fingerprints: Mapping[str, str]) -> list[str]:
+    """The rows whose stored record planning the records of `fingerprints` needs and the store did not read: the
+    `before` of each update."""
+    return [
+        key
+        for key, print_ in fingerprints.items()
+        if (entry := stored.snapshot.get(key)) is not None
+        and not entry.deleted
+        and entry.fingerprint != print_
+        and entry.record is None
+    ]
 
 
 @dataclass(frozen=True)
@@ -230,14 +261,23 @@ class CompanyPlan:
     references: dict[str, ReferenceRecord]
 
 
-def plan_company(source: ChangeSource, snapshot: CompanySnapshot, stored: StoredRows, now: datetime) -> CompanyPlan:
+def plan_company(
+    source: ChangeSource,
+    snapshot: CompanySnapshot,
+    stored: StoredRows,
+    now: datetime,
+    fingerprints: Mapping[str, str] | None = None,
+) -> CompanyPlan:
     """The creates, updates and reads of one fetched company. `stored` holds the rows stored under this company
-    and those of every employee it lists now (a move from another company is an update, not a create)."""
+    and those of every employee it lists now (a move from another company is an update, not a create), with the
+    records of those records_to_read names. `fingerprints`: employee_fingerprints(snapshot), when computed."""
     company_id = snapshot.company.company_id
     current: dict[str, tuple[Record, int | None]] = {
         record_key(Entity.EMPLOYEE, e.employee_id): (e, company_id) for e in snapshot.employees
     }
-    planned = diff(Entity.EMPLOYEE, stored.snapshot, current, source, _constantly(False), now, stored.ahead)
+    planned = diff(
+        Entity.EMPLOYEE, stored.snapshot, current, source, _constantly(False), now, stored.ahead, fingerprints
+    )
     # What a cut-off poll announced under this company counts as its own too: its removal may have to be repeated.
     own = {key for key, entry in stored.snapshot.items() if entry.company_id == company_id and not entry.deleted}
     own |= {key for key, sent in stored.ahead.items() if sent.entry.company_id == company_id}

@@ -29,7 +29,14 @@ from worker.domain.changes import ChangeSource, Entity, record_key
 from worker.domain.events import CompanyFetch, Message, PollReport
 from worker.domain.nmbrs_records import NmbrsCompany, nmbrs_today
 from worker.domain.poll_tally import PollTally
-from worker.domain.snapshot_diff import PlannedChange, plan_company, plan_removals, plan_shared
+from worker.domain.snapshot_diff import (
+    PlannedChange,
+    employee_fingerprints,
+    plan_company,
+    plan_removals,
+    plan_shared,
+    records_to_read,
+)
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +280,12 @@ class Poller:
                 keys = [record_key(Entity.EMPLOYEE, e.employee_id) for e in snapshot.employees]
                 stored = await self.store.load_company(company.company_id, keys)
                 with planning:
-                    plan = plan_company(source, snapshot, stored, source.fetched_at)
+                    prints = employee_fingerprints(snapshot)
+                    wanted = records_to_read(stored, prints)
+                if wanted:
+                    stored = stored.with_records(await self.store.load_records(wanted))
+                with planning:
+                    plan = plan_company(source, snapshot, stored, source.fetched_at, prints)
                 tally.add_company(plan)
                 await self.store.stage(source.poll_id, plan.planned)
                 return CompanyFetch(
