@@ -57,6 +57,7 @@ SNAPSHOT_UPDATE = ", ".join(
 STAGED_COLUMNS = [
     "poll_id", "key", "rank", "entity", "company_id", "op", "fingerprint", "version", "deleted", "record", "event"
 ]  # fmt: skip
+ANALYZE_AFTER_ROWS = 1_000  # a poll that stored this many snapshot rows refreshes the table's statistics
 # Companies and reference data go out before the employees that refer to them.
 PUBLICATION_RANK = {
     Entity.COMPANY: 0,
@@ -137,30 +138,38 @@ class PollStore:
 
     async def load_shared(self) -> StoredRows:
         """The rows of the companies and the reference data: few, and shared by the whole domain."""
-        return await self._load("entity <> 'employee'")
+        return await self._load(["entity <> 'employee'"])
 
     async def load_company(self, company_id: int, keys: list[str]) -> StoredRows:
         """The employee rows stored under one company and those of `keys` (the employees it lists now), without
         their stored records (see load_records); what cut-off polls published ahead in full."""
+        # Two selects rather than one OR: asyncpg prepares its statements, and PostgreSQL's generic plan for
+        # `company_id = $1 OR key = ANY($2)` scans the whole table (150 ms a company at 100,000 rows).
         return await self._load(
-            "entity = 'employee' AND (company_id = $1 OR key = ANY($2::text[]))", company_id, keys, records=False
+            ["entity = 'employee' AND company_id = $1", "key = ANY($2::text[]) AND entity = 'employee'"],
+            company_id,
+            keys,
+            records=False,
         )
 
     async def load_keys(self, keys: list[str]) -> StoredRows:
-        return await self._load("key = ANY($1::text[])", keys)
+        return await self._load(["key = ANY($1::text[])"], keys)
 
     async def load_records(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         """The stored records of `keys` (snapshot rows)."""
         rows = await self.pool.fetch("SELECT key, record FROM nmbrs_snapshots WHERE key = ANY($1::text[])", keys)
         return {row["key"]: json.loads(row["record"]) for row in rows}
 
-    async def _load(self, condition: str, *args: Any, records: bool = True) -> StoredRows:
+    async def _load(self, conditions: list[str], *args: Any, records: bool = True) -> StoredRows:
+        """The rows matching any of `conditions`: a row matching several is read more than once, and kept once."""
+
+        def select(columns: str, table: str) -> str:
+            return " UNION ALL ".join(f"SELECT {columns} FROM {table} WHERE {condition}" for condition in conditions)
+
         columns = SNAPSHOT_COLUMNS if records else SNAPSHOT_COLUMNS.removesuffix(", record")
         async with self.pool.acquire() as connection:
-            snapshot = await connection.fetch(f"SELECT {columns} FROM nmbrs_snapshots WHERE {condition}", *args)
-            ahead = await connection.fetch(
-                f"SELECT {SNAPSHOT_COLUMNS}, op FROM nmbrs_published_ahead WHERE {condition}", *args
-            )
+            snapshot = await connection.fetch(select(columns, "nmbrs_snapshots"), *args)
+            ahead = await connection.fetch(select(f"{SNAPSHOT_COLUMNS}, op", "nmbrs_published_ahead"), *args)
         return StoredRows(
             snapshot={row["key"]: _snapshot_entry(row) for row in snapshot},
             ahead={row["key"]: PublishedAhead(op=Op(row["op"]), entry=_snapshot_entry(row)) for row in ahead},
@@ -237,24 +246,31 @@ class PollStore:
         async with transaction(self.pool) as connection:
             await self.ensure_lock(connection)
             # What a cut-off poll sent and this one had no reason to send again (Nmbrs holds it still) is what
-            # consumers have: it becomes the snapshot, so its version is never handed out a second time.
+            # consumers have: it becomes the snapshot, so its version is never handed out a second time. (This
+            # poll's own rows there are its staged ones, stored next.)
             await connection.execute(
                 f"""INSERT INTO nmbrs_snapshots AS s ({SNAPSHOT_COLUMNS}, updated_at)
-                   SELECT {SNAPSHOT_COLUMNS}, now() FROM nmbrs_published_ahead
+                   SELECT {SNAPSHOT_COLUMNS}, now() FROM nmbrs_published_ahead WHERE poll_id <> $1
                    ON CONFLICT (key) DO UPDATE SET {SNAPSHOT_UPDATE}, updated_at = now()
-                   WHERE EXCLUDED.version > s.version"""
+                   WHERE EXCLUDED.version > s.version""",
+                poll_id,
             )
-            await connection.execute(
+            stored = await connection.execute(
                 f"""INSERT INTO nmbrs_snapshots ({SNAPSHOT_COLUMNS}, updated_at)
                    SELECT {SNAPSHOT_COLUMNS}, now() FROM nmbrs_poll_staged WHERE poll_id = $1
                    ON CONFLICT (key) DO UPDATE SET {SNAPSHOT_UPDATE}, updated_at = now()""",
                 poll_id,
             )
-            await connection.execute("DELETE FROM nmbrs_published_ahead")
-            await connection.execute("TRUNCATE nmbrs_poll_staged")
+            # Truncated, not deleted: a large poll's rows left dead would be scanned by each company's reads of
+            # the next poll until autovacuum came by.
+            await connection.execute("TRUNCATE nmbrs_published_ahead, nmbrs_poll_staged")
             # Overslaan hides a question until the next sync: this was it.
             await connection.execute("UPDATE pending_decisions SET skipped = false WHERE skipped")
             await self._finish(connection, poll_id, "published", summary)
+        if int(stored.split()[-1]) >= ANALYZE_AFTER_ROWS:
+            # The next poll reads each company's rows with prepared statements, planned once on the statistics of
+            # then: planned on an empty table's (after a first poll), each read scanned the whole table.
+            await self.pool.execute("ANALYZE nmbrs_snapshots")
 
     async def start_run(
         self,
