@@ -69,9 +69,10 @@ PUBLICATION_RANK = {
 
 
 def _snapshot_entry(row: asyncpg.Record) -> SnapshotEntry:
-    return SnapshotEntry(
+    # Rows this store wrote from valid entries: not validated again (a poll reads every row of the domain).
+    return SnapshotEntry.model_construct(
         key=row["key"],
-        entity=row["entity"],
+        entity=Entity(row["entity"]),
         company_id=row["company_id"],
         fingerprint=row["fingerprint"],
         version=row["version"],
@@ -146,7 +147,10 @@ class PollStore:
         # Two selects rather than one OR: asyncpg prepares its statements, and PostgreSQL's generic plan for
         # `company_id = $1 OR key = ANY($2)` scans the whole table (150 ms a company at 100,000 rows).
         return await self._load(
-            ["entity = 'employee' AND company_id = $1", "key = ANY($2::text[]) AND entity = 'employee'"],
+            [
+                "entity = 'employee' AND company_id = $1",
+                "key = ANY($2::text[]) AND entity = 'employee' AND company_id IS DISTINCT FROM $1",
+            ],
             company_id,
             keys,
             records=False,
@@ -161,7 +165,6 @@ class PollStore:
         return {row["key"]: json.loads(row["record"]) for row in rows}
 
     async def _load(self, conditions: list[str], *args: Any, records: bool = True) -> StoredRows:
-        """The rows matching any of `conditions`: a row matching several is read more than once, and kept once."""
 
         def select(columns: str, table: str) -> str:
             return " UNION ALL ".join(f"SELECT {columns} FROM {table} WHERE {condition}" for condition in conditions)

@@ -153,13 +153,12 @@ def diff(
         record, company_id = current[key]
         print_ = fingerprints[key] if fingerprints is not None else fingerprint(record)
         old, sent = previous.get(key), ahead.get(key)
-        after_json = record.model_dump(mode="json")
         if old is None or old.deleted:
             version = next_version(key, Op.CREATE, print_)
-            plan(Op.CREATE, key, version, company_id, None, record, tuple(sorted(after_json)), print_)
+            plan(Op.CREATE, key, version, company_id, None, record, tuple(sorted(type(record).model_fields)), print_)
         elif old.fingerprint != print_:
             before = old.stored_record()
-            fields = changed_fields(before, after_json)
+            fields = changed_fields(before, record.model_dump(mode="json"))
             version = next_version(key, Op.UPDATE, print_)
             plan(Op.UPDATE, key, version, company_id, before, record, fields or ("record",), print_)
         elif source.full or (sent is not None and sent.entry.fingerprint != print_):
@@ -194,22 +193,21 @@ def reference_records(
 ) -> dict[str, ReferenceRecord]:
     """Departments, functions and CAOs as far as the fetched employees and companies use them (the last one seen of
     each: a record is built once per id, not once per employee)."""
-    used: dict[str, tuple[Entity, Any]] = {}
+    used: dict[tuple[Entity, int], Any] = {}
     for employee in employees:
         if employee.department:
-            used[record_key(Entity.DEPARTMENT, employee.department.id)] = (Entity.DEPARTMENT, employee.department)
+            used[Entity.DEPARTMENT, employee.department.id] = employee.department
         if employee.function:
-            used[record_key(Entity.FUNCTION, employee.function.id)] = (Entity.FUNCTION, employee.function)
+            used[Entity.FUNCTION, employee.function.id] = employee.function
         if employee.labour_agreement:
-            agreement = employee.labour_agreement
-            used[record_key(Entity.LABOUR_AGREEMENT, agreement.id)] = (Entity.LABOUR_AGREEMENT, agreement)
+            used[Entity.LABOUR_AGREEMENT, employee.labour_agreement.id] = employee.labour_agreement
     for agreement in labour_agreements:
-        used[record_key(Entity.LABOUR_AGREEMENT, agreement.id)] = (Entity.LABOUR_AGREEMENT, agreement)
+        used[Entity.LABOUR_AGREEMENT, agreement.id] = agreement
     return {
-        key: _cao(ref.id, ref.number, ref.description)
+        record_key(entity, ref_id): _cao(ref.id, ref.number, ref.description)
         if entity is Entity.LABOUR_AGREEMENT
         else ReferenceRecord(kind=entity.value, **ref.model_dump())
-        for key, (entity, ref) in used.items()
+        for (entity, ref_id), ref in used.items()
     }
 
 
