@@ -109,7 +109,12 @@ async def bench_topics(settings: Settings) -> AsyncIterator[None]:
 
 
 def _serve(
-    companies: int, employees: int, seed: int, describe: Callable[[Dataset], tuple[Any, ...]], out: Connection
+    companies: int,
+    employees: int,
+    seed: int,
+    describe: Callable[[Dataset], tuple[Any, ...]],
+    out: Connection,
+    largest: int | None = None,
 ) -> None:
     """Child process: generate the dataset, serve it on an ephemeral loopback port, send the port followed
     by `describe(dataset)`."""
@@ -119,7 +124,7 @@ def _serve(
     from worker.sandbox.server import create_app
 
     async def main() -> None:
-        dataset = generate(companies, employees, seed)
+        dataset = generate(companies, employees, seed, largest=largest)
         described = describe(dataset)
         runner = web.AppRunner(create_app(dataset, USERNAME, TOKEN, DOMAIN), access_log=None)
         await runner.setup()
@@ -133,13 +138,18 @@ def _serve(
 
 @contextmanager
 def sandbox(
-    companies: int, employees: int, seed: int, describe: Callable[[Dataset], tuple[Any, ...]]
+    companies: int,
+    employees: int,
+    seed: int,
+    describe: Callable[[Dataset], tuple[Any, ...]],
+    largest: int | None = None,
 ) -> Iterator[tuple[Any, ...]]:
     """The Nmbrs sandbox in a spawned process of its own (so its CPU time is not ours), serving a generated
-    dataset; yields `(port, *describe(dataset))`. `describe` must be a module-level function (it is pickled)."""
+    dataset (`largest`: see sandbox.generate); yields `(port, *describe(dataset))`. `describe` must be a
+    module-level function (it is pickled)."""
     receive, send = multiprocessing.Pipe(duplex=False)
     server = multiprocessing.get_context("spawn").Process(
-        target=_serve, args=(companies, employees, seed, describe, send), daemon=True
+        target=_serve, args=(companies, employees, seed, describe, send, largest), daemon=True
     )
     server.start()
     try:

@@ -27,7 +27,7 @@ from worker.config import Settings
 from worker.domain.naamstelling import NameUsage
 from worker.domain.nmbrs_records import NmbrsCompany
 from worker.domain.normalisation import normalise_postcode
-from worker.sandbox.dataset import Dataset
+from worker.sandbox.dataset import Dataset, Employee
 from worker.sandbox.generate import generate
 from worker.sandbox.server import create_app
 
@@ -89,6 +89,10 @@ async def _fault(sandbox: TestClient, **fault: Any) -> None:
     assert response.status == 201, await response.text()
 
 
+def _employees_of(dataset: Dataset, company_id: int) -> list[Employee]:
+    return [e for e in dataset.employees if e.company_id == company_id]
+
+
 async def _company(client: NmbrsClient, company_id: int) -> NmbrsCompany:
     return next(c for c in await client.list_companies() if c.company_id == company_id)
 
@@ -128,6 +132,19 @@ async def test_every_call_round_trips(
     assert employee.schedules[-1].hours_per_week == pytest.approx(source.schedules[-1].hours_per_week())
 
 
+async def test_on_answer_sees_every_answer_body_as_received(
+    make_client: Callable[..., NmbrsClient], sandbox: TestClient
+) -> None:
+    answers: list[bytes] = []
+    client = make_client(on_answer=answers.append)
+    await client.list_companies()
+    await _fault(sandbox, operation="List_GetAll", code=2004, count=1)
+    with pytest.raises(NmbrsNoRightsError):
+        await client.list_companies()
+    assert len(answers) == 2 and client.soap_calls == 2
+    assert b"<List_GetAllResult>" in answers[0] and b"2004" in answers[1]
+
+
 async def test_snapshots_carry_the_postcode_of_the_current_home_address(
     make_client: Callable[..., NmbrsClient], dataset: Dataset
 ) -> None:
@@ -159,7 +176,7 @@ async def test_one_cao_needs_no_per_employee_call_and_two_caos_do(
     double = await client.fetch_company(companies[1], dataset.reference_date)
     assert double.soap_calls == calls_single + len(double.employees)
     assigned = {e.employee_id: e.labour_agreement for e in double.employees}
-    for source in dataset.employees_of(1):
+    for source in _employees_of(dataset, 1):
         assert assigned[source.id] is not None
         assert assigned[source.id].id == source.labour_agreements[-1].labour_agreement_id
 
@@ -206,7 +223,7 @@ async def test_from_settings_and_wsdl_from_the_endpoint(sandbox: TestClient, dat
     )
     async with NmbrsClient.from_settings(settings, wsdl_dir=None) as client:
         snapshot = await client.fetch_company(await _company(client, 3), dataset.reference_date)
-    assert len(snapshot.employees) == len(dataset.employees_of(3))
+    assert len(snapshot.employees) == len(_employees_of(dataset, 3))
 
 
 @pytest.mark.parametrize("wsdl_from_endpoint", [False, True])
@@ -333,7 +350,7 @@ async def test_changes_in_nmbrs_show_up_in_the_next_snapshot(
     client = make_client()
     company2, company3 = await _company(client, 2), await _company(client, 3)
     before = {e.employee_id: e for e in (await client.fetch_company(company2, today)).employees}
-    someone = next(e for e in dataset.employees_of(2) if not e.employments[0].end and e.employments[0].start < today)
+    someone = next(e for e in _employees_of(dataset, 2) if not e.employments[0].end and e.employments[0].start < today)
 
     hire = await sandbox.post(
         "/admin/employees",
@@ -357,14 +374,14 @@ async def test_changes_in_nmbrs_show_up_in_the_next_snapshot(
     assert (await sandbox.patch(f"/admin/employees/{someone.id}", json=change)).status == 200
     leaver = next(
         e
-        for e in dataset.employees_of(2)
+        for e in _employees_of(dataset, 2)
         if e.id not in (someone.id, hired_id) and not e.employments[0].end and e.employments[0].start < today
     )
     end = today + timedelta(days=30)
     assert (await sandbox.patch(f"/admin/employees/{leaver.id}", json={"end": str(end)})).status == 200
     mover = next(
         e
-        for e in dataset.employees_of(2)
+        for e in _employees_of(dataset, 2)
         if e.id not in (someone.id, leaver.id, hired_id) and not e.employments[0].end and e.employments[0].start < today
     )
     moved = await sandbox.patch(f"/admin/employees/{mover.id}", json={"as_of": str(today), "company_id": 3})
@@ -386,6 +403,24 @@ async def test_changes_in_nmbrs_show_up_in_the_next_snapshot(
     assert elsewhere[new_id].employments[0].start == today
 
 
+async def test_a_removed_employee_and_a_new_company_show_up_in_the_next_fetch(
+    make_client: Callable[..., NmbrsClient], sandbox: TestClient, dataset: Dataset
+) -> None:
+    client = make_client()
+    gone = _employees_of(dataset, 3)[0].id
+    assert (await sandbox.delete(f"/admin/employees/{gone}")).status == 204
+    company = {"id": 4, "number": 4, "name": "Nieuw B.V.", "current_period": "2026-11-M"}
+    assert (await sandbox.post("/admin/companies", json=company)).status == 201
+    hire = {"company_id": 4, "last_name": "Eerste", "start": "2026-01-01"}
+    hired = (await (await sandbox.post("/admin/employees", json=hire)).json())["id"]
+
+    companies = await client.list_companies()
+    fetched = {c.company_id: await client.fetch_company(c, dataset.reference_date) for c in companies}
+    assert gone not in {e.employee_id for e in fetched[3].employees}
+    assert len(fetched[3].employees) == len(_employees_of(dataset, 3))
+    assert [(e.employee_id, e.last_name) for e in fetched[4].employees] == [(hired, "Eerste")]
+
+
 async def test_new_cao_in_a_company_triggers_per_employee_calls(
     make_client: Callable[..., NmbrsClient], sandbox: TestClient, dataset: Dataset
 ) -> None:
@@ -399,7 +434,7 @@ async def test_new_cao_in_a_company_triggers_per_employee_calls(
         "description": "CAO Nieuw",
     }
     assert (await sandbox.post("/admin/companies/3/labour-agreements", json=cao)).status == 201
-    target = dataset.employees_of(3)[0].id
+    target = _employees_of(dataset, 3)[0].id
     await sandbox.patch(f"/admin/employees/{target}", json={"labour_agreement_id": 77})
     after = await client.fetch_company(company, dataset.reference_date)
     assert after.soap_calls == before.soap_calls + len(after.employees)

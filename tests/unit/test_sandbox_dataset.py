@@ -139,3 +139,37 @@ def test_generate_dataset_subcommand_writes_the_file(tmp_path: Path) -> None:
     assert load_dataset(out) == generate(2, 25, seed=9)
     sandbox = build_parser().parse_args(["sandbox", "--data", str(out), "--port", "0"])
     assert sandbox.host == "127.0.0.1" and callable(sandbox.func)
+
+
+def test_largest_gives_the_first_company_that_many_and_spreads_the_rest_evenly() -> None:
+    dataset = generate(5, 1003, seed=2, largest=600)
+    sizes = Counter(e.company_id for e in dataset.employees)
+    assert sizes[1] == 600 and sorted(sizes[c] for c in (2, 3, 4, 5)) == [100, 101, 101, 101]
+    assert len({e.id for e in dataset.employees}) == 1003
+    assert max(Counter((e.company_id, e.number) for e in dataset.employees).values()) == 1
+    # The hard cases are still there: the two Jans in the largest company, the leaver in the next.
+    people = {(e.company_id, p.first_name, p.prefix, p.last_name) for e in dataset.employees for p in e.personal_info}
+    assert {(1, "Jan", "van der", "Berg"), (1, "Jan", "van den", "Berg"), (2, "René", "van 't", "Hek")} <= people
+
+
+def test_largest_can_hold_every_employee_and_is_deterministic() -> None:
+    dataset = generate(3, 40, seed=2, largest=40)
+    assert Counter(e.company_id for e in dataset.employees) == {1: 40}
+    assert generate(3, 40, seed=2, largest=40) == dataset
+    assert generate(1, 40, seed=2, largest=40).employees == generate(1, 40, seed=2).employees
+
+
+@pytest.mark.parametrize(
+    ("companies", "employees", "largest", "message"),
+    [
+        (3, 100, 101, "between 0 and the 100 employees"),
+        (3, 100, -1, "between 0 and the 100 employees"),
+        (1, 100, 60, "at least two companies"),
+        (3, 100, 4, "at least 5"),
+        (50, 100, 7, "at least 8"),
+        (3, 11, 7, "at least 8"),
+    ],
+)
+def test_largest_is_validated(companies: int, employees: int, largest: int, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        generate(companies, employees, seed=1, largest=largest)

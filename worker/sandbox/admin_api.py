@@ -62,9 +62,8 @@ async def admin_reload(request: web.Request) -> web.StreamResponse:
     path = Path(body["path"]) if body.get("path") else state.data_path
     if path is None:
         return _json_error(400, "no data file to reload: pass {'path': ...}")
-    state.dataset = load_dataset(path)
+    state.load(load_dataset(path))
     state.data_path = path
-    state.reindex()
     return web.json_response({"employees": len(state.dataset.employees)})
 
 
@@ -79,8 +78,7 @@ async def admin_add_employee(request: web.Request) -> web.StreamResponse:
         return _json_error(404, "no such company")
     if employee.id in state.by_id:
         return _json_error(409, f"employee {employee.id} exists")
-    state.dataset.employees.append(employee)
-    state.reindex()
+    state.add_employee(employee)
     return web.json_response({"id": employee.id}, status=201)
 
 
@@ -98,7 +96,6 @@ async def admin_change_employee(request: web.Request) -> web.StreamResponse:
         return _json_error(400, str(error))
     except SoapFault:
         return _json_error(404, "no such company")
-    state.reindex()
     answer: dict[str, Any] = {"id": employee.id}
     if new_id is not None:
         answer["new_id"] = new_id
@@ -110,8 +107,7 @@ async def admin_delete_employee(request: web.Request) -> web.StreamResponse:
     employee_id = int(request.match_info["employee_id"])
     if employee_id not in state.by_id:
         return _json_error(404, "no such employee")
-    state.dataset.employees = [e for e in state.dataset.employees if e.id != employee_id]
-    state.reindex()
+    state.remove_employee(employee_id)
     return web.Response(status=204)
 
 
@@ -121,16 +117,15 @@ async def admin_add_company(request: web.Request) -> web.StreamResponse:
         company = Company.model_validate(await request.json())
     except ValidationError as error:
         return _json_error(400, str(error))
-    if state.dataset.company(company.id) is not None:
+    if company.id in state.companies_by_id:
         return _json_error(409, f"company {company.id} exists")
-    state.dataset.companies.append(company)
-    state.reindex()
+    state.add_company(company)
     return web.json_response({"id": company.id}, status=201)
 
 
 async def admin_add_agreement(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    company = state.dataset.company(int(request.match_info["company_id"]))
+    company = state.companies_by_id.get(int(request.match_info["company_id"]))
     if company is None:
         return _json_error(404, "no such company")
     try:

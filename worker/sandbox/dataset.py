@@ -178,21 +178,15 @@ class Employee(Model):
 
 
 class Dataset(Model):
-    """A whole fake Nmbrs environment; `reference_date` is the 'today' it was generated for."""
+    """A whole fake Nmbrs environment; `reference_date` is the 'today' it was generated for.
+
+    Plain data: the sandbox looks companies and employees up through the indexes of its state (state.py).
+    """
 
     reference_date: date
     employee_types: list[EmployeeType]
     companies: list[Company]
     employees: list[Employee]
-
-    def company(self, company_id: int) -> Company | None:
-        return next((c for c in self.companies if c.id == company_id), None)
-
-    def employee(self, employee_id: int) -> Employee | None:
-        return next((e for e in self.employees if e.id == employee_id), None)
-
-    def employees_of(self, company_id: int) -> list[Employee]:
-        return [e for e in self.employees if e.company_id == company_id]
 
 
 def load_dataset(path: Path) -> Dataset:

@@ -29,7 +29,8 @@ def new_employee(state: SandboxState, body: dict[str, Any]) -> Employee:
     start = date.fromisoformat(body["start"])
     company = state.company(int(body["company_id"]))
     created = datetime.combine(state.dataset.reference_date, datetime.min.time())
-    record = max([0, *(e.id for e in state.dataset.employees)]) * 10  # record ids: above any employee id
+    highest = max(state.by_id, default=0)
+    record = highest * 10  # record ids: above any employee id
     hours = float(body.get("hours_per_week", 40))
     function = body.get("function", {"id": 1, "code": 1, "description": "Medewerker"})
     department = body.get("department", {"id": 1, "code": 1, "description": "Algemeen"})
@@ -38,7 +39,7 @@ def new_employee(state: SandboxState, body: dict[str, Any]) -> Employee:
     )
     numbers = [e.number for e in state.by_company.get(company.id, [])]
     return Employee(
-        id=max([100_000, *(e.id for e in state.dataset.employees)]) + 1,
+        id=max(100_000, highest) + 1,
         company_id=company.id,
         number=max([0, *numbers]) + 1,
         bsn=body.get("bsn", ""),
@@ -81,7 +82,8 @@ def new_employee(state: SandboxState, body: dict[str, Any]) -> Employee:
 def change_employee(state: SandboxState, employee: Employee, body: dict[str, Any], as_of: date) -> int | None:
     """Apply each change in `body` from `as_of`; returns the new employee's id when it moved company.
 
-    The indexes are left to the caller (`state.reindex()`), also when a change fails half-way.
+    Only a move touches the state's indexes (it adds the new employee), so they hold also when a change
+    fails half-way.
     """
     created = datetime.now().replace(microsecond=0)
     record = max(
@@ -201,7 +203,7 @@ def _move(state: SandboxState, employee: Employee, target: Company, as_of: date)
             **({"department": _ref(employee.departments[-1])} if employee.departments else {}),
         },
     )
-    state.dataset.employees.append(new)
+    state.add_employee(new)
     return new.id
 
 

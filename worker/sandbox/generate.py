@@ -402,24 +402,56 @@ class _Generator:
         return self.today - timedelta(days=self.rng.randrange(30, 15 * 365))
 
 
+# The hard cases take this many employments of the first and of the second company.
+_HARD_CASES_FIRST, _HARD_CASES_SECOND = 5, 3
+
+
+def _quotas(companies: int, employees: int, largest: int) -> list[int]:
+    """Employments per company: `largest` for the first, the rest spread evenly over the others."""
+    if not 0 <= largest <= employees:
+        raise ValueError(f"largest must be between 0 and the {employees} employees, not {largest}")
+    if largest < employees and companies < 2:
+        raise ValueError("largest below the number of employees needs at least two companies")
+    others, extra = divmod(employees - largest, companies - 1) if companies > 1 else (0, 0)
+    quotas = [largest] + [others + (index < extra) for index in range(companies - 1)]
+    if employees >= 10:  # the hard cases must fit (see generate)
+        second = quotas[1] if companies > 1 else 0
+        needed = _HARD_CASES_FIRST + (0 if second >= _HARD_CASES_SECOND else _HARD_CASES_SECOND)
+        if largest < needed:
+            raise ValueError(f"largest must be at least {needed}: the first company holds {needed} hard cases")
+    return quotas
+
+
 def generate(
     companies: int,
     employees: int,
     seed: int,
     reference_date: date = DEFAULT_REFERENCE_DATE,
     two_cao_companies: int = 0,
+    largest: int | None = None,
 ) -> Dataset:
-    """A dataset of `companies` companies and `employees` employments, spread evenly over the companies.
+    """A dataset of `companies` companies and `employees` employments, spread evenly over the companies; with
+    `largest`, the first company gets that many and the others share the rest evenly (a skewed debtor).
 
     The first `two_cao_companies` companies get two CAOs (their employees need per-employee calls).
     """
     if companies < 1 or employees < 0:
         raise ValueError("at least one company and a non-negative number of employees are required")
+    quotas = None if largest is None else _quotas(companies, employees, largest)
     gen = _Generator(seed, reference_date)
     rng = gen.rng
     company_list = [gen.company(index, 2 if index < two_cao_companies else 1) for index in range(companies)]
     result: list[Employee] = []
     humans: list[_Human] = []
+    placed = [0] * companies  # by company index: the ids are 1, 2, ...
+
+    def next_company() -> Company:
+        """Round robin over the companies; with quotas, over those not yet full."""
+        turn = len(result) % companies
+        if quotas is not None:
+            while placed[turn] >= quotas[turn]:
+                turn = (turn + 1) % companies
+        return company_list[turn]
 
     def add(
         company: Company,
@@ -433,10 +465,13 @@ def generate(
             gen.employee(company, human, start=start, end=end, schedule_kind=schedule_kind, employee_type=employee_type)
         )
         humans.append(human)
+        placed[company.id - 1] += 1
 
     if employees >= 10:
         # The hard cases, present in every dataset of a useful size.
         first, second = company_list[0], company_list[min(1, companies - 1)]
+        if quotas is not None and quotas[second.id - 1] < _HARD_CASES_SECOND:
+            second = first  # `largest` leaves the others too small: the first company holds every hard case
         add(first, gen.human(first_name="Jan", prefix="van der", last_name="Berg"), start=gen.start_date())
         add(first, gen.human(first_name="Jan", prefix="van den", last_name="Berg"), start=gen.start_date())
         add(
@@ -468,7 +503,7 @@ def generate(
         add(first, twice, start=gen.start_date(), schedule_kind="part3")
         add(second, twice, start=gen.start_date(), schedule_kind="part2")
     while len(result) < employees:
-        company = company_list[len(result) % companies]
+        company = next_company()
         roll = rng.random()
         if roll < 0.02 and humans and companies > 1:
             # A human already employed elsewhere takes a second job.

@@ -19,8 +19,7 @@ from worker.sandbox.soap_xml import (
     Writer,
     fault_response,
     parse_call,
-    result_envelope,
-    xml_response,
+    result_response,
 )
 from worker.sandbox.state import STATE, SandboxState
 
@@ -65,14 +64,14 @@ async def soap(request: web.Request) -> web.StreamResponse:
         headers = {"Retry-After": str(effect.retry_after_s)} if effect.retry_after_s is not None else {}
         return web.Response(status=effect.http_status, text=f"HTTP {effect.http_status}", headers=headers)
 
-    out, result = result_envelope(call.envelope_ns, ns, call.operation)
+    writer = Writer()
     try:
-        handler(state, call.params, Writer(ns), result)
+        handler(state, call.params, writer)
     except SoapFault as fault:
         return fault_response(fault.code, call.envelope_ns)
     except ValueError:  # a non-numeric id: ASMX answers a client fault
         return fault_response(None, call.envelope_ns, client="Server was unable to read request.")
-    reply = xml_response(out, call.envelope_ns)
+    reply = result_response(call.envelope_ns, ns, call.operation, writer)
     if effect is not None and effect.truncate:
         assert reply.body is not None and isinstance(reply.body, bytes)
         reply.body = reply.body[: len(reply.body) // 2]

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from lxml import etree
-
 from worker.domain.naamstelling import NameUsage
 from worker.sandbox.dataset import (
     Address,
@@ -38,8 +36,9 @@ def _current_agreement(state: SandboxState, employee: Employee) -> LabourAgreeme
     return next((a for a in company.labour_agreements if a.id == chosen.labour_agreement_id), None)
 
 
-# A handler writes the operation's answer into its Result element; it raises SoapFault for a Nmbrs fault.
-Handler = Callable[[SandboxState, dict[str, str], Writer, etree._Element], None]
+# A handler writes the operation's answer, the content of its Result element; it raises SoapFault for a Nmbrs
+# fault and ValueError for a non-numeric id.
+Handler = Callable[[SandboxState, dict[str, str], Writer], None]
 
 
 def _company_id(params: dict[str, str]) -> int:
@@ -47,59 +46,68 @@ def _company_id(params: dict[str, str]) -> int:
 
 
 def target_company(state: SandboxState, params: dict[str, str]) -> int | None:
-    """The company a call is about, for the call counters and faults limited to one company."""
-    if "EmployeeId" in params:
-        employee = state.by_id.get(int(params["EmployeeId"] or 0))
-        return employee.company_id if employee else None
-    return _company_id(params) or None
+    """The company a call is about, for the call counters and faults limited to one company; None also for
+    a non-numeric id (the handler answers that with a client fault)."""
+    try:
+        if "EmployeeId" in params:
+            employee = state.by_id.get(int(params["EmployeeId"] or 0))
+            return employee.company_id if employee else None
+        return _company_id(params) or None
+    except ValueError:
+        return None
 
 
-def op_list_companies(state: SandboxState, params: dict[str, str], w: Writer, result: etree._Element) -> None:
+def op_list_companies(state: SandboxState, params: dict[str, str], w: Writer) -> None:
     for company in state.dataset.companies:
-        item = w.el(result, "Company")
-        w.put(item, "ID", company.id)
-        w.put(item, "Number", company.number)
-        w.put(item, "Name", company.name)
-        w.put(item, "PhoneNumber", company.phone)
-        w.put(item, "Email", company.email)
-        w.put(item, "Website", company.website)
-        w.put(item, "LoonaangifteTijdvak", company.period_type)
-        w.put(item, "KvkNr", company.kvk)
+        w.open("Company")
+        w.put("ID", company.id)
+        w.put("Number", company.number)
+        w.put("Name", company.name)
+        w.put("PhoneNumber", company.phone)
+        w.put("Email", company.email)
+        w.put("Website", company.website)
+        w.put("LoonaangifteTijdvak", company.period_type)
+        w.put("KvkNr", company.kvk)
+        w.close("Company")
 
 
-def op_current_period(state: SandboxState, params: dict[str, str], w: Writer, result: etree._Element) -> None:
-    result.text = state.company(_company_id(params)).current_period
+def op_current_period(state: SandboxState, params: dict[str, str], w: Writer) -> None:
+    w.text(state.company(_company_id(params)).current_period)
 
 
-def op_company_agreements(state: SandboxState, params: dict[str, str], w: Writer, result: etree._Element) -> None:
+def op_company_agreements(state: SandboxState, params: dict[str, str], w: Writer) -> None:
     for agreement in state.company(_company_id(params)).labour_agreements:
-        item = w.el(result, "LabourAgreement")
-        w.put(item, "Id", agreement.id)
-        w.put(item, "Guid", agreement.guid)
-        w.put(item, "Number", agreement.number)
-        w.put(item, "Description", agreement.description)
-        w.put(item, "Default", agreement.default)
-        cao = w.el(item, "CAO")
-        w.put(cao, "Code", agreement.number)
-        w.put(cao, "Description", agreement.description)
+        w.open("LabourAgreement")
+        w.put("Id", agreement.id)
+        w.put("Guid", agreement.guid)
+        w.put("Number", agreement.number)
+        w.put("Description", agreement.description)
+        w.put("Default", agreement.default)
+        w.open("CAO")
+        w.put("Code", agreement.number)
+        w.put("Description", agreement.description)
+        w.close("CAO")
+        w.close("LabourAgreement")
 
 
-def op_employee_types(state: SandboxState, params: dict[str, str], w: Writer, result: etree._Element) -> None:
+def op_employee_types(state: SandboxState, params: dict[str, str], w: Writer) -> None:
     for employee_type in state.dataset.employee_types:
-        item = w.el(result, "EmployeeType")
-        w.put(item, "Id", employee_type.id)
-        w.put(item, "Description", employee_type.description)
+        w.open("EmployeeType")
+        w.put("Id", employee_type.id)
+        w.put("Description", employee_type.description)
+        w.close("EmployeeType")
 
 
-def op_list_by_company(state: SandboxState, params: dict[str, str], w: Writer, result: etree._Element) -> None:
+def op_list_by_company(state: SandboxState, params: dict[str, str], w: Writer) -> None:
     company = state.company(_company_id(params))
     employee_type = int(params.get("EmployeeType") or 0)
     for employee in state.by_company.get(company.id, []):
         if employee.employee_type == employee_type:
-            item = w.el(result, "Employee")
-            w.put(item, "Id", employee.id)
-            w.put(item, "Number", employee.number)
-            w.put(item, "DisplayName", employee.current_personal_info().display_name())
+            w.open("Employee")
+            w.put("Id", employee.id)
+            w.put("Number", employee.number)
+            w.put("DisplayName", employee.current_personal_info().display_name())
+            w.close("Employee")
 
 
 def _bulk(
@@ -111,14 +119,18 @@ def _bulk(
 ) -> Handler:
     """A '..._AllEmployeesByCompany' handler: one item per employee holding its whole history."""
 
-    def handler(state: SandboxState, params: dict[str, str], w: Writer, result: etree._Element) -> None:
+    def handler(state: SandboxState, params: dict[str, str], w: Writer) -> None:
         company = state.company(_company_id(params))
         for employee in state.by_company.get(company.id, []):
-            item = w.el(result, item_name)
-            w.put(item, "EmployeeId", employee.id)
-            history = w.el(item, container)
+            w.open(item_name)
+            w.put("EmployeeId", employee.id)
+            w.open(container)
             for record in rows(employee):
-                write(w, w.el(history, row_name), employee, record)
+                w.open(row_name)
+                write(w, employee, record)
+                w.close(row_name)
+            w.close(container)
+            w.close(item_name)
 
     return handler
 
@@ -128,114 +140,117 @@ NAME_USAGE_CODES = {usage: str(number) for number, usage in enumerate(NameUsage)
 
 
 def _write_personal(with_bsn: bool) -> Callable[..., None]:
-    def write(w: Writer, el: etree._Element, employee: Employee, p: PersonalInfo) -> None:
-        w.put(el, "Id", p.id)
-        w.put(el, "DisplayName", p.display_name())
-        w.put(el, "EmployeeNumber", employee.number)
+    def write(w: Writer, employee: Employee, p: PersonalInfo) -> None:
+        w.put("Id", p.id)
+        w.put("DisplayName", p.display_name())
+        w.put("EmployeeNumber", employee.number)
         if with_bsn:
-            w.put(el, "BSN", employee.bsn)
-        w.put(el, "FirstName", p.first_name)
-        w.put(el, "Initials", p.initials)
-        w.put(el, "Prefix", p.prefix)
-        w.put(el, "LastName", p.last_name)
-        w.put(el, "Nickname", p.nickname)
-        w.put(el, "Gender", p.gender)
-        w.put(el, "NationalityCode", p.nationality_code)
-        w.put(el, "IdentificationType", 0)
-        w.put(el, "PartnerPrefix", p.partner_prefix)
-        w.put(el, "PartnerLastName", p.partner_last_name)
-        w.put(el, "TelephonePrivate", p.phone_private)
-        w.put(el, "TelephoneWork", p.phone_work)
-        w.put(el, "TelephoneMobilePrivate", p.phone_mobile)
-        w.put(el, "EmailPrivate", p.email_private)
-        w.put(el, "EmailWork", p.email_work)
-        w.put(el, "BurgerlijkeStaat", 0)
-        w.put(el, "Naamstelling", NAME_USAGE_CODES[p.name_usage])
-        w.put(el, "Birthday", p.birthday, nillable=True)
-        w.put(el, "CreationDate", p.created, nillable=True)
-        w.put(el, "StartPeriod", p.start_period)
-        w.put(el, "StartYear", p.start_year)
+            w.put("BSN", employee.bsn)
+        w.put("FirstName", p.first_name)
+        w.put("Initials", p.initials)
+        w.put("Prefix", p.prefix)
+        w.put("LastName", p.last_name)
+        w.put("Nickname", p.nickname)
+        w.put("Gender", p.gender)
+        w.put("NationalityCode", p.nationality_code)
+        w.put("IdentificationType", 0)
+        w.put("PartnerPrefix", p.partner_prefix)
+        w.put("PartnerLastName", p.partner_last_name)
+        w.put("TelephonePrivate", p.phone_private)
+        w.put("TelephoneWork", p.phone_work)
+        w.put("TelephoneMobilePrivate", p.phone_mobile)
+        w.put("EmailPrivate", p.email_private)
+        w.put("EmailWork", p.email_work)
+        w.put("BurgerlijkeStaat", 0)
+        w.put("Naamstelling", NAME_USAGE_CODES[p.name_usage])
+        w.put("Birthday", p.birthday, nillable=True)
+        w.put("CreationDate", p.created, nillable=True)
+        w.put("StartPeriod", p.start_period)
+        w.put("StartYear", p.start_year)
 
     return write
 
 
-def _write_employment(w: Writer, el: etree._Element, employee: Employee, e: Employment) -> None:
-    w.put(el, "EmploymentId", e.employment_id)
-    w.put(el, "CreationDate", e.created, nillable=True)
-    w.put(el, "StartDate", e.start, nillable=True)
-    w.put(el, "EndDate", e.end, nillable=True)
-    w.put(el, "InitialStartDate", e.initial_start, nillable=True)
+def _write_employment(w: Writer, employee: Employee, e: Employment) -> None:
+    w.put("EmploymentId", e.employment_id)
+    w.put("CreationDate", e.created, nillable=True)
+    w.put("StartDate", e.start, nillable=True)
+    w.put("EndDate", e.end, nillable=True)
+    w.put("InitialStartDate", e.initial_start, nillable=True)
 
 
-def _write_function(w: Writer, el: etree._Element, employee: Employee, a: Assignment) -> None:
-    w.put(el, "RecordId", a.record_id)
-    function = w.el(el, "Function")
-    w.put(function, "Id", a.ref_id)
-    w.put(function, "Code", a.code)
-    w.put(function, "Description", a.description)
-    w.put(el, "CreationDate", a.created, nillable=True)
-    w.put(el, "StartPeriod", a.start_period)
-    w.put(el, "StartYear", a.start_year)
+def _write_function(w: Writer, employee: Employee, a: Assignment) -> None:
+    w.put("RecordId", a.record_id)
+    w.open("Function")
+    w.put("Id", a.ref_id)
+    w.put("Code", a.code)
+    w.put("Description", a.description)
+    w.close("Function")
+    w.put("CreationDate", a.created, nillable=True)
+    w.put("StartPeriod", a.start_period)
+    w.put("StartYear", a.start_year)
 
 
-def _write_department(w: Writer, el: etree._Element, employee: Employee, a: Assignment) -> None:
-    w.put(el, "Id", a.ref_id)
-    w.put(el, "Code", a.code)
-    w.put(el, "Description", a.description)
-    w.put(el, "CreationDate", a.created, nillable=True)
-    w.put(el, "StartPeriod", a.start_period)
-    w.put(el, "StartYear", a.start_year)
+def _write_department(w: Writer, employee: Employee, a: Assignment) -> None:
+    w.put("Id", a.ref_id)
+    w.put("Code", a.code)
+    w.put("Description", a.description)
+    w.put("CreationDate", a.created, nillable=True)
+    w.put("StartPeriod", a.start_period)
+    w.put("StartYear", a.start_year)
 
 
-def _write_contract(w: Writer, el: etree._Element, employee: Employee, c: Contract) -> None:
-    w.put(el, "ContractID", c.contract_id)
-    w.put(el, "CreationDate", c.created, nillable=True)
-    w.put(el, "StartDate", c.start, nillable=True)
-    w.put(el, "TrialPeriod", c.trial_end, nillable=True)
-    w.put(el, "EndDate", c.end, nillable=True)
-    w.put(el, "EmployementType", c.employment_type)  # sic, as Nmbrs spells it
-    w.put(el, "EmploymentSequenceTaxId", 1)
-    w.put(el, "Indefinite", c.indefinite, nillable=True)
-    w.put(el, "PhaseClassification", c.phase_classification, nillable=True)
-    w.put(el, "WrittenContract", c.written_contract, nillable=True)
-    w.put(el, "HoursPerWeek", c.hours_per_week, nillable=True)
+def _write_contract(w: Writer, employee: Employee, c: Contract) -> None:
+    w.put("ContractID", c.contract_id)
+    w.put("CreationDate", c.created, nillable=True)
+    w.put("StartDate", c.start, nillable=True)
+    w.put("TrialPeriod", c.trial_end, nillable=True)
+    w.put("EndDate", c.end, nillable=True)
+    w.put("EmployementType", c.employment_type)  # sic, as Nmbrs spells it
+    w.put("EmploymentSequenceTaxId", 1)
+    w.put("Indefinite", c.indefinite, nillable=True)
+    w.put("PhaseClassification", c.phase_classification, nillable=True)
+    w.put("WrittenContract", c.written_contract, nillable=True)
+    w.put("HoursPerWeek", c.hours_per_week, nillable=True)
 
 
 _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_WEEK1 = tuple(f"Hours{day}" for day in _DAYS)
+_WEEK2 = tuple(f"Hours{day}2" for day in _DAYS)
 
 
-def _write_schedule(w: Writer, el: etree._Element, employee: Employee, s: Schedule) -> None:
-    w.put(el, "Id", s.id)
-    for suffix, week in (("", s.week1), ("2", s.week2)):
-        for day, hours in zip(_DAYS, week, strict=True):
-            w.put(el, f"Hours{day}{suffix}", hours)
-    w.put(el, "ParttimePercentage", s.parttime_percentage)
-    w.put(el, "StartDate", s.start)
-    w.put(el, "CreationDate", s.created)
+def _write_schedule(w: Writer, employee: Employee, s: Schedule) -> None:
+    w.put("Id", s.id)
+    for names, week in ((_WEEK1, s.week1), (_WEEK2, s.week2)):
+        for name, hours in zip(names, week, strict=True):
+            w.put(name, hours)
+    w.put("ParttimePercentage", s.parttime_percentage)
+    w.put("StartDate", s.start)
+    w.put("CreationDate", s.created)
 
 
-def _write_address(w: Writer, el: etree._Element, employee: Employee, a: Address) -> None:
-    w.put(el, "Id", a.id)
-    w.put(el, "StartPeriod", a.start_period)
-    w.put(el, "StartYear", a.start_year)
-    w.put(el, "EndPeriod", a.end_period, nillable=True)
-    w.put(el, "EndYear", a.end_year, nillable=True)
-    w.put(el, "Street", a.street)
-    w.put(el, "HouseNumber", a.house_number)
-    w.put(el, "HouseNumberAddition", a.house_number_addition)
-    w.put(el, "PostalCode", a.postal_code)
-    w.put(el, "City", a.city)
-    w.put(el, "CreationDate", a.created, nillable=True)
-    w.put(el, "CountryISOCode", a.country_iso_code)
-    w.put(el, "Type", a.type)
+def _write_address(w: Writer, employee: Employee, a: Address) -> None:
+    w.put("Id", a.id)
+    w.put("StartPeriod", a.start_period)
+    w.put("StartYear", a.start_year)
+    w.put("EndPeriod", a.end_period, nillable=True)
+    w.put("EndYear", a.end_year, nillable=True)
+    w.put("Street", a.street)
+    w.put("HouseNumber", a.house_number)
+    w.put("HouseNumberAddition", a.house_number_addition)
+    w.put("PostalCode", a.postal_code)
+    w.put("City", a.city)
+    w.put("CreationDate", a.created, nillable=True)
+    w.put("CountryISOCode", a.country_iso_code)
+    w.put("Type", a.type)
 
 
-def op_employee_agreement(state: SandboxState, params: dict[str, str], w: Writer, result: etree._Element) -> None:
+def op_employee_agreement(state: SandboxState, params: dict[str, str], w: Writer) -> None:
     agreement = _current_agreement(state, state.employee(int(params.get("EmployeeId") or 0)))
-    w.put(result, "Id", agreement.id if agreement else 0)
-    w.put(result, "Guid", agreement.guid if agreement else "00000000-0000-0000-0000-000000000000")
-    w.put(result, "Number", agreement.number if agreement else 0)
-    w.put(result, "Description", agreement.description if agreement else None)
+    w.put("Id", agreement.id if agreement else 0)
+    w.put("Guid", agreement.guid if agreement else "00000000-0000-0000-0000-000000000000")
+    w.put("Number", agreement.number if agreement else 0)
+    w.put("Description", agreement.description if agreement else None)
 
 
 HANDLERS: dict[str, dict[str, Handler]] = {

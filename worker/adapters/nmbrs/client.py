@@ -110,8 +110,10 @@ class NmbrsClient:
         backoff_max_s: float = 30.0,
         wsdl_dir: Path | None = WSDL_DIR,
         rng: random.Random | None = None,
+        on_answer: Callable[[bytes], None] | None = None,
     ) -> None:
-        """`wsdl_dir` None loads each service's WSDL from the endpoint's ?WSDL instead of the bundle."""
+        """`wsdl_dir` None loads each service's WSDL from the endpoint's ?WSDL instead of the bundle;
+        `on_answer` sees the body of every HTTP answer as received (the fetch benchmark keeps them)."""
         self._base_url = base_url if base_url.endswith("/") else base_url + "/"
         self._username = username
         self._token = token.get_secret_value() if isinstance(token, SecretStr) else token
@@ -128,6 +130,7 @@ class NmbrsClient:
         self._http = httpx.AsyncClient(
             timeout=timeout_s,
             limits=httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
+            event_hooks={"response": [partial(_pass_answer, on_answer)]} if on_answer is not None else None,
         )
         self._transport = _TimedTransport(self._http, timeout_s)
         self._proxies: dict[str, AsyncServiceProxy] | None = None
@@ -409,6 +412,11 @@ class NmbrsClient:
         if isinstance(error, NmbrsThrottledError) and error.retry_after_s is not None:
             delay = max(delay, error.retry_after_s)
         return delay
+
+
+async def _pass_answer(on_answer: Callable[[bytes], None], response: httpx.Response) -> None:
+    # A response hook runs before httpx reads the body; reading it here is what httpx would do next anyway.
+    on_answer(await response.aread())
 
 
 def _unexpected(company: NmbrsCompany, error: BaseException) -> NmbrsMalformedResponse:

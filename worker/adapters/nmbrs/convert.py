@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Generic, TypeAlias, TypeVar, cast
+from typing import Any, Generic, NamedTuple, TypeAlias, TypeVar, cast
 
 from lxml import etree
 
@@ -135,9 +135,11 @@ def _fields(element: Element) -> Fields:
     """{local name: text} of the children; nil and empty elements have no text and read as None.
 
     All children of an ASMX record share one namespace (elementFormDefault="qualified"), so the prefix
-    length is measured once per record.
+    length is measured once per record; without one (as _parse leaves Nmbrs' answers) the tag is the name.
     """
     cut = _tag(element).find("}") + 1
+    if not cut:
+        return cast(Fields, {child.tag: child.text for child in element})
     return {_tag(child)[cut:]: child.text for child in element}
 
 
@@ -212,8 +214,11 @@ def period_of(day: date, period_type: str | None) -> tuple[int, int]:
     return day.year, day.month
 
 
-@dataclass(frozen=True, slots=True)
-class PeriodRow(Generic[T]):
+# The rows of a history are NamedTuples: immutable like a frozen dataclass at half its construction cost, and a
+# large poll builds one for every history record.
+
+
+class PeriodRow(NamedTuple, Generic[T]):
     """One record of a period-based history (personal info, function, department)."""
 
     year: int
@@ -291,8 +296,7 @@ def parse_employee_types(result: Element | None) -> list[int]:
     return [type_id for type_id in types if type_id is not None]
 
 
-@dataclass(frozen=True, slots=True)
-class Listed:
+class Listed(NamedTuple):
     """An employee as List_GetByCompany shows it."""
 
     number: str | None
@@ -320,7 +324,7 @@ def _per_employee(result: Element | None, row: Callable[[Element], T | None]) ->
         rows: list[T] = []
         for child in item:
             tag = _tag(child)
-            if tag.endswith(_EMPLOYEE_ID_TAGS) or tag in _EMPLOYEE_ID_NAMES:
+            if tag in _EMPLOYEE_ID_NAMES or tag.endswith(_EMPLOYEE_ID_TAGS):
                 employee_id = int(child.text or "")
             else:
                 for element in child:
@@ -411,8 +415,7 @@ def parse_employments(result: Element | None) -> dict[int, list[EmploymentPeriod
     return {emp: sorted(rows, key=lambda p: p.start) for emp, rows in _per_employee(result, row).items()}
 
 
-@dataclass(frozen=True, slots=True)
-class ContractRow:
+class ContractRow(NamedTuple):
     """A contract with its creation date, kept to pick the newest of duplicated ContractIDs."""
 
     created: str
@@ -437,8 +440,7 @@ def parse_contracts(result: Element | None) -> dict[int, list[ContractRow]]:
     return _per_employee(result, row)
 
 
-@dataclass(frozen=True, slots=True)
-class ScheduleRow:
+class ScheduleRow(NamedTuple):
     created: str
     period: SchedulePeriod
 
@@ -473,8 +475,7 @@ def parse_schedules(result: Element | None) -> dict[int, list[ScheduleRow]]:
     return _per_employee(result, row)
 
 
-@dataclass(frozen=True, slots=True)
-class AddressRow:
+class AddressRow(NamedTuple):
     """A home address valid from (year, period) up to and including `end` (None: still valid)."""
 
     year: int
