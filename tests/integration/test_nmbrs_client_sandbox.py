@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from worker.adapters.nmbrs.client import NmbrsClient
 from worker.adapters.nmbrs.errors import (
     NmbrsAuthenticationError,
+    NmbrsError,
     NmbrsLoginSecurityError,
     NmbrsMalformedResponse,
     NmbrsNoRightsError,
@@ -174,7 +175,8 @@ async def test_one_cao_needs_no_per_employee_call_and_two_caos_do(
     calls_single = single.soap_calls
 
     double = await client.fetch_company(companies[1], dataset.reference_date)
-    assert double.soap_calls == calls_single + len(double.employees)
+    # The employee types were read once, for the first company since the listing.
+    assert double.soap_calls == calls_single - 1 + len(double.employees)
     assigned = {e.employee_id: e.labour_agreement for e in double.employees}
     for source in _employees_of(dataset, 1):
         assert assigned[source.id] is not None
@@ -186,7 +188,26 @@ async def test_calls_do_not_grow_with_head_count(make_client: Callable[..., Nmbr
     small, large = (await client.list_companies())[1:3]
     first = await client.fetch_company(small, dataset.reference_date)
     second = await client.fetch_company(large, dataset.reference_date)
-    assert first.soap_calls == second.soap_calls <= 3 + 3 + len(BULK)
+    assert first.soap_calls == 3 + 3 + len(BULK)  # period, CAOs, types; one list per type; bulk calls
+    assert second.soap_calls == first.soap_calls - 1  # the types are the environment's: read once per listing
+
+
+async def test_the_employee_types_are_read_once_per_listing_and_again_after_a_failure(
+    make_client: Callable[..., NmbrsClient], sandbox: TestClient, dataset: Dataset
+) -> None:
+    client = make_client(max_retries=0)
+    companies = await client.list_companies()
+    await sandbox.delete("/admin/calls")
+    await asyncio.gather(*(client.fetch_company(c, dataset.reference_date) for c in companies))
+    assert (await _calls(sandbox))["by_operation"]["EmployeeType_GetList"] == 1
+    await client.list_companies()
+    fault = {"operation": "EmployeeType_GetList", "code": 9999, "count": 1}
+    assert (await sandbox.post("/admin/faults", json=fault)).status < 300
+    with pytest.raises(NmbrsError):
+        await client.fetch_company(companies[0], dataset.reference_date)
+    again = await client.fetch_company(companies[1], dataset.reference_date)
+    assert again.soap_calls == 3 + 3 + len(BULK)
+    assert (await _calls(sandbox))["by_operation"]["EmployeeType_GetList"] == 3
 
 
 async def test_bsn_never_leaves_the_adapter_but_links_humans(
@@ -437,7 +458,7 @@ async def test_new_cao_in_a_company_triggers_per_employee_calls(
     target = _employees_of(dataset, 3)[0].id
     await sandbox.patch(f"/admin/employees/{target}", json={"labour_agreement_id": 77})
     after = await client.fetch_company(company, dataset.reference_date)
-    assert after.soap_calls == before.soap_calls + len(after.employees)
+    assert after.soap_calls == before.soap_calls - 1 + len(after.employees)  # the types read once per listing
     assert next(e for e in after.employees if e.employee_id == target).labour_agreement.id == 77  # type: ignore[union-attr]
 
 

@@ -25,7 +25,7 @@ LIBRARY_HOMES = {
     "httpx": ("adapters/nmbrs/",),
     "faust": ("entrypoints/worker_app.py",),
     "mode": ("entrypoints/worker_app.py",),
-    "aiohttp": ("entrypoints/", "sandbox/"),
+    "aiohttp": ("entrypoints/", "sandbox/", "adapters/nmbrs/"),  # the Nmbrs client posts through it
     "lxml": ("adapters/nmbrs/", "sandbox/"),
     "argon2": ("adapters/web_accounts.py",),
     "jinja2": ("entrypoints/web/",),
