@@ -49,6 +49,7 @@ from worker.adapters.database import create_pool
 from worker.adapters.kafka import KafkaPublisher
 from worker.adapters.nmbrs.client import NmbrsClient
 from worker.adapters.poll_store import PollStore
+from worker.config import Settings
 from worker.domain.events import PollReport
 from worker.service.poller import Poller, PollOptions
 
@@ -144,7 +145,12 @@ async def run(args: argparse.Namespace, port: int, changeable: list[tuple[int, i
         base_url = f"http://127.0.0.1:{port}"
         pool = await create_pool(settings)
         nmbrs = NmbrsClient.from_settings(
-            settings, base_url=f"{base_url}/soap/v3/", username=USERNAME, token=TOKEN, domain=DOMAIN
+            settings,
+            base_url=f"{base_url}/soap/v3/",
+            username=USERNAME,
+            token=TOKEN,
+            domain=DOMAIN,
+            rate_limit_per_s=args.rate_limit,
         )
         store = PollStore(pool)
         try:
@@ -179,6 +185,9 @@ async def run(args: argparse.Namespace, port: int, changeable: list[tuple[int, i
                 "employees": employees,
                 "largest_company": largest,
                 "soap_calls_per_poll": first.soap_calls,
+                "rate_limit_per_s": args.rate_limit,
+                # What the rate limit alone makes a poll last, whatever the client and the sandbox cost.
+                "rate_floor_s": round(first.soap_calls / args.rate_limit, 1),
                 "idle_rss_mb": round(idle_mb, 1),
                 "peak_rss_mb": max(run["peak_rss_mb"] for run in (first_split, *nochange, change)),
                 "first_poll_s": first_split["poll_s"],
@@ -223,6 +232,12 @@ def main() -> int:
     parser.add_argument("--change-pct", type=float, default=1.0, help="share of employees changed, in percent")
     parser.add_argument("--repeats", type=int, default=3, help="no-change polls; the median is reported")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--rate-limit",
+        type=float,
+        default=Settings.model_fields["nmbrs_rate_limit_per_s"].default,
+        help="SOAP calls per second (default: the worker's, Nmbrs' fair-use 150): higher shows the poll's own cost",
+    )
     add_database_url_argument(parser)
     args = parser.parse_args()
     if args.repeats < 1:
@@ -238,7 +253,7 @@ def main() -> int:
     f = result["figures"]
     print(
         f"Poll of {f['employees']} employees in {f['companies']} companies (largest {f['largest_company']};"
-        f" {f['soap_calls_per_poll']} SOAP calls)"
+        f" {f['soap_calls_per_poll']} SOAP calls at {f['rate_limit_per_s']:g}/s: at least {f['rate_floor_s']} s)"
     )
     print(f"  topics {result['prefix']}.*")
     print(f"  peak RSS:        {f['peak_rss_mb']:.0f} MB  (idle before the first poll {f['idle_rss_mb']:.0f} MB)")

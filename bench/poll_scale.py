@@ -26,7 +26,7 @@ def sizes(text: str) -> list[tuple[int, int]]:
         raise argparse.ArgumentTypeError("sizes are EMPLOYEES:COMPANIES,... e.g. 10000:10,100000:500") from None
 
 
-def run_size(employees: int, companies: int, largest: int, repeats: int) -> dict[str, Any]:
+def run_size(employees: int, companies: int, largest: int, repeats: int, rate_limit: float | None) -> dict[str, Any]:
     command = [
         sys.executable,
         str(HERE / "poll.py"),
@@ -34,6 +34,7 @@ def run_size(employees: int, companies: int, largest: int, repeats: int) -> dict
         f"--companies={companies}",
         f"--largest={largest}",
         f"--repeats={repeats}",
+        *([f"--rate-limit={rate_limit:g}"] if rate_limit else []),
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     sys.stderr.write(done.stderr)
@@ -49,15 +50,23 @@ def main() -> int:
     parser.add_argument("--sizes", type=sizes, default=sizes("10000:10,50000:50,100000:500"))
     parser.add_argument("--largest", type=int, default=2_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rate-limit", type=float, help="SOAP calls per second (default: bench/poll.py's, 150)")
     args = parser.parse_args()
 
-    runs = [run_size(employees, companies, args.largest, args.repeats) for employees, companies in args.sizes]
+    runs = [
+        run_size(employees, companies, args.largest, args.repeats, args.rate_limit)
+        for employees, companies in args.sizes
+    ]
     print()
-    print("| employees / companies | largest | SOAP calls | no-change poll (fetch, diff) | own CPU /10k | peak RSS |")
+    print(
+        "| employees / companies | largest | SOAP calls (floor at the rate limit) | no-change poll (fetch, diff)"
+        " | own CPU /10k | peak RSS |"
+    )
     print("|---|---|---|---|---|---|")
     for f in runs:
         print(
             f"| {f['employees']:,} / {f['companies']} | {f['largest_company']:,} | {f['soap_calls_per_poll']:,}"
+            f" ({f['rate_floor_s']:g} s at {f['rate_limit_per_s']:g}/s)"
             f" | {f['nochange_poll_s']:.1f} s ({f['nochange_fetch_s']:.1f}, {f['nochange_diff_s']:.1f})"
             f" | {f['nochange_cpu_s_per_10k']:.2f} s | {f['peak_rss_mb']:.0f} MB |"
         )
@@ -77,6 +86,8 @@ def main() -> int:
                     "companies",
                     "largest_company",
                     "soap_calls_per_poll",
+                    "rate_limit_per_s",
+                    "rate_floor_s",
                     "first_poll_s",
                     "nochange_poll_s",
                     "nochange_fetch_s",
