@@ -296,3 +296,13 @@ class PostgresDecisionStore:
                     employee_id,
                     facts.category_id,
                 )
+            case "mark_task_done":
+                await self.db.execute(
+                    """INSERT INTO rt_tasks_done (employee_id, task, done_by, done_at, command_id)
+                       VALUES ($1, $2, $3, $4, $5) ON CONFLICT (employee_id, task) DO NOTHING""",
+                    employee_id,
+                    command.task,
+                    command.issued_by,
+                    command.issued_at,
+                    command.command_id,
+                )

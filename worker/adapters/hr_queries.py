@@ -251,15 +251,18 @@ async def regitijd_employee_id(connection: asyncpg.Connection, nmbrs_employee_id
 async def open_tasks(connection: asyncpg.Connection, employee_id: int | None = None) -> list[EmployeeTasks]:
     """Active Nmbrs-sourced employees with at least one open follow-up task, by company and name.
 
-    Blue employees are left out: they are entered by hand, with their follow-up data, by HR itself.
+    Blue employees are left out: they are entered by hand, with their follow-up data, by HR itself. The account
+    and roles tasks also close when HR marked them done (rt_tasks_done): they are made outside RegiTijd.
     The rules are those of the decision consumer's announcement (worker/service/decisions/context.py).
     """
     rows = await connection.fetch(
         """SELECT e.employee_id, e.nmbrs_employee_id, e.person_id, p.first_name, p.prefix, p.last_name,
                   e.company_id, c.name AS company_name,
                   e.manager_employee_id IS NULL AS manager,
-                  a.account_id IS NULL AS account,
-                  a.account_id IS NOT NULL AND cardinality(a.roles) = 0 AS roles,
+                  a.account_id IS NULL AND NOT EXISTS (SELECT 1 FROM rt_tasks_done d
+                      WHERE d.employee_id = e.employee_id AND d.task = 'account') AS account,
+                  a.account_id IS NOT NULL AND cardinality(a.roles) = 0 AND NOT EXISTS (SELECT 1 FROM rt_tasks_done d
+                      WHERE d.employee_id = e.employee_id AND d.task = 'roles') AS roles,
                   NOT EXISTS (SELECT 1 FROM rt_employee_time_categories t WHERE t.employee_id = e.employee_id)
                       AS time_category,
                   NOT EXISTS (SELECT 1 FROM crm_characteristics k WHERE k.person_id = e.person_id

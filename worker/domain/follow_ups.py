@@ -30,6 +30,7 @@ class FollowUpCommand(Command):
         "remove_characteristic",
         "link_time_category",
         "unlink_time_category",
+        "mark_task_done",
     ]
     manager_employee_id: StoreId | None = None
     is_manager: bool | None = None
@@ -37,6 +38,11 @@ class FollowUpCommand(Command):
     on: IsoDate | None = Field(None, description="Date of the adjustment or payout (YYYY-MM-DD).")
     characteristic: Name | None = Field(None, description=f"One of: {', '.join(CHARACTERISTICS)}.")
     time_category: Name | None = Field(None, description="Code of the time-writing category.")
+    task: Literal["account", "roles"] | None = Field(
+        None,
+        description="mark_task_done: a follow-up task done outside RegiTijd (the login account and its roles are "
+        "made in RegiCRM's account screen), so that it leaves the list.",
+    )
     reason: FreeText | None = Field(None, description="Free text kept with the change, e.g. why.")
     issued_by: Name = Field(description="Who issued it (a user name).")
     issued_at: IsoDateTime
@@ -52,6 +58,7 @@ class FollowUpCommand(Command):
             "remove_characteristic": "characteristic",
             "link_time_category": "time_category",
             "unlink_time_category": "time_category",
+            "mark_task_done": "task",
         }
         field = needs[self.command]
         if getattr(self, field) is None:
@@ -122,6 +129,7 @@ _FOLLOW_UP_RESULTS = {
     "remove_characteristic": "characteristic {c.characteristic!r} removed",
     "link_time_category": "time-writing category {c.time_category!r} linked",
     "unlink_time_category": "time-writing category {c.time_category!r} unlinked",
+    "mark_task_done": "task {c.task!r} marked done",
 }
 
 

@@ -189,6 +189,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--characteristic", metavar="C", help="set_ or remove_characteristic, e.g. 'RegiAct: Uitvoerder'"
     )
     followup.add_argument("--time-category", metavar="CODE", help="link_ or unlink_time_category")
+    followup.add_argument(
+        "--task", choices=["account", "roles"], help="mark_task_done: the task done outside RegiTijd (in RegiCRM)"
+    )
     followup.add_argument("--reason", metavar="TEXT", help="kept with the change")
     followup.add_argument("--by", metavar="NAME", help="who changes it (default: the operating-system user)")
     followup.add_argument("--wait", type=float, default=10.0, metavar="S", help="seconds to wait for the outcome")

@@ -157,6 +157,7 @@ def follow_up_from_args(args: argparse.Namespace, employee_id: int, now: datetim
             on=args.on,
             characteristic=args.characteristic,
             time_category=args.time_category,
+            task=args.task,
             reason=args.reason,
             issued_by=args.by or _os_user(),
             issued_at=now,

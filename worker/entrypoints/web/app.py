@@ -24,7 +24,7 @@ from worker.adapters.web_accounts import AccountStore, WebSession
 from worker.config import Settings
 from worker.domain.web_access import Permission, may
 from worker.entrypoints.web.catalogue import Catalogue, catalogue
-from worker.entrypoints.web.presenting import shown, step_reasons
+from worker.entrypoints.web.presenting import day_text, hours_text, moment_text, shown, step_reasons
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -81,6 +81,9 @@ def templates(t: Catalogue) -> jinja2.Environment:
     env.globals["static"] = lambda name: f"/static/{name}?v={version}"
     env.globals["shown"] = lambda field_name, value: shown(field_name, value, t)
     env.globals["step_reasons"] = lambda step: step_reasons(step, t)
+    env.globals["day"] = day_text
+    env.globals["moment"] = moment_text
+    env.globals["hours"] = hours_text
     env.globals["live_texts"] = json.dumps({"question": t("live.question"), "red": t("live.red")})
     return env
 
@@ -178,13 +181,14 @@ async def errors_as_pages(request: web.Request, handler: Handler) -> web.StreamR
 
 
 def create_app(ctx: WebContext) -> web.Application:
-    from worker.entrypoints.web import auth, live, pages, probes
+    from worker.entrypoints.web import auth, employee_pages, live, pages, probes
 
     app = web.Application(middlewares=[measured, security_headers, errors_as_pages, auth.authenticate, auth.check_csrf])
     app[CONTEXT] = ctx
     app.add_routes(probes.ROUTES)
     app.add_routes(auth.ROUTES)
     app.add_routes(pages.ROUTES)
+    app.add_routes(employee_pages.ROUTES)
     app.add_routes(live.ROUTES)
     app.router.add_static("/static/", HERE / "static")
     return app

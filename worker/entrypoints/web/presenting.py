@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import ValidationError
 
 from worker.domain.events import Outcome, OutcomeKind
+from worker.domain.nmbrs_records import NMBRS_TIMEZONE
 from worker.domain.status import StepStatus
 from worker.entrypoints.web.catalogue import Catalogue
 
@@ -105,6 +107,21 @@ def _leave_after(outcome: Outcome) -> LeaveAfter:
     )
 
 
+def day_text(value: date | datetime | None) -> str:
+    """A date as a Dutch reader writes it (04-12-2026); '–' for none."""
+    return value.strftime("%d-%m-%Y") if value is not None else "–"
+
+
+def moment_text(value: datetime | None) -> str:
+    """A moment in Dutch local time, to the minute (04-12-2026 13:05)."""
+    return value.astimezone(NMBRS_TIMEZONE).strftime("%d-%m-%Y %H:%M") if value is not None else "–"
+
+
+def hours_text(value: Decimal | float | None) -> str:
+    """Hours with a decimal comma and two decimals (32,00); '–' for none."""
+    return f"{value:.2f}".replace(".", ",") if value is not None else "–"
+
+
 def age_text(seconds: float, t: Catalogue) -> str:
     """'zojuist', '5 minuten', '3 uur', '2 dagen': how long something has been waiting."""
     minutes = int(seconds // 60)
@@ -155,3 +172,22 @@ def step_reasons(step: StepStatus, t: Catalogue) -> list[str]:
         counted.append(t("reason.not_calculated", n=step.counts["not_calculated"]))
     # The poll's reasons (a company not fetched, the breaker's) name records and numbers: shown as they are.
     return counted if step.step != "poll" else list(step.reasons)
+
+
+# The follow-up rejections of domain/follow_ups.py, said in the catalogue's words (the English text stays
+# beside it, under "technische details"). A reason not listed here is shown as it is.
+_FOLLOW_UP_REJECTIONS = (
+    (re.compile(r"has no active contract on (\d{4}-\d{2}-\d{2})"), "followup.rejected.no_contract"),
+    (re.compile(r"cannot be their own manager"), "followup.rejected.own_manager"),
+    (re.compile(r"^manager \d+ is not a RegiTijd employee"), "followup.rejected.no_manager"),
+    (re.compile(r"^time-writing category '(.*)' does not exist"), "followup.rejected.no_category"),
+    (re.compile(r"^RegiTijd employee \d+ does not exist"), "followup.rejected.no_employee"),
+)
+
+
+def follow_up_rejection_text(reason: str, t: Catalogue) -> str:
+    for pattern, key in _FOLLOW_UP_REJECTIONS:
+        if match := pattern.search(reason):
+            value = match.group(1) if match.groups() else ""
+            return t(key, value=shown("date", value, t) if key.endswith("no_contract") else value)
+    return reason

@@ -78,14 +78,15 @@ document.addEventListener("submit", async (event) => {
   }
 });
 
-// Koppelen by searching RegiCRM: type-ahead.
+// Type-ahead: RegiCRM for Koppelen, employees by name, a manager by name.
 document.addEventListener("input", (event) => {
   const input = event.target.closest("input[data-search]");
   if (!input) return;
   clearTimeout(input.timer);
   input.timer = setTimeout(async () => {
-    const url = input.dataset.search + "&q=" + encodeURIComponent(input.value);
-    document.getElementById("search-hits").innerHTML = await fetchPart(url);
+    const search = input.dataset.search;
+    const url = search + (search.includes("?") ? "&" : "?") + "q=" + encodeURIComponent(input.value);
+    document.getElementById(input.dataset.target || "search-hits").innerHTML = await fetchPart(url);
   }, 200);
 });
 

@@ -1,0 +1,177 @@
+"""The employee page in a real headless Chromium on the real stack: HR finds an employee by name and completes
+the follow-up tasks in place, without knowing an id; the next sync leaves all of it untouched; a `lezer` sees
+but cannot change."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from playwright.async_api import Page, expect
+
+from tests.integration.test_hr_web import Web, hr_web, settled, shot  # noqa: F401 (hr_web is a fixture)
+from worker.adapters.command_requests import CommandRequests
+from worker.domain.events import SyncRequested
+from worker.domain.normalisation import fold
+
+PERSONEELSLID = "RegiPersoneel: Personeelslid"
+OTHER_CHARACTERISTIC = "RegiLoket: Aanvrager"
+
+
+async def _employee(web_: Web, with_contract: bool, other_than: tuple[int, ...] = ()) -> tuple[int, str, str]:
+    """An active Nmbrs employee (its id, full name and last name), with or without a contract today."""
+    row = await web_.pool.fetchrow(
+        """SELECT e.employee_id, concat_ws(' ', p.first_name, p.prefix, p.last_name) AS name, p.last_name
+           FROM rt_employees e JOIN crm_persons p USING (person_id)
+           WHERE e.source = 'nmbrs' AND e.active AND e.manager_employee_id IS NULL
+             AND EXISTS (SELECT 1 FROM rt_contract_periods k WHERE k.employee_id = e.employee_id
+                         AND k.start_date <= current_date AND (k.end_date IS NULL OR k.end_date >= current_date)) = $1
+             AND NOT (e.employee_id = ANY($2::int[]))
+           ORDER BY e.employee_id LIMIT 1""",
+        with_contract,
+        list(other_than),
+    )
+    assert row is not None, f"the demo has no active Nmbrs employee {'with' if with_contract else 'without'} a contract"
+    return row["employee_id"], row["name"], row["last_name"]
+
+
+async def _open_by_search(page: Page, web_: Web, typed: str, name: str) -> None:
+    await page.goto(f"{web_.url}/medewerkers")
+    await page.fill('[data-testid="employee-search"]', typed)
+    await page.locator('[data-testid="employee-hits"] a', has_text=name).first.click()
+    await expect(page.locator('[data-testid="employee-name"]')).to_have_text(name)
+
+
+async def _local_data(web_: Web, employee_id: int) -> tuple[object, ...]:
+    """What HR completed for one employee: manager, is-manager, characteristics, categories, bookings, tasks."""
+    row = await web_.pool.fetchrow(
+        """SELECT e.manager_employee_id, e.is_manager,
+                  (SELECT array_agg(characteristic ORDER BY characteristic) FROM crm_characteristics k
+                   WHERE k.person_id = e.person_id) AS characteristics,
+                  (SELECT array_agg(c.code ORDER BY c.code) FROM rt_employee_time_categories l
+                   JOIN rt_time_categories c USING (category_id) WHERE l.employee_id = e.employee_id) AS categories,
+                  (SELECT array_agg(hours::text ORDER BY adjustment_id) FROM rt_leave_adjustments a
+                   WHERE a.employee_id = e.employee_id) AS adjustments,
+                  (SELECT array_agg(hours::text ORDER BY payout_id) FROM rt_overtime_payouts o
+                   WHERE o.employee_id = e.employee_id) AS payouts,
+                  (SELECT array_agg(task || ':' || done_by ORDER BY task) FROM rt_tasks_done d
+                   WHERE d.employee_id = e.employee_id) AS done
+           FROM rt_employees e WHERE e.employee_id = $1""",
+        employee_id,
+    )
+    assert row is not None
+    return tuple(row.values())
+
+
+async def test_hr_completes_an_employee_by_name_and_the_next_sync_keeps_it(hr_web: Web) -> None:  # noqa: F811
+    web_ = hr_web
+    employee_id, name, last_name = await _employee(web_, with_contract=True)
+    manager_id, manager_name, manager_last = await _employee(web_, with_contract=True, other_than=(employee_id,))
+    _context, page = await web_.signed_in("hanna")
+
+    # Found by name from the menu, typed without accents or capitals.
+    await page.click("header.top nav a[href='/medewerkers']")
+    await _open_by_search(page, web_, fold(last_name), name)
+    await expect(page.locator('[data-testid="nmbrs-data"]')).to_contain_text("volgende synchronisatie overschreven")
+    await expect(page.locator('[data-testid="open-tasks"]')).to_contain_text("nog geen manager")
+    await shot(page, "10-medewerker")
+
+    # The manager by name.
+    await page.fill('[data-testid="manager-search"]', manager_last)
+    await page.locator('[data-testid="manager-hits"] li', has_text=manager_name).first.locator("button").click()
+    result = page.locator('[data-testid="result"]')
+    await expect(result).to_contain_text(f"{manager_name} is nu de leidinggevende van {name}")
+    await expect(page.locator('[data-testid="manager-name"]')).to_have_text(manager_name)
+    assert await web_.value("SELECT manager_employee_id FROM rt_employees WHERE employee_id = $1", employee_id) == (
+        manager_id
+    )
+
+    # Is-manager and two characteristics ticked.
+    await page.check('[data-testid="is-manager"]')
+    await page.locator('[data-testid="manager"] button', has_text="Opslaan").click()
+    await expect(result).to_contain_text("leidinggevende is")
+    characteristics = page.locator('[data-testid="characteristics"]')
+    await characteristics.get_by_label(PERSONEELSLID).check()
+    await characteristics.get_by_label(OTHER_CHARACTERISTIC).check()
+    await characteristics.locator("button").click()
+    await expect(result).to_contain_text(f"Kenmerk {OTHER_CHARACTERISTIC} toegekend")
+    stored = await web_.pool.fetch(
+        """SELECT characteristic FROM crm_characteristics
+           WHERE person_id = (SELECT person_id FROM rt_employees WHERE employee_id = $1)""",
+        employee_id,
+    )
+    assert {PERSONEELSLID, OTHER_CHARACTERISTIC} <= {r["characteristic"] for r in stored}
+
+    # A time-writing category from the pick list.
+    await page.select_option('[data-testid="time-category-pick"]', "ALG")
+    await page.locator('[data-testid="time-categories"] button', has_text="Koppelen").click()
+    await expect(result).to_contain_text(f"Tijdschrijfrubriek ALG gekoppeld aan {name}")
+    await expect(page.locator('[data-testid="time-categories"] ul')).to_contain_text("Algemene uren")
+
+    # A leave adjustment: the balance before and after.
+    await page.fill('[data-testid="booking-hours"]', "8,5")
+    await page.locator('[data-testid="leave-booking"] button', has_text="Boeken").click()
+    await expect(result).to_contain_text("Verlofcorrectie van 8,50 uur")
+    await expect(page.locator('[data-testid="leave"]')).to_contain_text("was ")
+    await page.select_option('[data-testid="booking-kind"]', "overtime_payout")
+    await page.fill('[data-testid="booking-hours"]', "2")
+    await page.locator('[data-testid="leave-booking"] button', has_text="Boeken").click()
+    await expect(result).to_contain_text("Uitbetaling van 2,00 overuren")
+
+    # The account is made in RegiCRM: marked done, with who and when, it leaves the list.
+    account_form = page.locator('[data-testid="account"] form')
+    if await account_form.count():
+        await account_form.first.locator("button").click()
+        await expect(page.locator('[data-testid="task-done"]').first).to_contain_text("hanna")
+        await expect(page.locator('[data-testid="open-tasks"], [data-testid="no-open-tasks"]')).not_to_contain_text(
+            "nog geen inlogaccount"
+        )
+    await shot(page, "11-medewerker-aangevuld")
+    completed = await _local_data(web_, employee_id)
+
+    # The next sync, a full one, leaves all of it as it is.
+    async with CommandRequests(web_.settings) as requests:
+        await requests.post(
+            SyncRequested(event_id=uuid.uuid4(), full=True, requested_by="test", requested_at=datetime.now(UTC))
+        )
+    await settled(web_.pool)
+    assert await web_.value("SELECT count(*) FROM sync_requests WHERE status <> 'done'") == 0
+    assert await _local_data(web_, employee_id) == completed
+
+
+async def test_without_a_contract_the_category_is_refused_in_words(hr_web: Web) -> None:  # noqa: F811
+    web_ = hr_web
+    employee_id, name, last_name = await _employee(web_, with_contract=True)
+    # The contract ends yesterday, as Nmbrs would write it: no contract today.
+    await web_.pool.execute(
+        "UPDATE rt_contract_periods SET end_date = current_date - 1 WHERE employee_id = $1", employee_id
+    )
+    _context, page = await web_.signed_in("henk")
+    await _open_by_search(page, web_, last_name, name)
+    await expect(page.locator('[data-testid="no-contract"]')).to_be_visible()
+    await page.select_option('[data-testid="time-category-pick"]', "OVERLEG")
+    await page.locator('[data-testid="time-categories"] button', has_text="Koppelen").click()
+    result = page.locator('[data-testid="result"]')
+    await expect(result).to_have_class("result rejected")
+    await expect(result).to_contain_text("geen actief contract")
+    await shot(page, "12-medewerker-geen-contract")
+    assert await web_.value("SELECT count(*) FROM rt_employee_time_categories WHERE employee_id = $1", employee_id) == 0
+
+
+async def test_a_reader_sees_the_employee_but_cannot_change_it(hr_web: Web) -> None:  # noqa: F811
+    web_ = hr_web
+    employee_id, name, last_name = await _employee(web_, with_contract=True)
+    _context, page = await web_.signed_in("lex")
+    await _open_by_search(page, web_, last_name, name)
+    await expect(page.locator('[data-testid="local-data"]')).to_contain_text("uw rol staat wijzigen niet toe")
+    await expect(page.locator('[data-testid="manager-search"]')).to_have_count(0)
+    await expect(page.locator('[data-testid="local-data"] button')).to_have_count(0)
+    await expect(page.locator('[data-testid="is-manager"]')).to_be_disabled()
+    # A post made by hand is refused, and nothing changes.
+    csrf = await page.locator('meta[name="csrf-token"]').get_attribute("content")
+    answer = await page.request.post(
+        f"{web_.url}/medewerkers/{employee_id}/aanvullen",
+        form={"csrf": csrf or "", "command": "set_is_manager", "is_manager": "1"},
+    )
+    assert answer.status == 403
+    assert await web_.value("SELECT is_manager FROM rt_employees WHERE employee_id = $1", employee_id) is False

@@ -1,0 +1,159 @@
+"""The employee page ("Medewerker"): one RegiTijd employee, found by name from anywhere, with its follow-up
+tasks done in place ("gegevens aanvullen"). Every change is posted as a follow-up command, exactly as the CLI
+and any other frontend post it, and its outcome shown where the button was.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from worker.adapters import employee_page
+from worker.adapters.command_requests import BrokerUnavailable
+from worker.adapters.database import read_only
+from worker.domain.follow_ups import FollowUpCommand
+from worker.domain.nmbrs_records import nmbrs_today
+from worker.domain.web_access import Permission
+from worker.entrypoints.web.app import CONTEXT, render, require
+from worker.entrypoints.web.pages import partial, post_and_wait
+from worker.entrypoints.web.presenting import (
+    DecisionResult,
+    decision_result,
+    follow_up_rejection_text,
+    form_errors,
+    hours_text,
+)
+
+ROUTES = web.RouteTableDef()
+SEARCH_MIN = 2
+SEARCH_MAX = 100
+
+
+def _employee_id(request: web.Request) -> int:
+    return int(request.match_info["employee_id"])
+
+
+async def _search(request: web.Request) -> employee_page.EmployeeSearch | None:
+    text = request.query.get("q", "").strip()[:SEARCH_MAX]
+    if len(text) < SEARCH_MIN:
+        return None
+    async with read_only(request.app[CONTEXT].pool) as connection:
+        return await employee_page.find_employees(connection, text, limit=10)
+
+
+@ROUTES.get("/medewerkers")
+async def employees(request: web.Request) -> web.StreamResponse:
+    """Find an employee by name; the hits alone for the type-ahead, the whole page without JavaScript."""
+    found = await _search(request)
+    template = "employee_hits.html" if partial(request) else "employees.html"
+    return render(request, template, found=found, text=request.query.get("q", ""), pick_manager_for=None)
+
+
+@ROUTES.get("/medewerkers/{employee_id:\\d+}/leidinggevende")
+async def manager_search(request: web.Request) -> web.StreamResponse:
+    """Type-ahead for the manager: RegiTijd employees by name, each with the button that makes them the manager."""
+    found = await _search(request)
+    return render(
+        request,
+        "employee_hits.html",
+        found=found,
+        text=request.query.get("q", ""),
+        pick_manager_for=_employee_id(request),
+    )
+
+
+@ROUTES.get("/medewerkers/{employee_id:\\d+}")
+async def employee(request: web.Request) -> web.StreamResponse:
+    return await _employee(request, _employee_id(request))
+
+
+async def _employee(request: web.Request, employee_id: int, result: DecisionResult | None = None) -> web.Response:
+    ctx = request.app[CONTEXT]
+    async with read_only(ctx.pool) as connection:
+        detail = await employee_page.employee_detail(connection, employee_id, nmbrs_today(ctx.now()))
+    if detail is None:
+        t = ctx.t
+        return render(request, "error.html", 404, title=t("employee.not_found"), message=t("employee.not_found_text"))
+    return render(request, "employee.html", employee=detail, result=result, today=nmbrs_today(ctx.now()).isoformat())
+
+
+def _commands(
+    form: Any, employee_id: int, issued_by: str, now: Any, current: employee_page.EmployeeDetail
+) -> list[FollowUpCommand]:
+    """The follow-up commands one form of the page stands for. Characteristics come as the ticked boxes of the
+    whole list: what changed against the stored set becomes one command per characteristic."""
+    kind = str(form.get("command", ""))
+    common: dict[str, Any] = {"employee_id": employee_id, "issued_by": issued_by, "issued_at": now}
+    if kind == "characteristics":
+        ticked = {str(v) for v in form.getall("kenmerk", [])}
+        stored = set(current.characteristics)
+        changes = [("set_characteristic", c) for c in current.all_characteristics if c in ticked - stored]
+        changes += [("remove_characteristic", c) for c in current.all_characteristics if c in stored - ticked]
+        return [
+            FollowUpCommand.model_validate(
+                {**common, "command_id": uuid.uuid4(), "command": command, "characteristic": name}, strict=False
+            )
+            for command, name in changes
+        ]
+    values: dict[str, Any] = {**common, "command_id": uuid.uuid4(), "command": kind}
+    for field in ("manager_employee_id", "hours", "on", "time_category", "task", "reason"):
+        if form.get(field):
+            values[field] = str(form.get(field)).strip().replace(",", ".") if field == "hours" else form.get(field)
+    if kind == "set_is_manager":
+        values["is_manager"] = form.get("is_manager") == "1"
+    # Form fields are text: the model parses them leniently here, and strictly everywhere events arrive.
+    return [FollowUpCommand.model_validate(values, strict=False)]
+
+
+@ROUTES.post("/medewerkers/{employee_id:\\d+}/aanvullen")
+async def follow_up(request: web.Request) -> web.StreamResponse:
+    """Post the follow-up command(s) of one control of the page and show the outcome above the page."""
+    session = require(request, Permission.DECIDE)
+    ctx = request.app[CONTEXT]
+    employee_id = _employee_id(request)
+    form = await request.post()
+    async with read_only(ctx.pool) as connection:
+        current = await employee_page.employee_detail(connection, employee_id, nmbrs_today(ctx.now()))
+    if current is None:
+        return await _employee(request, employee_id)
+    try:
+        commands = _commands(form, employee_id, session.user.user_name, ctx.now(), current)
+    except ValidationError as error:
+        result = DecisionResult("rejected", ctx.t("result.invalid"), "; ".join(form_errors(error, ctx.t)))
+        return await _employee(request, employee_id, result)
+    if not commands:
+        return await _employee(request, employee_id, DecisionResult("applied", ctx.t("employee.nothing_changed")))
+    results = []
+    for command in commands:
+        try:
+            outcomes = await post_and_wait(ctx, command)
+        except BrokerUnavailable:
+            return await _employee(request, employee_id, DecisionResult("rejected", ctx.t("error.broker")))
+        result = decision_result(
+            outcomes, ctx.t, action=command.command, subject=current.name, target=_target(command, form)
+        )
+        if result.status == "rejected" and result.reason:
+            result = DecisionResult("rejected", follow_up_rejection_text(result.reason, ctx.t), result.reason)
+        results.append(result)
+    return await _employee(request, employee_id, _combined(results))
+
+
+def _target(command: FollowUpCommand, form: Any) -> str:
+    """What the command's result sentence names besides the employee: the manager, category, hours, ..."""
+    if command.command == "set_manager":
+        return str(form.get("manager_name", "")) or str(command.manager_employee_id)
+    if command.hours is not None:
+        return hours_text(command.hours)
+    return str(command.characteristic or command.time_category or command.task or "")
+
+
+def _combined(results: list[DecisionResult]) -> DecisionResult:
+    """One result for the commands of one form: the first refusal, or every change done with the last tasks."""
+    if refused := next((r for r in results if r.status != "applied"), None):
+        return refused
+    last = results[-1]
+    leave = tuple(leave for r in results for leave in r.leave)
+    return DecisionResult("applied", " ".join(r.message for r in results), last.reason, leave, last.tasks)
