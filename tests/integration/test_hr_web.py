@@ -285,6 +285,9 @@ async def test_bulk_live_updates_and_two_people_on_one_question(hr_web: Web, san
     both = await web_.value(
         "SELECT concat_ws(' ', record ->> 'first_name', record ->> 'prefix', record ->> 'last_name') "
         "FROM pending_decisions WHERE entity = 'employee' AND situation = 'disputed' AND NOT skipped "
+        # Aanmaken is refused for a human already linked through another employment; which of two such
+        # records the poll linked first depends on the order companies arrive in.
+        "AND NOT EXISTS (SELECT 1 FROM sync_links s WHERE s.bsn_hash = record ->> 'bsn_hash') "
         "ORDER BY nmbrs_id LIMIT 1"
     )
     assert isinstance(both, str)

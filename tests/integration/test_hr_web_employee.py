@@ -4,6 +4,7 @@ but cannot change."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 
@@ -134,8 +135,13 @@ async def test_hr_completes_an_employee_by_name_and_the_next_sync_keeps_it(hr_we
         await requests.post(
             SyncRequested(event_id=uuid.uuid4(), full=True, requested_by="test", requested_at=datetime.now(UTC))
         )
+    async with asyncio.timeout(90):  # the worker takes the request, then polls: settled only after that
+        while True:
+            if not await web_.value("SELECT count(*) FROM sync_requests WHERE status IN ('pending', 'running')"):
+                break
+            await asyncio.sleep(0.3)
     await settled(web_.pool)
-    assert await web_.value("SELECT count(*) FROM sync_requests WHERE status <> 'done'") == 0
+    assert await web_.value("SELECT count(*) FROM sync_requests WHERE status = 'failed'") == 0
     assert await _local_data(web_, employee_id) == completed
 
 
