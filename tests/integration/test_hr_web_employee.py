@@ -7,11 +7,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from playwright.async_api import Page, expect
 
 from tests.integration.test_hr_web import Web, hr_web, settled, shot  # noqa: F401 (hr_web is a fixture)
 from worker.adapters.command_requests import CommandRequests
+from worker.adapters.employee_history import employee_history
+from worker.domain.employee_history import filter_history, parse_history_csv, parse_history_json
 from worker.domain.events import SyncRequested
 from worker.domain.normalisation import fold
 
@@ -181,3 +184,59 @@ async def test_a_reader_sees_the_employee_but_cannot_change_it(hr_web: Web) -> N
     )
     assert answer.status == 403
     assert await web_.value("SELECT is_manager FROM rt_employees WHERE employee_id = $1", employee_id) is False
+
+
+async def test_leave_and_history_of_an_employee_with_an_export_that_reads_back(hr_web: Web) -> None:  # noqa: F811
+    web_ = hr_web
+    employee_id, name, last_name = await _employee(web_, with_contract=True)
+    _context, page = await web_.signed_in("hanna")
+    await _open_by_search(page, web_, last_name, name)
+    await page.click('[data-testid="tab-leave"]')
+    total = page.locator('[data-testid="leave-total"]')
+    before = await total.inner_text()
+
+    # A leave adjustment booked on the page: the leave tab shows the new balance and the recalculation.
+    await page.click('[data-testid="tab-data"]')
+    await page.fill('[data-testid="booking-hours"]', "-4")
+    await page.locator('[data-testid="leave-booking"] input[name="reason"]').fill("correctie test")
+    await page.locator('[data-testid="leave-booking"] button', has_text="Boeken").click()
+    await expect(page.locator('[data-testid="result"]')).to_contain_text("Verlofcorrectie")
+    await page.click('[data-testid="tab-leave"]')
+    after = Decimal(before.replace(",", ".")) - 4
+    await expect(total).to_have_text(f"{after:.2f}".replace(".", ","))
+    await expect(page.locator('[data-testid="last-recalculation"]')).to_contain_text(f"saldo {before} →")
+    await expect(page.locator('[data-testid="leave-chart"] rect.taken')).not_to_have_count(0)
+    year = datetime.now(UTC).year
+    await expect(page.locator(f'[data-testid="leave-year-{year}"] [data-testid="adjustments"]')).to_contain_text(
+        "correctie test"
+    )
+    await expect(
+        page.locator(f'[data-testid="leave-year-{year}"] [data-testid="segments"] tbody tr')
+    ).not_to_have_count(0)
+    await shot(page, "13-medewerker-verlof")
+
+    # The history: newest first, the booking with who did it, and the leave it recalculated.
+    await page.click('[data-testid="tab-history"]')
+    rows = page.locator('[data-testid="history"] tbody tr')
+    await expect(rows.filter(has_text=f"Verlof herberekend: saldo {before} →").first).to_be_visible()
+    booked = rows.filter(has_text="Verlofcorrectie geboekt")
+    await expect(booked).to_have_count(1)
+    await expect(booked).to_contain_text("hanna")
+    await shot(page, "14-medewerker-geschiedenis")
+    await page.locator('[data-testid="history-filter"]').get_by_label("Verlof").check()
+    await page.locator('[data-testid="history-filter"] button').click()
+    kinds = await page.locator('[data-testid="history"] tbody tr').evaluate_all("rows => rows.map(r => r.dataset.kind)")
+    assert kinds and set(kinds) == {"leave"}
+
+    # The exports (of the filter, and of everything) read back into the entries the store gives.
+    async with web_.pool.acquire() as connection:
+        stored = await employee_history(connection, employee_id)
+    assert stored is not None
+    csv_answer = await page.request.get(f"{web_.url}/medewerkers/{employee_id}/geschiedenis.csv")
+    assert csv_answer.headers["content-type"].startswith("text/csv")
+    assert "attachment" in csv_answer.headers["content-disposition"]
+    csv_text = (await csv_answer.body()).decode("utf-8")
+    assert parse_history_csv(csv_text) == stored
+    json_answer = await page.request.get(f"{web_.url}/medewerkers/{employee_id}/geschiedenis.json?soort=leave")
+    assert parse_history_json(await json_answer.text()) == filter_history(stored, ["leave"])
+    assert "bsn" not in csv_text.lower()  # the history never carries the BSN (nor its hash)

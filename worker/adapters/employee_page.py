@@ -15,6 +15,7 @@ from pydantic import Field
 
 from worker.adapters import crm_search
 from worker.adapters.hr_queries import EmployeeTasks, FrozenView, open_tasks, person_name
+from worker.domain.leave import LeaveResult
 from worker.domain.target_state import CHARACTERISTICS
 
 
@@ -240,3 +241,21 @@ async def find_employees(connection: asyncpg.Connection, text: str, limit: int =
                 PersonOnlyHit(person_id=hit.person_id, name=hit.name, organisation_name=hit.organisation_name)
             )
     return EmployeeSearch(text=text, employees=tuple(employees), persons=tuple(persons), more=found.more_persons)
+
+
+class StoredLeave(FrozenView):
+    """The employee's leave as last calculated: the whole calculation (years, segments, adjustments) and when."""
+
+    result: LeaveResult
+    computed_at: datetime
+
+
+async def employee_leave(connection: asyncpg.Connection, employee_id: int) -> StoredLeave | None:
+    """The stored calculation of RegiTijd employee `employee_id`; None when it was never calculated (a blue
+    employee without contracts, or one only just loaded)."""
+    row = await connection.fetchrow(
+        "SELECT result, computed_at FROM rt_leave_balances WHERE employee_id = $1", employee_id
+    )
+    if row is None:
+        return None
+    return StoredLeave(result=LeaveResult.model_validate_json(row["result"]), computed_at=row["computed_at"])

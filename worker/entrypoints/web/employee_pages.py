@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -14,6 +15,8 @@ from pydantic import ValidationError
 from worker.adapters import employee_page
 from worker.adapters.command_requests import BrokerUnavailable
 from worker.adapters.database import read_only
+from worker.adapters.employee_history import employee_history
+from worker.domain.employee_history import HistoryKind, filter_history, history_csv, history_json
 from worker.domain.follow_ups import FollowUpCommand
 from worker.domain.nmbrs_records import nmbrs_today
 from worker.domain.web_access import Permission
@@ -25,11 +28,14 @@ from worker.entrypoints.web.presenting import (
     follow_up_rejection_text,
     form_errors,
     hours_text,
+    leave_bars,
+    leave_change,
 )
 
 ROUTES = web.RouteTableDef()
 SEARCH_MIN = 2
 SEARCH_MAX = 100
+CHART_WIDTH = 480  # the leave chart's bars, in SVG units (it scales with the page)
 
 
 def _employee_id(request: web.Request) -> int:
@@ -75,9 +81,97 @@ async def _employee(request: web.Request, employee_id: int, result: DecisionResu
     async with read_only(ctx.pool) as connection:
         detail = await employee_page.employee_detail(connection, employee_id, nmbrs_today(ctx.now()))
     if detail is None:
-        t = ctx.t
-        return render(request, "error.html", 404, title=t("employee.not_found"), message=t("employee.not_found_text"))
+        return _not_found(request)
     return render(request, "employee.html", employee=detail, result=result, today=nmbrs_today(ctx.now()).isoformat())
+
+
+def _not_found(request: web.Request) -> web.Response:
+    t = request.app[CONTEXT].t
+    return render(request, "error.html", 404, title=t("employee.not_found"), message=t("employee.not_found_text"))
+
+
+async def _detail_or_404(request: web.Request, connection: Any) -> employee_page.EmployeeDetail | web.Response:
+    ctx = request.app[CONTEXT]
+    detail = await employee_page.employee_detail(connection, _employee_id(request), nmbrs_today(ctx.now()))
+    if detail is None:
+        return _not_found(request)
+    return detail
+
+
+@ROUTES.get("/medewerkers/{employee_id:\\d+}/verlof")
+async def leave(request: web.Request) -> web.StreamResponse:
+    """The desktop's "Verlof / uren": the balance per year, explained per segment, and the last recalculation."""
+    async with read_only(request.app[CONTEXT].pool) as connection:
+        detail = await _detail_or_404(request, connection)
+        if isinstance(detail, web.Response):
+            return detail
+        stored = await employee_page.employee_leave(connection, detail.employee_id)
+        entries = await employee_history(connection, detail.employee_id) or []
+    last = next((e for e in reversed(entries) if e.kind is HistoryKind.LEAVE and isinstance(e.after, dict)), None)
+    change = leave_change(detail.employee_id, last.before, last.after) if last is not None else None
+    years = sorted(stored.result.years, key=lambda y: y.year, reverse=True) if stored else []
+    return render(
+        request,
+        "employee_leave.html",
+        employee=detail,
+        leave=stored,
+        years=years,
+        bars=leave_bars(reversed(years), CHART_WIDTH),
+        chart_width=CHART_WIDTH,
+        change=change,
+        changed_at=last.at if last else None,
+    )
+
+
+def _kinds(request: web.Request) -> list[HistoryKind]:
+    """The kinds ticked in the filter; an unknown one is ignored (a stale bookmark), never an error page."""
+    return [HistoryKind(k) for k in request.query.getall("soort", []) if k in HistoryKind.__members__.values()]
+
+
+@ROUTES.get("/medewerkers/{employee_id:\\d+}/geschiedenis")
+async def history(request: web.Request) -> web.StreamResponse:
+    """Every change of this employee in time order, newest first, with its cause; filter by kind, export."""
+    async with read_only(request.app[CONTEXT].pool) as connection:
+        detail = await _detail_or_404(request, connection)
+        if isinstance(detail, web.Response):
+            return detail
+        entries = await employee_history(connection, detail.employee_id) or []
+    kinds = _kinds(request)
+    shown_entries = filter_history(entries, kinds)
+    present = [k for k in HistoryKind if any(e.kind is k for e in entries)]
+    return render(
+        request,
+        "employee_history.html",
+        employee=detail,
+        # Newest first; what one transaction recorded keeps its reading order (the decision, then what it did).
+        entries=sorted(shown_entries, key=lambda e: e.at, reverse=True),
+        total=len(entries),
+        kinds=present,
+        chosen=kinds,
+        query=urlencode([("soort", k.value) for k in kinds]),
+    )
+
+
+@ROUTES.get("/medewerkers/{employee_id:\\d+}/geschiedenis.{format:(csv|json)}")
+async def history_export(request: web.Request) -> web.StreamResponse:
+    """The (filtered) history as a file, in time order: CSV for a spreadsheet (UTF-8 with a BOM, which Excel
+    needs to read accents), JSON for a program. Both read back into the same entries."""
+    async with read_only(request.app[CONTEXT].pool) as connection:
+        entries = await employee_history(connection, _employee_id(request))
+    if entries is None:
+        raise web.HTTPNotFound()
+    chosen = filter_history(entries, _kinds(request))
+    name = f"geschiedenis-medewerker-{_employee_id(request)}.{request.match_info['format']}"
+    if request.match_info["format"] == "csv":
+        body, content_type = "\ufeff" + history_csv(chosen), "text/csv"
+    else:
+        body, content_type = history_json(chosen), "application/json"
+    return web.Response(
+        text=body,
+        content_type=content_type,
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 def _commands(

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
 from worker.domain.events import Outcome, OutcomeKind
+from worker.domain.leave import YearReport
 from worker.domain.nmbrs_records import NMBRS_TIMEZONE
 from worker.domain.status import StepStatus
 from worker.entrypoints.web.catalogue import Catalogue
@@ -96,9 +98,14 @@ def decision_result(
 
 
 def _leave_after(outcome: Outcome) -> LeaveAfter:
-    after, before = outcome.details["after"], outcome.details.get("before") or {}
+    return leave_change(int(outcome.details["employee_id"]), outcome.details.get("before"), outcome.details["after"])
+
+
+def leave_change(employee_id: int, before: Any, after: Any) -> LeaveAfter:
+    """A leave recalculation's summaries (balance_summary's keys; before None for the first) as one change."""
+    before = before or {}
     return LeaveAfter(
-        employee_id=int(outcome.details["employee_id"]),
+        employee_id=employee_id,
         total=after["leave_total"],
         statutory=after["statutory"],
         extra=after["extra"],
@@ -117,9 +124,43 @@ def moment_text(value: datetime | None) -> str:
     return value.astimezone(NMBRS_TIMEZONE).strftime("%d-%m-%Y %H:%M") if value is not None else "–"
 
 
-def hours_text(value: Decimal | float | None) -> str:
-    """Hours with a decimal comma and two decimals (32,00); '–' for none."""
-    return f"{value:.2f}".replace(".", ",") if value is not None else "–"
+def hours_text(value: Decimal | float | str | None) -> str:
+    """Hours with a decimal comma and two decimals (32,00); '–' for none. A text is a stored Decimal ('160.00')."""
+    if value is None:
+        return "–"
+    return f"{Decimal(value) if isinstance(value, str) else value:.2f}".replace(".", ",")
+
+
+@dataclass(frozen=True)
+class LeaveBar:
+    """One year of the leave chart: where its entitlement went, as widths on a scale shared by all years."""
+
+    year: int
+    entitlement: Decimal
+    taken: Decimal
+    remaining: Decimal
+    expired: Decimal
+    taken_width: float
+    remaining_width: float
+    expired_width: float
+
+
+def leave_bars(years: Iterable[YearReport], width: float) -> list[LeaveBar]:
+    """Per year: taken, still remaining and expired hours of the entitlement, scaled so that the largest
+    entitlement spans `width`. What was taken beyond the entitlement is in the table, not in the bar."""
+    parts = []
+    for y in years:
+        entitlement = y.entitlement.statutory + y.entitlement.extra
+        expired = y.statutory_expired_hours + y.extra_expired_hours
+        remaining = max(y.statutory_remaining + y.extra_remaining, Decimal(0))
+        taken = max(entitlement - remaining - expired, Decimal(0))
+        parts.append((y.year, entitlement, taken, remaining, expired))
+    largest = max((max(p[1], p[2] + p[3] + p[4]) for p in parts), default=Decimal(0))
+    scale = width / float(largest) if largest > 0 else 0.0
+    return [
+        LeaveBar(year, ent, taken, rem, exp, float(taken) * scale, float(rem) * scale, float(exp) * scale)
+        for year, ent, taken, rem, exp in parts
+    ]
 
 
 def age_text(seconds: float, t: Catalogue) -> str:

@@ -35,13 +35,15 @@ async def apply_follow_up(ctx: DecisionContext, command: FollowUpCommand) -> str
 async def handle_follow_up(command: FollowUpCommand, pool: Pool, now: Callable[[], datetime]) -> list[Outcome]:
     async def effect(connection: Connection) -> list[Outcome]:
         ctx = DecisionContext(connection, command.command_id, command.issued_by, MatchPolicy(), now())
+        # Who sent it is said in the outcome: the store keeps no sender for most follow-ups, the history needs it.
+        details = {"command": command.command, "issued_by": command.issued_by}
         try:
             async with connection.transaction():
                 reason = await apply_follow_up(ctx, command)
-            ctx.outcome(OutcomeKind.APPLIED, command.key, reason, {"command": command.command})
+            ctx.outcome(OutcomeKind.APPLIED, command.key, reason, details)
             await ctx.announce_tasks(command.employee_id, command.key)
         except Rejected as error:
-            ctx.reject(command.key, str(error), {"command": command.command})
+            ctx.reject(command.key, str(error), details)
         return ctx.outcomes
 
     return await run_once(pool, Inbox(FOLLOW_UPS), command.command_id, effect)
