@@ -108,7 +108,8 @@ TOPIC_CONTRACTS: tuple[TopicContract, ...] = (
     ),
     TopicContract(
         "status",
-        "'poll' for the latest poll report, 'step:<step>' per step (compacted: the latest per key counts)",
+        "'poll' for the latest poll report of the domain, 'poll-employee' for the latest one-employee poll, "
+        "'step:<step>' per step (compacted: the latest per key counts)",
         (PollReport, StepStatus),
         producer="worker: poller",
         consumers=("ops dashboards", "nmbrs-sync status"),

@@ -12,6 +12,7 @@ from decimal import Decimal
 from playwright.async_api import Page, expect
 
 from tests.integration.test_hr_web import Web, hr_web, settled, shot  # noqa: F401 (hr_web is a fixture)
+from tests.support import Sandbox, TopicReader
 from worker.adapters.command_requests import CommandRequests
 from worker.adapters.employee_history import employee_history
 from worker.domain.employee_history import filter_history, parse_history_csv, parse_history_json
@@ -240,3 +241,48 @@ async def test_leave_and_history_of_an_employee_with_an_export_that_reads_back(h
     json_answer = await page.request.get(f"{web_.url}/medewerkers/{employee_id}/geschiedenis.json?soort=leave")
     assert parse_history_json(await json_answer.text()) == filter_history(stored, ["leave"])
     assert "bsn" not in csv_text.lower()  # the history never carries the BSN (nor its hash)
+
+
+async def test_sync_one_employee_now_shows_its_steps_and_goes_through_the_normal_events(
+    hr_web: Web,  # noqa: F811
+    sandbox: Sandbox,
+    read_topic: TopicReader,
+) -> None:
+    web_ = hr_web
+    employee_id, _name, _last = await _employee(web_, with_contract=True)
+    nmbrs_id = await web_.value("SELECT nmbrs_employee_id FROM rt_employees WHERE employee_id = $1", employee_id)
+    assert isinstance(nmbrs_id, int)
+    seen = {e["event_id"] for e in await read_topic(web_.settings.topics.employee_changes, None)}
+    await sandbox.admin(
+        "PATCH", f"employees/{nmbrs_id}", {"department": {"id": 98, "code": 98, "description": "Onderhoud"}}
+    )
+    _context, page = await web_.signed_in("hanna")
+    await page.goto(f"{web_.url}/medewerkers/{employee_id}")
+    await page.locator('[data-testid="sync-employee"] button').click()
+
+    # Each step in words, the page following the run until the reconciler applied the change.
+    steps = page.locator('[data-testid="sync-steps"]')
+    await expect(steps).not_to_have_attribute("data-refresh", "", timeout=60_000)
+    for step in ("requested", "fetched", "compared", "processed"):
+        await expect(page.locator(f'[data-testid="step-{step}"]')).to_have_attribute("data-state", "done")
+    await expect(page.locator('[data-testid="step-compared"]')).to_contain_text("Gewijzigd in Nmbrs")
+    await expect(page.locator('[data-testid="step-processed"]')).to_contain_text("Bijgewerkt: Afdeling")
+    await shot(page, "15-medewerker-synchroniseren")
+    await page.click('[data-testid="back-to-employee"]')
+    await expect(page.locator('[data-testid="nmbrs-data"]')).to_contain_text("Onderhoud")
+
+    # The normal event path: one update of this employee on the employee topic, and nobody else's.
+    new = [e for e in await read_topic(web_.settings.topics.employee_changes, None) if e["event_id"] not in seen]
+    assert [(e["key"], e["op"], e["changed_fields"]) for e in new] == [(f"employee:{nmbrs_id}", "u", ["department"])]
+
+    # Unchanged a second time: read again (so local drift is corrected), and nothing to change.
+    await page.goto(f"{web_.url}/medewerkers/{employee_id}")
+    await page.locator('[data-testid="sync-employee"] button').click()
+    await expect(steps).not_to_have_attribute("data-refresh", "", timeout=60_000)
+    await expect(page.locator('[data-testid="step-compared"]')).to_contain_text("Ongewijzigd in Nmbrs")
+    await expect(page.locator('[data-testid="step-processed"]')).to_contain_text("Niets gewijzigd")
+
+    # A lezer sees no button and may not post.
+    _reader, reader_page = await web_.signed_in("lex")
+    await reader_page.goto(f"{web_.url}/medewerkers/{employee_id}")
+    await expect(reader_page.locator('[data-testid="sync-employee"]')).to_have_count(0)

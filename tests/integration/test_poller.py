@@ -592,3 +592,89 @@ async def test_the_memory_a_poll_takes_does_not_grow_with_the_number_of_companie
     # summaries remain (its fetch line in the report, the keys it lost or gained).
     for first, second in zip(few, many, strict=True):
         assert second < 1.5 * first, (few, many)
+
+
+# --- one employee re-read ("sync this employee now") ----------------------------------------------------------
+
+
+async def request_employee(pool: asyncpg.Pool, employee_id: int) -> SyncRequested:
+    request = SyncRequested(event_id=uuid.uuid4(), employee_id=employee_id, requested_by="hr", requested_at=utc_now())
+    async with pool.acquire() as connection:
+        await insert_sync_request(connection, request)
+    return request
+
+
+async def test_a_one_employee_request_publishes_that_employee_only_through_the_normal_events(
+    poller: Poller, sandbox: Any, kafka_topics: Settings, read_topic: TopicReader, clean_poller_state: asyncpg.Pool
+) -> None:
+    created = await first_poll(poller)
+    last_poll = await poll_outcome(clean_poller_state)
+    colleague = next(
+        e["id"]
+        for e in (await sandbox.admin("GET", "dataset"))["employees"]
+        if e["company_id"] == 1 and e["id"] != 100001
+    )
+    await sandbox.admin(
+        "PATCH", "employees/100001", {"department": {"id": 99, "code": 99, "description": "Klantenservice"}}
+    )
+    await sandbox.admin("PATCH", f"employees/{colleague}", {"personal_info": {"last_name": "Anders"}})
+    await sandbox.admin("DELETE", "calls")
+    request = await request_employee(clean_poller_state, 100001)
+
+    report = await poller.poll_requested()
+    assert report is not None and report.request_id == request.event_id, report
+    assert report.result == "published" and report.employee_id == 100001, report.reasons
+    assert {k: n for k, n in report.changes.items() if k.startswith("employee")} == {"employee:u": 1}
+    assert report.changes["department:c"] == 1  # the new department it uses; nothing else removed or created
+    assert not [k for k in report.changes if k.endswith(":d") or k.startswith("company")]
+    # Its company's bulk calls and the listing, nothing more.
+    assert report.soap_calls == (await sandbox.admin("GET", "calls"))["total"] == 1 + report.companies[0].soap_calls
+    events = await read_topic(kafka_topics.topics.employee_changes, created + 1)
+    (update,) = [e for e in events if e["op"] != "c"]
+    assert (update["key"], update["op"], update["changed_fields"]) == ("employee:100001", "u", ["department"])
+    assert uuid.UUID(update["event_id"]) in report.event_ids
+    # The status topic's 'poll' stays the domain's poll; the run is not "the last poll" of the overview either.
+    statuses = await read_topic(kafka_topics.topics.status, 2)
+    assert [s["key"] for s in statuses] == ["poll", "poll-employee"]
+    assert await poll_outcome(clean_poller_state) == last_poll
+    assert (
+        await clean_poller_state.fetchval("SELECT status FROM sync_requests WHERE request_id = $1", request.event_id)
+        == "done"
+    )
+
+    # The snapshot moved on for that employee only: the next poll publishes the colleague's change, once.
+    report = await poller.poll()
+    assert report.changes == {"employee:u": 1}
+    events = await read_topic(kafka_topics.topics.employee_changes, created + 2)
+    assert sorted(e["key"] for e in events if e["op"] == "u") == sorted(["employee:100001", f"employee:{colleague}"])
+
+
+async def test_an_unchanged_employee_re_read_is_a_snapshot_read(
+    poller: Poller, kafka_topics: Settings, read_topic: TopicReader, clean_poller_state: asyncpg.Pool
+) -> None:
+    created = await first_poll(poller)
+    await request_employee(clean_poller_state, 100001)
+    report = await poller.poll_requested()
+    assert report is not None and report.changes.get("employee:r") == 1 and "employee:u" not in report.changes
+    events = await read_topic(kafka_topics.topics.employee_changes, created + 1)
+    (read,) = [e for e in events if e["op"] != "c"]
+    assert (read["key"], read["op"], read["version"]) == ("employee:100001", "r", 1)
+
+
+async def test_a_one_employee_re_read_whose_fetch_fails_changes_and_removes_nothing(
+    poller: Poller, sandbox: Any, kafka_topics: Settings, read_topic: TopicReader, clean_poller_state: asyncpg.Pool
+) -> None:
+    created = await first_poll(poller)
+    await sandbox.admin(
+        "POST", "faults", {"operation": "Contract_GetAll_AllEmployeesByCompany", "company_id": 1, "code": 2004}
+    )
+    await request_employee(clean_poller_state, 100001)
+    report = await poller.poll_requested()
+    assert report is not None and report.result == "failed" and report.status == "red"
+    assert "company 1" in report.reasons[0] and "2004" in report.reasons[0]
+    assert report.changes == {} and report.event_ids == ()
+    assert len(await read_topic(kafka_topics.topics.employee_changes, None)) == created
+
+    await request_employee(clean_poller_state, 999_999)  # never polled: nothing to re-read
+    unknown = await poller.poll_requested()
+    assert unknown is not None and unknown.result == "failed" and "999999" in unknown.reasons[0]

@@ -12,7 +12,7 @@ import pytest
 from tests.builders import nmbrs_employee
 from worker.domain.breaker import BreakerPolicy
 from worker.domain.changes import ChangeSource, Entity, Op, record_key
-from worker.domain.nmbrs_records import CompanySnapshot, NmbrsCompany, NmbrsEmployee
+from worker.domain.nmbrs_records import CodeRef, CompanySnapshot, NmbrsCompany, NmbrsEmployee
 from worker.domain.poll_tally import PollTally
 from worker.domain.snapshot_diff import (
     PlannedChange,
@@ -21,6 +21,7 @@ from worker.domain.snapshot_diff import (
     StoredRows,
     employee_fingerprints,
     plan_company,
+    plan_one_employee,
     plan_removals,
     plan_shared,
     records_to_read,
@@ -209,3 +210,38 @@ def test_a_no_change_poll_needs_no_stored_record_and_an_update_needs_its_before(
     (update,) = plan_company(SOURCE, snapshot, read, NOW, prints).planned
     assert update.event.op is Op.UPDATE and update.event.changed_fields == ("last_name",)
     assert update.event.before == staff(2, 10)
+
+
+# --- one employee re-read ("sync this employee now") ----------------------------------------------------------
+
+FULL = SOURCE.model_copy(update={"poll_id": uuid.UUID(int=2), "full": True})
+
+
+def test_one_employee_re_read_updates_it_and_nobody_else_and_removes_nothing() -> None:
+    stored = Stored()
+    moved_department = CodeRef(id=8, code="8", description="Expeditie")
+    # Company 10 lists employee 1 in another department; employee 2, unchanged, is no part of the re-read.
+    now_fetched = fetched(10, staff(1, 10).model_copy(update={"department": moved_department}), staff(2, 10))
+    planned = plan_one_employee(FULL, now_fetched, 1, stored.keys([key(1)]), stored.shared(), NOW)
+    assert planned is not None
+    assert ops(planned, Entity.EMPLOYEE) == {"employee:1": Op.UPDATE}
+    (update,) = [p for p in planned if p.event.entity is Entity.EMPLOYEE]
+    assert update.event.changed_fields == ("department",) and update.snapshot.version == 2
+    # The new department is created; the stored ones are read (a full read), none removed; no company planned.
+    assert ops(planned, Entity.DEPARTMENT) == {"department:8": Op.CREATE}
+    assert ops(planned, Entity.FUNCTION) == {"function:5": Op.READ}
+    assert ops(planned, Entity.COMPANY) == {}
+    assert all(p.event.op is not Op.DELETE for p in planned)
+
+
+def test_one_unchanged_employee_is_read_again_so_the_reconciler_corrects_drift() -> None:
+    stored = Stored()
+    planned = plan_one_employee(FULL, fetched(20, staff(3, 20)), 3, stored.keys([key(3)]), stored.shared(), NOW)
+    assert planned is not None
+    (read,) = [p for p in planned if p.event.entity is Entity.EMPLOYEE]
+    assert (read.event.op, read.event.version) == (Op.READ, 1)
+
+
+def test_one_employee_its_company_no_longer_lists_is_left_to_the_next_poll() -> None:
+    stored = Stored()
+    assert plan_one_employee(FULL, fetched(10, staff(2, 10)), 1, stored.keys([key(1)]), stored.shared(), NOW) is None

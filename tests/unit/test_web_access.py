@@ -21,7 +21,7 @@ from worker.domain.web_access import (
 
 ALLOWED = {
     Role.LEZER: {Permission.READ},
-    Role.HR: {Permission.READ, Permission.DECIDE},
+    Role.HR: {Permission.READ, Permission.DECIDE, Permission.SYNC_EMPLOYEE},  # one employee: no mass change
     Role.BEHEER: set(Permission),
 }
 

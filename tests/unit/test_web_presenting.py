@@ -10,12 +10,21 @@ from pathlib import Path
 import pytest
 
 from worker.domain.decisions import DecisionAction
-from worker.domain.events import Outcome, OutcomeKind, outcome_for
+from worker.domain.employee_history import HistoryKind
+from worker.domain.events import CompanyFetch, Outcome, OutcomeKind, PollReport, outcome_for
 from worker.domain.matching import Level
 from worker.domain.status import StepStatus
 from worker.domain.web_access import Role
 from worker.entrypoints.web.catalogue import catalogue
-from worker.entrypoints.web.presenting import AnsweredBy, age_text, decision_result, shown, step_reasons
+from worker.entrypoints.web.presenting import (
+    AnsweredBy,
+    SyncStep,
+    age_text,
+    decision_result,
+    shown,
+    step_reasons,
+    sync_steps,
+)
 
 WEB = Path(__file__).resolve().parents[2] / "worker" / "entrypoints" / "web"
 NOW = datetime(2026, 12, 3, 14, 5, tzinfo=UTC)
@@ -45,6 +54,7 @@ def test_every_literal_text_key_is_in_the_catalogue() -> None:
         ("poll", ["published", "held", "planned", "failed"]),
         ("entity", ["employee", "company"]),
         ("result", ["applied", "rejected", "previewed"]),
+        ("history_kind", [k.value for k in HistoryKind]),
     ],
 )
 def test_every_value_a_template_names_by_prefix_has_a_text(prefix: str, values: list[str]) -> None:
@@ -127,3 +137,61 @@ def test_step_reasons_come_from_the_counts_and_poll_reasons_as_they_are() -> Non
     assert step_reasons(poll, t) == ["company 3 failed"]
     green = StepStatus(step="leave", status="green", counts={"not_calculated": 0}, updated_at=NOW)
     assert step_reasons(green, t) == []
+
+
+# --- the steps of "sync this employee now" -------------------------------------------------------------------
+
+ASKED_AT = datetime(2026, 12, 4, 9, 30, tzinfo=UTC)
+CHANGE = uuid.uuid4()
+
+
+def one_employee_report(result: str = "published", ok: bool = True, **fields: object) -> PollReport:
+    values: dict[str, object] = {
+        "poll_id": uuid.uuid4(),
+        "full": False,
+        "dry_run": False,
+        "result": result,
+        "status": "green" if ok else "red",
+        "companies": (CompanyFetch(company_id=1, name="Zon B.V.", ok=ok, employees=20, soap_calls=13),),
+        "employee_id": 101,
+        "soap_calls": 14,
+        "started_at": ASKED_AT,
+        "finished_at": ASKED_AT,
+    }
+    return PollReport.model_validate(values | fields)
+
+
+def states(steps: list[SyncStep]) -> list[tuple[str, str]]:
+    return [(s.key, s.state) for s in steps]
+
+
+def test_the_steps_wait_for_the_poll_and_then_for_the_reconciler() -> None:
+    waiting = sync_steps("hanna", ASKED_AT, None, (), 0, t)
+    assert states(waiting) == [("requested", "done"), ("fetched", "waiting")]
+    assert "hanna" in waiting[0].lines[0] and "04-12-2026 10:30" in waiting[0].lines[0]  # Dutch time
+    report = one_employee_report(changes={"employee:u": 1}, event_ids=(CHANGE,))
+    processing = sync_steps("hanna", ASKED_AT, report, (), 0, t)
+    assert states(processing)[-1] == ("processed", "waiting")
+    assert processing[1].lines == ("Zon B.V.: 20 medewerkers gelezen met 14 aanroepen",)
+    assert processing[2].lines[0].startswith("Gewijzigd in Nmbrs")
+    applied = outcome_for(
+        CHANGE, OutcomeKind.APPLIED, "employee:101", ASKED_AT, "x", {"changed_fields": ["function_id"]}
+    )
+    done = sync_steps("hanna", ASKED_AT, report, (applied,), 1, t)
+    assert states(done)[-1] == ("processed", "done") and done[-1].lines == ("Bijgewerkt: Functie",)
+
+
+def test_a_failed_fetch_stops_at_the_fetch_with_its_reason() -> None:
+    report = one_employee_report("failed", ok=False, reasons=("company 1 (Zon B.V.) not fetched: 2004",))
+    steps = sync_steps("hanna", ASKED_AT, report, (), 0, t)
+    assert states(steps) == [("requested", "done"), ("fetched", "failed")]
+    assert steps[-1].lines == ("company 1 (Zon B.V.) not fetched: 2004",)
+
+
+def test_an_unchanged_employee_that_raises_a_question_links_to_it_and_leaves_reference_outcomes_out() -> None:
+    report = one_employee_report(changes={"employee:r": 1, "function:r": 1}, event_ids=(CHANGE, uuid.uuid4()))
+    asked = outcome_for(CHANGE, OutcomeKind.NEEDS_DECISION, "employee:101", ASKED_AT, "no match", {})
+    reference = outcome_for(CHANGE, OutcomeKind.APPLIED, "function:5", ASKED_AT, "x", {"changed_fields": []})
+    steps = sync_steps("hanna", ASKED_AT, report, (asked, reference), 2, t)
+    assert steps[2].lines == ("Ongewijzigd in Nmbrs: opnieuw doorgegeven, zodat lokale afwijkingen worden hersteld",)
+    assert steps[-1].question and steps[-1].lines == ("Vraag gesteld: kies Koppelen, Aanmaken, Blokkeren of Overslaan",)

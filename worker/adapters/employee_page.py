@@ -6,6 +6,8 @@ The page sends no SQL of its own anywhere: changes go out as follow-up commands,
 
 from __future__ import annotations
 
+import json
+import uuid
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -15,6 +17,7 @@ from pydantic import Field
 
 from worker.adapters import crm_search
 from worker.adapters.hr_queries import EmployeeTasks, FrozenView, open_tasks, person_name
+from worker.domain.events import Outcome, PollReport
 from worker.domain.leave import LeaveResult
 from worker.domain.target_state import CHARACTERISTICS
 
@@ -259,3 +262,45 @@ async def employee_leave(connection: asyncpg.Connection, employee_id: int) -> St
     if row is None:
         return None
     return StoredLeave(result=LeaveResult.model_validate_json(row["result"]), computed_at=row["computed_at"])
+
+
+class EmployeeSync(FrozenView):
+    """A "sync this employee now" request as far as it got: the request, the poll run it caused (its report) and
+    the reconciler's outcomes of the change events that run published."""
+
+    request_id: uuid.UUID
+    nmbrs_employee_id: int
+    status: str = Field(description="The request's: pending, running, done or failed.")
+    requested_by: str
+    requested_at: datetime
+    report: PollReport | None
+    outcomes: tuple[Outcome, ...]
+    handled: int = Field(description="How many of the run's events the reconciler handled.")
+
+
+async def employee_sync(connection: asyncpg.Connection, request_id: uuid.UUID) -> EmployeeSync | None:
+    """The one-employee request `request_id`; None when there is none (or it is a poll of the domain)."""
+    request = await connection.fetchrow(
+        """SELECT r.request_id, r.employee_id, r.status, r.requested_by, r.requested_at,
+                  (SELECT summary FROM poll_runs p WHERE p.request_id = r.request_id AND p.status <> 'running'
+                   ORDER BY started_at DESC LIMIT 1) AS summary
+           FROM sync_requests r WHERE r.request_id = $1 AND r.employee_id IS NOT NULL""",
+        request_id,
+    )
+    if request is None:
+        return None
+    report = PollReport.model_validate_json(request["summary"]) if request["summary"] else None
+    rows = await connection.fetch(
+        "SELECT outcomes FROM processed_events WHERE consumer = 'reconciler' AND event_id = ANY($1::uuid[])",
+        list(report.event_ids) if report else [],
+    )
+    return EmployeeSync(
+        request_id=request["request_id"],
+        nmbrs_employee_id=request["employee_id"],
+        status=request["status"],
+        requested_by=request["requested_by"],
+        requested_at=request["requested_at"],
+        report=report,
+        outcomes=tuple(Outcome.model_validate(o) for row in rows for o in json.loads(row["outcomes"])),
+        handled=len(rows),
+    )

@@ -22,14 +22,15 @@ from worker.domain.snapshot_diff import PlannedChange, PublishedAhead, SnapshotE
 async def insert_sync_request(connection: asyncpg.Connection, request: SyncRequested) -> None:
     await connection.execute(
         """INSERT INTO sync_requests
-               (request_id, full_sync, dry_run, release_hold, requested_by, requested_at)
-           VALUES ($1, $2, $3, $4, $5, $6)""",
+               (request_id, full_sync, dry_run, release_hold, requested_by, requested_at, employee_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
         request.event_id,
         request.full,
         request.dry_run,
         request.release_hold,
         request.requested_by,
         request.requested_at,
+        request.employee_id,
     )
 
 
@@ -91,6 +92,7 @@ class PendingRequest:
     full: bool
     dry_run: bool
     release_hold: bool
+    employee_id: int | None = None
 
 
 class PollStore:
@@ -243,9 +245,9 @@ class PollStore:
             yield [(Entity(row["entity"]), row["key"], row["event"]) for row in rows]
             after = (rows[-1]["rank"], rows[-1]["seq"])
 
-    async def advance(self, poll_id: uuid.UUID, summary: dict[str, Any]) -> None:
+    async def advance(self, poll_id: uuid.UUID, summary: dict[str, Any], employee_id: int | None = None) -> None:
         """Store the poll's staged rows as the new snapshot and close the poll run in one transaction (after the
-        broker acked every event)."""
+        broker acked every event). `employee_id`: the poll re-read just this employee."""
         async with transaction(self.pool) as connection:
             await self.ensure_lock(connection)
             # What a cut-off poll sent and this one had no reason to send again (Nmbrs holds it still) is what
@@ -267,8 +269,12 @@ class PollStore:
             # Truncated, not deleted: a large poll's rows left dead would be scanned by each company's reads of
             # the next poll until autovacuum came by.
             await connection.execute("TRUNCATE nmbrs_published_ahead, nmbrs_poll_staged")
-            # Overslaan hides a question until the next sync: this was it.
-            await connection.execute("UPDATE pending_decisions SET skipped = false WHERE skipped")
+            # Overslaan hides a question until the next sync: this was it (for the one employee re-read, of one).
+            await connection.execute(
+                """UPDATE pending_decisions SET skipped = false
+                   WHERE skipped AND ($1::integer IS NULL OR (entity = 'employee' AND nmbrs_id = $1))""",
+                employee_id,
+            )
             await self._finish(connection, poll_id, "published", summary)
         if int(stored.split()[-1]) >= ANALYZE_AFTER_ROWS:
             # The next poll reads each company's rows with prepared statements, planned once on the statistics of
@@ -282,15 +288,17 @@ class PollStore:
         full: bool,
         dry_run: bool,
         started_at: datetime,
+        employee_id: int | None = None,
     ) -> None:
         await self.pool.execute(
-            """INSERT INTO poll_runs (poll_id, request_id, full_sync, dry_run, started_at, status)
-               VALUES ($1, $2, $3, $4, $5, 'running')""",
+            """INSERT INTO poll_runs (poll_id, request_id, full_sync, dry_run, started_at, status, employee_id)
+               VALUES ($1, $2, $3, $4, $5, 'running', $6)""",
             poll_id,
             request_id,
             full,
             dry_run,
             started_at,
+            employee_id,
         )
 
     async def mark_publishing(self, poll_id: uuid.UUID) -> None:
@@ -343,11 +351,13 @@ class PollStore:
             """UPDATE sync_requests SET status = 'running', claimed_at = now()
                WHERE request_id = (SELECT request_id FROM sync_requests WHERE status IN ('pending', 'running')
                                    ORDER BY requested_at FOR UPDATE SKIP LOCKED LIMIT 1)
-               RETURNING request_id, full_sync, dry_run, release_hold"""
+               RETURNING request_id, full_sync, dry_run, release_hold, employee_id"""
         )
         if row is None:
             return None
-        return PendingRequest(row["request_id"], row["full_sync"], row["dry_run"], row["release_hold"])
+        return PendingRequest(
+            row["request_id"], row["full_sync"], row["dry_run"], row["release_hold"], row["employee_id"]
+        )
 
     async def close_request(self, request_id: uuid.UUID, ok: bool) -> None:
         await self.pool.execute(

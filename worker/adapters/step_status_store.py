@@ -43,7 +43,8 @@ async def step_statuses(connection: asyncpg.Connection, today: date, at: datetim
     """Every step's status, computed fresh from the store and the last poll."""
     statuses = []
     last_poll = await connection.fetchrow(
-        "SELECT status, summary FROM poll_runs WHERE status <> 'running' ORDER BY started_at DESC LIMIT 1"
+        "SELECT status, summary FROM poll_runs WHERE status <> 'running' AND employee_id IS NULL"
+        " ORDER BY started_at DESC LIMIT 1"
     )
     poll_summary = json.loads(last_poll["summary"]) if last_poll else {}
     poll_counts = {"polls": int(last_poll is not None), "soap_calls": poll_summary.get("soap_calls", 0)}
@@ -76,9 +77,11 @@ async def poll_outcome(connection: asyncpg.Connection) -> tuple[datetime | None,
     latest poll that published or was held was held. From the database, so every replica reports the same,
     whichever of them polled."""
     last_published = await connection.fetchval(
-        "SELECT finished_at FROM poll_runs WHERE status = 'published' ORDER BY started_at DESC LIMIT 1"
+        "SELECT finished_at FROM poll_runs WHERE status = 'published' AND employee_id IS NULL"
+        " ORDER BY started_at DESC LIMIT 1"
     )
     latest = await connection.fetchval(
-        "SELECT status FROM poll_runs WHERE status IN ('published', 'held') ORDER BY started_at DESC LIMIT 1"
+        "SELECT status FROM poll_runs WHERE status IN ('published', 'held') AND employee_id IS NULL"
+        " ORDER BY started_at DESC LIMIT 1"
     )
     return last_published, latest == "held"

@@ -436,11 +436,11 @@ async def overview(connection: asyncpg.Connection, today: date, at: datetime) ->
     statuses = await step_statuses(connection, today, at)
     polls = await connection.fetch(
         """(SELECT 'last' AS role, poll_id, status, full_sync, dry_run, started_at, finished_at, summary FROM poll_runs
-            WHERE status <> 'running' ORDER BY started_at DESC LIMIT 1)
+            WHERE status <> 'running' AND employee_id IS NULL ORDER BY started_at DESC LIMIT 1)
            UNION ALL
            -- Neither a dry run nor a poll that failed releases a hold: the next real poll is judged again.
            (SELECT 'judged', poll_id, status, full_sync, dry_run, started_at, finished_at, summary FROM poll_runs
-            WHERE status IN ('published', 'held') ORDER BY started_at DESC LIMIT 1)"""
+            WHERE status IN ('published', 'held') AND employee_id IS NULL ORDER BY started_at DESC LIMIT 1)"""
     )
     counts = await connection.fetchrow(
         """SELECT count(*) FILTER (WHERE status IN ('pending', 'running')) AS sync_requests_waiting,

@@ -81,6 +81,12 @@ class SyncRequested(Command):
     release_hold: bool = Field(
         False, description="Publish even if the mass-change breaker trips (after a human checked the hold)."
     )
+    employee_id: StoreId | None = Field(
+        None,
+        description="Re-read just this Nmbrs employee (its company's bulk calls), through the same diff and events "
+        "as every poll: an update when it changed, a snapshot read otherwise (so drift is corrected too). Removal "
+        "or a move to another company is left to the next poll, which reads every company.",
+    )
     requested_by: Name = Field(description="Who asked: a user name or 'schedule'.")
     requested_at: IsoDateTime
 
@@ -189,6 +195,10 @@ class PollReport(Message):
     changes: dict[str, int] = Field(default_factory=dict, description="Planned events by 'entity:op'.")
     breaker_counts: dict[str, int] = Field(default_factory=dict)
     companies: tuple[CompanyFetch, ...] = ()
+    employee_id: int | None = Field(None, description="Set when the poll re-read just this Nmbrs employee.")
+    event_ids: tuple[uuid.UUID, ...] = Field(
+        (), description="A one-employee poll's published change events, to follow them into their outcomes."
+    )
     soap_calls: int = 0
     started_at: AwareDatetime
     finished_at: AwareDatetime

@@ -324,3 +324,35 @@ def plan_removals(source: ChangeSource, stored: StoredRows, now: datetime) -> li
 
 def _constantly(answer: bool) -> Callable[[SnapshotEntry], bool]:
     return lambda entry: answer
+
+
+def plan_one_employee(
+    source: ChangeSource,
+    snapshot: CompanySnapshot,
+    employee_id: int,
+    stored: StoredRows,
+    shared: StoredRows,
+    now: datetime,
+) -> list[PlannedChange] | None:
+    """The changes of one employee re-read with its company's bulk calls ("sync this employee now"), planned as a
+    poll plans them: an update when it changed, a snapshot read otherwise (when `source.full`), and the reference
+    data it uses. `stored`: the employee's rows, with their records; `shared`: the stored company and reference rows.
+
+    None: the company no longer lists it. Whether it moved to another company or left is for a poll that reads
+    every company to say; one company's answer never removes anyone."""
+    listed = tuple(e for e in snapshot.employees if e.employee_id == employee_id)
+    if not listed:
+        return None
+    one = snapshot.model_copy(update={"employees": listed})
+    planned = plan_company(source, one, stored, now).planned
+
+    # The company rows stay out: plan_shared would remove every company not passed, and the company list is the
+    # whole poll's to read. Reference data is never removable here (all_fetched False).
+    def is_reference(entry: SnapshotEntry) -> bool:
+        return entry.entity not in (Entity.COMPANY, Entity.EMPLOYEE)
+
+    references = StoredRows(
+        snapshot={key: entry for key, entry in shared.snapshot.items() if is_reference(entry)},
+        ahead={key: sent for key, sent in shared.ahead.items() if is_reference(sent.entry)},
+    )
+    return planned + plan_shared(source, references, [], reference_records(listed), False, now)

@@ -23,6 +23,7 @@ class Permission(StrEnum):
     READ = "read"
     DECIDE = "decide"
     SYNC_NOW = "sync_now"
+    SYNC_EMPLOYEE = "sync_employee"  # re-read one employee: no mass change can come of it, so HR may
     RELEASE_HOLD = "release_hold"
     BULK = "bulk"
     MANAGE_USERS = "manage_users"
@@ -30,7 +31,7 @@ class Permission(StrEnum):
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.LEZER: frozenset({Permission.READ}),
-    Role.HR: frozenset({Permission.READ, Permission.DECIDE}),
+    Role.HR: frozenset({Permission.READ, Permission.DECIDE, Permission.SYNC_EMPLOYEE}),
     Role.BEHEER: frozenset(Permission),
 }
 

@@ -108,6 +108,7 @@ def cmd_sync_now(args: argparse.Namespace, settings: Settings) -> int:
         full=args.full,
         dry_run=args.dry_run,
         release_hold=args.release_hold,
+        employee_id=args.employee,
         requested_by=args.requested_by,
         requested_at=datetime.now(UTC),
     )
@@ -238,6 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
     sync_now.add_argument("--dry-run", action="store_true", help="publish the plan only, change nothing")
     sync_now.add_argument(
         "--release-hold", action="store_true", help="publish a poll the mass-change breaker holds (after checking it)"
+    )
+    sync_now.add_argument(
+        "--employee",
+        type=int,
+        metavar="NMBRS_ID",
+        help="re-read just this Nmbrs employee (its company's bulk calls) through the normal events",
     )
     sync_now.add_argument("--requested-by", default="cli", help="who asks (shown in outcomes)")
     sync_now.set_defaults(func=cmd_sync_now)

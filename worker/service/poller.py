@@ -33,6 +33,7 @@ from worker.domain.snapshot_diff import (
     PlannedChange,
     employee_fingerprints,
     plan_company,
+    plan_one_employee,
     plan_removals,
     plan_shared,
     records_to_read,
@@ -81,6 +82,7 @@ class PollOptions:
     dry_run: bool = False
     release_hold: bool = False
     request_id: uuid.UUID | None = None
+    employee_id: int | None = None  # re-read just this Nmbrs employee ("sync this employee now")
     repair: bool = False  # set by the poller itself after a poll was cut off while publishing
 
 
@@ -135,7 +137,9 @@ class Poller:
             request = await self.store.claim_request()
             if request is None:
                 return None
-            options = PollOptions(request.full, request.dry_run, request.release_hold, request.request_id)
+            options = PollOptions(
+                request.full, request.dry_run, request.release_hold, request.request_id, request.employee_id
+            )
             report = await self._poll_held(poll_id, options, started)
             await self.store.close_request(request.request_id, report.result != "failed")
         await self._publish_report(report)
@@ -143,16 +147,22 @@ class Poller:
 
     async def _poll_held(self, poll_id: uuid.UUID, options: PollOptions, started: datetime) -> PollReport:
         # Also when the poll is full anyway (the nightly one, the likeliest to be cut off): its reads must carry
-        # the repair's new versions.
+        # the repair's new versions. A one-employee request becomes that repair too: it re-reads everyone.
         if not options.dry_run and await self.store.publish_interrupted():
             log.warning(
                 "poll %s runs as a repair reconciliation: an earlier poll was cut off while publishing",
                 poll_id,
                 extra={"poll_id": poll_id},
             )
-            options = dataclasses.replace(options, full=True, repair=True)
-        await self.store.start_run(poll_id, options.request_id, options.full, options.dry_run, started)
+            options = dataclasses.replace(options, full=True, repair=True, employee_id=None)
+        # A one-employee poll is no full reconciliation of the domain, though its employee is read in full.
+        whole_domain_full = options.full and options.employee_id is None
+        await self.store.start_run(
+            poll_id, options.request_id, whole_domain_full, options.dry_run, started, options.employee_id
+        )
         try:
+            if options.employee_id is not None:
+                return await self._poll_one(poll_id, options, options.employee_id, started)
             return await self._poll_locked(poll_id, options, started)
         except Exception as error:
             # Nothing was stored; the next poll starts from the same snapshot (as a full reconciliation if this
@@ -247,6 +257,127 @@ class Poller:
         )
         return report
 
+    async def _poll_one(
+        self, poll_id: uuid.UUID, options: PollOptions, employee_id: int, started: datetime
+    ) -> PollReport:
+        """Re-read one employee with its company's bulk calls and publish its changes through the same diff and
+        topics as a poll: an update when it changed, else a snapshot read (the reconciler then corrects drift).
+        The breaker has nothing to weigh in one record; removal and moves wait for a poll of every company."""
+        calls_before = self.nmbrs.soap_calls
+        key = record_key(Entity.EMPLOYEE, employee_id)
+        stored = await self.store.load_keys([key])
+        entry = stored.snapshot.get(key)
+        if entry is None or entry.deleted or entry.company_id is None:
+            reason = f"employee {employee_id} is not in the last poll's snapshot: the next poll reads it, if listed"
+            return await self._finish_one(poll_id, options, employee_id, "failed", started, (reason,), calls_before)
+        clock = time.perf_counter()
+        companies = {c.company_id: c for c in await self.nmbrs.list_companies()}
+        company = companies.get(entry.company_id)
+        if company is None:
+            reason = (
+                f"company {entry.company_id} of employee {employee_id} is not listed by Nmbrs: the next poll decides"
+            )
+            return await self._finish_one(poll_id, options, employee_id, "failed", started, (reason,), calls_before)
+        try:
+            snapshot = await self.nmbrs.fetch_company(company, nmbrs_today(started))
+        except NmbrsError as error:
+            # Never read as "removed": nothing is planned, the snapshot stays as it was.
+            reason = f"company {company.company_id} ({company.name}) not fetched: {error}"
+            fetch = CompanyFetch(
+                company_id=company.company_id,
+                name=company.name,
+                ok=False,
+                soap_calls=error.soap_calls,
+                error=str(error),
+            )
+            return await self._finish_one(
+                poll_id, options, employee_id, "failed", started, (reason,), calls_before, companies=(fetch,)
+            )
+        fetch_s = time.perf_counter() - clock
+        clock = time.perf_counter()
+        source = ChangeSource(poll_id=poll_id, fetched_at=self.now(), full=True)
+        planned = plan_one_employee(
+            source, snapshot, employee_id, stored, await self.store.load_shared(), source.fetched_at
+        )
+        fetched = CompanyFetch(
+            company_id=company.company_id,
+            name=company.name,
+            ok=True,
+            employees=len(snapshot.employees),
+            soap_calls=snapshot.soap_calls,
+        )
+        common: dict[str, Any] = {"companies": (fetched,), "fetch_s": round(fetch_s, 3)}
+        if planned is None:
+            reason = (
+                f"company {company.company_id} ({company.name}) no longer lists employee {employee_id}: whether it "
+                "moved or left, the next poll decides (it reads every company)"
+            )
+            return await self._finish_one(
+                poll_id, options, employee_id, "failed", started, (reason,), calls_before, **common
+            )
+        tally = PollTally()
+        await self._stage(poll_id, planned, tally)
+        common["diff_s"] = round(time.perf_counter() - clock, 3)
+        clock = time.perf_counter()
+        if not options.dry_run:
+            await self.store.mark_publishing(poll_id)
+        async for batch in self.store.staged(poll_id, PUBLISH_BATCH):
+            await self.publisher.publish_bodies(
+                [(self._topic(entity, options.dry_run), key, body) for entity, key, body in batch]
+            )
+        result = "planned" if options.dry_run else "published"
+        report = self._report(
+            poll_id,
+            options,
+            result,
+            started,
+            changes=dict(tally.changes),
+            employee_id=employee_id,
+            event_ids=tuple(p.event.event_id for p in planned),
+            soap_calls=self.nmbrs.soap_calls - calls_before,
+            publish_s=round(time.perf_counter() - clock, 3),
+            **common,
+        )
+        if options.dry_run:
+            await self.store.clear_staged()
+            await self.store.finish_run(poll_id, "planned", report.model_dump(mode="json"))
+        else:
+            await self.store.advance(poll_id, report.model_dump(mode="json"), employee_id)
+        log.info(
+            "poll %s of employee %s %s: %s",
+            poll_id,
+            employee_id,
+            result,
+            dict(tally.changes),
+            extra={"poll_id": poll_id, "employee_id": employee_id},
+        )
+        return report
+
+    async def _finish_one(
+        self,
+        poll_id: uuid.UUID,
+        options: PollOptions,
+        employee_id: int,
+        result: str,
+        started: datetime,
+        reasons: tuple[str, ...],
+        calls_before: int,
+        **fields: Any,
+    ) -> PollReport:
+        """A one-employee poll that published nothing: recorded with why."""
+        report = self._report(
+            poll_id,
+            options,
+            result,
+            started,
+            reasons=reasons,
+            employee_id=employee_id,
+            soap_calls=self.nmbrs.soap_calls - calls_before,
+            **fields,
+        )
+        await self.store.finish_run(poll_id, result, report.model_dump(mode="json"))
+        return report
+
     async def _plan_companies(
         self,
         companies: list[NmbrsCompany],
@@ -334,13 +465,16 @@ class Poller:
         )
 
     async def _publish_report(self, report: PollReport) -> None:
-        await self.publisher.publish_many([(self.settings.topics.status, "poll", report)])
+        # Key 'poll' is the latest poll of the domain (compacted): a one-employee poll has a key of its own.
+        key = "poll" if report.employee_id is None else "poll-employee"
+        await self.publisher.publish_many([(self.settings.topics.status, key, report)])
         _count(report)
 
 
 def _count(report: PollReport) -> None:
-    """The poll in the metrics; a skipped one (another replica polls) says nothing about this one."""
-    if report.result == "skipped":
+    """The poll in the metrics; a skipped one (another replica polls) says nothing about this one, a one-employee
+    one nothing about polling the domain."""
+    if report.result == "skipped" or report.employee_id is not None:
         return
     metrics.POLLS.labels(report.result).inc()
     metrics.POLL_DURATION.observe((report.finished_at - report.started_at).total_seconds())

@@ -18,6 +18,8 @@ async def handle_sync_requested(request: SyncRequested, pool: Pool, now: Callabl
     async def record(connection: Connection) -> list[Outcome]:
         await insert_sync_request(connection, request)
         mode = "full reconciliation" if request.full else "change poll"
+        if request.employee_id is not None:
+            mode = f"re-read of employee {request.employee_id}"
         return [
             outcome_for(
                 request.event_id,
@@ -25,7 +27,7 @@ async def handle_sync_requested(request: SyncRequested, pool: Pool, now: Callabl
                 SUBJECT,
                 now(),
                 reason=f"{mode}{' (dry run)' if request.dry_run else ''} requested by {request.requested_by}",
-                details={"full": request.full, "dry_run": request.dry_run},
+                details={"full": request.full, "dry_run": request.dry_run, "employee_id": request.employee_id},
             )
         ]
 

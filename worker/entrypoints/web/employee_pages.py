@@ -17,6 +17,7 @@ from worker.adapters.command_requests import BrokerUnavailable
 from worker.adapters.database import read_only
 from worker.adapters.employee_history import employee_history
 from worker.domain.employee_history import HistoryKind, filter_history, history_csv, history_json
+from worker.domain.events import SyncRequested
 from worker.domain.follow_ups import FollowUpCommand
 from worker.domain.nmbrs_records import nmbrs_today
 from worker.domain.web_access import Permission
@@ -30,6 +31,7 @@ from worker.entrypoints.web.presenting import (
     hours_text,
     leave_bars,
     leave_change,
+    sync_steps,
 )
 
 ROUTES = web.RouteTableDef()
@@ -251,3 +253,54 @@ def _combined(results: list[DecisionResult]) -> DecisionResult:
     last = results[-1]
     leave = tuple(leave for r in results for leave in r.leave)
     return DecisionResult("applied", " ".join(r.message for r in results), last.reason, leave, last.tasks)
+
+
+@ROUTES.post("/medewerkers/{employee_id:\\d+}/synchroniseren")
+async def sync_employee(request: web.Request) -> web.StreamResponse:
+    """Sync this employee now: a sync request naming the employee, polled through the normal events; the steps
+    page follows it."""
+    session = require(request, Permission.SYNC_EMPLOYEE)
+    ctx = request.app[CONTEXT]
+    async with read_only(ctx.pool) as connection:
+        detail = await _detail_or_404(request, connection)
+    if isinstance(detail, web.Response):
+        return detail
+    if detail.nmbrs_employee_id is None:  # blue: nothing in Nmbrs to read
+        return await _employee(request, detail.employee_id, DecisionResult("rejected", ctx.t("sync_one.blue")))
+    command = SyncRequested(
+        event_id=uuid.uuid4(),
+        employee_id=detail.nmbrs_employee_id,
+        requested_by=session.user.user_name,
+        requested_at=ctx.now(),
+    )
+    try:
+        await post_and_wait(ctx, command)
+    except BrokerUnavailable:
+        return await _employee(request, detail.employee_id, DecisionResult("rejected", ctx.t("error.broker")))
+    raise web.HTTPSeeOther(f"/medewerkers/{detail.employee_id}/synchroniseren/{command.event_id}")
+
+
+@ROUTES.get("/medewerkers/{employee_id:\\d+}/synchroniseren/{request_id}")
+async def sync_employee_steps(request: web.Request) -> web.StreamResponse:
+    """The steps of one "sync this employee now", fetched again by the page until the last one is done."""
+    ctx = request.app[CONTEXT]
+    try:
+        request_id = uuid.UUID(request.match_info["request_id"])
+    except ValueError:
+        return _not_found(request)
+    async with read_only(ctx.pool) as connection:
+        detail = await _detail_or_404(request, connection)
+        if isinstance(detail, web.Response):
+            return detail
+        sync = await employee_page.employee_sync(connection, request_id)
+    if sync is None or sync.nmbrs_employee_id != detail.nmbrs_employee_id:
+        return _not_found(request)
+    steps = sync_steps(sync.requested_by, sync.requested_at, sync.report, sync.outcomes, sync.handled, ctx.t)
+    return render(
+        request,
+        "employee_sync.html",
+        employee=detail,
+        sync=sync,
+        steps=steps,
+        running=any(step.state == "waiting" for step in steps),
+    )

@@ -11,7 +11,8 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from worker.domain.events import Outcome, OutcomeKind
+from worker.domain.employee_history import FIELD_LABELS
+from worker.domain.events import Outcome, OutcomeKind, PollReport
 from worker.domain.leave import YearReport
 from worker.domain.nmbrs_records import NMBRS_TIMEZONE
 from worker.domain.status import StepStatus
@@ -232,3 +233,83 @@ def follow_up_rejection_text(reason: str, t: Catalogue) -> str:
             value = match.group(1) if match.groups() else ""
             return t(key, value=shown("date", value, t) if key.endswith("no_contract") else value)
     return reason
+
+
+@dataclass(frozen=True)
+class SyncStep:
+    """One step of a one-employee sync as Entra's on-demand provisioning shows it: what happened, in words."""
+
+    key: Literal["requested", "fetched", "compared", "processed"]
+    state: Literal["done", "waiting", "failed"]
+    title: str
+    lines: tuple[str, ...] = ()
+    question: bool = False  # the reconciler asked HR: the page links to the question
+
+
+_REFERENCE_SUBJECTS = ("department:", "function:", "labour_agreement:", "company:")
+
+
+def sync_steps(
+    requested_by: str,
+    requested_at: datetime,
+    report: PollReport | None,
+    outcomes: Iterable[Outcome],
+    handled: int,
+    t: Catalogue,
+) -> list[SyncStep]:
+    """The steps of "sync this employee now" so far: requested, fetched from Nmbrs, compared with the last
+    snapshot, processed by the reconciler (applied / asked / unchanged). A step not reached yet is 'waiting'."""
+    steps = [
+        SyncStep(
+            "requested",
+            "done",
+            t("sync_one.requested"),
+            (t("sync_one.requested_by", who=requested_by, at=moment_text(requested_at)),),
+        )
+    ]
+    if report is None:
+        return [*steps, SyncStep("fetched", "waiting", t("sync_one.fetching"))]
+    fetched = report.companies[0] if report.companies else None
+    if fetched is None or not fetched.ok or report.result == "failed":
+        return [*steps, SyncStep("fetched", "failed", t("sync_one.not_fetched"), report.reasons)]
+    steps.append(
+        SyncStep(
+            "fetched",
+            "done",
+            t("sync_one.fetched"),
+            (
+                t(
+                    "sync_one.fetched_company",
+                    company=fetched.name,
+                    employees=fetched.employees,
+                    calls=report.soap_calls,
+                ),
+            ),
+        )
+    )
+    employee = {op for key, op in (k.split(":") for k in report.changes) if key == "employee"}
+    new = sum(n for key, n in report.changes.items() if key.endswith(":c") and not key.startswith("employee"))
+    compared = [t("sync_one.changed") if employee & {"u", "c"} else t("sync_one.unchanged")]
+    if new:
+        compared.append(t("sync_one.new_references", n=new))
+    steps.append(SyncStep("compared", "done", t("sync_one.compared"), tuple(compared)))
+    if handled < len(report.event_ids):
+        return [*steps, SyncStep("processed", "waiting", t("sync_one.processing"))]
+    own = [o for o in outcomes if not o.subject.startswith(_REFERENCE_SUBJECTS)]
+    lines = tuple(_processed_line(o, t) for o in own)
+    asked = any(o.kind is OutcomeKind.NEEDS_DECISION for o in own)
+    return [*steps, SyncStep("processed", "done", t("sync_one.processed"), lines or (t("sync_one.nothing"),), asked)]
+
+
+def _processed_line(outcome: Outcome, t: Catalogue) -> str:
+    details = outcome.details
+    if outcome.kind is OutcomeKind.APPLIED:
+        fields = [str(f) for f in details.get("changed_fields") or ()]
+        if not fields:
+            return t("sync_one.up_to_date")
+        return t("sync_one.applied", fields=", ".join(FIELD_LABELS.get(f, f) for f in fields))
+    if outcome.kind is OutcomeKind.DRIFT:
+        name = str(details.get("field"))
+        return t("sync_one.drift", field=FIELD_LABELS.get(name, name))
+    key = f"sync_one.outcome.{outcome.kind.value}"
+    return t(key) if key in t.texts else (outcome.reason or outcome.kind.value)

@@ -125,3 +125,7 @@ if (document.getElementById("live-notice") && window.EventSource) {
   }
   live.addEventListener("uitkomst", () => { if (onQuestions()) refresh(["#question-list", '[data-testid="total"]']); });
 }
+
+// A page still in progress (the steps of "sync this employee now") is fetched again until its server render
+// no longer marks it running.
+setInterval(() => { if (document.querySelector("[data-refresh]")) refresh(["#sync-steps"]); }, 1000);
