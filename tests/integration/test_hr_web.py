@@ -190,6 +190,9 @@ async def test_hr_staff_answer_the_questions_in_the_browser(hr_web: Web) -> None
     await page.click('[data-testid="question"] button[value=aanmaken]')
     await expect(result).to_contain_text("is aangemaakt in RegiCRM en RegiTijd")
     assert await web_.value("SELECT count(*) FROM sync_links WHERE entity = 'employee' AND nmbrs_id = $1", maarten)
+    # From the result straight on to completing the data ("gegevens aanvullen") on the employee page.
+    maarten_rt = await web_.value("SELECT employee_id FROM rt_employees WHERE nmbrs_employee_id = $1", maarten)
+    await expect(page.locator('[data-testid="to-employee"]')).to_have_attribute("href", f"/medewerkers/{maarten_rt}")
 
     # Blokkeren, then Ontblokkeren on the Geblokkeerd page: the question is asked again.
     bram = await employee_of(web_, "Bram", "Öztürk")
@@ -206,6 +209,10 @@ async def test_hr_staff_answer_the_questions_in_the_browser(hr_web: Web) -> None
     # Ongedaan maken of the Aanmaken, on the Besluiten page.
     await page.goto(f"{web_.url}/besluiten")
     await shot(page, "05-besluiten")
+    # A decision's record leads to the employee page of the RegiTijd employee it made or linked.
+    await page.locator('[data-testid="decisions"] tbody tr', has_text="Anna de Jong").first.locator("a").click()
+    await expect(page.locator('[data-testid="employee-name"]')).to_contain_text("Jong")
+    await page.goto(f"{web_.url}/besluiten")
     row = page.locator('[data-testid="decisions"] tbody tr', has_text="Maarten Müller").first
     await row.locator("button[value=ongedaan_maken]").click()
     await expect(page.locator('[data-testid="result"]')).to_contain_text("ongedaan gemaakt")

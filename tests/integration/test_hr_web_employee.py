@@ -76,6 +76,11 @@ async def test_hr_completes_an_employee_by_name_and_the_next_sync_keeps_it(hr_we
 
     # Found by name from the menu, typed without accents or capitals.
     await page.click("header.top nav a[href='/medewerkers']")
+    # Listed among those whose data is still to be completed, a link to its page; or found by name.
+    listed = page.locator('[data-testid="open-task-list"] tr', has_text=name)
+    await expect(listed).to_contain_text("nog geen manager")
+    await expect(listed.locator("a")).to_have_attribute("href", f"/medewerkers/{employee_id}")
+    await shot(page, "09-medewerkers-aan-te-vullen")
     await _open_by_search(page, web_, fold(last_name), name)
     await expect(page.locator('[data-testid="nmbrs-data"]')).to_contain_text("volgende synchronisatie overschreven")
     await expect(page.locator('[data-testid="open-tasks"]')).to_contain_text("nog geen manager")

@@ -16,6 +16,7 @@ from worker.adapters import employee_page
 from worker.adapters.command_requests import BrokerUnavailable
 from worker.adapters.database import read_only
 from worker.adapters.employee_history import employee_history
+from worker.adapters.hr_queries import EmployeeTasks, open_tasks, regitijd_employee_id
 from worker.domain.employee_history import HistoryKind, filter_history, history_csv, history_json
 from worker.domain.events import SyncRequested
 from worker.domain.follow_ups import FollowUpCommand
@@ -52,12 +53,41 @@ async def _search(request: web.Request) -> employee_page.EmployeeSearch | None:
         return await employee_page.find_employees(connection, text, limit=10)
 
 
+TASK_LIST_LIMIT = 200  # the "nog aan te vullen" list on the search page; the count says how many there are
+
+
 @ROUTES.get("/medewerkers")
 async def employees(request: web.Request) -> web.StreamResponse:
-    """Find an employee by name; the hits alone for the type-ahead, the whole page without JavaScript."""
+    """Find an employee by name; the hits alone for the type-ahead, the whole page without JavaScript. Without a
+    search, the employees whose data is still to be completed, each a link to its page."""
     found = await _search(request)
-    template = "employee_hits.html" if partial(request) else "employees.html"
-    return render(request, template, found=found, text=request.query.get("q", ""), pick_manager_for=None)
+    if partial(request):
+        return render(
+            request, "employee_hits.html", found=found, text=request.query.get("q", ""), pick_manager_for=None
+        )
+    tasks: list[EmployeeTasks] = []
+    if found is None:
+        async with read_only(request.app[CONTEXT].pool) as connection:
+            tasks = await open_tasks(connection)
+    return render(
+        request,
+        "employees.html",
+        found=found,
+        text=request.query.get("q", ""),
+        pick_manager_for=None,
+        tasks=tasks[:TASK_LIST_LIMIT],
+        tasks_total=len(tasks),
+    )
+
+
+@ROUTES.get("/medewerkers/nmbrs/{nmbrs_id:\\d+}")
+async def employee_of_nmbrs(request: web.Request) -> web.StreamResponse:
+    """The page of the RegiTijd employee an Nmbrs employee is linked to: what a question or decision links to."""
+    async with read_only(request.app[CONTEXT].pool) as connection:
+        employee_id = await regitijd_employee_id(connection, int(request.match_info["nmbrs_id"]))
+    if employee_id is None:
+        return _not_found(request)
+    raise web.HTTPSeeOther(f"/medewerkers/{employee_id}")
 
 
 @ROUTES.get("/medewerkers/{employee_id:\\d+}/leidinggevende")

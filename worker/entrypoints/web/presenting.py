@@ -47,6 +47,7 @@ class DecisionResult:
     reason: str | None = None
     leave: tuple[LeaveAfter, ...] = ()
     tasks: tuple[str, ...] = field(default=())
+    employee_id: int | None = None  # the RegiTijd employee the decision made or linked: its page is next
 
 
 def decision_result(
@@ -95,7 +96,15 @@ def decision_result(
         message = t(key, subject=subject or "", target=target or "")
     else:
         message = t("result.applied")
-    return DecisionResult("applied", message, settling.reason, leave, tasks)
+    employee_id = next(
+        (
+            int(o.details["employee_id"])
+            for o in outcomes
+            if o.kind in (OutcomeKind.FOLLOW_UP, OutcomeKind.LEAVE_RECALCULATED) and "employee_id" in o.details
+        ),
+        None,
+    )
+    return DecisionResult("applied", message, settling.reason, leave, tasks, employee_id)
 
 
 def _leave_after(outcome: Outcome) -> LeaveAfter:
