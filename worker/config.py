@@ -165,6 +165,34 @@ class Settings(BaseSettings):
     )
     hr_web_session_hours: int = Field(8, ge=1, le=168, description="Hours a web session lasts after signing in.")
 
+    # Notices ("meldingen"): in the app always; by e-mail when SMTP_HOST is set, by webhook when its URL is
+    notice_interval_s: float = Field(60.0, gt=0, description="Seconds between two notice runs of the worker.")
+    notice_question_waiting_days: int = Field(
+        3, ge=1, description="Days a question may wait for a decision before it makes a notice of its own."
+    )
+    notice_poll_failures: int = Field(3, ge=1, description="Failed polls in a row that make a notice.")
+    notice_digest_hour: int = Field(
+        8, ge=0, le=23, description="Hour (Dutch time) of the daily e-mail digest; a held mass change is sent at once."
+    )
+    notice_app_url: str | None = Field(
+        None, description="The HR web app's address as people open it (https://hr.example.nl), for links in e-mails."
+    )
+    notice_webhook_url: SecretStr | None = Field(
+        None,
+        description="Incoming webhook (Teams, Slack) that gets each new notice as a JSON POST (secret: the URL"
+        " usually carries the token).",
+    )
+    notice_send_timeout_s: float = Field(30.0, gt=0, description="Timeout of one e-mail or webhook delivery.")
+    smtp_host: str | None = Field(None, description="SMTP server for notice e-mails (unset: no e-mail).")
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port (587 for STARTTLS, 465 for TLS).")
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        "starttls", description="starttls (upgrade after connecting), tls (TLS from the start) or none (local relay)."
+    )
+    smtp_user: str | None = Field(None, description="SMTP user name; unset: no authentication.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password (secret).")
+    smtp_from: str | None = Field(None, description="Sender address of notice e-mails.")
+    smtp_to: list[str] = Field([], description='Recipients of notice e-mails, a JSON list such as ["hr@example.nl"].')
+
     # Each secret can come from a file instead (X_FILE=/path, as Kubernetes mounts a Secret and systemd's
     # LoadCredential= provides one): then it is in no environment a `ps e` or a crash dump shows.
     database_url_file: Path | None = Field(None, description="File holding DATABASE_URL.")
@@ -172,6 +200,8 @@ class Settings(BaseSettings):
     nmbrs_token_file: Path | None = Field(None, description="File holding NMBRS_TOKEN.")
     nmbrs_bsn_hash_key_file: Path | None = Field(None, description="File holding NMBRS_BSN_HASH_KEY.")
     kafka_sasl_password_file: Path | None = Field(None, description="File holding KAFKA_SASL_PASSWORD.")
+    smtp_password_file: Path | None = Field(None, description="File holding SMTP_PASSWORD.")
+    notice_webhook_url_file: Path | None = Field(None, description="File holding NOTICE_WEBHOOK_URL.")
 
     @model_validator(mode="before")
     @classmethod
@@ -262,6 +292,26 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _notice_channels_are_complete(self) -> Settings:
+        if self.smtp_host and not (self.smtp_from and self.smtp_to):
+            raise ValueError("SMTP_HOST needs SMTP_FROM and SMTP_TO (the notice e-mails' sender and recipients)")
+        for name, url in (
+            ("NOTICE_WEBHOOK_URL", self.notice_webhook_url.get_secret_value() if self.notice_webhook_url else None),
+            ("NOTICE_APP_URL", self.notice_app_url),
+        ):
+            if url and urlsplit(url).scheme not in ("http", "https"):
+                raise ValueError(f"{name} must be an http(s) URL")
+        return self
+
+    @property
+    def email_enabled(self) -> bool:
+        return bool(self.smtp_host)
+
+    @property
+    def webhook_enabled(self) -> bool:
+        return bool(self.notice_webhook_url and self.notice_webhook_url.get_secret_value())
+
     def masked(self) -> dict[str, Any]:
         """The effective configuration with every secret masked, for printing."""
         shown = self.model_dump(mode="json")
@@ -282,7 +332,15 @@ def _mask_password(dsn: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
-SECRET_FILE_SETTINGS = ("database_url", "database_password", "nmbrs_token", "nmbrs_bsn_hash_key", "kafka_sasl_password")
+SECRET_FILE_SETTINGS = (
+    "database_url",
+    "database_password",
+    "nmbrs_token",
+    "nmbrs_bsn_hash_key",
+    "kafka_sasl_password",
+    "smtp_password",
+    "notice_webhook_url",
+)
 
 
 class ConfigurationError(Exception):

@@ -5,6 +5,7 @@ stack (the Nmbrs sandbox, a worker process, Kafka, PostgreSQL). Screenshots of t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -85,17 +86,19 @@ async def settled(pool: asyncpg.Pool, timeout_s: float = 90) -> None:
             await asyncio.sleep(0.3)
 
 
-@pytest.fixture
-async def hr_web(
+@contextlib.asynccontextmanager
+async def web_stack(
     start_worker: Callable[..., Awaitable[None]],
-    integration_settings: Settings,
+    settings: Settings,
     sandbox: Sandbox,
     pool: asyncpg.Pool,
+    **worker_env: str,
 ) -> AsyncIterator[Web]:
-    settings = integration_settings
+    """The demo's target state and users, a real worker polling the sandbox (with `worker_env` besides), settled,
+    and the web app in front of a headless Chromium."""
     await pool.execute(
         f"TRUNCATE {TARGET_TABLES}, decisions, nmbrs_snapshots, poll_runs, sync_requests, web_users, "
-        "web_sign_in_failures RESTART IDENTITY CASCADE"
+        "web_sign_in_failures, notices, notice_digests RESTART IDENTITY CASCADE"
     )
     async with pool.acquire() as connection:
         await load_target_state(connection, parse_target_file(DEMO_TARGET.read_text(), DEMO_TARGET.name))
@@ -103,7 +106,11 @@ async def hr_web(
     for user, role in USERS.items():
         await accounts.add_user(user, role, password(user), display_name=None)
     await start_worker(
-        settings, NMBRS_BASE_URL=f"{sandbox.base_url}/soap/v3/", AUTO_LINK_MIN_SCORE="0.95", POLL_INTERVAL_S="3600"
+        settings,
+        NMBRS_BASE_URL=f"{sandbox.base_url}/soap/v3/",
+        AUTO_LINK_MIN_SCORE="0.95",
+        POLL_INTERVAL_S="3600",
+        **worker_env,
     )
     await settled(pool)
     contexts = build_context(settings)
@@ -121,6 +128,17 @@ async def hr_web(
             await browser.close()
             await runner.cleanup()
             await contexts.aclose()
+
+
+@pytest.fixture
+async def hr_web(
+    start_worker: Callable[..., Awaitable[None]],
+    integration_settings: Settings,
+    sandbox: Sandbox,
+    pool: asyncpg.Pool,
+) -> AsyncIterator[Web]:
+    async with web_stack(start_worker, integration_settings, sandbox, pool) as stack:
+        yield stack
 
 
 async def open_question(page: Page, name: str) -> None:

@@ -190,6 +190,18 @@ async def test_a_reader_sees_the_employee_but_cannot_change_it(hr_web: Web) -> N
     )
     assert answer.status == 403
     assert await web_.value("SELECT is_manager FROM rt_employees WHERE employee_id = $1", employee_id) is False
+    # A sync of this employee posted by hand is refused too.
+    answer = await page.request.post(f"{web_.url}/medewerkers/{employee_id}/synchroniseren", form={"csrf": csrf or ""})
+    assert answer.status == 403
+
+    # The links a question's candidate, a decision and a task list use lead to the RegiTijd employee's page.
+    person_id = await web_.value("SELECT person_id FROM rt_employees WHERE employee_id = $1", employee_id)
+    nmbrs_id = await web_.value("SELECT nmbrs_employee_id FROM rt_employees WHERE employee_id = $1", employee_id)
+    for link in (f"persoon/{person_id}", f"nmbrs/{nmbrs_id}"):
+        await page.goto(f"{web_.url}/medewerkers/{link}")
+        await expect(page.locator('[data-testid="employee-name"]')).to_have_text(name)
+    missing = await page.request.get(f"{web_.url}/medewerkers/persoon/2147483000")
+    assert missing.status == 404 and "traceback" not in (await missing.text()).lower()
 
 
 async def test_leave_and_history_of_an_employee_with_an_export_that_reads_back(hr_web: Web) -> None:  # noqa: F811

@@ -202,11 +202,11 @@ class CrashingStore(PollStore):
 
     crashed = False
 
-    async def advance(self, poll_id: uuid.UUID, summary: dict[str, Any]) -> None:
+    async def advance(self, poll_id: uuid.UUID, summary: dict[str, Any], employee_id: int | None = None) -> None:
         if not self.crashed:
             self.crashed = True
             raise ConnectionResetError("worker killed between publish and snapshot commit")
-        await super().advance(poll_id, summary)
+        await super().advance(poll_id, summary, employee_id)
 
 
 async def test_a_crash_between_publish_and_snapshot_commit_loses_nothing_and_repeats_the_same_ids(
@@ -255,7 +255,7 @@ async def test_a_change_published_before_a_crash_and_undone_in_nmbrs_is_publishe
 class AlwaysCrashingStore(PollStore):
     """Every poll is cut off after it published, before the snapshot is stored (a crash loop)."""
 
-    async def advance(self, poll_id: uuid.UUID, summary: dict[str, Any]) -> None:
+    async def advance(self, poll_id: uuid.UUID, summary: dict[str, Any], employee_id: int | None = None) -> None:
         raise ConnectionResetError("worker killed between publish and snapshot commit")
 
 

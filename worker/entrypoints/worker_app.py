@@ -21,6 +21,7 @@ from worker.adapters import metrics
 from worker.adapters.database import Pool, create_pool, transaction, unreachable
 from worker.adapters.kafka import GroupLag, KafkaPublisher, ssl_context
 from worker.adapters.nmbrs.client import NmbrsClient
+from worker.adapters.notice_senders import SmtpSender, WebhookSender
 from worker.adapters.poll_store import PollStore
 from worker.adapters.step_status_store import (
     oldest_open_question_age_s,
@@ -45,7 +46,7 @@ from worker.entrypoints.consuming import (
     with_retries,
 )
 from worker.entrypoints.logs import logging_config
-from worker.service import decisions, reconciler, sync_requests
+from worker.service import decisions, notices, reconciler, sync_requests
 from worker.service.poller import Poller, run_poll_loop
 
 log = logging.getLogger(__name__)
@@ -293,6 +294,18 @@ def build_app(settings: Settings) -> tuple[faust.App, Resources]:
                 [(settings.topics.status, f"step:{s.step}", s) for s in changed]
             )
             published_status.update({s.step: s.model_dump(exclude={"updated_at"}) for s in changed})
+
+    notice_policy = notices.notice_policy(settings)
+    email = SmtpSender(settings) if settings.email_enabled else None
+    webhook = WebhookSender(settings) if settings.webhook_enabled else None
+
+    @app.timer(interval=settings.notice_interval_s)
+    @keeps_running("notices")
+    async def send_notices() -> None:
+        # Every replica ticks; the run lock lets one of them work, the others find it held and wait for the next.
+        await notices.run_notices(
+            await resources.pool(), notice_policy, utc_now, email, webhook, app_url=settings.notice_app_url
+        )
 
     @app.agent(
         app.topic(settings.topics.decisions, partitions=settings.kafka_topic_partitions),

@@ -229,23 +229,12 @@ class Poller:
             await self.store.finish_run(poll_id, "held", report.model_dump(mode="json"))
             return report
 
-        clock = time.perf_counter()
-        if not options.dry_run:
-            await self.store.mark_publishing(poll_id)
-        async for batch in self.store.staged(poll_id, PUBLISH_BATCH):
-            await self.publisher.publish_bodies(
-                [(self._topic(entity, options.dry_run), key, body) for entity, key, body in batch]
-            )
-        publish_s = time.perf_counter() - clock
+        publish_s = await self._publish_staged(poll_id, options)
         result = "planned" if options.dry_run else "published"
         report = self._report(
             poll_id, options, result, started, reasons=reasons, publish_s=round(publish_s, 3), **common
         )
-        if options.dry_run:
-            await self.store.clear_staged()
-            await self.store.finish_run(poll_id, "planned", report.model_dump(mode="json"))
-        else:
-            await self.store.advance(poll_id, report.model_dump(mode="json"))
+        await self._close_published(poll_id, options, report)
         log.info(
             "poll %s %s: %s in %.2f s (%d SOAP calls)",
             poll_id,
@@ -318,13 +307,7 @@ class Poller:
         tally = PollTally()
         await self._stage(poll_id, planned, tally)
         common["diff_s"] = round(time.perf_counter() - clock, 3)
-        clock = time.perf_counter()
-        if not options.dry_run:
-            await self.store.mark_publishing(poll_id)
-        async for batch in self.store.staged(poll_id, PUBLISH_BATCH):
-            await self.publisher.publish_bodies(
-                [(self._topic(entity, options.dry_run), key, body) for entity, key, body in batch]
-            )
+        publish_s = await self._publish_staged(poll_id, options)
         result = "planned" if options.dry_run else "published"
         report = self._report(
             poll_id,
@@ -335,14 +318,10 @@ class Poller:
             employee_id=employee_id,
             event_ids=tuple(p.event.event_id for p in planned),
             soap_calls=self.nmbrs.soap_calls - calls_before,
-            publish_s=round(time.perf_counter() - clock, 3),
+            publish_s=round(publish_s, 3),
             **common,
         )
-        if options.dry_run:
-            await self.store.clear_staged()
-            await self.store.finish_run(poll_id, "planned", report.model_dump(mode="json"))
-        else:
-            await self.store.advance(poll_id, report.model_dump(mode="json"), employee_id)
+        await self._close_published(poll_id, options, report)
         log.info(
             "poll %s of employee %s %s: %s",
             poll_id,
@@ -352,6 +331,25 @@ class Poller:
             extra={"poll_id": poll_id, "employee_id": employee_id},
         )
         return report
+
+    async def _publish_staged(self, poll_id: uuid.UUID, options: PollOptions) -> float:
+        """Send the staged events (to the plan topic for a dry run), once recorded as publishing; the seconds."""
+        clock = time.perf_counter()
+        if not options.dry_run:
+            await self.store.mark_publishing(poll_id)
+        async for batch in self.store.staged(poll_id, PUBLISH_BATCH):
+            await self.publisher.publish_bodies(
+                [(self._topic(entity, options.dry_run), key, body) for entity, key, body in batch]
+            )
+        return time.perf_counter() - clock
+
+    async def _close_published(self, poll_id: uuid.UUID, options: PollOptions, report: PollReport) -> None:
+        """After the broker acked everything: the new snapshot stored (a dry run stores none)."""
+        if options.dry_run:
+            await self.store.clear_staged()
+            await self.store.finish_run(poll_id, "planned", report.model_dump(mode="json"))
+        else:
+            await self.store.advance(poll_id, report.model_dump(mode="json"), options.employee_id)
 
     async def _finish_one(
         self,

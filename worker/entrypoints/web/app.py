@@ -56,6 +56,7 @@ class WebContext:
 
 CONTEXT = web.AppKey("context", WebContext)
 SESSION = web.RequestKey("session", WebSession)  # the signed-in session of a request
+NOTICE_COUNT = web.RequestKey("notice_count", int)  # open notices, for the menu (notice_pages.count_notices)
 
 
 def _static_version() -> str:
@@ -93,6 +94,7 @@ def render(request: web.Request, template: str, status: int = 200, **values: Any
     session: WebSession | None = request.get(SESSION)
     # Parts every page may include (a decision's result, a bulk preview) are absent unless given.
     values = {"result": None, "preview": None, "decision": None, "names": {}} | values
+    values.setdefault("notice_count", request.get(NOTICE_COUNT))
     body = ctx.templates.get_template(template).render(
         session=session,
         user=session.user if session else None,
@@ -181,14 +183,24 @@ async def errors_as_pages(request: web.Request, handler: Handler) -> web.StreamR
 
 
 def create_app(ctx: WebContext) -> web.Application:
-    from worker.entrypoints.web import auth, employee_pages, live, pages, probes
+    from worker.entrypoints.web import auth, employee_pages, live, notice_pages, pages, probes
 
-    app = web.Application(middlewares=[measured, security_headers, errors_as_pages, auth.authenticate, auth.check_csrf])
+    app = web.Application(
+        middlewares=[
+            measured,
+            security_headers,
+            errors_as_pages,
+            auth.authenticate,
+            auth.check_csrf,
+            notice_pages.count_notices,
+        ]
+    )
     app[CONTEXT] = ctx
     app.add_routes(probes.ROUTES)
     app.add_routes(auth.ROUTES)
     app.add_routes(pages.ROUTES)
     app.add_routes(employee_pages.ROUTES)
+    app.add_routes(notice_pages.ROUTES)
     app.add_routes(live.ROUTES)
     app.router.add_static("/static/", HERE / "static")
     return app

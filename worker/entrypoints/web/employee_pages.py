@@ -80,6 +80,20 @@ async def employees(request: web.Request) -> web.StreamResponse:
     )
 
 
+@ROUTES.get("/medewerkers/persoon/{person_id:\\d+}")
+async def employee_of_person(request: web.Request) -> web.StreamResponse:
+    """The page of a RegiCRM person's RegiTijd employee (an active one first): what a question's candidate links
+    to when that person is an employee already."""
+    async with read_only(request.app[CONTEXT].pool) as connection:
+        employee_id = await connection.fetchval(
+            "SELECT employee_id FROM rt_employees WHERE person_id = $1 ORDER BY active DESC, employee_id LIMIT 1",
+            int(request.match_info["person_id"]),
+        )
+    if employee_id is None:
+        return _not_found(request)
+    raise web.HTTPSeeOther(f"/medewerkers/{employee_id}")
+
+
 @ROUTES.get("/medewerkers/nmbrs/{nmbrs_id:\\d+}")
 async def employee_of_nmbrs(request: web.Request) -> web.StreamResponse:
     """The page of the RegiTijd employee an Nmbrs employee is linked to: what a question or decision links to."""
