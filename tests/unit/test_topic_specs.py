@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from worker.adapters.kafka import DAY_MS, topic_specs
+from worker.adapters.kafka import topic_specs
 from worker.config import load_settings
+from worker.contracts import DAY_MS
 
 
 def test_every_topic_gets_the_durability_settings_and_the_special_ones_their_policy() -> None:

@@ -16,6 +16,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from worker.config import Settings
+from worker.contracts import TOPIC_CONTRACTS, topic_config
 from worker.domain.events import Message
 
 log = logging.getLogger(__name__)
@@ -60,25 +61,15 @@ class TopicSpec:
         return f"{self.name} ({', '.join(settings)})"
 
 
-DAY_MS = 86_400_000
-
-
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     """Every topic the product owns, with the configuration the worker gives it when it creates it."""
-    topics = settings.topics
-    partitions = settings.kafka_topic_partitions
-    durable = {"min.insync.replicas": str(settings.kafka_min_insync_replicas)}
-    special = {
-        # The latest status per step is what counts.
-        topics.status: {"cleanup.policy": "compact"},
-        # The latest question per record is what a frontend needs: older ones are superseded.
-        topics.decisions_needed: {"cleanup.policy": "compact"},
-        # A dead letter is kept until someone has looked: the default week is too short for a holiday.
-        topics.dead_letter: {"retention.ms": str(settings.kafka_dead_letter_retention_days * DAY_MS)},
-    }
     return [
-        TopicSpec(name, 1 if name == topics.status else partitions, durable | special.get(name, {}))
-        for name in topics.model_dump().values()
+        TopicSpec(
+            getattr(settings.topics, contract.topic_field),
+            1 if contract.one_partition else settings.kafka_topic_partitions,
+            topic_config(contract, settings),
+        )
+        for contract in TOPIC_CONTRACTS
     ]
 
 
